@@ -1,0 +1,1 @@
+"""dualwrite: the front door."""

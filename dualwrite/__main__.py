@@ -1,0 +1,3 @@
+from dualwrite.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""Resolve the broker's classpath with Maven from the POM shipped beside this module.
+
+The jars land in the per-user Maven repository; the classpath Maven prints is cached under the
+user's state directory, keyed by a hash of the POM, so a warm start runs no Maven at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+__all__ = ["POM", "ClasspathError", "KAFKA_VERSION", "resolve_classpath"]
+
+POM = Path(__file__).with_name("pom.xml")
+KAFKA_VERSION = "4.1.1"
+
+
+class ClasspathError(RuntimeError):
+    """Java or Maven is missing, or Maven could not resolve the broker's jars."""
+
+
+def require_tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ClasspathError(f"`{name}` was not found on PATH. {hint}")
+    return path
+
+
+def resolve_classpath(cache_dir: Path, *, pom: Path = POM, timeout: float = 900.0) -> str:
+    """The broker classpath, resolving it with Maven on first use."""
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+    cache = cache_dir / f"classpath-{digest}.txt"
+    if cache.exists():
+        classpath = cache.read_text().strip()
+        if classpath and all(Path(p).exists() for p in classpath.split(":")):
+            return classpath
+    mvn = require_tool("mvn", "Install Apache Maven 3.8+ (Debian: `apt-get install maven`).")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
+           f"-Dmdep.outputFile={tmp}"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ClasspathError(f"Maven did not resolve the Kafka jars within {timeout:.0f}s") from None
+    if proc.returncode != 0 or not tmp.exists():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise ClasspathError(
+            "Maven could not resolve the Kafka jars (is the Maven repository reachable?):\n" + tail
+        )
+    tmp.replace(cache)
+    return cache.read_text().strip()

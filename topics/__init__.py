@@ -1,0 +1,68 @@
+"""The wire contract: topic catalog, change-event envelope, commands and acks, codecs,
+provisioning. Imports nothing of the project."""
+
+from topics.admin import ApplyReport, Drift, apply_topics
+from topics.catalog import (
+    DATAVERSE_CDC_TABLES,
+    FINANCE_CDC_ENTITIES,
+    TopicSpec,
+    applied_topic,
+    catalog,
+    cdc_topic,
+    commands_topic,
+)
+from topics.codec import (
+    decode_ack,
+    decode_command,
+    decode_event,
+    decode_key,
+    decode_model,
+    encode,
+    encode_key,
+)
+from topics.commands import Applied, Command, CommandSource, WriteOp, target_key
+from topics.control import MapState, SourceOffset, SourceOffsetKey
+from topics.dlq import DLQ_HEADERS, dlq_headers, read_headers
+from topics.envelope import ChangeEvent, ChangeKey, Op, Source, System, TransactionBlock
+from topics.errors import DecodeError, DecodeReason
+from topics.schema import topic_schemas
+
+__all__ = [
+    "DATAVERSE_CDC_TABLES",
+    "DLQ_HEADERS",
+    "FINANCE_CDC_ENTITIES",
+    "Applied",
+    "ApplyReport",
+    "ChangeEvent",
+    "ChangeKey",
+    "Command",
+    "CommandSource",
+    "DecodeError",
+    "DecodeReason",
+    "Drift",
+    "MapState",
+    "Op",
+    "Source",
+    "SourceOffset",
+    "SourceOffsetKey",
+    "System",
+    "TopicSpec",
+    "TransactionBlock",
+    "WriteOp",
+    "applied_topic",
+    "apply_topics",
+    "catalog",
+    "cdc_topic",
+    "commands_topic",
+    "decode_ack",
+    "decode_command",
+    "decode_event",
+    "decode_key",
+    "decode_model",
+    "dlq_headers",
+    "encode",
+    "encode_key",
+    "read_headers",
+    "target_key",
+    "topic_schemas",
+]

@@ -1,0 +1,111 @@
+"""Provision the catalog on a cluster through the confluent-kafka AdminClient.
+
+`apply` creates what is missing and reports drift it cannot fix silently: a topic with the
+wrong partition count, cleanup policy or retention is named, never recreated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+)
+
+from topics.catalog import TopicSpec
+
+__all__ = ["ApplyReport", "Drift", "apply_topics"]
+
+
+@dataclass(frozen=True)
+class Drift:
+    topic: str
+    what: str
+    expected: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.what} is {self.actual}, expected {self.expected}"
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    drifts: list[Drift] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.drifts
+
+
+def _admin(client_config: Mapping[str, str]) -> AdminClient:
+    return AdminClient(dict(client_config))
+
+
+def _existing(admin: AdminClient, timeout: float) -> dict[str, int]:
+    meta = admin.list_topics(timeout=timeout)
+    return {name: len(t.partitions) for name, t in meta.topics.items() if not t.error}
+
+
+def _config_drifts(admin: AdminClient, specs: list[TopicSpec], timeout: float) -> list[Drift]:
+    if not specs:
+        return []
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in specs]
+    futures = admin.describe_configs(resources, request_timeout=timeout)
+    drifts: list[Drift] = []
+    by_name = {s.name: s for s in specs}
+    for resource, future in futures.items():
+        spec = by_name[resource.name]
+        entries = future.result(timeout=timeout)
+        for key, expected in spec.configs().items():
+            actual = entries[key].value if key in entries else "<unset>"
+            if actual != expected:
+                drifts.append(Drift(spec.name, key, expected, str(actual)))
+    return drifts
+
+
+def apply_topics(
+    client_config: Mapping[str, str],
+    specs: Iterable[TopicSpec],
+    *,
+    check: bool = False,
+    timeout: float = 30.0,
+) -> ApplyReport:
+    """Create missing topics (unless `check`) and report drift of existing ones.
+
+    With ``check=True`` nothing is created and a missing topic is itself a drift.
+    Raises ``KafkaException`` when the cluster cannot be reached.
+    """
+    admin = _admin(client_config)
+    specs = list(specs)
+    existing = _existing(admin, timeout)
+    report = ApplyReport()
+    missing = [s for s in specs if s.name not in existing]
+    present = [s for s in specs if s.name in existing]
+    for spec in present:
+        report.present.append(spec.name)
+        if existing[spec.name] != spec.partitions:
+            report.drifts.append(Drift(spec.name, "partition count", str(spec.partitions),
+                                       str(existing[spec.name])))
+    if check:
+        report.drifts.extend(Drift(s.name, "topic", "present", "missing") for s in missing)
+    elif missing:
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication,
+                        config=s.configs()) for s in missing]
+        for name, future in admin.create_topics(new, request_timeout=timeout).items():
+            try:
+                future.result(timeout=timeout)
+            except KafkaException as exc:
+                # Another process creating the same topic at once is fine: it exists now.
+                if exc.args and getattr(exc.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                    report.present.append(name)
+                    continue
+                raise
+            report.created.append(name)
+    report.drifts.extend(_config_drifts(admin, present, timeout))
+    return report

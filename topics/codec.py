@@ -1,0 +1,93 @@
+"""orjson + pydantic codecs for every message of the wire contract.
+
+``decode_*`` never raise anything but `DecodeError`; a tombstone (``None`` value) decodes to
+``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from topics.commands import Applied, Command
+from topics.envelope import ChangeEvent, ChangeKey
+from topics.errors import DecodeError, DecodeReason
+
+__all__ = [
+    "decode_ack",
+    "decode_command",
+    "decode_event",
+    "decode_key",
+    "decode_model",
+    "encode",
+    "encode_key",
+]
+
+M = TypeVar("M", bound=BaseModel)
+_OPS = ("c", "u", "d", "r")
+
+
+def encode(model: BaseModel) -> bytes:
+    """Compact JSON of a model (None fields kept, so consumers see the full envelope)."""
+    return orjson.dumps(model.model_dump(mode="json"))
+
+
+def encode_key(record_id: str) -> bytes:
+    return orjson.dumps({"id": record_id})
+
+
+def _load(data: bytes | bytearray | memoryview | str | None) -> Any:
+    if data is None or len(data) == 0:
+        raise DecodeError(DecodeReason.EMPTY, "no bytes")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(DecodeReason.NOT_JSON, str(exc)) from None
+
+
+def _shape(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "<root>"
+    return f"{where}: {first['msg']} ({exc.error_count()} error(s))"
+
+
+def decode_model(model: type[M], data: bytes | bytearray | memoryview | str | None) -> M:
+    payload = _load(data)
+    if not isinstance(payload, dict):
+        raise DecodeError(DecodeReason.WRONG_SHAPE, f"expected a JSON object, got {type(payload).__name__}")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise DecodeError(DecodeReason.WRONG_SHAPE, _shape(exc)) from None
+
+
+def decode_key(data: bytes | bytearray | memoryview | str | None) -> ChangeKey:
+    if data is None or len(data) == 0:
+        raise DecodeError(DecodeReason.MISSING_KEY, "record has no key")
+    payload = _load(data)
+    if not isinstance(payload, dict) or not payload.get("id"):
+        raise DecodeError(DecodeReason.MISSING_KEY, "key must be {\"id\": \"<primary key>\"}")
+    try:
+        return ChangeKey.model_validate(payload)
+    except ValidationError as exc:
+        raise DecodeError(DecodeReason.MISSING_KEY, _shape(exc)) from None
+
+
+def decode_event(data: bytes | bytearray | memoryview | str | None) -> ChangeEvent | None:
+    """Decode a CDC value; ``None`` (tombstone) stays ``None``."""
+    if data is None:
+        return None
+    payload = _load(data)
+    if isinstance(payload, dict) and "op" in payload and payload["op"] not in _OPS:
+        raise DecodeError(DecodeReason.UNKNOWN_OP, f"op {payload['op']!r} is not one of c, u, d, r")
+    return decode_model(ChangeEvent, data)
+
+
+def decode_command(data: bytes | bytearray | memoryview | str | None) -> Command:
+    return decode_model(Command, data)
+
+
+def decode_ack(data: bytes | bytearray | memoryview | str | None) -> Applied:
+    return decode_model(Applied, data)

@@ -1,0 +1,96 @@
+"""Commands to a sink and the acknowledgements the sink publishes once a write is applied.
+
+A `Command` is what the processor decided to write to the target: the target entity, the
+alternate-key values that address the row, the mapped fields, and the source version it carries.
+An `Applied` ack is published to ``sync.applied.<target>`` only after the target acknowledged
+the write; the processor's gate and echo filter learn from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from topics.envelope import System
+
+__all__ = ["Applied", "Command", "CommandSource", "WriteOp", "target_key"]
+
+WriteOp = Literal["upsert", "delete"]
+Scalar = str | int | float | bool | None
+
+
+def target_key(entity: str, key: dict[str, Scalar]) -> str:
+    """Canonical record key of a target row: ``entity(k1='v1',k2=2)`` with keys sorted.
+
+    Used as the Kafka key of commands and acks, so every write to one target row lands in one
+    partition, in order.
+    """
+    parts = []
+    for name in sorted(key):
+        value = key[name]
+        rendered = "'" + value.replace("'", "''") + "'" if isinstance(value, str) else repr(value)
+        parts.append(f"{name}={rendered}")
+    return f"{entity}({','.join(parts)})"
+
+
+class CommandSource(BaseModel):
+    """The source change a command comes from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    system: System
+    table: str
+    id: str = Field(description="Source primary key.")
+    version: int = Field(ge=0, description="Source row version carried by this command.")
+    ts_ms: int = Field(ge=0)
+    txid: str | None = None
+    origin: str | None = None
+
+
+class Command(BaseModel):
+    """One write the sink must apply to the target."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: str = Field(description="Deterministic id: <map>:<source id>:<version>.")
+    map: str = Field(description="Table map that produced it.")
+    target: System
+    entity: str = Field(description="Target entity set (Dataverse) or public collection (Finance).")
+    key: dict[str, Scalar] = Field(description="Alternate-key fields addressing the target row.")
+    op: WriteOp
+    fields: dict[str, Any] = Field(default_factory=dict, description="Mapped target fields (upsert).")
+    fingerprint: str = Field(description="Hash of the mapped fields; equal fingerprint = no-op write.")
+    source: CommandSource
+    tx_size: int | None = Field(
+        None, ge=1, description="Commands in the released source transaction (one $batch change set)."
+    )
+
+    @property
+    def record_key(self) -> str:
+        return target_key(self.entity, self.key)
+
+
+class Applied(BaseModel):
+    """A write the target acknowledged."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: str
+    map: str
+    target: System
+    entity: str
+    key: dict[str, Scalar]
+    op: WriteOp
+    source_version: int = Field(ge=0)
+    source_system: System
+    source_table: str
+    source_id: str
+    fingerprint: str
+    etag: str | None = None
+    target_id: str | None = Field(None, description="Target primary id (Dataverse GUID, Finance RecId).")
+    applied_ts_ms: int = Field(ge=0)
+
+    @property
+    def record_key(self) -> str:
+        return target_key(self.entity, self.key)

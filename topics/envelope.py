@@ -1,0 +1,89 @@
+"""The change event: Debezium-compatible JSON, so Flink `debezium-json`, ClickHouse and ksqlDB
+read our CDC topics without a custom decoder.
+
+key   {"id": "<primary key>"}
+value {"before", "after", "op", "ts_ms", "source", "transaction"}
+
+A delete is an ``op: "d"`` event followed by a tombstone (same key, null value).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["ChangeEvent", "ChangeKey", "Op", "Source", "System", "TransactionBlock"]
+
+Op = Literal["c", "u", "d", "r"]
+System = Literal["dataverse", "finance"]
+
+
+class ChangeKey(BaseModel):
+    """Record key of a CDC topic: the source row's primary key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, description="Primary key of the source row (GUID or composite key string).")
+
+
+class Source(BaseModel):
+    """Where and when the change happened at the source."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    system: System = Field(description="Source system.")
+    table: str = Field(min_length=1, description="Dataverse entity set or Finance public collection.")
+    version: str = Field(
+        pattern=r"^[0-9]{1,20}$",
+        description="Row version at the source (Dataverse versionnumber, Finance RecVersion/feed version); decimal digits.",
+    )
+    ts_ms: int = Field(ge=0, description="Source commit time, ms since the epoch.")
+    snapshot: Literal["true", "false", "last"] = Field("false", description="Part of an initial snapshot.")
+    company: str | None = Field(None, description="Legal entity (dataAreaId / cdm_companycode) when known.")
+    txid: str | None = Field(None, description="Source transaction: changes committed together share it.")
+    origin: str | None = Field(None, description="Principal that made the change (for echo detection).")
+
+    @property
+    def version_int(self) -> int:
+        return int(self.version)
+
+
+class TransactionBlock(BaseModel):
+    """Debezium's transaction block: position of this event inside its source transaction."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    total_order: int = Field(ge=1)
+    data_collection_order: int = Field(ge=1)
+
+
+class ChangeEvent(BaseModel):
+    """One captured change of one row."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    op: Op
+    ts_ms: int = Field(ge=0, description="When the change was captured, ms since the epoch.")
+    source: Source
+    transaction: TransactionBlock | None = None
+
+    @model_validator(mode="after")
+    def _images_match_op(self) -> ChangeEvent:
+        if self.op in ("c", "r", "u") and self.after is None:
+            raise ValueError(f"op {self.op!r} needs an 'after' image")
+        if self.op == "d" and self.after is not None:
+            raise ValueError("op 'd' must have 'after' = null")
+        return self
+
+    @property
+    def is_delete(self) -> bool:
+        return self.op == "d"
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The row image that describes the record now (before-image for a delete)."""
+        return (self.before if self.op == "d" else self.after) or {}
