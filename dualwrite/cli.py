@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from dualwrite.commands import emulator, kafka, topics
+from dualwrite.commands import demo, emulator, kafka, topics
 
 app = typer.Typer(
     name="dualwrite",
@@ -16,6 +19,20 @@ app = typer.Typer(
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(topics.app, name="topics")
 app.add_typer(emulator.app, name="emulator")
+app.add_typer(demo.app, name="demo")
+
+
+@app.command()
+def settings(
+    readme: Annotated[Path | None, typer.Option(help="Rewrite the table inside this README.")] = None,
+) -> None:
+    """Print every setting (environment variable, default, meaning) as a Markdown table."""
+    from dualwrite.settings_doc import settings_table, update_readme
+
+    if readme is None:
+        typer.echo(settings_table())
+    else:
+        readme.write_text(update_readme(readme.read_text()))
 
 
 def main() -> None:

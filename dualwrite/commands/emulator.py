@@ -45,7 +45,7 @@ def _config(host: str, port: int, db: Path, client: list[str] | None, seed: bool
         limits=ServiceLimits(requests_per_window=requests, window_seconds=window,
                              max_concurrent=concurrent),
         faults=FaultConfig(latency_ms=latency_ms, error_rate=error_rate, drop_rate=drop_rate),
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

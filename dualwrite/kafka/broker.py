@@ -17,8 +17,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 
 from dualwrite.kafka.classpath import KAFKA_VERSION, require_tool, resolve_classpath
 
@@ -53,12 +54,13 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def metadata_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
-                         "logger": _quiet_logger()})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0,
+                              "logger": _quiet_logger()}
+    admin = AdminClient(config)
     try:
         admin.list_topics(timeout=timeout)
         return True
-    except Exception:  # noqa: BLE001 - any failure here means "not answering yet"
+    except Exception:
         return False
 
 

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["POM", "ClasspathError", "KAFKA_VERSION", "resolve_classpath"]
+__all__ = ["KAFKA_VERSION", "POM", "ClasspathError", "resolve_classpath"]
 
 POM = Path(__file__).with_name("pom.xml")
 KAFKA_VERSION = "4.1.1"

@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Prerequisites: Python 3.11+, a JDK 17+ (java on PATH) and Maven 3.8+ (mvn on PATH).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install lint test test-unit test-integration demo bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dualwrite needs Python 3.11+ (found " + sys.version.split()[0] + ")")'
+	@command -v java >/dev/null || { echo "dualwrite needs a JDK 17+ (java on PATH) for the local Kafka broker"; exit 1; }
+	@command -v mvn >/dev/null || { echo "dualwrite needs Maven 3.8+ (mvn on PATH) to fetch the Kafka jars"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Unit, contract, integration and chaos tiers; the integration tiers start their own Kafka
+# broker unless DUALWRITE_KAFKA__BOOTSTRAP_SERVERS names one.
+test: lint
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q -m unit
+
+test-integration: install
+	$(BIN)/pytest -q -m "integration or contract or chaos"
+
+demo: install
+	$(BIN)/dualwrite demo
+
+bench: install
+	$(BIN)/dualwrite bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""`dualwrite demo`: the whole system on one machine."""

@@ -1,0 +1,67 @@
+"""`dualwrite kafka up|status|down` against a real broker process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def dw(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dualwrite", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def test_up_status_idempotent_up_down(tmp_path: Path) -> None:
+    port = free_port()
+    where = ["--port", str(port), "--data-dir", str(tmp_path / "k")]
+    first = dw("kafka", "up", *where)
+    try:
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.strip() == f"127.0.0.1:{port}"
+        status = dw("kafka", "status", *where)
+        assert status.returncode == 0
+        assert "running" in status.stdout and "ready" in status.stdout
+        pid = (tmp_path / "k" / "broker.pid").read_text().strip()
+
+        again = dw("kafka", "up", *where)
+        assert again.returncode == 0, again.stderr
+        assert (tmp_path / "k" / "broker.pid").read_text().strip() == pid  # same broker, not a new one
+    finally:
+        down = dw("kafka", "down", *where)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    after = dw("kafka", "status", *where)
+    assert after.returncode == 1 and "not running" in after.stdout
+    assert dw("kafka", "down", *where).stdout.strip() == "Kafka was not running."
+
+
+def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = dw("kafka", "up", "--port", str(port), "--data-dir", str(tmp_path / "k"))
+    assert result.returncode == 1
+    assert f"Port {port}" in result.stderr and "already taken" in result.stderr
+    assert not (tmp_path / "k" / "broker.pid").exists()
+
+
+def test_stale_pid_file_never_kills_a_stranger(tmp_path: Path) -> None:
+    data = tmp_path / "k"
+    data.mkdir()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (data / "broker.pid").write_text(str(stranger.pid))
+        result = dw("kafka", "down", "--port", str(free_port()), "--data-dir", str(data))
+        assert result.stdout.strip() == "Kafka was not running."
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()

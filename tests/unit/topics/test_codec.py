@@ -1,0 +1,128 @@
+"""Envelope, command and ack codecs: round trips and every class of bad input."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from topics import (
+    Applied,
+    ChangeEvent,
+    Command,
+    DecodeError,
+    DecodeReason,
+    decode_ack,
+    decode_command,
+    decode_event,
+    decode_key,
+    encode,
+    encode_key,
+    target_key,
+)
+
+pytestmark = pytest.mark.unit
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                         st.text(max_size=20), st.floats(allow_nan=False, allow_infinity=False))
+rows = st.dictionaries(st.text(min_size=1, max_size=12), json_scalars, max_size=6)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> ChangeEvent:
+    op = draw(st.sampled_from(["c", "u", "d", "r"]))
+    before = draw(st.one_of(st.none(), rows)) if op != "d" else draw(rows)
+    after = None if op == "d" else draw(rows)
+    source = {
+        "system": draw(st.sampled_from(["dataverse", "finance"])),
+        "table": draw(st.sampled_from(["msdyn_projects", "ProjectsV2", "accounts"])),
+        "version": str(draw(st.integers(0, 2**62))),
+        "ts_ms": draw(st.integers(0, 2**45)),
+        "snapshot": "true" if op == "r" else "false",
+        "company": draw(st.one_of(st.none(), st.sampled_from(["usmf", "demf"]))),
+        "txid": draw(st.one_of(st.none(), st.uuids().map(str))),
+        "origin": draw(st.one_of(st.none(), st.text(min_size=1, max_size=10))),
+    }
+    tx = draw(st.one_of(st.none(), st.builds(
+        lambda i, n: {"id": i, "total_order": n, "data_collection_order": n},
+        st.uuids().map(str), st.integers(1, 1000))))
+    return ChangeEvent.model_validate({"before": before, "after": after, "op": op,
+                                       "ts_ms": draw(st.integers(0, 2**45)), "source": source,
+                                       "transaction": tx})
+
+
+@given(events())
+def test_event_round_trip(event: ChangeEvent) -> None:
+    assert decode_event(encode(event)) == event
+
+
+@given(st.text(min_size=1, max_size=60))
+def test_key_round_trip(record_id: str) -> None:
+    assert decode_key(encode_key(record_id)).id == record_id
+
+
+@given(st.dictionaries(st.sampled_from(["dataAreaId", "ProjectId", "Task"]),
+                       st.one_of(st.text(max_size=8), st.integers(-(2**53), 2**53)), min_size=1))
+def test_command_and_ack_round_trip(key: dict[str, str | int]) -> None:
+    cmd = Command(command_id="projects:abc:7", map="projects", target="finance", entity="ProjectsV2",
+                  key=key, op="upsert", fields={"ProjectName": "Ünïcode 'quoted'"}, fingerprint="f" * 16,
+                  source={"system": "dataverse", "table": "msdyn_projects", "id": "abc", "version": 7,
+                          "ts_ms": 1})
+    assert decode_command(encode(cmd)) == cmd
+    ack = Applied(command_id=cmd.command_id, map=cmd.map, target="finance", entity=cmd.entity,
+                  key=key, op="upsert", source_version=7, source_system="dataverse",
+                  source_table="msdyn_projects", source_id="abc", fingerprint=cmd.fingerprint,
+                  applied_ts_ms=5)
+    assert decode_ack(encode(ack)) == ack
+    assert ack.record_key == cmd.record_key
+
+
+def test_target_key_is_canonical_and_quotes_strings() -> None:
+    a = target_key("ProjectsV2", {"ProjectId": "O'Neil", "dataAreaId": "usmf"})
+    b = target_key("ProjectsV2", {"dataAreaId": "usmf", "ProjectId": "O'Neil"})
+    assert a == b == "ProjectsV2(ProjectId='O''Neil',dataAreaId='usmf')"
+
+
+def test_tombstone_decodes_to_none() -> None:
+    assert decode_event(None) is None
+
+
+VALID = {"before": None, "after": {"id": "1"}, "op": "c", "ts_ms": 1,
+         "source": {"system": "dataverse", "table": "accounts", "version": "3", "ts_ms": 1}}
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", DecodeReason.EMPTY),
+        (b"{not json", DecodeReason.NOT_JSON),
+        (b"\xff\xfe", DecodeReason.NOT_JSON),
+        (b"[1, 2]", DecodeReason.WRONG_SHAPE),
+        (orjson.dumps({**VALID, "op": "x"}), DecodeReason.UNKNOWN_OP),
+        (orjson.dumps({**VALID, "after": None}), DecodeReason.WRONG_SHAPE),
+        (orjson.dumps({**VALID, "op": "d"}), DecodeReason.WRONG_SHAPE),
+        (orjson.dumps({k: v for k, v in VALID.items() if k != "source"}), DecodeReason.WRONG_SHAPE),
+        (orjson.dumps({**VALID, "source": {**VALID["source"], "version": "v3"}}), DecodeReason.WRONG_SHAPE),
+        (orjson.dumps({**VALID, "surprise": 1}), DecodeReason.WRONG_SHAPE),
+    ],
+)
+def test_bad_event_bytes_raise_typed_error(payload: bytes, reason: DecodeReason) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_event(payload)
+    assert info.value.reason is reason
+    assert info.value.detail
+
+
+@pytest.mark.parametrize("payload", [None, b"", b"{}", b'{"id": ""}', b'"abc"', b'{"id": 5}'])
+def test_missing_or_bad_key_is_missing_key(payload: bytes | None) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_key(payload)
+    assert info.value.reason in (DecodeReason.MISSING_KEY, DecodeReason.NOT_JSON)
+
+
+def test_bad_command_is_wrong_shape() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_command(b'{"command_id": "x"}')
+    assert info.value.reason is DecodeReason.WRONG_SHAPE
+    assert "map" in info.value.detail or "Field required" in info.value.detail
