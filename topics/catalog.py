@@ -83,6 +83,10 @@ FINANCE_CDC_ENTITIES: tuple[str, ...] = (
     "ExpenseReportLines",
     "PendingVendorInvoices",
     "PendingVendorInvoiceLines",
+    # Rows that posting an expense report / a vendor invoice writes: what flows on to Dataverse.
+    "ProjectExpenses",
+    "ProjectVendorInvoices",
+    "ProjectVendorInvoiceLines",
 )
 
 

@@ -1,0 +1,120 @@
+"""The demo tenant's Finance reference data (loaded with ``--seed`` into an empty database).
+
+Two legal entities like the Contoso demo data: ``usmf`` (USD) and ``demf`` (EUR), with
+exchange rates between their currencies, customers, vendors, units, resource roles and the
+category chain a project accountant sets up: transaction categories (with their automatic
+shared categories), project categories per legal entity, expense categories. Seeding goes
+through the normal ``Writer``, so the rows also appear in the change feed (principal
+``seed``), from which a source connector can run the initial sync of FO-mastered data.
+"""
+
+from __future__ import annotations
+
+from emulators.common.store import Store
+from emulators.finance import categories
+from emulators.finance.entities import entity_named
+from emulators.finance.writer import Row, Writer
+
+__all__ = ["LEGAL_ENTITIES", "seed"]
+
+LEGAL_ENTITIES = (("usmf", "Contoso Entertainment System USA", "USD"),
+                  ("demf", "Contoso Entertainment System Germany", "EUR"))
+
+_RATES = (("EUR", "USD", 1.0850), ("USD", "EUR", 0.9217), ("GBP", "USD", 1.2650),
+          ("GBP", "EUR", 1.1660), ("CAD", "USD", 0.7390), ("CAD", "EUR", 0.6810))
+
+_CUSTOMERS = {
+    "usmf": (("US-001", "Contoso Retail San Diego", "30", "USD"),
+             ("US-002", "Contoso Retail Los Angeles", "30", "USD"),
+             ("US-003", "Forest Wholesales", "10", "USD"),
+             ("US-004", "Cave Wholesales", "10", "USD"),
+             ("US-005", "Contoso Europe", "80", "EUR")),
+    "demf": (("DE-001", "Contoso Europe", "10", "EUR"),
+             ("DE-002", "Fabrikam Deutschland", "10", "EUR"),
+             ("DE-003", "Northwind Traders GmbH", "20", "EUR")),
+}
+_VENDORS = {
+    "usmf": (("US-101", "Fabrikam Electronics", "10", "USD"),
+             ("US-102", "Litware Consulting", "20", "USD"),
+             ("US-104", "Tailspin Parts", "10", "USD")),
+    "demf": (("DE-01001", "Contoso Büroartikel", "10", "EUR"),
+             ("DE-01002", "Adatum Hardware", "10", "EUR")),
+}
+_UNITS = (("ea", "Each", "Quantity"), ("h", "Hours", "Time"), ("day", "Days", "Time"),
+          ("km", "Kilometers", "Length"))
+_ROLES = ("Project Manager", "Solution Architect", "Consultant", "Developer", "Tester")
+# (name, project category id, transaction type of the project category, expense type)
+_CATEGORIES = (("Design", "DESIGN", "Hour", None), ("Development", "DEVELOP", "Hour", None),
+               ("Travel", "TRAVEL", "Expense", "Travel"), ("Hotel", "HOTEL", "Expense", "Hotel"),
+               ("Hardware", "HARDWARE", "Item", None), ("Setup fee", "SETUPFEE", "Fee", None))
+_SHARED_SUFFIX = {"Hour": 1, "Fee": 2, "Item": 3, "Expense": 4}
+
+
+def _put(writer: Writer, name: str, row: Row) -> Row:
+    return writer.insert(entity_named(name), row)
+
+
+def seed(store: Store) -> None:
+    """Load the demo tenant into an empty database, one transaction per kind of setup data."""
+    writer = Writer(store)
+    with store.transaction("seed"):
+        _companies(writer)
+    with store.transaction("seed"):
+        _parties(writer)
+    with store.transaction("seed"):
+        _categories(writer)
+
+
+def _companies(writer: Writer) -> None:
+    for area, name, currency in LEGAL_ENTITIES:
+        _put(writer, "LegalEntities", {"dataAreaId": area, "Name": name,
+                                       "AccountingCurrency": currency})
+    for src, dst, rate in _RATES:
+        _put(writer, "ExchangeRates", {"RateType": "Default", "FromCurrency": src,
+                                       "ToCurrency": dst, "ValidFrom": "2020-01-01T12:00:00Z",
+                                       "ValidTo": None, "Rate": rate})
+    for unit, description, unit_class in _UNITS:
+        _put(writer, "Units", {"UnitSymbol": unit, "Description": description,
+                               "UnitClass": unit_class})
+
+
+def _parties(writer: Writer) -> None:
+    for area, rows in _CUSTOMERS.items():
+        for n, (account, name, group, currency) in enumerate(rows, start=1):
+            _put(writer, "CustomersV3", {"dataAreaId": area, "CustomerAccount": account,
+                                         "Name": name, "CustomerGroupId": group,
+                                         "SalesCurrencyCode": currency,
+                                         "PartyNumber": f"{area.upper()}-P{n:05d}"})
+    for area, rows in _VENDORS.items():
+        for account, name, group, currency in rows:
+            _put(writer, "VendorsV2", {"dataAreaId": area, "VendorAccountNumber": account,
+                                       "Name": name, "VendorGroupId": group,
+                                       "CurrencyCode": currency,
+                                       "Language": "de" if area == "demf" else "en-us"})
+    for area, _, _ in LEGAL_ENTITIES:
+        for n, role in enumerate(_ROLES, start=1):
+            _put(writer, "ResourceRoles", {"dataAreaId": area, "RoleId": f"ROLE-{n:03d}",
+                                           "Name": role, "SourceDataId": None})
+
+
+def _categories(writer: Writer) -> None:
+    shared = entity_named("SharedCategories")
+    for name, project_category, ttype, expense_type in _CATEGORIES:
+        cid = categories.new_category_id(writer.conn, name)
+        category = _put(writer, "TransactionCategories", {"CategoryId": cid, "Name": name,
+                                                          "IntegrationId": None})
+        categories.create_shared_categories(writer, category)
+        shared_id = f"{cid}-{_SHARED_SUFFIX[ttype]}"
+        if expense_type:
+            writer.update(shared, {"CategoryId": shared_id},
+                          {"CanBeUsedInExpense": "Yes", "ExpenseType": expense_type})
+        for area, _, _ in LEGAL_ENTITIES:
+            _put(writer, "ProjectCategories", {"dataAreaId": area, "CategoryId": project_category,
+                                               "Name": name, "SharedCategoryId": shared_id,
+                                               "CategoryGroupId": ttype.upper()[:10],
+                                               "TransactionType": ttype})
+            if expense_type:
+                _put(writer, "ExpenseCategories", {"dataAreaId": area,
+                                                   "CategoryId": project_category,
+                                                   "Name": name, "SharedCategoryId": shared_id,
+                                                   "ExpenseType": expense_type})
