@@ -30,6 +30,7 @@ from emulators.common.batch import boundary_of, format_batch, parse_batch
 from emulators.common.config import EmulatorConfig
 from emulators.common.errors import install_error_handlers
 from emulators.common.faults import FaultInjector, FaultMiddleware, admin_routes
+from emulators.common.stats import RequestStats, RequestStatsMiddleware, stats_routes
 from emulators.common.store import Store
 from emulators.common.throttle import (
     CONCURRENCY,
@@ -154,9 +155,11 @@ def create_app(cfg: EmulatorConfig) -> Starlette:
             store.close()
 
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    stats = RequestStats("/data")
     routes = [
         token_route(registry),
         *admin_routes(injector),
+        *stats_routes(stats),
         Route("/data", service_document, methods=["GET"]),
         Route("/data/", service_document, methods=["GET"]),
         Route("/data/$metadata", csdl, methods=["GET"]),
@@ -169,6 +172,7 @@ def create_app(cfg: EmulatorConfig) -> Starlette:
     fo_messages = {REQUESTS: THROTTLE_MESSAGE, EXECUTION_TIME: THROTTLE_MESSAGE,
                    CONCURRENCY: THROTTLE_MESSAGE}
     middleware = [
+        Middleware(RequestStatsMiddleware, stats=stats),
         Middleware(FaultMiddleware, injector=injector, storm_code=THROTTLED,
                    storm_message=THROTTLE_MESSAGE),
         Middleware(BearerAuthMiddleware, registry=registry),
