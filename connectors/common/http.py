@@ -1,0 +1,220 @@
+"""The HTTP edge shared by both APIs: client factory, outcome classification, retries.
+
+Outcomes (architecture.md section 6):
+
+    2xx                                   success, returned
+    429, 503                              RetryLater + AIMD halves concurrency; Retry-After
+                                          (seconds or HTTP date) closes the whole target for
+                                          exactly that long (one shared "not before" time)
+    401 (after one token refresh), 408,   RetryLater with jittered exponential backoff
+    425, 500, 502, 504, timeouts,
+    connection errors
+    anything else (400, 403, 404, 409,    returned to the caller, which knows whether a 404 is
+    412, ...)                             "already deleted" or "update-only miss"; `rejection`
+                                          turns it into a Rejected with the error body
+
+`ApiClient.request` retries transient outcomes itself up to ``max_attempts`` and then raises
+the last RetryLater, so a sink can back off at the level of its whole flush.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.common import metrics
+from connectors.common.aimd import AIMDLimiter
+from connectors.common.auth import BearerAuth, ClientCredentials, TokenProvider
+from connectors.common.clock import Clock, SystemClock
+from connectors.common.errors import Rejected, RetryLater
+
+__all__ = [
+    "ApiClient",
+    "HttpConfig",
+    "NotBefore",
+    "backoff_delay",
+    "classify",
+    "classify_exception",
+    "error_message",
+    "parse_retry_after",
+    "rejection",
+]
+
+THROTTLE_STATUSES = frozenset({429, 503})
+# 401 here means "still refused after a fresh token" (BearerAuth already retried once): an
+# identity outage or revoked consent. Waiting is right; dead-lettering every write is not.
+TRANSIENT_STATUSES = frozenset({401, 408, 425, 429, 500, 502, 503, 504})
+
+
+class HttpConfig(BaseModel):
+    """Timeouts, retries and concurrency of one API client."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    max_attempts: int = Field(default=6, ge=1, description="Tries per request before RetryLater surfaces.")
+    backoff_base_s: float = Field(default=0.2, gt=0, description="First backoff step (doubles per try).")
+    backoff_cap_s: float = Field(default=30.0, gt=0, description="Longest backoff step.")
+    concurrency_initial: int = Field(default=4, ge=1, description="AIMD starting concurrency.")
+    concurrency_max: int = Field(default=32, ge=1, description="AIMD ceiling (Dataverse allows 52/user).")
+    max_connections: int = Field(default=64, ge=1, description="httpx connection pool size.")
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, float(when.timestamp()) - now)
+
+
+def error_message(response: httpx.Response) -> str:
+    """The OData error message (``{"error": {"code", "message"}}``) or the raw body."""
+    try:
+        payload = response.json()
+        error = payload.get("error", {}) if isinstance(payload, dict) else {}
+        if isinstance(error, dict) and error.get("message"):
+            code = error.get("code")
+            return f"{code}: {error['message']}" if code else str(error["message"])
+    except ValueError:
+        pass
+    return response.text[:2000]
+
+
+def classify(response: httpx.Response, now: float) -> RetryLater | None:
+    """RetryLater for transient statuses, None otherwise (the caller judges the rest)."""
+    status = response.status_code
+    if status not in TRANSIENT_STATUSES:
+        return None
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+    return RetryLater(f"HTTP {status}: {error_message(response)[:300]}", retry_after, status)
+
+
+def classify_exception(exc: httpx.HTTPError) -> RetryLater:
+    """Timeouts and connection errors are transient: the request may or may not have landed,
+    and every write we send is an idempotent upsert/delete by key, so sending again is safe."""
+    return RetryLater(f"{type(exc).__name__}: {exc}"[:300])
+
+
+def rejection(response: httpx.Response, reason: str | None = None) -> Rejected:
+    status = response.status_code
+    return Rejected(reason or f"HTTP {status}", status=status, body=error_message(response),
+                    error_class=f"Http{status}")
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter in [half, full] of the step, so retries spread out."""
+    step = min(cap, base * 2.0 ** attempt)
+    return step * (0.5 + rng.random() / 2)
+
+
+class NotBefore:
+    """One shared 'no request before' time per target, set from Retry-After."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._until = 0.0
+
+    def push(self, seconds: float) -> None:
+        self._until = max(self._until, self._clock.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self._until - self._clock.monotonic())
+
+    async def wait(self) -> None:
+        while (left := self.remaining()) > 0:
+            await self._clock.sleep(left)
+
+
+class ApiClient:
+    """An authenticated httpx client plus the target's throttling state.
+
+    One per target API and process: the limiter and the not-before gate must be shared by
+    every request to that target, or the Retry-After window would leak.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, system: str, config: HttpConfig | None = None,
+                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+        self.http = http
+        self.system = system
+        self.config = config or HttpConfig()
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.limiter = AIMDLimiter(min(self.config.concurrency_initial, self.config.concurrency_max),
+                                   1, self.config.concurrency_max)
+        self.not_before = NotBefore(self.clock)
+
+    @classmethod
+    def build(cls, base_url: str, credentials: ClientCredentials, system: str,
+              config: HttpConfig | None = None, transport: httpx.AsyncBaseTransport | None = None,
+              clock: Clock | None = None, rng: random.Random | None = None) -> ApiClient:
+        """Client rooted at ``base_url`` with a cached bearer token; ``transport`` is the test seam."""
+        config = config or HttpConfig()
+        limits = httpx.Limits(max_connections=config.max_connections)
+        token_http = httpx.AsyncClient(transport=transport, timeout=config.timeout_s)
+        provider = TokenProvider(credentials, token_http, clock)
+        http = httpx.AsyncClient(base_url=base_url.rstrip("/") + "/", transport=transport,
+                                 auth=BearerAuth(provider), timeout=config.timeout_s, limits=limits,
+                                 headers={"Accept": "application/json", "OData-MaxVersion": "4.0",
+                                          "OData-Version": "4.0"})
+        client = cls(http, system, config, clock, rng)
+        client._token_http = token_http
+        return client
+
+    _token_http: httpx.AsyncClient | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        if self._token_http is not None:
+            await self._token_http.aclose()
+
+    async def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        """Send with retries on transient outcomes; returns any non-transient response."""
+        last: RetryLater | None = None
+        for attempt in range(self.config.max_attempts):
+            await self.not_before.wait()
+            async with self.limiter:
+                # Again inside the slot: another request may have been throttled while this
+                # one queued for it, and nothing may reach the target inside that window.
+                await self.not_before.wait()
+                try:
+                    response = await self.http.request(method, url, **kwargs)  # type: ignore[arg-type]
+                except httpx.HTTPError as exc:
+                    metrics.REQUESTS.labels(self.system, method, "error").inc()
+                    last = classify_exception(exc)
+                else:
+                    metrics.REQUESTS.labels(self.system, method, str(response.status_code)).inc()
+                    last = classify(response, self.clock.time())
+                    if last is None:
+                        self.limiter.on_success()
+                        metrics.CONCURRENCY.labels(self.system).set(self.limiter.limit)
+                        return response
+                    await response.aclose()
+                # Still holding the slot: close the target's window and shrink concurrency
+                # before anyone queued behind us can send.
+                if last.retry_after is not None:
+                    # Exactly the server's window, no jitter: it told us when it accepts again.
+                    self.not_before.push(last.retry_after)
+                if last.status in THROTTLE_STATUSES:
+                    self.limiter.on_throttle()
+                    metrics.THROTTLED.labels(self.system).inc()
+                    metrics.CONCURRENCY.labels(self.system).set(self.limiter.limit)
+            if attempt + 1 == self.config.max_attempts:
+                break
+            metrics.RETRIES.labels(self.system, str(last.status or "transport")).inc()
+            if last.retry_after is None:
+                await self.clock.sleep(backoff_delay(attempt, self.config.backoff_base_s,
+                                                     self.config.backoff_cap_s, self.rng))
+        assert last is not None
+        raise last

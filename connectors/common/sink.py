@@ -1,0 +1,268 @@
+"""The generic sink engine: commands topic -> target API -> acks, with commits after effects.
+
+One round (a flush window):
+1. take up to ``max_records`` commands or what arrived within ``flush_interval_s``;
+2. undecodable records -> ``sync.dlq`` (stage=sink, reason headers); they still count as done;
+3. hold commands of a source transaction whose other members have not arrived yet (they may sit
+   on other partitions) for up to ``tx_wait_s``, so the transaction is written whole;
+4. coalesce per target record, skip what the applied state says is already there;
+5. write the units through the system's `ODataWriter`; transient failures are retried (after the
+   target's Retry-After window) until every unit is done or rejected, never dropped;
+6. publish an `Applied` ack per write and a dead letter per rejection, await Kafka's acks;
+7. only then commit consumer offsets (below any held transaction).
+More than ``dlq_flood_limit`` rejections in a row stop the sink (`DlqFlood`) before the window is
+dead-lettered or committed: a revoked privilege must page someone, not empty the topic.
+A crash anywhere before 7 re-delivers the window; the applied state turns the re-delivery into
+zero requests for everything that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.common import metrics
+from connectors.common.clock import Clock, SystemClock
+from connectors.common.errors import ConnectorError
+from connectors.common.kafka import (
+    AsyncProducer,
+    Headers,
+    KafkaConfig,
+    commands_consumer,
+    read_compacted,
+)
+from connectors.common.sinkstate import (
+    AppliedState,
+    Write,
+    coalesce,
+    commit_offsets,
+    release,
+    units,
+)
+from connectors.common.writer import Again, Done, Failed, ODataWriter
+from topics import (
+    Applied,
+    Command,
+    DecodeError,
+    System,
+    applied_topic,
+    commands_topic,
+    decode_command,
+    dlq_headers,
+    encode,
+)
+
+__all__ = ["DlqFlood", "SinkEngine", "SinkSettings"]
+
+log = logging.getLogger(__name__)
+
+
+class SinkSettings(BaseModel):
+    """Topics, group and pacing of one sink (names injectable so tests isolate themselves)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: System
+    commands_topic: str | None = Field(default=None, description="Default sync.commands.<target>.")
+    applied_topic: str | None = Field(default=None, description="Default sync.applied.<target>.")
+    dlq_topic: str = Field(default="sync.dlq", description="Dead letters.")
+    group_id: str | None = Field(default=None, description="Consumer group (default dualwrite-sink-<target>).")
+    flush_interval_s: float = Field(default=0.5, gt=0, description="Flush window: wait this long for more commands.")
+    max_records: int = Field(default=500, ge=1, description="Most commands per flush window.")
+    batch_size: int = Field(default=50, ge=1, le=1000, description="Operations per $batch (1 = plain requests).")
+    tx_wait_s: float = Field(default=30.0, ge=0, description="How long to hold an incomplete source transaction.")
+    dlq_flood_limit: int = Field(default=200, ge=0, description=(
+        "Stop (without dead-lettering or committing the window) after this many rejected "
+        "commands in a row with no success; 0 = never."))
+    retry_pause_s: float = Field(default=1.0, gt=0, description="Pause before re-trying units when no Retry-After was given.")
+
+    @property
+    def commands(self) -> str:
+        return self.commands_topic or commands_topic(self.target)
+
+    @property
+    def applied(self) -> str:
+        return self.applied_topic or applied_topic(self.target)
+
+    @property
+    def group(self) -> str:
+        return self.group_id or f"dualwrite-sink-{self.target}"
+
+
+class DlqFlood(ConnectorError):
+    """Too many consecutive rejections: the sink stops instead of draining into the DLQ."""
+
+
+class _Stopped(Exception):
+    """Stop requested while a window was still being retried."""
+
+
+@dataclass
+class _Entry:
+    message: Message
+    command: Command | None
+    arrived: float = field(default_factory=time.monotonic)
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return self.message.topic() or "", self.message.partition() or 0, self.message.offset() or 0
+
+
+class SinkEngine:
+    """Drives one `ODataWriter` from a commands topic. ``run`` until ``stop`` is set."""
+
+    def __init__(self, settings: SinkSettings, kafka: KafkaConfig, writer: ODataWriter,
+                 clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.writer = writer
+        self.clock = clock or SystemClock()
+        self.state = AppliedState()
+        self.producer = AsyncProducer(kafka)
+        self._consumer: Consumer | None = None
+        self._held: list[_Entry] = []
+        self.system = settings.target
+        self._stop: asyncio.Event | None = None
+        self._rejects_in_a_row = 0
+
+    async def start(self) -> None:
+        raw = await asyncio.to_thread(read_compacted, self.kafka, self.settings.applied)
+        bad = self.state.load(raw)
+        log.info("sink %s: %d applied records loaded (%d unreadable)", self.system, len(self.state), bad)
+        self._consumer = commands_consumer(self.kafka, self.settings.commands, self.settings.group,
+                                           **{"max.poll.interval.ms": 900000})
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.close)
+            self._consumer = None
+        self.producer.close()
+        await self.writer.api.aclose()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        await self.start()
+        try:
+            while not stop.is_set():
+                await self.step()
+        except _Stopped:
+            log.info("sink %s: stopped while retrying; the window will be redelivered", self.system)
+        finally:
+            await self.close()
+
+    async def step(self) -> int:
+        """One flush window; returns how many records it consumed."""
+        assert self._consumer is not None, "start() first"
+        messages = await asyncio.to_thread(self._consumer.consume, self.settings.max_records,
+                                           self.settings.flush_interval_s)
+        entries: list[_Entry] = []
+        dead: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
+        for msg in messages:
+            if msg.error():
+                log.warning("consumer error: %s", msg.error())
+                continue
+            try:
+                entries.append(_Entry(msg, decode_command(msg.value())))
+            except DecodeError as exc:
+                dead.append(self._dead_letter(msg, None, f"DecodeError.{exc.reason.value}", str(exc), None))
+                entries.append(_Entry(msg, None))
+                self._rejects_in_a_row += 1
+        ready, self._held = release(self._held + entries, time.monotonic(), self.settings.tx_wait_s)
+        await self._apply([e.command for e in ready if e.command is not None], dead, ready)
+        await self._commit(ready)
+        return len(messages)
+
+    async def _apply(self, commands: list[Command], dead: list[tuple[str, bytes | None, bytes | None, Headers | None]],
+                     entries: list[_Entry]) -> None:
+        origin = {id(e.command): e.message for e in entries if e.command is not None}
+        winners, superseded = coalesce(commands)
+        if superseded:
+            metrics.SKIPPED.labels(self.system, "superseded").inc(len(superseded))
+        todo: list[Command] = []
+        for command in winners:
+            reason = self.state.skip_reason(command)
+            if reason is None:
+                todo.append(command)
+            else:
+                metrics.SKIPPED.labels(self.system, reason).inc()
+        pending = [[Write(c, self.state.get(c.record_key)) for c in unit] for unit in units(todo)]
+        acks: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
+        applied: list[Applied] = []
+        while pending:
+            outcomes = await self.writer.write(pending)
+            again: dict[str, Again] = {}
+            for outcome in outcomes:
+                command = outcome.write.command
+                if isinstance(outcome, Done):
+                    ack = self._ack(command, outcome)
+                    applied.append(ack)
+                    self._rejects_in_a_row = 0
+                    acks.append((self.settings.applied, command.record_key.encode(), encode(ack), None))
+                    metrics.APPLIED.labels(self.system, command.op).inc()
+                elif isinstance(outcome, Failed):
+                    msg = origin[id(command)]
+                    r = outcome.rejected
+                    dead.append(self._dead_letter(msg, command, r.error_class, f"{r.reason}: {r.body}", r.status))
+                    self._rejects_in_a_row += 1
+                else:
+                    again[command.command_id] = outcome
+            # Units come back whole: resend those with any transient failure, after the wait.
+            pending = [u for u in pending if any(w.command.command_id in again for w in u)]
+            if pending:
+                waits = [a.retry.retry_after for a in again.values() if a.retry.retry_after is not None]
+                delay = max(waits) if waits else self.settings.retry_pause_s
+                log.warning("sink %s: %d unit(s) to retry in %.1fs (%s)", self.system, len(pending),
+                            delay, next(iter(again.values())).retry.reason)
+                await self.clock.sleep(max(delay, self.writer.api.not_before.remaining()))
+                if self._stop is not None and self._stop.is_set():
+                    # Nothing committed for this window: it comes back after restart, and the
+                    # acks already published make the done part of it cost nothing.
+                    await self.producer.produce_all(acks + dead)
+                    raise _Stopped
+                pending = [[Write(w.command, self.state.get(w.command.record_key)) for w in u] for u in pending]
+        limit = self.settings.dlq_flood_limit
+        if limit and self._rejects_in_a_row >= limit:
+            # Everything is being refused (revoked privilege, wrong map, target down to 400s):
+            # stop loudly instead of draining the topic into the DLQ. Acks of what did land
+            # are kept; nothing of this window is dead-lettered or committed.
+            await self.producer.produce_all(acks)
+            raise DlqFlood(f"{self._rejects_in_a_row} commands rejected in a row (limit {limit}); "
+                           f"last: {dead[-1][3] if dead else ''}")
+        metrics.DLQ.labels(self.system, "sink").inc(len(dead))
+        await self.producer.produce_all(acks + dead)
+        for ack in applied:
+            self.state.record(ack)
+
+    def _ack(self, command: Command, done: Done) -> Applied:
+        return Applied(
+            command_id=command.command_id, map=command.map, target=command.target, entity=command.entity,
+            key=command.key, op=command.op, source_version=command.source.version,
+            source_system=command.source.system, source_table=command.source.table,
+            source_id=command.source.id, fingerprint=command.fingerprint, etag=done.etag,
+            target_id=done.target_id, applied_ts_ms=int(self.clock.time() * 1000))
+
+    def _dead_letter(self, msg: Message, command: Command | None, error_class: str, message: str,
+                     status: int | None) -> tuple[str, bytes | None, bytes | None, Headers | None]:
+        headers = dlq_headers(stage="sink", error_class=error_class, message=message,
+                              map_name=command.map if command else None, topic=msg.topic(),
+                              partition=msg.partition(), offset=msg.offset(), http_status=status,
+                              ts_ms=int(self.clock.time() * 1000))
+        return (self.settings.dlq_topic, msg.key(), msg.value(), list[tuple[str, str | bytes | None]](headers))
+
+    async def _commit(self, ready: list[_Entry]) -> None:
+        """Commit past every finished record, but never past a held transaction member."""
+        assert self._consumer is not None
+        offsets = [TopicPartition(t, p, o) for (t, p), o in commit_offsets(ready, self._held).items() if o >= 0]
+        if not offsets:
+            return
+        try:
+            await asyncio.to_thread(self._consumer.commit, offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Typically a rebalance took the partition meanwhile: its new owner gets these
+            # records again, and the acks we published make them cost nothing there.
+            log.warning("sink %s: commit failed (%s); records will be redelivered", self.system, exc)

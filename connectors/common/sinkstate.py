@@ -1,0 +1,155 @@
+"""Pure decisions of a sink, no I/O: coalescing, applied-state skips, transaction units.
+
+- `coalesce`: inside one flush window keep only the newest command per target record (highest
+  source version, then latest arrival): last write wins, and a delete supersedes the upserts
+  queued before it.
+- `AppliedState`: target record key -> last `Applied` ack, rebuilt from the compacted
+  ``sync.applied.<target>`` topic. A command at or below the applied version, or with the
+  applied fingerprint, costs zero requests.
+- `release` / `commit_offsets`: a source transaction whose members are not all here yet waits
+  (they may sit on other partitions), and offsets are committed only below anything waiting.
+- `units`: commands of one released source transaction (same txid, ``tx_size`` set) form one
+  atomic unit (one ``$batch`` change set); every other command is a unit of its own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from topics import Applied, Command, DecodeError, decode_ack
+
+__all__ = ["AppliedState", "Pending", "Write", "coalesce", "commit_offsets", "release", "units"]
+
+
+@dataclass(frozen=True)
+class Write:
+    """A command about to be written, with what we last applied to that record (if anything)."""
+
+    command: Command
+    prior: Applied | None = None
+
+
+def coalesce(commands: list[Command]) -> tuple[list[Command], list[Command]]:
+    """(winners in arrival order, superseded commands)."""
+    best: dict[str, tuple[int, int]] = {}
+    for index, command in enumerate(commands):
+        rank = (command.source.version, index)
+        current = best.get(command.record_key)
+        if current is None or rank >= current:
+            best[command.record_key] = rank
+    keep = {index for _, index in best.values()}
+    winners = [c for i, c in enumerate(commands) if i in keep]
+    superseded = [c for i, c in enumerate(commands) if i not in keep]
+    return winners, superseded
+
+
+class AppliedState:
+    """Last applied write per target record key."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, Applied] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def load(self, records: dict[bytes, bytes | None]) -> int:
+        """Fill from the compacted topic's latest values; returns how many were unreadable."""
+        bad = 0
+        for value in records.values():
+            if value is None:
+                continue
+            try:
+                self.record(decode_ack(value))
+            except DecodeError:
+                bad += 1
+        return bad
+
+    def get(self, record_key: str) -> Applied | None:
+        return self._by_key.get(record_key)
+
+    def record(self, applied: Applied) -> None:
+        current = self._by_key.get(applied.record_key)
+        if current is None or applied.source_version >= current.source_version:
+            self._by_key[applied.record_key] = applied
+
+    def skip_reason(self, command: Command) -> str | None:
+        """Why this command needs no request, or None if it must be written."""
+        prior = self._by_key.get(command.record_key)
+        if prior is None:
+            return None
+        if command.source.version <= prior.source_version:
+            return "applied_version"
+        if command.op == prior.op and command.fingerprint == prior.fingerprint:
+            return "unchanged"
+        return None
+
+
+def units(commands: Iterable[Command]) -> list[list[Command]]:
+    """Atomic write units in order of first appearance."""
+    out: list[list[Command]] = []
+    by_tx: dict[tuple[str, str], list[Command]] = {}
+    for command in commands:
+        txid = command.source.txid
+        if txid and command.tx_size and command.tx_size > 1:
+            tx_key = (command.source.system, txid)
+            unit = by_tx.get(tx_key)
+            if unit is None:
+                unit = by_tx[tx_key] = []
+                out.append(unit)
+            unit.append(command)
+        else:
+            out.append([command])
+    return out
+
+
+class Pending(Protocol):
+    """A consumed record on its way through the sink."""
+
+    @property
+    def command(self) -> Command | None: ...  # None: undecodable (dead-lettered)
+
+    @property
+    def arrived(self) -> float: ...  # monotonic seconds
+
+    @property
+    def position(self) -> tuple[str, int, int]: ...  # topic, partition, offset
+
+
+P = TypeVar("P", bound=Pending)
+
+
+def release(entries: list[P], now: float, wait_s: float) -> tuple[list[P], list[P]]:
+    """(ready, held): members of a transaction wait until ``tx_size`` of them are here, or
+    until the oldest has waited ``wait_s`` (then it goes as far as it got rather than never)."""
+    seen: dict[str, int] = defaultdict(int)
+    oldest: dict[str, float] = {}
+    for e in entries:
+        c = e.command
+        if c is not None and c.source.txid:
+            seen[c.source.txid] += 1
+            oldest[c.source.txid] = min(oldest.get(c.source.txid, e.arrived), e.arrived)
+    ready: list[P] = []
+    held: list[P] = []
+    for e in entries:
+        c = e.command
+        waiting = (c is not None and c.source.txid is not None and c.tx_size is not None
+                   and seen[c.source.txid] < c.tx_size and now - oldest[c.source.txid] < wait_s)
+        (held if waiting else ready).append(e)
+    return ready, held
+
+
+def commit_offsets(ready: Iterable[Pending], held: Iterable[Pending]) -> dict[tuple[str, int], int]:
+    """Next offset to commit per (topic, partition): past every ready record, but never past
+    a held one (it must be delivered again if we crash)."""
+    out: dict[tuple[str, int], int] = {}
+    for e in ready:
+        topic, partition, offset = e.position
+        out[(topic, partition)] = max(out.get((topic, partition), -1), offset + 1)
+    for e in held:
+        topic, partition, offset = e.position
+        if (topic, partition) in out:
+            out[(topic, partition)] = min(out[(topic, partition)], offset)
+    return out

@@ -1,0 +1,208 @@
+"""Writing command units to an OData target, one request or packed into ``$batch``.
+
+A unit is a list of writes that must land together (a source transaction -> one change set)
+or a single independent write. Units are packed into ``$batch`` requests of at most
+``batch_size`` operations; with ``batch_size=1`` a single write goes as a plain request. The
+system-specific subclass says how a write becomes a request (`plan`) and what an answer means
+(`judge`): done, rejected, retry later, or "send this other request instead" (Finance: PATCH
+missed -> POST, POST duplicate -> PATCH). A changed plan re-sends the whole unit, which is safe
+because a failed change set was rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+
+from connectors.common.batch import (
+    BatchOp,
+    BatchResult,
+    build_batch,
+    match_responses,
+    parse_batch_response,
+)
+from connectors.common.errors import Rejected, RetryLater
+from connectors.common.http import ApiClient, classify, rejection
+from connectors.common.sinkstate import Write
+
+__all__ = ["Again", "Done", "Failed", "ODataWriter", "Outcome"]
+
+
+@dataclass(frozen=True)
+class Done:
+    write: Write
+    etag: str | None = None
+    target_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    write: Write
+    rejected: Rejected
+
+
+@dataclass(frozen=True)
+class Again:
+    write: Write
+    retry: RetryLater
+
+
+Outcome = Done | Failed | Again
+Judgement = Outcome | BatchOp  # a BatchOp means: re-send the unit with this request instead
+
+UnitAnswer = tuple[list[BatchResult] | RetryLater | None, int | None]  # results, failing op
+
+MAX_REPLANS = 3
+
+
+class ODataWriter:
+    """Base of `DataverseWriter` and `FinanceWriter`."""
+
+    def __init__(self, api: ApiClient, service_root: str, batch_size: int = 1) -> None:
+        self.api = api
+        self.service_root = service_root.rstrip("/")
+        self.batch_size = max(1, batch_size)
+
+    # -- system-specific --------------------------------------------------------------
+    def plan(self, write: Write) -> BatchOp:
+        raise NotImplementedError
+
+    def judge(self, write: Write, op: BatchOp, result: BatchResult) -> Judgement:
+        raise NotImplementedError
+
+    # -- shared -----------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return f"{self.service_root}/{path}"
+
+    async def write(self, units: list[list[Write]]) -> list[Outcome]:
+        planned = [[(w, self.plan(w)) for w in unit] for unit in units]
+        outcomes: list[Outcome] = []
+        for _ in range(MAX_REPLANS + 1):
+            if not planned:
+                break
+            replanned: list[list[tuple[Write, BatchOp]]] = []
+            packs = self._pack(planned)
+            answers = await asyncio.gather(*(self._send_pack(p) for p in packs))
+            for pack, unit_answers in zip(packs, answers, strict=True):
+                for unit, answer in zip(pack, unit_answers, strict=True):
+                    retry = self._settle(unit, answer, outcomes)
+                    if retry:
+                        replanned.append(retry)
+            planned = replanned
+        for unit in planned:  # still changing its mind after MAX_REPLANS: permanent
+            for write, op in unit:
+                outcomes.append(Failed(write, Rejected(f"{op.method} {op.url} kept being re-planned",
+                                                       error_class="ReplanLimit")))
+        return outcomes
+
+    def _settle(self, unit: list[tuple[Write, BatchOp]], answer: UnitAnswer,
+                      outcomes: list[Outcome]) -> list[tuple[Write, BatchOp]] | None:
+        """Record final outcomes; return the unit (maybe re-planned) if it must be sent again."""
+        results, culprit = answer
+        if results is None:
+            results = RetryLater("batch stopped before this change set")
+        if isinstance(results, RetryLater):
+            outcomes.extend(Again(w, results) for w, _ in unit)
+            return None
+        rolled_back = len(unit) > 1 and results[0].status >= 300 and all(r is results[0] for r in results)
+        if not rolled_back:
+            # Each operation stands on its own (a single write, or a change set that succeeded).
+            judged = [self.judge(w, op, r) for (w, op), r in zip(unit, results, strict=True)]
+            outcomes.extend(j for j in judged if not isinstance(j, BatchOp))
+            redo = [(w, j) for (w, _), j in zip(unit, judged, strict=True) if isinstance(j, BatchOp)]
+            return redo or None
+        # A change set failed and was rolled back as a whole. Without a Content-ID naming the
+        # failing request we can only judge the set by its first request and never re-plan it.
+        failure = results[0]
+        verdict = self.judge(*unit[culprit if culprit is not None else 0], failure)
+        if isinstance(verdict, Again):
+            outcomes.extend(Again(w, verdict.retry) for w, _ in unit)
+            return None
+        if isinstance(verdict, BatchOp) and culprit is not None:
+            return [(w, verdict if i == culprit else op) for i, (w, op) in enumerate(unit)]
+        if isinstance(verdict, Done) and culprit is not None:
+            # e.g. a DELETE of a row already gone: its effect holds, the rest goes again.
+            outcomes.append(Done(unit[culprit][0]))
+            return [pair for i, pair in enumerate(unit) if i != culprit]
+        reason = verdict.rejected if isinstance(verdict, Failed) else self.rejected(
+            unit[0][0], failure, "change set failed").rejected
+        for write, _ in unit:
+            outcomes.append(Failed(write, Rejected(f"change set rolled back: {reason.reason}",
+                                                   reason.status, reason.body, reason.error_class)))
+        return None
+
+    def _pack(self, planned: list[list[tuple[Write, BatchOp]]]) -> list[list[list[tuple[Write, BatchOp]]]]:
+        """Group units into $batch requests of <= batch_size operations (a big unit alone)."""
+        packs: list[list[list[tuple[Write, BatchOp]]]] = []
+        current: list[list[tuple[Write, BatchOp]]] = []
+        size = 0
+        for unit in planned:
+            if current and size + len(unit) > self.batch_size:
+                packs.append(current)
+                current, size = [], 0
+            current.append(unit)
+            size += len(unit)
+        if current:
+            packs.append(current)
+        return packs
+
+    async def _send_pack(self, pack: list[list[tuple[Write, BatchOp]]]) -> list[UnitAnswer]:
+        if len(pack) == 1 and len(pack[0]) == 1 and self.batch_size == 1:
+            _, op = pack[0][0]
+            try:
+                return [([await self._send_single(op)], None)]
+            except RetryLater as exc:
+                return [(exc, None)]
+        groups: list[list[BatchOp]] = []
+        counter = 0
+        for unit in pack:
+            group = []
+            for _, op in unit:
+                counter += 1
+                group.append(BatchOp(op.method, op.url, op.body, op.headers, str(counter)))
+            groups.append(group)
+        body, content_type = build_batch(groups)
+        try:
+            response = await self.api.request(
+                "POST", "$batch", content=body,
+                headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"})
+        except RetryLater as exc:
+            return [(exc, None) for _ in pack]
+        if response.status_code >= 400:
+            # The batch as a whole was refused (malformed, too large): every op shares the fate.
+            refused = BatchResult(response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                                  response.content)
+            return [([refused] * len(g), None) for g in groups]
+        try:
+            parts = parse_batch_response(response.content, response.headers.get("Content-Type", ""))
+        except ValueError as exc:
+            # We cannot tell what was applied; every write is an idempotent upsert/delete by
+            # key, so sending the same units again is safe.
+            return [(RetryLater(f"unreadable $batch response: {exc}"), None) for _ in pack]
+        out: list[UnitAnswer] = []
+        for group, results in zip(groups, match_responses(groups, parts), strict=True):
+            culprit = None
+            if results is not None and results and results[0].content_id:
+                ids = [op.content_id for op in group]
+                if results[0].content_id in ids and all(r is results[0] for r in results):
+                    culprit = ids.index(results[0].content_id)
+            out.append((results, culprit))
+        return out
+
+    async def _send_single(self, op: BatchOp) -> BatchResult:
+        headers = dict(op.headers)
+        response: httpx.Response = await self.api.request(op.method, op.url, json=op.body, headers=headers)
+        return BatchResult(response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                           response.content, op.content_id)
+
+    def transient(self, write: Write, result: BatchResult) -> Again | None:
+        """Again for a transient status inside a batch answer."""
+        fake = httpx.Response(result.status, headers=result.headers, content=result.body)
+        retry = classify(fake, self.api.clock.time())
+        return Again(write, retry) if retry is not None else None
+
+    def rejected(self, write: Write, result: BatchResult, reason: str) -> Failed:
+        fake = httpx.Response(result.status, headers=result.headers, content=result.body)
+        return Failed(write, rejection(fake, reason))

@@ -1,0 +1,80 @@
+"""Finance writes: PATCH is update-only in FO, so upserts are PATCH-or-POST.
+
+- Update: ``PATCH /data/<Entity>(<every key field>)``; 404 means the row does not exist yet.
+- Create: ``POST /data/<Entity>`` with the key fields merged into the body; a duplicate key is a
+  400 ``WriteFailed`` ("...already exists") or 409.
+- Which to try first: PATCH when we have applied this record before (it exists), else POST. A
+  miss flips the request (PATCH 404 -> POST, POST duplicate -> PATCH) and the unit is re-sent;
+  inside a change set the failing request is named by its Content-ID, and the change set was
+  rolled back, so re-sending the whole unit is safe.
+- ``Prefer: return=representation`` on both, so the answer carries ``RecId`` (the Applied
+  ack's ``target_id``) and ``@odata.etag``.
+- ``DELETE``: 204; 404 = already gone = success.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.common.batch import BatchOp, BatchResult
+from connectors.common.sinkstate import Write
+from connectors.common.writer import Done, Judgement, ODataWriter
+from connectors.finance.client import entity_key
+
+__all__ = ["FinanceWriter", "is_duplicate"]
+
+RETURN_ROW = (("Prefer", "return=representation"),)
+_DUPLICATE_MARKERS = ("already exists", "duplicate", "cannot create a record")
+
+
+def is_duplicate(result: BatchResult) -> bool:
+    if result.status == 409:
+        return True
+    if result.status != 400:
+        return False
+    text = result.body.decode("utf-8", "replace").lower()
+    return any(marker in text for marker in _DUPLICATE_MARKERS)
+
+
+class FinanceWriter(ODataWriter):
+    def _patch(self, write: Write) -> BatchOp:
+        c = write.command
+        # Key fields live in the URL; FO refuses a body that would change them.
+        body = {k: v for k, v in c.fields.items() if k not in c.key}
+        return BatchOp("PATCH", self.url(entity_key(c.entity, dict(c.key))), body, RETURN_ROW)
+
+    def _post(self, write: Write) -> BatchOp:
+        c = write.command
+        return BatchOp("POST", self.url(c.entity), {**c.fields, **c.key}, RETURN_ROW)
+
+    def plan(self, write: Write) -> BatchOp:
+        command = write.command
+        if command.op == "delete":
+            return BatchOp("DELETE", self.url(entity_key(command.entity, dict(command.key))))
+        exists = write.prior is not None and write.prior.op == "upsert"
+        return self._patch(write) if exists else self._post(write)
+
+    def judge(self, write: Write, op: BatchOp, result: BatchResult) -> Judgement:
+        status = result.status
+        if 200 <= status < 300:
+            etag, target_id = result.headers.get("etag"), None
+            body: Any = None
+            if result.body.strip():
+                try:
+                    body = result.json()
+                except ValueError:
+                    body = None
+            if isinstance(body, dict):
+                etag = body.get("@odata.etag", etag)
+                target_id = str(body["RecId"]) if body.get("RecId") is not None else None
+            return Done(write, etag, target_id)
+        if op.method == "DELETE" and status == 404:
+            return Done(write)
+        if op.method == "PATCH" and status == 404:
+            return self._post(write)
+        if op.method == "POST" and is_duplicate(result):
+            return self._patch(write)
+        again = self.transient(write, result)
+        if again is not None:
+            return again
+        return self.rejected(write, result, f"{op.method} {write.command.entity} -> HTTP {status}")

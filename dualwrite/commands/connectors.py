@@ -1,0 +1,114 @@
+"""`dualwrite source dataverse|finance` and `dualwrite sink dataverse|finance`.
+
+Each command builds the connector's frozen configuration from `dualwrite.settings.Settings`
+(environment ``DUALWRITE_*`` or ``.env``) plus its options, then runs the engine until SIGINT or
+SIGTERM. Secrets stay `SecretStr` all the way down; nothing here prints them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from connectors.common.http import HttpConfig
+from connectors.common.kafka import KafkaConfig
+from connectors.common.run import run_until_signalled
+from connectors.common.sink import SinkSettings
+from connectors.common.source import SourceSettings
+from connectors.dataverse import DataverseConnection, dataverse_sink, dataverse_source
+from connectors.finance import FinanceConnection, finance_sink, finance_source
+from dualwrite.settings import Settings
+from topics import DATAVERSE_CDC_TABLES, FINANCE_CDC_ENTITIES
+
+__all__ = ["dataverse_connection", "finance_connection", "kafka_config", "sink_app", "source_app"]
+
+source_app = typer.Typer(help="Capture changes from Dataverse or Finance into the CDC topics.",
+                         no_args_is_help=True)
+sink_app = typer.Typer(help="Apply sync.commands.<target> to Dataverse or Finance and publish acks.",
+                       no_args_is_help=True)
+
+TablesOpt = Annotated[list[str] | None, typer.Option(
+    "--table", help="Table to capture (repeatable; default: every table of the topic catalog).")]
+PollOpt = Annotated[float, typer.Option(help="Seconds between polls of a drained change feed.")]
+# Dataverse's guidance is to start with batches of about 10 and prefer parallel requests.
+BatchOpt = Annotated[int, typer.Option(help="Operations per $batch request (1 = plain requests).")]
+FlushOpt = Annotated[float, typer.Option(help="Flush window in seconds (coalescing horizon).")]
+GroupOpt = Annotated[str | None, typer.Option(help="Consumer group id (default dualwrite-sink-<target>).")]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Most concurrent requests (AIMD ceiling).")]
+
+
+def kafka_config(settings: Settings) -> KafkaConfig:
+    cfg = settings.kafka.client_config()
+    servers = cfg.pop("bootstrap.servers")
+    return KafkaConfig(bootstrap_servers=servers, client=cfg)
+
+
+def dataverse_connection(settings: Settings, concurrency: int = 32) -> DataverseConnection:
+    dv = settings.dataverse
+    return DataverseConnection(url=dv.url, token_url=dv.token_url, client_id=dv.client_id,
+                               client_secret=dv.client_secret, scope=dv.scope,
+                               http=HttpConfig(concurrency_max=concurrency))
+
+
+def finance_connection(settings: Settings, concurrency: int = 32) -> FinanceConnection:
+    fo = settings.finance
+    return FinanceConnection(url=fo.url, token_url=fo.token_url, client_id=fo.client_id,
+                             client_secret=fo.client_secret, scope=fo.scope, company=fo.company,
+                             http=HttpConfig(concurrency_max=concurrency))
+
+
+def _serve(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+
+
+@source_app.command("dataverse")
+def source_dataverse(table: TablesOpt = None, poll_interval: PollOpt = 2.0) -> None:
+    """Capture Dataverse changes (change tracking / delta links) into dataverse.cdc.<table>."""
+    settings = Settings()
+    _serve(settings)
+    config = SourceSettings(system="dataverse", tables=tuple(table or DATAVERSE_CDC_TABLES),
+                            poll_interval_s=poll_interval)
+    engine = dataverse_source(dataverse_connection(settings), kafka_config(settings), config)
+    asyncio.run(run_until_signalled(engine.run))
+
+
+@source_app.command("finance")
+def source_finance(table: TablesOpt = None, poll_interval: PollOpt = 2.0) -> None:
+    """Capture Finance changes (the change feed) into finance.cdc.<entity>."""
+    settings = Settings()
+    _serve(settings)
+    config = SourceSettings(system="finance", tables=tuple(table or FINANCE_CDC_ENTITIES),
+                            poll_interval_s=poll_interval)
+    engine = finance_source(finance_connection(settings), kafka_config(settings), config)
+    asyncio.run(run_until_signalled(engine.run))
+
+
+@sink_app.command("dataverse")
+def sink_dataverse(batch_size: BatchOpt = 10, flush_interval: FlushOpt = 0.5, group_id: GroupOpt = None,
+                   concurrency: ConcurrencyOpt = 32) -> None:
+    """Write sync.commands.dataverse to the Dataverse Web API; acks to sync.applied.dataverse."""
+    settings = Settings()
+    _serve(settings)
+    config = SinkSettings(target="dataverse", batch_size=batch_size, flush_interval_s=flush_interval,
+                          group_id=group_id)
+    engine = dataverse_sink(dataverse_connection(settings, concurrency), kafka_config(settings), config)
+    asyncio.run(run_until_signalled(engine.run))
+
+
+@sink_app.command("finance")
+def sink_finance(batch_size: BatchOpt = 50, flush_interval: FlushOpt = 0.5, group_id: GroupOpt = None,
+                 concurrency: ConcurrencyOpt = 32) -> None:
+    """Write sync.commands.finance to Finance OData; acks to sync.applied.finance."""
+    settings = Settings()
+    _serve(settings)
+    config = SinkSettings(target="finance", batch_size=batch_size, flush_interval_s=flush_interval,
+                          group_id=group_id)
+    engine = finance_sink(finance_connection(settings, concurrency), kafka_config(settings), config)
+    asyncio.run(run_until_signalled(engine.run))

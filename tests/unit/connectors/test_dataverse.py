@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+
+from connectors.common.batch import BatchResult
+from connectors.common.clock import FakeClock
+from connectors.common.sinkstate import Write
+from connectors.common.source import BadRecord, Change
+from connectors.common.writer import Again, Done, Failed
+from connectors.dataverse.client import entity_key, primary_key
+from connectors.dataverse.sink import DataverseWriter, entity_id
+from connectors.dataverse.source import parse_delta_page, token_version
+from tests.unit.connectors.fakes import FakeApi, api_client, command
+
+pytestmark = pytest.mark.unit
+
+ROOT = "https://org.example/api/data/v9.2"
+GUID = "5b5d8a3e-1c2f-4e0a-9a55-000000000001"
+CO = "0c0c0c0c-1111-2222-3333-444444444444"
+
+
+@pytest.mark.parametrize(("entity_set", "pk"), [
+    ("msdyn_projects", "msdyn_projectid"), ("cdm_companies", "cdm_companyid"),
+    ("accounts", "accountid"), ("msdyn_expenses", "msdyn_expenseid"),
+    ("bookableresourcecategories", "bookableresourcecategoryid"), ("invoices", "invoiceid"),
+])
+def test_primary_key_from_entity_set(entity_set: str, pk: str) -> None:
+    assert primary_key(entity_set) == pk
+
+
+def test_alternate_key_segments() -> None:
+    assert entity_key("msdyn_projects", {"msdyn_projectnumber": "P-1", "_msdyn_owningcompany_value": CO}) == \
+        f"msdyn_projects(msdyn_projectnumber='P-1',_msdyn_owningcompany_value={CO})"
+    assert entity_key("accounts", {"accountid": GUID}) == f"accounts({GUID})"
+    assert entity_key("accounts", {"accountnumber": "O'Neil"}) == "accounts(accountnumber='O''Neil')"
+    assert entity_key("x", {"n": 3, "b": True}) == "x(n=3,b=true)"
+
+
+def test_entity_id_from_odata_entityid_header() -> None:
+    assert entity_id(f"{ROOT}/accounts({GUID})") == GUID
+    assert entity_id(None) is None
+
+
+def row(version: int, **extra: object) -> dict[str, object]:
+    return {"@odata.etag": f'W/"{version}"', "msdyn_projectid": GUID, "msdyn_projectnumber": "P-1",
+            "_msdyn_owningcompany_value": CO, "versionnumber": version,
+            "createdon": "2026-11-25T09:00:00Z", "modifiedon": "2026-11-25T09:00:05Z",
+            "_msdyn_owningcompany_value@OData.Community.Display.V1.FormattedValue": "USMF",
+            "@dualwrite.txid": "tx-9", "@dualwrite.principal": "alice", "@dualwrite.version": version,
+            **extra}
+
+
+def test_snapshot_page_rows_become_read_events_without_annotations() -> None:
+    body = {"value": [row(11)], "@odata.deltaLink": f"{ROOT}/msdyn_projects?$deltatoken=11!1764061200"}
+    page = parse_delta_page("msdyn_projects", "msdyn_projectid", body, snapshot=True, captured_ms=5)
+    (change,) = page.items
+    assert isinstance(change, Change) and change.key == GUID
+    event = change.event
+    assert event.op == "r" and event.source.snapshot == "true"
+    assert event.source.version == "11" and event.source.txid == "tx-9" and event.source.origin == "alice"
+    assert event.source.ts_ms == int(datetime(2026, 11, 25, 9, 0, 5, tzinfo=UTC).timestamp() * 1000)
+    assert event.after is not None and all("@" not in k for k in event.after)
+    assert event.after["msdyn_projectnumber"] == "P-1"
+    assert page.position.endswith("$deltatoken=11!1764061200") and not page.more
+
+
+def test_delta_page_updates_creates_and_deletes_with_before_image() -> None:
+    known = {GUID: {"msdyn_projectid": GUID, "msdyn_projectnumber": "P-1"}}
+    other = "5b5d8a3e-1c2f-4e0a-9a55-000000000002"
+    body = {"value": [
+        row(12, **{"@dualwrite.op": "u"}),
+        {**row(13, **{"@dualwrite.op": "c"}), "msdyn_projectid": other},
+        {"@odata.context": f"{ROOT}/$metadata#msdyn_projects/$deletedEntity", "id": GUID, "reason": "deleted",
+         "@dualwrite.version": 14, "@dualwrite.txid": "tx-10", "@dualwrite.principal": "bob"},
+    ], "@odata.deltaLink": f"{ROOT}/msdyn_projects?$deltatoken=14!1764061300"}
+    page = parse_delta_page("msdyn_projects", "msdyn_projectid", body, snapshot=False, captured_ms=5,
+                            images=known)
+    ops = [(c.key, c.event.op, c.event.source.version) for c in page.items if isinstance(c, Change)]
+    assert ops == [(GUID, "u", "12"), (other, "c", "13"), (GUID, "d", "14")]
+    delete = page.items[2]
+    assert isinstance(delete, Change)
+    assert delete.event.before == known[GUID] and delete.event.after is None
+    assert delete.event.source.origin == "bob"
+
+
+def test_real_dataverse_delete_without_annotations_takes_the_token_version() -> None:
+    body = {"value": [{"@odata.context": "x/$deletedEntity", "id": GUID, "reason": "deleted"}],
+            "@odata.deltaLink": f"{ROOT}/msdyn_projects?$deltatoken=919042!04/04/2024"}
+    (change,) = parse_delta_page("msdyn_projects", "msdyn_projectid", body, snapshot=False, captured_ms=5).items
+    assert isinstance(change, Change)
+    assert change.event.source.version == "919042" and change.event.before == {"msdyn_projectid": GUID}
+    assert token_version("...$deltatoken=5!1") == 5
+
+
+def test_rows_without_id_or_version_are_bad_records() -> None:
+    body = {"value": [{"msdyn_projectnumber": "P-9", "versionnumber": 3},
+                      {"msdyn_projectid": GUID}, "junk"], "@odata.deltaLink": "x?$deltatoken=3!1"}
+    items = parse_delta_page("msdyn_projects", "msdyn_projectid", body, snapshot=False, captured_ms=5).items
+    assert all(isinstance(i, BadRecord) for i in items)
+    assert "primary key" in items[0].reason and "versionnumber" in items[1].reason  # type: ignore[union-attr]
+
+
+def test_missing_value_array_is_a_bad_record() -> None:
+    (item,) = parse_delta_page("t", "tid", {"oops": 1}, snapshot=False, captured_ms=5).items
+    assert isinstance(item, BadRecord)
+
+
+def batch_handler(answer: Callable[[str, str, bytes], httpx.Response]) -> Callable[[httpx.Request], httpx.Response]:
+    """A $batch endpoint built on the emulators' multipart functions; ``answer`` per request."""
+    from emulators.common.batch import (
+        BatchResponse,
+        ChangeSet,
+        ChangeSetResponse,
+        format_batch,
+        parse_batch,
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("$batch"):
+            return answer(request.method, str(request.url), request.content)
+        out: list[BatchResponse | ChangeSetResponse] = []
+        for part in parse_batch(request.content, request.headers["content-type"]):
+            assert isinstance(part, ChangeSet)
+            responses = []
+            for r in part.requests:
+                res = answer(r.method, r.url, r.body)
+                responses.append(BatchResponse(res.status_code, dict(res.headers), res.content, r.content_id))
+                if res.status_code >= 400:
+                    break  # a change set stops at its first failure (the fakes keep no undo log)
+            failed = [x for x in responses if x.status >= 400]
+            out.append(ChangeSetResponse(failed[:1] if failed else responses))
+        body, content_type = format_batch(out)
+        return httpx.Response(200, headers={"Content-Type": content_type}, content=body)
+
+    return handler
+
+
+async def test_writer_upserts_by_alternate_key_and_treats_delete_404_as_done() -> None:
+    seen: list[tuple[str, str, object]] = []
+
+    def answer(method: str, url: str, body: bytes) -> httpx.Response:
+        seen.append((method, url, orjson.loads(body) if body else None))
+        if method == "DELETE":
+            return httpx.Response(404, json={"error": {"message": "gone"}})
+        return httpx.Response(204, headers={"OData-EntityId": f"{ROOT}/msdyn_projects({GUID})", "ETag": 'W/"77"'})
+
+    fake = FakeApi(batch_handler(answer))
+    writer = DataverseWriter(api_client(fake, FakeClock()), ROOT, batch_size=1)
+    upsert = command("P-1", 3, entity="msdyn_projects", target="dataverse",
+                     fields={"msdyn_subject": "X", "msdyn_customer@odata.bind": "/accounts(accountnumber='A-1')"})
+    delete = command("P-2", 4, op="delete", entity="msdyn_projects", target="dataverse")
+    outcomes = await writer.write([[Write(upsert)], [Write(delete)]])
+    assert [type(o) for o in outcomes] == [Done, Done]
+    done = outcomes[0]
+    assert isinstance(done, Done) and done.target_id == GUID and done.etag == 'W/"77"'
+    assert seen[0] == ("PATCH", f"{ROOT}/msdyn_projects(dataAreaId='usmf',ProjectId='P-1')",
+                       {"msdyn_subject": "X", "msdyn_customer@odata.bind": "/accounts(accountnumber='A-1')"})
+    assert seen[1][0] == "DELETE"
+    assert len(fake.calls) == 2  # batch_size=1: plain requests, no $batch
+
+
+async def test_transaction_goes_as_one_change_set_and_400_rejects_the_whole_unit() -> None:
+    def answer(method: str, url: str, body: bytes) -> httpx.Response:
+        if "P-BAD" in url:
+            return httpx.Response(400, json={"error": {"code": "0x80048d19", "message": "bad column"}})
+        return httpx.Response(204)
+
+    fake = FakeApi(batch_handler(answer))
+    writer = DataverseWriter(api_client(fake, FakeClock()), ROOT, batch_size=10)
+    good = [command(k, 1, txid="t1", tx_size=2, entity="msdyn_projects", target="dataverse") for k in ("A", "B")]
+    bad = [command(k, 1, txid="t2", tx_size=2, entity="msdyn_projects", target="dataverse") for k in ("C", "P-BAD")]
+    outcomes = await writer.write([[Write(c) for c in good], [Write(c) for c in bad]])
+    assert len(fake.calls) == 1 and fake.calls[0].url.path.endswith("$batch")
+    assert [type(o) for o in outcomes] == [Done, Done, Failed, Failed]
+    failed = outcomes[3]
+    assert isinstance(failed, Failed) and failed.rejected.status == 400
+    assert "bad column" in failed.rejected.body
+
+
+async def test_throttled_part_inside_a_batch_is_again_with_retry_after() -> None:
+    def answer(method: str, url: str, body: bytes) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "5"}, json={"error": {"message": "busy"}})
+
+    writer = DataverseWriter(api_client(FakeApi(batch_handler(answer)), FakeClock()), ROOT, batch_size=10)
+    outcomes = await writer.write([[Write(command("A", 1, entity="msdyn_projects", target="dataverse"))]])
+    (again,) = outcomes
+    assert isinstance(again, Again) and again.retry.retry_after == 5.0
+
+
+def test_judge_reads_etag_from_a_representation_body() -> None:
+    writer = DataverseWriter(api_client(FakeApi(lambda r: httpx.Response(200)), FakeClock()), ROOT)
+    w = Write(command("A", 1, entity="accounts", target="dataverse"))
+    verdict = writer.judge(w, writer.plan(w), BatchResult(200, {}, b'{"@odata.etag": "W/\\"5\\""}'))
+    assert isinstance(verdict, Done) and verdict.etag == 'W/"5"'
+
+
+async def test_unreadable_batch_response_is_retried_not_dead_lettered() -> None:
+    fake = FakeApi(lambda r: httpx.Response(200, headers={"Content-Type": "text/plain"}, content=b"oops"))
+    writer = DataverseWriter(api_client(fake, FakeClock()), ROOT, batch_size=10)
+    (outcome,) = await writer.write([[Write(command("A", 1, entity="accounts", target="dataverse"))]])
+    assert isinstance(outcome, Again) and "unreadable" in outcome.retry.reason
+
+
+async def test_unreadable_page_is_retried_and_never_ends_a_snapshot() -> None:
+    from pydantic import SecretStr
+
+    from connectors.common.errors import RetryLater
+    from connectors.dataverse.client import DataverseConnection
+    from connectors.dataverse.source import DataverseReader
+    from tests.unit.connectors.fakes import TOKEN_URL
+
+    fake = FakeApi(lambda r: httpx.Response(200, json={"error": "half a page"}))
+    conn = DataverseConnection(url="https://org.example", token_url=TOKEN_URL, client_id="c",
+                               client_secret=SecretStr("s"))
+    reader = DataverseReader(conn, api_client(fake, FakeClock()))
+    with pytest.raises(RetryLater):
+        _ = [p async for p in reader.snapshot("accounts")]
+    with pytest.raises(RetryLater):
+        await reader.changes("accounts", f"{ROOT}/accounts?$deltatoken=1!1")
+    await reader.aclose()

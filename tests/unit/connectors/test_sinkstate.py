@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from connectors.common.sinkstate import AppliedState, coalesce, commit_offsets, release, units
+from tests.unit.connectors.fakes import applied, command
+from topics import Command, encode
+
+pytestmark = pytest.mark.unit
+
+
+def test_last_write_wins_per_record() -> None:
+    a1, b1, a2, a3 = command("A", 1), command("B", 1), command("A", 2), command("A", 3)
+    winners, superseded = coalesce([a1, b1, a2, a3])
+    assert winners == [b1, a3]
+    assert superseded == [a1, a2]
+
+
+def test_delete_supersedes_pending_upserts() -> None:
+    upsert, delete = command("A", 4), command("A", 5, op="delete")
+    winners, superseded = coalesce([upsert, delete])
+    assert winners == [delete] and superseded == [upsert]
+
+
+def test_a_stale_redelivery_never_beats_a_newer_version() -> None:
+    new, stale = command("A", 7), command("A", 6)
+    assert coalesce([new, stale])[0] == [new]
+
+
+def test_skip_at_or_below_applied_version() -> None:
+    state = AppliedState()
+    state.record(applied(command("A", 5)))
+    assert state.skip_reason(command("A", 4, fields={"ProjectName": "other"})) == "applied_version"
+    assert state.skip_reason(command("A", 5, fields={"ProjectName": "other"})) == "applied_version"
+    assert state.skip_reason(command("A", 6, fields={"ProjectName": "other"})) is None
+    assert state.skip_reason(command("B", 1)) is None
+
+
+def test_skip_when_fingerprint_equals_last_applied() -> None:
+    state = AppliedState()
+    state.record(applied(command("A", 5, fingerprint="same")))
+    assert state.skip_reason(command("A", 9, fingerprint="same")) == "unchanged"
+    # a delete with an equal fingerprint is still a different effect
+    assert state.skip_reason(command("A", 9, op="delete", fingerprint="same")) is None
+
+
+def test_state_rebuilt_from_compacted_records_keeps_highest_version() -> None:
+    older, newer = applied(command("A", 2)), applied(command("A", 3))
+    state = AppliedState()
+    bad = state.load({b"A": encode(newer), b"A-old": encode(older), b"X": b"not json", b"T": None})
+    assert bad == 1 and len(state) == 1
+    got = state.get(newer.record_key)
+    assert got is not None and got.source_version == 3
+
+
+def test_transaction_members_form_one_unit_in_order() -> None:
+    h = command("H", 1, txid="t1", tx_size=2)
+    x = command("X", 1)
+    line = command("L", 1, txid="t1", tx_size=2)
+    solo_tx = command("S", 1, txid="t2", tx_size=1)
+    assert units([h, x, line, solo_tx]) == [[h, line], [x], [solo_tx]]
+
+
+@dataclass
+class Rec:
+    command: Command | None
+    arrived: float
+    position: tuple[str, int, int]
+
+
+def test_incomplete_transaction_is_held_until_complete_or_timed_out() -> None:
+    h = Rec(command("H", 1, txid="t1", tx_size=2), 10.0, ("c", 0, 5))
+    x = Rec(command("X", 1), 10.0, ("c", 0, 6))
+    ready, held = release([h, x], now=11.0, wait_s=30.0)
+    assert ready == [x] and held == [h]
+    line = Rec(command("L", 1, txid="t1", tx_size=2), 12.0, ("c", 1, 3))
+    ready, held = release([*held, line], now=12.0, wait_s=30.0)
+    assert ready == [h, line] and held == []
+    lonely = Rec(command("Q", 1, txid="t9", tx_size=3), 10.0, ("c", 2, 0))
+    assert release([lonely], now=40.1, wait_s=30.0) == ([lonely], [])  # waited long enough
+
+
+def test_commits_never_pass_a_held_record() -> None:
+    ready = [Rec(None, 0, ("c", 0, 5)), Rec(None, 0, ("c", 0, 9)), Rec(None, 0, ("c", 1, 2))]
+    held = [Rec(None, 0, ("c", 0, 7)), Rec(None, 0, ("c", 2, 4))]
+    assert commit_offsets(ready, held) == {("c", 0): 7, ("c", 1): 3}
