@@ -12,11 +12,18 @@ app = typer.Typer(help="Run the whole pipeline on this machine.", invoke_without
 
 @app.callback(invoke_without_command=True)
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo keeps Kafka data, databases, logs.")]
+    seconds: Annotated[float | None, typer.Option(
+        help="Generate random activity for N seconds, then drain and check (exit 0 only if "
+             "everything arrived). Without it: a short scripted scenario.")] = None,
+    workdir: Annotated[Path, typer.Option(help="Kafka data, databases, state and logs (wiped first).")]
     = Path(".dualwrite/demo"),
     port: Annotated[int, typer.Option(help="Kafka port on 127.0.0.1.")] = 9092,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline to drain.")]
+    = 180.0,
+    keep_kafka: Annotated[bool, typer.Option(help="Leave Kafka running at the end.")] = False,
 ) -> None:
-    """Start local Kafka, apply the topics, send a sample change event through the broker."""
-    from dualwrite.demo.roundtrip import run_roundtrip
+    """Local Kafka, both emulators, topics, worker, sources, sinks and a scenario, with live
+    progress; Ctrl-C stops everything cleanly."""
+    from dualwrite.demo.run import DemoOptions, run_demo
 
-    raise typer.Exit(run_roundtrip(workdir.resolve(), port))
+    raise typer.Exit(run_demo(DemoOptions(workdir.resolve(), port, seconds, drain_timeout, keep_kafka)))

@@ -1,0 +1,62 @@
+"""Synthetic but realistic CDC workloads for the benchmarks.
+
+Projects in one legal entity, each updated several times with increasing versions, preceded by the
+legal entity's own change event so the processor can resolve the owning company lookup.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+
+from confluent_kafka import Producer
+
+from topics import ChangeEvent, cdc_topic, encode, encode_key
+
+COMPANY_ID = "0b1c1d2e-0000-4000-8000-00000000c0de"
+
+
+def _event(table: str, row: Mapping[str, object], version: int, op: str = "u") -> ChangeEvent:
+    now = int(time.time() * 1000)
+    return ChangeEvent.model_validate({
+        "before": None, "after": row, "op": op, "ts_ms": now,
+        "source": {"system": "dataverse", "table": table, "version": str(version), "ts_ms": now,
+                   "company": "usmf", "txid": str(uuid.uuid4()), "origin": "bench-user"},
+    })
+
+
+def project_events(records: int, updates: int) -> Iterator[tuple[str, str, ChangeEvent]]:
+    """(topic, key, event): the company, then `updates` versions of each of `records` projects."""
+    company = {"cdm_companyid": COMPANY_ID, "cdm_companycode": "usmf", "cdm_name": "Contoso USA",
+               "accountingcurrency": "USD", "statecode": 0}
+    yield cdc_topic("dataverse", "cdm_companies"), COMPANY_ID, _event("cdm_companies", company, 1, "c")
+    version = 1
+    for round_ in range(updates):
+        for i in range(records):
+            version += 1
+            pid = str(uuid.UUID(int=i + 1))
+            row = {"msdyn_projectid": pid, "msdyn_projectnumber": f"B-{i:06d}",
+                   "msdyn_subject": f"Bench project {i} rev {round_}",
+                   "_msdyn_owningcompany_value": COMPANY_ID, "_msdyn_customer_value": None,
+                   "msdyn_scheduledstart": "2026-12-01", "msdyn_finish": "2027-03-31",
+                   "statecode": 0, "versionnumber": version}
+            yield (cdc_topic("dataverse", "msdyn_projects"), pid,
+                   _event("msdyn_projects", row, version, "c" if round_ == 0 else "u"))
+
+
+def produce(client: Mapping[str, str], events: Iterator[tuple[str, str, ChangeEvent]]) -> int:
+    producer = Producer({**client, "enable.idempotence": True, "linger.ms": 20,
+                         "batch.num.messages": 10000})
+    count = 0
+    for topic, key, event in events:
+        while True:
+            try:
+                producer.produce(topic, key=encode_key(key), value=encode(event))
+                break
+            except BufferError:
+                producer.poll(0.1)
+        count += 1
+    if producer.flush(120) != 0:
+        raise RuntimeError("benchmark workload not fully acknowledged by Kafka")
+    return count

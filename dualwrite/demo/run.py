@@ -1,0 +1,152 @@
+"""`dualwrite demo`: local Kafka, both emulators, topics, worker, sources and sinks as child
+processes, realistic activity in Dataverse and Finance, live progress, and a check at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from dualwrite.demo.roundtrip import roundtrip
+from dualwrite.kafka import ClasspathError, LocalKafka, LocalKafkaError
+from dualwrite.kafka.broker import port_in_use
+from dualwrite.scenario import Progress, Scenario
+from dualwrite.settings import Settings
+from dualwrite.stack import Stack, StackConfig
+from dualwrite.supervisor import ChildFailed
+from topics import apply_topics, catalog
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    workdir: Path
+    port: int
+    seconds: float | None
+    drain_timeout: float
+    keep_running: bool
+
+
+def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: str) -> Group:
+    procs = Table(title=f"dualwrite demo: {phase}", expand=False)
+    procs.add_column("process")
+    procs.add_column("state")
+    procs.add_column("starts", justify="right")
+    for child in stack.sup.children.values():
+        procs.add_row(child.name, "[green]running[/green]" if child.alive else "[red]exited[/red]",
+                      str(child.starts))
+    flow = Table(title="arrived / created", expand=False)
+    flow.add_column("what")
+    flow.add_column("direction")
+    flow.add_column("arrived", justify="right")
+    if progress is not None:
+        for name, direction, (got, want) in (
+                ("projects", "Dataverse -> Finance ProjectsV2", progress.projects),
+                ("tasks", "Dataverse -> Finance ProjectTasks", progress.tasks),
+                ("customers", "Finance -> Dataverse accounts", progress.customers)):
+            colour = "green" if got == want else "yellow"
+            flow.add_row(name, direction, f"[{colour}]{got} / {want}[/{colour}]")
+    recent = Table(title="recent activity", expand=False, show_header=False)
+    for line in activity[-6:]:
+        recent.add_row(line)
+    return Group(procs, flow, recent)
+
+
+def _scripted(scenario: Scenario) -> list[str]:
+    done = []
+    for _ in range(3):
+        number = scenario.create_project()
+        for wbs in ("1", "2", "3"):
+            scenario.create_task(number, wbs)
+        done.append(f"project {number} with 3 tasks")
+    for _ in range(2):
+        done.append(f"customer {scenario.create_customer()}")
+    first = sorted(scenario.expected.finance_projects)[0][1]
+    scenario.rename_project(first, f"Implementation {first} (renamed)")
+    done.append(f"renamed {first}")
+    return done
+
+
+def run_demo(opts: DemoOptions) -> int:
+    settings = Settings()
+    kafka = LocalKafka(opts.workdir / "kafka", port=opts.port, heap=settings.local_kafka.heap)
+    kafka.down()  # a previous demo's broker in this workdir
+    shutil.rmtree(opts.workdir, ignore_errors=True)  # every demo starts from a fresh tenant
+    opts.workdir.mkdir(parents=True)
+    if port_in_use(opts.port):
+        console.print(f"[red]error:[/red] port {opts.port} is taken; run `dualwrite demo --port N`.")
+        return 1
+    try:
+        with console.status(f"Starting Kafka on {kafka.bootstrap} (the first start fetches jars with Maven) ..."):
+            kafka.up()
+    except (LocalKafkaError, ClasspathError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    console.print(f"[green]✓[/green] Kafka ready on {kafka.bootstrap}")
+    stack = Stack(StackConfig(workdir=opts.workdir, kafka_bootstrap=kafka.bootstrap))
+    try:
+        return _run(opts, settings, kafka, stack)
+    except KeyboardInterrupt:
+        console.print("Interrupted: stopping every process ...")
+        return 130
+    except ChildFailed as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    finally:
+        stack.stop()
+        if not opts.keep_running:
+            kafka.down()
+        console.print(f"Logs of every process: {stack.sup.log_dir}")
+
+
+def _run(opts: DemoOptions, settings: Settings, kafka: LocalKafka, stack: Stack) -> int:
+    client = {"bootstrap.servers": kafka.bootstrap}
+    report = apply_topics(client, catalog(partitions=settings.topics.partitions))
+    console.print(f"[green]✓[/green] topics: {len(report.created)} created")
+    if roundtrip(client) is None:
+        console.print("[red]error:[/red] a sample change event did not make the round trip")
+        return 1
+    console.print("[green]✓[/green] a sample change event made the round trip through Kafka")
+    with console.status("Starting the Dataverse and Finance emulators ..."):
+        stack.start_emulators()
+    console.print(f"[green]✓[/green] emulators: Dataverse {stack.dv_url}, Finance {stack.fo_url}")
+    stack.start_pipeline()
+    scenario = Scenario(stack.dataverse(), stack.finance())
+    activity: list[str] = []
+    progress: Progress | None = None
+    with Live(_table(stack, None, activity, "starting"), console=console, refresh_per_second=4) as live:
+        if opts.seconds is None:
+            activity.extend(_scripted(scenario))
+        else:
+            end = time.monotonic() + opts.seconds
+            while time.monotonic() < end:
+                activity.append(scenario.step())
+                live.update(_table(stack, progress, activity, "activity"))
+                time.sleep(0.25)
+        deadline = time.monotonic() + opts.drain_timeout
+        while time.monotonic() < deadline:
+            progress = scenario.progress()
+            live.update(_table(stack, progress, activity, "draining"))
+            if progress.done:
+                break
+            dead = stack.sup.dead()
+            if dead:
+                raise ChildFailed(f"{dead[0].name} exited:\n{dead[0].log_tail()}")
+            time.sleep(1.0)
+        live.update(_table(stack, progress, activity, "done"))
+    assert progress is not None
+    if progress.done:
+        console.print(f"[green]✓[/green] everything created arrived on the other side "
+                      f"({scenario.expected.total()} records checked field by field)")
+        return 0
+    console.print(f"[red]✗[/red] not everything arrived within {opts.drain_timeout:.0f}s:")
+    for line in progress.mismatches[:20]:
+        console.print(f"  {line}")
+    return 1

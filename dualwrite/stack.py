@@ -1,0 +1,109 @@
+"""The whole system as child processes on one machine: emulators, worker, sources and sinks.
+
+`dualwrite demo` runs it for people; the integration and chaos tests run it to kill parts of it.
+Every process is a real `dualwrite ...` command configured only through the environment, exactly
+as a deployment would configure it.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from dualwrite.apiclient import ApiSession
+from dualwrite.supervisor import Supervisor
+
+__all__ = ["PIPELINE", "Stack", "StackConfig"]
+
+TENANT = "local"
+# Start order matters only for readiness: the sinks and the worker wait for their topics.
+PIPELINE = ("worker", "sink-finance", "sink-dataverse", "source-dataverse", "source-finance")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    workdir: Path
+    kafka_bootstrap: str
+    dataverse_port: int = 0
+    finance_port: int = 0
+    client_id: str = "dualwrite"
+    client_secret: SecretStr = field(default_factory=lambda: SecretStr("dualwrite-local-secret"))
+    seed: bool = True
+
+
+class Stack:
+    """Starts and supervises the emulators and the pipeline processes."""
+
+    def __init__(self, cfg: StackConfig, extra_env: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.dv_port = cfg.dataverse_port or _free_port()
+        self.fo_port = cfg.finance_port or _free_port()
+        secret = cfg.client_secret.get_secret_value()
+        self.env = {
+            "DUALWRITE_KAFKA__BOOTSTRAP_SERVERS": cfg.kafka_bootstrap,
+            "DUALWRITE_DATAVERSE__URL": self.dv_url,
+            "DUALWRITE_DATAVERSE__TOKEN_URL": f"{self.dv_url}/{TENANT}/oauth2/v2.0/token",
+            "DUALWRITE_DATAVERSE__CLIENT_ID": cfg.client_id,
+            "DUALWRITE_DATAVERSE__CLIENT_SECRET": secret,
+            "DUALWRITE_FINANCE__URL": self.fo_url,
+            "DUALWRITE_FINANCE__TOKEN_URL": f"{self.fo_url}/{TENANT}/oauth2/v2.0/token",
+            "DUALWRITE_FINANCE__CLIENT_ID": cfg.client_id,
+            "DUALWRITE_FINANCE__CLIENT_SECRET": secret,
+            "DUALWRITE_STATE_DIR": str(cfg.workdir / "state"),
+            **(extra_env or {}),
+        }
+        self.sup = Supervisor(cfg.workdir / "logs", self.env)
+
+    @property
+    def dv_url(self) -> str:
+        return f"http://127.0.0.1:{self.dv_port}"
+
+    @property
+    def fo_url(self) -> str:
+        return f"http://127.0.0.1:{self.fo_port}"
+
+    def _healthy(self, url: str) -> bool:
+        return httpx.get(f"{url}/_admin/health", timeout=1.0).status_code == 200
+
+    def start_emulators(self) -> None:
+        client = f"{self.cfg.client_id}:{self.cfg.client_secret.get_secret_value()}"
+        seed = ["--seed"] if self.cfg.seed else []
+        for name, port, url in (("dataverse", self.dv_port, self.dv_url),
+                                ("finance", self.fo_port, self.fo_url)):
+            self.sup.start(
+                f"emulator-{name}",
+                Supervisor.dualwrite("emulator", name, "--port", str(port), "--db",
+                                     str(self.cfg.workdir / f"{name}.db"), "--client", client, *seed),
+                ready=functools.partial(self._healthy, url), timeout=60)
+
+    def argv(self, name: str) -> list[str]:
+        if name == "worker":
+            return Supervisor.dualwrite("worker")
+        kind, system = name.split("-", 1)
+        return Supervisor.dualwrite(kind, system)
+
+    def start_pipeline(self, names: tuple[str, ...] = PIPELINE) -> None:
+        for name in names:
+            self.sup.start(name, self.argv(name))
+
+    def dataverse(self) -> ApiSession:
+        return ApiSession(f"{self.dv_url}/api/data/v9.2", self.env["DUALWRITE_DATAVERSE__TOKEN_URL"],
+                          self.cfg.client_id, self.cfg.client_secret)
+
+    def finance(self) -> ApiSession:
+        return ApiSession(f"{self.fo_url}/data", self.env["DUALWRITE_FINANCE__TOKEN_URL"],
+                          self.cfg.client_id, self.cfg.client_secret)
+
+    def stop(self) -> None:
+        self.sup.stop_all()

@@ -1,0 +1,146 @@
+"""A whole system per test: its own Kafka broker, both emulators, and the pipeline processes.
+
+A fresh broker per test keeps tests independent without teaching every component a topic prefix;
+it costs a few seconds and is what a user's deployment looks like.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from dualwrite.kafka import LocalKafka
+from dualwrite.stack import Stack, StackConfig
+from tests.support.ports import free_port
+from topics import apply_topics, catalog
+
+
+@contextmanager
+def fresh_kafka(workdir: Path) -> Iterator[LocalKafka]:
+    broker = LocalKafka(workdir / "kafka", port=free_port(), controller_port=free_port(), heap="512m")
+    broker.up(timeout=120)
+    try:
+        report = apply_topics({"bootstrap.servers": broker.bootstrap}, catalog(partitions=3))
+        assert report.ok, report.drifts
+        yield broker
+    finally:
+        broker.down()
+
+
+@contextmanager
+def running_stack(workdir: Path, *, pipeline: bool = True,
+                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    with fresh_kafka(workdir) as broker:
+        stack = Stack(StackConfig(workdir=workdir, kafka_bootstrap=broker.bootstrap), extra_env)
+        try:
+            stack.start_emulators()
+            if pipeline:
+                stack.start_pipeline()
+            yield stack
+        finally:
+            stack.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def admin(url: str) -> httpx.Client:
+    return httpx.Client(base_url=f"{url}/_admin", timeout=10.0)
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 5.0) -> list[Any]:
+    """Every record currently in `topic` (all partitions, from the start)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
+        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in parts}
+        consumer.assign(parts)
+        records: list[Any] = []
+        want = sum(ends.values())
+        deadline = time.monotonic() + timeout + want / 2000
+        while len(records) < want and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                records.append(msg)
+        return records
+    finally:
+        consumer.close()
+
+
+def reproduce(bootstrap: str, topics: list[str]) -> int:
+    """Produce every record of `topics` a second time, as an at-least-once redelivery would."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    count = 0
+    for topic in topics:
+        for msg in read_topic(bootstrap, topic):
+            producer.produce(topic, key=msg.key(), value=msg.value(), headers=msg.headers())
+            count += 1
+            if count % 1000 == 0:
+                producer.flush(30)
+    assert producer.flush(60) == 0
+    return count
+
+
+def non_empty_topics(bootstrap: str, prefix: str) -> list[str]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lister"})
+    try:
+        names = [t for t in consumer.list_topics(timeout=10).topics if t.startswith(prefix)]
+        out = []
+        for name in names:
+            meta = consumer.list_topics(name, timeout=10).topics[name]
+            if any(consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] > 0
+                   for p in meta.partitions):
+                out.append(name)
+        return sorted(out)
+    finally:
+        consumer.close()
+
+
+def delete_groups(bootstrap: str, groups: list[str]) -> None:
+    """Forget the committed offsets of stopped consumer groups (they restart from the earliest)."""
+    client = AdminClient({"bootstrap.servers": bootstrap})
+    existing = {g.group_id for g in client.list_consumer_groups().result(30).valid}
+    todelete = [g for g in groups if g in existing]
+    if todelete:
+        for future in client.delete_consumer_groups(todelete, request_timeout=30).values():
+            future.result(30)
+
+
+def group_ids(bootstrap: str) -> list[str]:
+    client = AdminClient({"bootstrap.servers": bootstrap})
+    return sorted(g.group_id for g in client.list_consumer_groups().result(30).valid)
+
+
+def group_lag(bootstrap: str, group: str) -> int:
+    """Records not yet committed by `group` over every topic it has committed offsets on."""
+    client = AdminClient({"bootstrap.servers": bootstrap})
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    result = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    committed = result[group].result(30).topic_partitions
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lag-{time.time_ns()}"})
+    try:
+        lag = 0
+        for tp in committed:
+            high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[1]
+            lag += max(0, high - max(tp.offset, 0))
+        return lag
+    finally:
+        consumer.close()
