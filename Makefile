@@ -39,7 +39,7 @@ demo: install
 	$(BIN)/dualwrite demo
 
 bench: install
-	$(BIN)/dualwrite bench
+	$(BIN)/dualwrite bench pipeline
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

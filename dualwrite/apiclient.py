@@ -6,6 +6,7 @@ platform-shaped token endpoint) and renews the bearer token on a 401.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -13,12 +14,16 @@ from pydantic import SecretStr
 
 __all__ = ["ApiSession"]
 
+# Answers a person's app would simply try again (the emulators' faults answer these before acting).
+RETRIABLE = frozenset({429, 500, 502, 503, 504})
+
 
 class ApiSession:
     """An authenticated httpx client rooted at one API (`/api/data/v9.2` or `/data`)."""
 
     def __init__(self, api_url: str, token_url: str, client_id: str, client_secret: SecretStr,
-                 scope: str | None = None, timeout: float = 30.0) -> None:
+                 scope: str | None = None, timeout: float = 30.0, attempts: int = 10) -> None:
+        self.attempts = attempts
         self.api_url = api_url.rstrip("/")
         self.token_url = token_url
         self.client_id = client_id
@@ -34,12 +39,18 @@ class ApiSession:
         self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One call; renews the token on 401 and waits out 429/5xx answers (Retry-After first)."""
         if "Authorization" not in self.http.headers:
             self._authenticate()
-        resp = self.http.request(method, url, **kwargs)
-        if resp.status_code == 401:
-            self._authenticate()
+        for attempt in range(self.attempts):
             resp = self.http.request(method, url, **kwargs)
+            if resp.status_code == 401:
+                self._authenticate()
+                resp = self.http.request(method, url, **kwargs)
+            if resp.status_code not in RETRIABLE or attempt == self.attempts - 1:
+                return resp
+            retry_after = resp.headers.get("Retry-After", "")
+            time.sleep(float(retry_after) if retry_after.isdigit() else min(0.2 * 2 ** attempt, 5.0))
         return resp
 
     def get_all(self, url: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:

@@ -18,14 +18,14 @@ from pydantic import SecretStr
 from dualwrite.apiclient import ApiSession
 from dualwrite.supervisor import Supervisor
 
-__all__ = ["PIPELINE", "Stack", "StackConfig"]
+__all__ = ["PIPELINE", "Stack", "StackConfig", "free_port"]
 
 TENANT = "local"
 # Start order matters only for readiness: the sinks and the worker wait for their topics.
 PIPELINE = ("worker", "sink-finance", "sink-dataverse", "source-dataverse", "source-finance")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -47,8 +47,8 @@ class Stack:
 
     def __init__(self, cfg: StackConfig, extra_env: dict[str, str] | None = None) -> None:
         self.cfg = cfg
-        self.dv_port = cfg.dataverse_port or _free_port()
-        self.fo_port = cfg.finance_port or _free_port()
+        self.dv_port = cfg.dataverse_port or free_port()
+        self.fo_port = cfg.finance_port or free_port()
         secret = cfg.client_secret.get_secret_value()
         self.env = {
             "DUALWRITE_KAFKA__BOOTSTRAP_SERVERS": cfg.kafka_bootstrap,

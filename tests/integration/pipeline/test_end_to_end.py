@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import orjson
@@ -9,6 +10,7 @@ import pytest
 from confluent_kafka import Producer
 
 from dualwrite.scenario import Scenario
+from dualwrite.stack import PIPELINE
 from tests.support.pipeline import (
     admin,
     delete_groups,
@@ -95,14 +97,15 @@ def test_replaying_everything_writes_nothing_and_duplicates_nothing(tmp_path: Pa
             scenario.step()
         wait_for(lambda: drained(scenario), DRAIN, "the scenario to arrive")
 
-        stack.sup.stop_all()
+        for name in PIPELINE:
+            stack.sup.kill(name, signal.SIGTERM)
         cdc = non_empty_topics(bootstrap, "dataverse.cdc.") + non_empty_topics(bootstrap, "finance.cdc.")
         assert reproduce(bootstrap, cdc) > 0
         delete_groups(bootstrap, group_ids(bootstrap))  # worker and sinks start again from offset 0
         with admin(stack.dv_url) as dv_admin, admin(stack.fo_url) as fo_admin:
             dv_admin.delete("/requests")
             fo_admin.delete("/requests")
-            for name in ("worker", "sink-finance", "sink-dataverse"):
+            for name in PIPELINE:
                 stack.sup.restart(name)
             wait_for(lambda: [g for g in group_ids(bootstrap) if group_lag(bootstrap, g) == 0
                               and g not in ("lister",)], 120, "consumers to restart")
@@ -147,17 +150,23 @@ def test_throttling_storm_and_server_errors_slow_but_lose_and_duplicate_nothing(
         bootstrap = stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
         scenario = Scenario(stack.dataverse(), stack.finance())
         with admin(stack.fo_url) as fo_admin, admin(stack.dv_url) as dv_admin:
-            fo_admin.put("/faults", json={"throttle_storm_seconds": 6, "throttle_retry_after_seconds": 2})
-            dv_admin.put("/faults", json={"error_rate": 0.3, "error_statuses": [500, 503]})
-            for _ in range(15):
-                scenario.step()
+            # Finance answers everything 429 for a while: the projects wait, nothing is lost.
+            fo_admin.put("/faults", json={"throttle_storm_seconds": 20, "throttle_retry_after_seconds": 2})
+            for _ in range(4):
+                project = scenario.create_project()
+                for wbs in ("1", "2"):
+                    scenario.create_task(project, wbs)
             assert fo_admin.get("/faults").json()["throttle_storm_remaining_seconds"] > 0
             wait_for(lambda: fo_admin.get("/requests").json()["total"] > 0, 30, "sink traffic in the storm")
             wait_for(lambda: fo_admin.get("/faults").json()["throttle_storm_remaining_seconds"] == 0,
-                     30, "the storm to pass")
+                     60, "the storm to pass")
+            # Then a burst of 5xx on both sides while people keep working.
             fo_admin.put("/faults", json={"error_rate": 0.3, "error_statuses": [500, 503]})
-            for _ in range(10):
-                scenario.step()
+            dv_admin.put("/faults", json={"error_rate": 0.3, "error_statuses": [500, 503]})
+            for _ in range(3):
+                scenario.create_customer()
+            scenario.rename_project(project, "Renamed during the 5xx burst")
+            wait_for(lambda: fo_admin.get("/requests").json()["total"] > 20, 30, "traffic in the burst")
             fo_admin.put("/faults", json={"error_rate": 0.0})
             dv_admin.put("/faults", json={"error_rate": 0.0})
         wait_for(lambda: drained(scenario), DRAIN, "everything to arrive after the faults")
