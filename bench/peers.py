@@ -80,7 +80,7 @@ def naive_faust_rate(bootstrap: str, topic: str, expected: int, workdir: Path,
         env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic,
                "BENCH_EXPECTED": str(expected), "BENCH_OUT": str(out),
                "BENCH_DATA": str(workdir / "naive-data")}
-        proc = subprocess.run([sys.executable, str(script), "worker", "-l", "warn"], env=env,
+        proc = subprocess.run([sys.executable, str(script), "worker", "--without-web", "-l", "warn"], env=env,
                               stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False)
     if not out.exists():
         raise RuntimeError(f"naive Faust agent did not finish (exit {proc.returncode}); see {workdir / 'naive.log'}")
