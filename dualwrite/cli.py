@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dualwrite.commands import connectors, demo, emulator, kafka, topics
+from dualwrite.commands import bench, connectors, demo, emulator, kafka, topics, worker
 
 app = typer.Typer(
     name="dualwrite",
@@ -19,9 +19,11 @@ app = typer.Typer(
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(topics.app, name="topics")
 app.add_typer(emulator.app, name="emulator")
+app.add_typer(worker.app, name="worker")
 app.add_typer(connectors.source_app, name="source")
 app.add_typer(connectors.sink_app, name="sink")
 app.add_typer(demo.app, name="demo")
+app.add_typer(bench.app, name="bench")
 
 
 @app.command()

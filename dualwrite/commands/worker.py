@@ -1,0 +1,67 @@
+"""`dualwrite worker`: the Faust stream processor (decode, dedupe, echo filter, table maps,
+dependency gate) between the CDC topics and the sinks' command topics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dualwrite.settings import Settings
+
+if TYPE_CHECKING:
+    from streams import StreamsConfig
+
+app = typer.Typer(help="Run the stream processor (Faust worker).", add_completion=False)
+
+LogLevel = Annotated[str, typer.Option(help="Log level: debug, info, warning, error.")]
+
+
+def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
+                 topic_prefix: str = "", session_timeout_s: float = 30.0,
+                 stall_timeout_s: float = 30.0) -> StreamsConfig:
+    """The worker's frozen config from the settings (Kafka, topic layout, state dir)."""
+    from streams import StreamsConfig
+
+    k = settings.kafka
+    return StreamsConfig(
+        bootstrap_servers=k.bootstrap_servers, security_protocol=k.security_protocol,
+        sasl_mechanism=k.sasl_mechanism, sasl_username=k.sasl_username,
+        sasl_password=k.sasl_password, ssl_cafile=k.ssl_cafile, ssl_certfile=k.ssl_certfile,
+        ssl_keyfile=k.ssl_keyfile, app_id=app_id,
+        data_dir=data_dir or settings.state_dir / app_id,
+        partitions=settings.topics.partitions, replication=settings.topics.replication,
+        topic_prefix=topic_prefix, metrics_port=settings.metrics_port,
+        session_timeout_s=session_timeout_s, stall_timeout_s=stall_timeout_s,
+    )
+
+
+@app.callback(invoke_without_command=True)
+def worker(
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Where the RocksDB tables live (default: <state_dir>/<app id>).")] = None,
+    app_id: Annotated[str, typer.Option(
+        help="Consumer group and prefix of internal and changelog topics.")] = "dualwrite-streams",
+    log_level: LogLevel = "info",
+    session_timeout: Annotated[float, typer.Option(
+        help="Seconds after which a crashed worker's partitions move to the others.")] = 30.0,
+    stall_timeout: Annotated[float, typer.Option(
+        help="Exit with 75 (for the supervisor to restart) when the gate is stuck this long.")] = 30.0,
+    topic_prefix: Annotated[str, typer.Option(
+        help="Prefix of every catalog topic name (isolated test runs).", hidden=True)] = "",
+) -> None:
+    """Run the stream processor until SIGTERM or Ctrl-C.
+
+    Reads the CDC topics of every table map, sync.applied.* and sync.control; writes
+    sync.commands.<target> and sync.dlq. Kafka and topic layout come from DUALWRITE_* settings.
+    """
+    from streams import run_worker
+
+    config = build_config(Settings(), app_id=app_id, data_dir=data_dir, topic_prefix=topic_prefix,
+                          session_timeout_s=session_timeout, stall_timeout_s=stall_timeout)
+    run_worker(config, loglevel=log_level)
+
+
+if __name__ == "__main__":
+    app()

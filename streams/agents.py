@@ -1,0 +1,143 @@
+"""The agents: thin loops that decode, call pure functions, update a table and send.
+
+    ingest   CDC topics -> dedupe -> gate topic (facts, pending changes, target observations)
+    acks     sync.applied.<target> -> gate topic, keyed by the target record
+    control  sync.control -> gate topic, one copy per partition
+    gate     gate topic -> `Gatekeeper` (park, release, pair, emit commands)
+    tick     a timer -> gate topic, one tick per partition (transaction time-outs)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from streams import dedupe, metrics
+from streams.app import Runtime
+from streams.gatekeeper import Gatekeeper, Position
+from streams.route import route_change
+from streams.watchdog import Watchdog
+from streams.wire import AppliedMsg, ControlMsg, TickMsg, decode_gate, encode_gate
+from topics import (
+    DecodeError,
+    MapState,
+    decode_ack,
+    decode_event,
+    decode_key,
+    decode_model,
+    dlq_headers,
+)
+
+__all__ = ["register_agents"]
+
+log = logging.getLogger(__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _dead_letter(rt: Runtime, event: Any, stage: str, error: str, message: str,
+                       map_name: str | None = None) -> None:
+    metrics.DLQ.labels(stage, error).inc()
+    m = event.message
+    await rt.topic("dlq").send(key=m.key, value=m.value, headers=dlq_headers(
+        stage=stage, error_class=error, message=message, map_name=map_name, topic=m.topic,
+        partition=m.partition, offset=m.offset, ts_ms=_now_ms()))
+
+
+def register_agents(rt: Runtime) -> None:
+    app, maps = rt.app, rt.maps
+    versions = rt.table("versions")
+    gatekeeper = Gatekeeper(rt)
+
+    async def to_gate(key: str, msg: Any, partition: int | None = None) -> None:
+        await rt.topic("gate").send(key=key.encode(), value=encode_gate(msg), partition=partition)
+
+    @app.agent(rt.topic("cdc"), name="ingest")
+    async def ingest(stream: Any) -> None:
+        async for event in stream.events():
+            m = event.message
+            if m.value is None:
+                continue  # tombstone after a delete: the "d" event carried the change
+            try:
+                record_id = decode_key(m.key).id
+                change = decode_event(m.value)
+            except DecodeError as exc:
+                await _dead_letter(rt, event, "decode", f"DecodeError.{exc.reason.value}", str(exc))
+                continue
+            assert change is not None
+            # The topic names the table; the envelope's own source is the fallback.
+            system, table = rt.cdc_tables.get(m.topic) or (change.source.system, change.source.table)
+            metrics.EVENTS_IN.labels(system, table).inc()
+            seen_key = dedupe.seen_key(system, table, record_id)
+            version = change.source.version_int
+            if dedupe.is_duplicate(dedupe.seen_from(versions.get(seen_key)), version, m.offset):
+                metrics.DUPLICATES.labels(system, table).inc()
+                continue
+            versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)
+            routed = route_change(maps, system, table, record_id, change, _now_ms())
+            for map_name, message in routed.rejected:
+                await _dead_letter(rt, event, "transform", "TransformError", message, map_name)
+            for map_name, reason in routed.dropped:
+                metrics.DROPPED.labels(map_name, reason).inc()
+            for key, msg in routed.messages:
+                await to_gate(key, msg)
+
+    @app.agent(rt.topic("applied"), name="acks")
+    async def acks(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                ack = decode_ack(event.message.value)
+            except DecodeError as exc:
+                await _dead_letter(rt, event, "decode", f"DecodeError.{exc.reason.value}", str(exc))
+                continue
+            await to_gate(f"present:{ack.record_key}", AppliedMsg(ack=ack))
+
+    @app.agent(rt.topic("control"), name="control")
+    async def control(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                state = decode_model(MapState, event.message.value)
+            except DecodeError as exc:
+                await _dead_letter(rt, event, "decode", f"DecodeError.{exc.reason.value}", str(exc))
+                continue
+            for p in range(rt.config.partitions):  # every partition keeps its own copy
+                await to_gate(f"control:{state.map}", ControlMsg(map=state.map, state=state.state), p)
+
+    watchdog = Watchdog(rt.config.stall_timeout_s)
+
+    @app.on_partitions_revoked.connect
+    def _forget_offsets(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        watchdog.last_offsets.clear()  # partitions may come back moved on by another worker
+
+    @app.agent(rt.topic("gate"), name="gate")
+    async def gate(stream: Any) -> None:
+        async for event in stream.events():
+            m = event.message
+            if watchdog.skipped(m.partition, m.offset):
+                watchdog.exit(f"skipped offsets before {m.partition}:{m.offset}")
+            try:
+                msg = decode_gate(m.value)
+            except ValueError as exc:
+                await _dead_letter(rt, event, "gate", type(exc).__name__, str(exc))
+                continue
+            key = m.key.decode() if isinstance(m.key, bytes) else str(m.key)
+            await gatekeeper.handle(msg, Position(key, m.partition, m.offset, _now_ms()))
+
+    def busy() -> bool:
+        recovery = getattr(app.tables, "recovery", None)
+        completed = getattr(recovery, "completed", None)
+        recovered = completed.is_set() if completed is not None else True
+        return bool(app.rebalancing) or not recovered
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_watchdog() -> None:
+        watchdog.watch(lambda: gatekeeper.last_handled, busy)
+
+    @app.timer(rt.config.tick_interval_s)  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        now = _now_ms()
+        for p in range(rt.config.partitions):
+            await to_gate("tick", TickMsg(ts_ms=now), p)

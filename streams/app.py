@@ -1,0 +1,115 @@
+"""The Faust application: topics bound to the catalog, tables, and the agents.
+
+    create_app(config) -> faust.App
+
+Topics read: ``<system>.cdc.<table>`` of every table a map reads, indexes or writes;
+``sync.applied.<target>``; ``sync.control``. Topics written: ``sync.commands.<target>``,
+``sync.dlq``, and the internal ``<app id>-gate`` topic that every piece of gate state goes
+through (see `streams.wire`). Tables (Faust changelogged, RocksDB in deployments):
+
+    versions  source record -> last seen version (+ offset)        updated by `ingest`
+    facts     fact key -> lookup row / mapped key / presence          updated by `gate`
+    targets   target record key -> what we wrote / what it holds      updated by `gate`
+    parked    gate key -> waiting changes (+ recent releases)         updated by `gate`
+    pairs     two-way record pair -> per-field last changes           updated by `gate`
+    states    "<map>@<partition>" -> running | paused                 updated by `gate`
+
+At-least-once: offsets are committed after the producer is flushed; no exactly_once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from streams.config import StreamsConfig
+from streams.maps.registry import MapRegistry, default_registry
+from topics import applied_topic, cdc_topic, commands_topic
+
+__all__ = ["Runtime", "StreamsApp", "create_app"]
+
+TABLES = ("versions", "facts", "targets", "parked", "pairs", "states")
+
+
+class StreamsApp(faust.App):
+    """A Faust app that carries its runtime (topics, tables, maps)."""
+
+    runtime: Runtime
+
+
+@dataclass
+class Runtime:
+    config: StreamsConfig
+    maps: MapRegistry
+    app: StreamsApp
+    cdc_tables: dict[str, tuple[str, str]] = field(default_factory=dict)
+    topics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self, name: str) -> Any:
+        return self.topics[name]
+
+    def table(self, name: str) -> Any:
+        return self.tables[name]
+
+    @property
+    def gate_topic_name(self) -> str:
+        return f"{self.config.app_id}-gate"
+
+
+def _credentials(config: StreamsConfig) -> Any:
+    ctx = config.ssl_context()
+    if config.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=config.sasl_username,
+            password=config.sasl_password.get_secret_value() if config.sasl_password else None,
+            ssl_context=ctx, mechanism=config.sasl_mechanism or "PLAIN")
+    if ctx is not None:
+        return faust.SSLCredentials(ctx)
+    return None
+
+
+def _raw_topic(app: StreamsApp, *names: str, **kwargs: Any) -> Any:
+    return app.topic(*names, key_serializer="raw", value_serializer="raw", **kwargs)
+
+
+def create_app(config: StreamsConfig, maps: MapRegistry | None = None) -> StreamsApp:
+    """Build the app; run it with `streams.runner.run_worker` (or ``app.main()``)."""
+    registry = maps or default_registry()
+    app = StreamsApp(
+        config.app_id,
+        broker=config.broker_urls(),
+        broker_credentials=_credentials(config),
+        store=config.store,
+        datadir=str(config.data_dir),
+        topic_partitions=config.partitions,
+        topic_replication_factor=config.replication,
+        processing_guarantee="at_least_once",
+        web_enabled=False,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=config.session_timeout_s,
+    )
+    rt = Runtime(config=config, maps=registry, app=app)
+    for system, table in registry.cdc_tables():
+        rt.cdc_tables[config.topic(cdc_topic(system, table))] = (system, table)  # type: ignore[arg-type]
+    rt.topics["cdc"] = _raw_topic(app, *rt.cdc_tables)
+    rt.topics["applied"] = _raw_topic(app, config.topic(applied_topic("finance")),
+                                      config.topic(applied_topic("dataverse")))
+    rt.topics["control"] = _raw_topic(app, config.topic("sync.control"))
+    rt.topics["dlq"] = _raw_topic(app, config.topic("sync.dlq"))
+    for target in ("finance", "dataverse"):
+        rt.topics[f"commands.{target}"] = _raw_topic(app, config.topic(commands_topic(target)))
+    rt.topics["gate"] = _raw_topic(app, rt.gate_topic_name, internal=True,
+                                   partitions=config.partitions)
+    for name in TABLES:
+        rt.tables[name] = app.Table(name, default=None, partitions=config.partitions,
+                                    key_type=str)
+    app.runtime = rt
+
+    from streams.agents import register_agents
+
+    register_agents(rt)
+    return app

@@ -1,0 +1,57 @@
+"""The worker's configuration: a frozen model, built by the CLI from `dualwrite.settings`."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["StreamsConfig"]
+
+
+class StreamsConfig(BaseModel):
+    """Everything `create_app` needs; each setting documents itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    app_id: str = Field("dualwrite-streams", description="Consumer group and prefix of internal topics.")
+    store: str = Field("rocksdb://", description="Table store; memory:// only in unit tests.")
+    data_dir: Path = Field(Path("state"), description="Where RocksDB tables live.")
+    partitions: int = Field(3, ge=1, description="Partitions of every keyed topic (the catalog's).")
+    replication: int = Field(1, ge=1, description="Replication of internal and changelog topics.")
+    topic_prefix: str = Field("", description="Prefix of every catalog topic name (test isolation).")
+    conflict_window_ms: int = Field(5_000, ge=0, description="Two-way edits closer than this conflict.")
+    tx_timeout_ms: int = Field(10_000, ge=0, description="Release an incomplete source transaction after this.")
+    tick_interval_s: float = Field(2.0, gt=0, description="How often transaction timeouts are checked.")
+    session_timeout_s: float = Field(
+        30.0, gt=3, description="A worker killed without leaving the group is replaced after this.")
+    stall_timeout_s: float = Field(
+        30.0, gt=0, description="Exit (for the supervisor to restart) when the gate handles "
+        "nothing, not even its own ticks, for this long outside a rebalance.")
+    metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def broker_urls(self) -> list[str]:
+        return [f"kafka://{h.strip()}" for h in self.bootstrap_servers.split(",") if h.strip()]
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                         cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(str(self.ssl_certfile),
+                                str(self.ssl_keyfile) if self.ssl_keyfile else None)
+        return ctx

@@ -1,0 +1,98 @@
+"""Echo detection and target-side edits, over what we know of one target record.
+
+State per target record (value of the ``targets`` table, keyed by its record key):
+
+    {"sent": {...readable fields we wrote, merged}, "sent_fp": ..., "command_id": ...,
+     "applied_fp": <fingerprint of the last acknowledged write>,
+     "current": {...readable fields the target holds, as last known}}
+
+A change from the target's own feed whose fingerprint equals what we wrote is our echo and
+stops. Otherwise the target was edited: two-way fields that differ from what the target held
+flow back; edits of fields only the other side owns do not sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypedDict, cast
+
+from streams.fingerprint import fingerprint
+
+__all__ = [
+    "Echo",
+    "Edit",
+    "NoSync",
+    "TargetState",
+    "classify",
+    "is_noop",
+    "on_ack",
+    "on_observed",
+    "on_sent",
+    "state_from",
+]
+
+
+class TargetState(TypedDict, total=False):
+    sent: dict[str, Any]
+    sent_fp: str
+    command_id: str
+    applied_fp: str
+    current: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Echo:
+    pass
+
+
+@dataclass(frozen=True)
+class Edit:
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NoSync:
+    reason: str
+
+
+def state_from(value: Any) -> TargetState:
+    return cast(TargetState, dict(value)) if isinstance(value, dict) else TargetState()
+
+
+def classify(state: TargetState, observed: dict[str, Any], two_way: tuple[str, ...]) -> Echo | Edit | NoSync:
+    fp = fingerprint(observed)
+    if fp in (state.get("sent_fp"), state.get("applied_fp")):
+        return Echo()
+    baseline = state.get("current") or state.get("sent")
+    if baseline is None:
+        return NoSync("first sight of the target row")
+    changed = tuple(f for f in two_way if f in observed and observed.get(f) != baseline.get(f))
+    if changed:
+        return Edit(changed)
+    if all(baseline.get(k) == v for k, v in observed.items()):
+        return NoSync("no mapped field changed")
+    return NoSync("only fields mastered by the other side changed")
+
+
+def is_noop(state: TargetState, readable: dict[str, Any]) -> bool:
+    """The target already holds every one of these values: writing them changes nothing."""
+    current = state.get("current")
+    return current is not None and all(k in current and current[k] == v for k, v in readable.items())
+
+
+def on_sent(state: TargetState, command_id: str, readable: dict[str, Any]) -> TargetState:
+    sent = {**(state.get("sent") or {}), **readable}
+    return TargetState(**{**state, "sent": sent, "sent_fp": fingerprint(sent), "command_id": command_id})
+
+
+def on_ack(state: TargetState, command_id: str, fp: str, delete: bool) -> TargetState:
+    if delete:
+        return TargetState()
+    new = TargetState(**{**state, "applied_fp": fp})
+    if state.get("command_id") == command_id and state.get("sent") is not None:
+        new["current"] = {**(state.get("current") or {}), **(state.get("sent") or {})}
+    return new
+
+
+def on_observed(state: TargetState, observed: dict[str, Any]) -> TargetState:
+    return TargetState(**{**state, "current": observed})

@@ -1,0 +1,36 @@
+"""Table maps: declarative, frozen descriptions of how one table becomes another."""
+
+from streams.maps.model import (
+    Condition,
+    Dependency,
+    Direction,
+    Endpoint,
+    FieldMap,
+    Lookup,
+    TableMap,
+    key_fact,
+    present_fact,
+    row_fact,
+)
+from streams.maps.registry import MapRegistry, default_registry
+from streams.maps.setup import CUSTOMERS, LEGAL_ENTITIES, PROJECT_TASKS, PROJECTS, SETUP_MAPS
+
+__all__ = [
+    "CUSTOMERS",
+    "LEGAL_ENTITIES",
+    "PROJECTS",
+    "PROJECT_TASKS",
+    "SETUP_MAPS",
+    "Condition",
+    "Dependency",
+    "Direction",
+    "Endpoint",
+    "FieldMap",
+    "Lookup",
+    "MapRegistry",
+    "TableMap",
+    "default_registry",
+    "key_fact",
+    "present_fact",
+    "row_fact",
+]

@@ -1,0 +1,186 @@
+"""The table map as a declarative, frozen model.
+
+A `TableMap` says how one source table becomes one target entity: which target key fields come
+from which source columns, which fields flow in which direction, value maps, defaults, a row
+filter, the lookups it references and the target rows that must exist before it is written.
+Nothing here does I/O; `streams.transform` interprets a map against a row and the facts the
+gate has learned.
+
+Fact keys (what the gate waits for) are strings built here, once:
+
+    row:<system>:<table>:<id>   indexed columns of a source row (from its CDC topic)
+    key:<map>:<source id>       target key a map computed for one of its source rows
+    present:<record key>        the target row exists (from acks or the target's own feed)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from topics import System, target_key
+
+__all__ = [
+    "Condition",
+    "Dependency",
+    "Direction",
+    "Endpoint",
+    "FieldMap",
+    "Kind",
+    "Lookup",
+    "TableMap",
+    "key_fact",
+    "present_fact",
+    "row_fact",
+]
+
+Direction = Literal["to_finance", "to_dataverse", "both"]
+Kind = Literal["text", "date", "int"]
+Scalar = str | int | float | bool | None
+
+
+def row_fact(system: str, table: str, record_id: str) -> str:
+    return f"row:{system}:{table}:{record_id}"
+
+
+def key_fact(map_name: str, record_id: str) -> str:
+    return f"key:{map_name}:{record_id}"
+
+
+def present_fact(record_key: str) -> str:
+    return f"present:{record_key}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Endpoint(_Frozen):
+    """One side of a map: a system and its table (Dataverse entity set / Finance collection)."""
+
+    system: System
+    table: str
+
+
+class Lookup(_Frozen):
+    """A source column that references another row, and where the referenced row is learned.
+
+    ``ref`` is ``row`` (a source table indexed from its CDC topic: ``fields`` are indexed),
+    ``key`` (the target key another map computed for that row: ``table`` names the map) or
+    ``present`` (a target row; the column's value fills target key field ``key_field`` of
+    entity ``table``; the fact carries the target's primary id as ``target_id``).
+    """
+
+    name: str
+    column: str
+    ref: Literal["row", "key", "present"]
+    system: System = "dataverse"
+    table: str
+    fields: tuple[str, ...] = ()
+    key_field: str | None = None
+
+    def fact_for(self, value: Any) -> str:
+        if self.ref == "row":
+            return row_fact(self.system, self.table, str(value))
+        if self.ref == "key":
+            return key_fact(self.table, str(value))
+        return present_fact(target_key(self.table, {self.key_field or "id": value}))
+
+
+class FieldMap(_Frozen):
+    """One target field: where its value comes from and in which direction it flows.
+
+    Exactly one of ``source`` (a column of the source row), ``lookup`` + ``lookup_field`` (a
+    field of a referenced row's fact) or ``const`` gives the value. ``template`` formats it
+    (``/cdm_companies({})`` for an OData bind). ``read_as`` names the column under which the
+    target's own feed shows the value (``_msdyn_company_value`` for the bind), so echoes compare
+    like with like.
+    """
+
+    target: str
+    source: str | None = None
+    lookup: str | None = None
+    lookup_field: str | None = None
+    const: Scalar = None
+    direction: Direction = "to_finance"
+    kind: Kind = "text"
+    value_map: tuple[tuple[Scalar, Scalar], ...] = ()
+    default: Scalar = None
+    template: str | None = None
+    read_as: str | None = None
+    in_fields: bool = True
+
+    @property
+    def read_name(self) -> str:
+        return self.read_as or self.target
+
+
+class Condition(_Frozen):
+    """One clause of a map filter: all clauses must hold for a row to sync."""
+
+    column: str
+    op: Literal["eq", "ne", "in", "present"]
+    value: Scalar | tuple[Scalar, ...] = None
+
+    def holds(self, row: Mapping[str, Any]) -> bool:
+        got = row.get(self.column)
+        if self.op == "present":
+            return got is not None and got != ""
+        if self.op == "eq":
+            return bool(got == self.value)
+        if self.op == "ne":
+            return bool(got != self.value)
+        values = self.value if isinstance(self.value, tuple) else (self.value,)
+        return got in values
+
+
+class Dependency(_Frozen):
+    """A target row that must exist before this map writes (a task waits for its project).
+
+    Its key is built from a resolved lookup's fact: target key field -> fact field. When the
+    referenced source row (``same_tx_column``) is in the same source transaction, the change set
+    writes it first, so the dependency counts as met.
+    """
+
+    entity: str
+    lookup: str
+    key: tuple[tuple[str, str], ...]
+    same_tx_column: str | None = None
+
+
+class TableMap(_Frozen):
+    """A table map: one source table to one target entity, declared once."""
+
+    name: str
+    source: Endpoint
+    target: Endpoint
+    key: tuple[FieldMap, ...] = Field(description="Target alternate key fields (from the source row).")
+    fields: tuple[FieldMap, ...]
+    lookups: tuple[Lookup, ...] = ()
+    filter: tuple[Condition, ...] = ()
+    depends: tuple[Dependency, ...] = ()
+    # Two-way fields write back target -> source; these build the source row's key from a
+    # target row, with their own lookups (a GUID in Dataverse is a code in Finance).
+    reverse_key: tuple[FieldMap, ...] = ()
+    reverse_lookups: tuple[Lookup, ...] = ()
+    master: System | None = Field(None, description="Wins a same-window conflict on two-way fields.")
+    target_id_column: str | None = Field(None, description="Primary id column in the target row.")
+
+    @property
+    def direction(self) -> Direction:
+        return "to_finance" if self.target.system == "finance" else "to_dataverse"
+
+    @property
+    def two_way(self) -> tuple[FieldMap, ...]:
+        return tuple(f for f in self.fields if f.direction == "both")
+
+    def lookup(self, name: str, *, reverse: bool = False) -> Lookup:
+        for item in self.reverse_lookups if reverse else self.lookups:
+            if item.name == name:
+                return item
+        raise KeyError(f"map {self.name!r} has no lookup {name!r}")
+
+    def passes(self, row: Mapping[str, Any]) -> bool:
+        return all(c.holds(row) for c in self.filter)

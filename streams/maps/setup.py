@@ -1,0 +1,122 @@
+"""The first four table maps: setup and configuration data (domain.md 1.1, 1.7, 5).
+
+Legal entities and customers are Finance-mastered and flow to Dataverse; projects and project
+tasks are born in Dataverse and flow to Finance. Dependency order (1.7): legal entity ->
+customer; project -> project task.
+"""
+
+from __future__ import annotations
+
+from streams.maps.model import Condition, Dependency, Endpoint, FieldMap, Lookup, TableMap
+
+__all__ = ["CUSTOMERS", "LEGAL_ENTITIES", "PROJECTS", "PROJECT_TASKS", "SETUP_MAPS"]
+
+LEGAL_ENTITIES = TableMap(
+    name="legal_entities",
+    source=Endpoint(system="finance", table="LegalEntities"),
+    target=Endpoint(system="dataverse", table="cdm_companies"),
+    key=(FieldMap(target="cdm_companycode", source="dataAreaId", direction="to_dataverse"),),
+    fields=(
+        FieldMap(target="cdm_name", source="Name", direction="to_dataverse"),
+        # The ledger may not be set up yet in a new company; Dataverse needs a currency.
+        FieldMap(target="accountingcurrency", source="AccountingCurrency",
+                 direction="to_dataverse", default="USD"),
+    ),
+    filter=(Condition(column="dataAreaId", op="present"),),
+    target_id_column="cdm_companyid",
+)
+
+# A customer is company-specific: its Dataverse alternate key holds the company's GUID, which
+# only exists once the legal entity is in Dataverse - hence the `present` lookup.
+_COMPANY_IN_DATAVERSE = Lookup(name="company", column="dataAreaId", ref="present",
+                               table="cdm_companies", key_field="cdm_companycode")
+
+CUSTOMERS = TableMap(
+    name="customers",
+    source=Endpoint(system="finance", table="CustomersV3"),
+    target=Endpoint(system="dataverse", table="accounts"),
+    key=(
+        FieldMap(target="accountnumber", source="CustomerAccount", direction="to_dataverse"),
+        FieldMap(target="_msdyn_company_value", lookup="company", lookup_field="target_id",
+                 direction="to_dataverse", in_fields=False),
+    ),
+    fields=(
+        FieldMap(target="name", source="Name", direction="both"),
+        FieldMap(target="msdyn_customergroupid", source="CustomerGroupId", direction="to_dataverse"),
+        FieldMap(target="transactioncurrencyid", source="SalesCurrencyCode", direction="to_dataverse"),
+        FieldMap(target="msdyn_company@odata.bind", lookup="company", lookup_field="target_id",
+                 template="/cdm_companies({})", read_as="_msdyn_company_value",
+                 direction="to_dataverse"),
+    ),
+    lookups=(_COMPANY_IN_DATAVERSE,),
+    filter=(Condition(column="dataAreaId", op="present"),
+            Condition(column="CustomerAccount", op="present")),
+    reverse_key=(
+        FieldMap(target="dataAreaId", lookup="company", lookup_field="cdm_companycode",
+                 direction="to_finance"),
+        FieldMap(target="CustomerAccount", source="accountnumber", direction="to_finance"),
+    ),
+    reverse_lookups=(Lookup(name="company", column="_msdyn_company_value", ref="row",
+                            table="cdm_companies", fields=("cdm_companycode",)),),
+    master="finance",
+    target_id_column="accountid",
+)
+
+PROJECTS = TableMap(
+    name="projects",
+    source=Endpoint(system="dataverse", table="msdyn_projects"),
+    target=Endpoint(system="finance", table="ProjectsV2"),
+    key=(
+        FieldMap(target="dataAreaId", lookup="company", lookup_field="cdm_companycode"),
+        FieldMap(target="ProjectId", source="msdyn_projectnumber"),
+    ),
+    fields=(
+        FieldMap(target="ProjectName", source="msdyn_subject"),
+        # Map version 1.0.0.3: statecode 0 active <-> InProcess, 1 inactive <-> Finished.
+        FieldMap(target="ProjectStage", source="statecode",
+                 value_map=((0, "InProcess"), (1, "Finished")), default="InProcess"),
+        FieldMap(target="ProjectedStartDate", source="msdyn_scheduledstart", kind="date"),
+        FieldMap(target="ProjectedEndDate", source="msdyn_finish", kind="date"),
+        FieldMap(target="CustomerAccountNumber", lookup="customer", lookup_field="accountnumber"),
+        FieldMap(target="IntegrationSourceDataId", source="msdyn_projectid"),
+    ),
+    lookups=(
+        Lookup(name="company", column="_msdyn_owningcompany_value", ref="row",
+               table="cdm_companies", fields=("cdm_companycode",)),
+        Lookup(name="customer", column="_msdyn_customer_value", ref="row",
+               table="accounts", fields=("accountnumber",)),
+    ),
+    filter=(Condition(column="msdyn_projectnumber", op="present"),
+            Condition(column="_msdyn_owningcompany_value", op="present")),
+    target_id_column="RecId",
+)
+
+PROJECT_TASKS = TableMap(
+    name="project_tasks",
+    source=Endpoint(system="dataverse", table="msdyn_projecttasks"),
+    target=Endpoint(system="finance", table="ProjectTasks"),
+    key=(
+        FieldMap(target="dataAreaId", lookup="project", lookup_field="dataAreaId"),
+        FieldMap(target="ProjectId", lookup="project", lookup_field="ProjectId"),
+        FieldMap(target="Task", source="msdyn_wbsid"),
+    ),
+    fields=(
+        FieldMap(target="ParentTask", lookup="parent", lookup_field="msdyn_wbsid"),
+        FieldMap(target="WorkBreakdownStructureID", source="msdyn_wbsid"),
+        FieldMap(target="Name", source="msdyn_subject"),
+    ),
+    lookups=(
+        # The project's Finance key (dataAreaId, ProjectId) as the projects map computed it.
+        Lookup(name="project", column="_msdyn_project_value", ref="key", table="projects"),
+        Lookup(name="parent", column="_msdyn_parenttask_value", ref="row",
+               table="msdyn_projecttasks", fields=("msdyn_wbsid",)),
+    ),
+    filter=(Condition(column="msdyn_wbsid", op="present"),
+            Condition(column="_msdyn_project_value", op="present")),
+    depends=(Dependency(entity="ProjectsV2", lookup="project",
+                        key=(("dataAreaId", "dataAreaId"), ("ProjectId", "ProjectId")),
+                        same_tx_column="_msdyn_project_value"),),
+    target_id_column="RecId",
+)
+
+SETUP_MAPS: tuple[TableMap, ...] = (LEGAL_ENTITIES, CUSTOMERS, PROJECTS, PROJECT_TASKS)

@@ -1,0 +1,33 @@
+"""Every Prometheus metric of the stream processor, declared once."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+__all__ = [
+    "COMMANDS",
+    "CONFLICTS",
+    "DLQ",
+    "DROPPED",
+    "DUPLICATES",
+    "ECHOES",
+    "EVENTS_IN",
+    "NOOPS",
+    "PARKED",
+    "RELEASED",
+]
+
+EVENTS_IN = Counter("dualwrite_streams_events_in_total", "CDC events read.", ["system", "table"])
+DUPLICATES = Counter("dualwrite_streams_duplicates_dropped_total",
+                     "CDC events at or below the last seen source version.", ["system", "table"])
+ECHOES = Counter("dualwrite_streams_echoes_dropped_total",
+                 "Target feed changes recognised as our own writes.", ["map"])
+NOOPS = Counter("dualwrite_streams_noops_dropped_total",
+                "Commands not sent because the target already holds the values.", ["map"])
+PARKED = Counter("dualwrite_streams_parked_total", "Changes parked by the gate.", ["map", "reason"])
+RELEASED = Counter("dualwrite_streams_released_total", "Parked changes released.", ["reason"])
+COMMANDS = Counter("dualwrite_streams_commands_total", "Commands produced.", ["map", "target"])
+DROPPED = Counter("dualwrite_streams_dropped_total", "Changes a map does not sync.", ["map", "reason"])
+CONFLICTS = Counter("dualwrite_streams_conflicts_total", "Two-way conflicts (loser recorded).",
+                    ["map", "loser"])
+DLQ = Counter("dualwrite_streams_dlq_total", "Records sent to sync.dlq.", ["stage", "error"])

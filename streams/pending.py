@@ -1,0 +1,166 @@
+"""A change on its way to becoming a command, and the plan of its next step.
+
+A `Pending` travels the gate topic, keyed by what its next step needs, and collects facts as it
+goes. `plan` is pure: from the map and what the item has collected it names the one next step:
+
+    Group(tx key)      wait for the other changes of the same source transaction
+    Need(fact key)     wait for a lookup row or for a referenced target row (dependency)
+    Pair(pair key)     decide two-way fields against the other side's recent changes
+    Emit(record key)   the command is ready (pause check, no-op check, then produce)
+    Drop(reason)       the map's filter rejects the row, or conflicts removed every field
+
+`TransformError` from the map means the row can never be written: the caller dead-letters it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from streams.fingerprint import fingerprint
+from streams.maps.model import TableMap, key_fact, present_fact
+from streams.maps.registry import MapRegistry
+from streams.transform import Filtered, Mapped, NeedFacts, lookup_facts, transform
+from topics import Command, CommandSource, WriteOp, target_key
+
+__all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Step", "plan", "to_command"]
+
+
+class Pending(BaseModel):
+    """One source change for one map direction, with the facts it has collected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    map: str
+    reverse: bool = False
+    op: WriteOp
+    row: dict[str, Any]
+    source: CommandSource
+    tx_total: int | None = None
+    tx_members: tuple[str, ...] | None = None
+    facts: dict[str, dict[str, Any] | None] = {}
+    paired: bool = False
+    dropped: tuple[str, ...] = ()
+    born_ms: int
+    parked_ms: int | None = None
+
+    def with_fact(self, key: str, value: dict[str, Any] | None) -> Pending:
+        return self.model_copy(update={"facts": {**self.facts, key: value or {}}})
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str
+
+
+@dataclass(frozen=True)
+class Need:
+    key: str
+
+
+@dataclass(frozen=True)
+class Pair:
+    key: str
+    side: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Emit:
+    key: str
+    mapped: Mapped
+    publish: tuple[tuple[str, dict[str, Any]], ...]
+
+
+@dataclass(frozen=True)
+class Drop:
+    reason: str
+
+
+Step = Group | Need | Pair | Emit | Drop
+
+
+def tx_key(item: Pending) -> str:
+    return f"tx:{item.source.system}:{item.source.txid}"
+
+
+def _dependencies(m: TableMap, item: Pending) -> str | None:
+    """First dependency fact (a target row that must exist) the item has not collected."""
+    wanted = lookup_facts(m, item.row)
+    for dep in m.depends:
+        if dep.same_tx_column and item.tx_members and \
+                str(item.row.get(dep.same_tx_column)) in item.tx_members:
+            continue  # written first in the same change set
+        fact = item.facts.get(wanted.get(dep.lookup, "")) or {}
+        key = {target: fact.get(field) for target, field in dep.key}
+        present = present_fact(target_key(dep.entity, key))
+        if present not in item.facts:
+            return present
+    return None
+
+
+def _pair_key(m: TableMap, item: Pending, mapped: Mapped) -> str:
+    if not item.reverse:
+        return f"pair:{m.name}:{mapped.record_key}"
+    forward_key = {f.target: item.row.get(f.read_name) for f in m.key}
+    return f"pair:{m.name}:{target_key(m.target.table, forward_key)}"
+
+
+def _two_way_values(m: TableMap, item: Pending, mapped: Mapped) -> dict[str, Any]:
+    """Two-way field values by the forward target name (the name the pair state uses)."""
+    if item.reverse:
+        return {f.target: mapped.readable.get(f.source or f.target) for f in m.two_way}
+    return {f.target: mapped.readable.get(f.read_name) for f in m.two_way}
+
+
+def _without(m: TableMap, item: Pending, mapped: Mapped) -> Mapped:
+    names = set(item.dropped)
+    gone = {(f.source or f.target) if item.reverse else f.target for f in m.two_way if f.target in names}
+    return Mapped(entity=mapped.entity, key=mapped.key,
+                  fields={k: v for k, v in mapped.fields.items() if k not in gone},
+                  readable={k: v for k, v in mapped.readable.items() if k not in gone})
+
+
+def plan(item: Pending, maps: MapRegistry) -> Step:
+    m = maps[item.map]
+    if item.tx_total is not None and item.tx_total > 1 and item.tx_members is None \
+            and item.source.txid:
+        return Group(tx_key(item))
+    result = transform(m, item.row, item.facts, reverse=item.reverse, delete=item.op == "delete")
+    if isinstance(result, Filtered):
+        return Drop(result.reason)
+    if isinstance(result, NeedFacts):
+        return Need(result.keys[0])
+    if item.op == "upsert" and not item.reverse:
+        missing = _dependencies(m, item)
+        if missing is not None:
+            return Need(missing)
+    if item.op == "upsert" and m.two_way and not item.paired:
+        side = m.target.system if item.reverse else m.source.system
+        return Pair(_pair_key(m, item, result), side, _two_way_values(m, item, result))
+    mapped = _without(m, item, result) if item.dropped else result
+    if item.reverse and not any(k not in mapped.key for k in mapped.fields):
+        return Drop("every two-way field lost or was unchanged")
+    publish = () if item.reverse or item.op == "delete" else \
+        ((key_fact(m.name, item.source.id), dict(mapped.key)),)
+    return Emit(present_fact(mapped.record_key), mapped, publish)
+
+
+def to_command(item: Pending, mapped: Mapped, maps: MapRegistry) -> Command:
+    m = maps[item.map]
+    target = m.source.system if item.reverse else m.target.system
+    return Command(
+        command_id=item.id,
+        map=m.name,
+        target=target,
+        entity=mapped.entity,
+        key=mapped.key,
+        op=item.op,
+        fields=mapped.fields,
+        fingerprint=fingerprint(mapped.readable),
+        source=item.source,
+        tx_size=len(item.tx_members) if item.tx_members else None,
+    )

@@ -1,0 +1,75 @@
+"""Where a decoded CDC event goes: pure, from the maps alone.
+
+One change event of table T may be three things at once: a lookup row other maps index (a
+`FactMsg`), the source of a map (a `Pending` per map) and the target's own feed of a map (an
+`ObservedMsg`). Each result is (gate key, message); the agent sends it keyed by that key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.maps.model import row_fact
+from streams.maps.registry import MapRegistry
+from streams.pending import Drop, Pending, plan
+from streams.transform import TransformError
+from streams.wire import FactMsg, ObservedMsg, PendingMsg
+from topics import ChangeEvent, CommandSource, target_key
+
+__all__ = ["Routed", "first_key", "route_change"]
+
+
+@dataclass
+class Routed:
+    messages: list[tuple[str, FactMsg | PendingMsg | ObservedMsg]] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (map, reason)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (map, message)
+
+
+def first_key(item: Pending, maps: MapRegistry) -> str | Drop:
+    """Gate key of the item's next step (raises `TransformError`)."""
+    step = plan(item, maps)
+    return step if isinstance(step, Drop) else step.key
+
+
+def command_source(system: str, table: str, record_id: str, event: ChangeEvent) -> CommandSource:
+    return CommandSource(system=event.source.system, table=table, id=record_id,
+                         version=event.source.version_int, ts_ms=event.source.ts_ms,
+                         txid=event.source.txid, origin=event.source.origin)
+
+
+def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
+                 event: ChangeEvent, now_ms: int) -> Routed:
+    out = Routed()
+    row = event.row
+    indexed = maps.indexed(system, table)
+    if indexed and not event.is_delete:
+        key = row_fact(system, table, record_id)
+        out.messages.append((key, FactMsg(key=key, value={c: row.get(c) for c in indexed})))
+    source = command_source(system, table, record_id, event)
+    for m in maps.sourced_from(system, table):
+        item = Pending(
+            id=f"{m.name}:{record_id}:{source.version}", map=m.name,
+            op="delete" if event.is_delete else "upsert", row=row, source=source,
+            tx_total=event.transaction.total_order if event.transaction else None,
+            born_ms=now_ms)
+        try:
+            routed = first_key(item, maps)
+        except TransformError as exc:
+            out.rejected.append((m.name, str(exc)))
+            continue
+        if isinstance(routed, Drop):
+            out.dropped.append((m.name, routed.reason))
+        else:
+            out.messages.append((routed, PendingMsg(item=item)))
+    for m in maps.targeting(system, table):
+        key_values = {f.target: row.get(f.read_name) for f in m.key}
+        if any(v is None or v == "" for v in key_values.values()):
+            out.dropped.append((m.name, "target row without its alternate key"))
+            continue
+        record_key = target_key(m.target.table, key_values)
+        target_id = row.get(m.target_id_column) if m.target_id_column else None
+        out.messages.append((f"present:{record_key}", ObservedMsg(
+            map=m.name, record_key=record_key, op=event.op, row=row,
+            target_id=None if target_id is None else str(target_id), source=source)))
+    return out

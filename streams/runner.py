@@ -1,0 +1,26 @@
+"""Run the stream processor in this process, without the ``faust -A`` command line."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from prometheus_client import start_http_server
+
+from streams.app import create_app
+from streams.config import StreamsConfig
+from streams.maps.registry import MapRegistry
+
+__all__ = ["run_worker"]
+
+
+def run_worker(config: StreamsConfig, *, loglevel: str = "info",
+               maps: MapRegistry | None = None) -> None:
+    """Start a Faust worker for ``config`` and block until it is stopped (SIGTERM/SIGINT)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(config, maps)
+    if config.metrics_port:
+        start_http_server(config.metrics_port)
+    logging.getLogger("streams").setLevel(loglevel.upper())
+    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,170 @@
+"""Transform: a source row + the facts its lookups name -> target key and fields, via a map.
+
+Pure. The forward direction applies the map's fields whose direction leads to the map's target
+(and two-way fields); the reverse direction writes only two-way fields back to the source
+table, addressed by the map's ``reverse_key``. Every result carries a *readable* view of the
+fields: the values as the target's own feed will show them (``_msdyn_company_value`` rather than
+the ``@odata.bind`` path), which is what fingerprints and echo checks compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from streams.fingerprint import fingerprint
+from streams.maps.model import FieldMap, Lookup, TableMap
+from topics import target_key
+
+__all__ = [
+    "Filtered",
+    "Mapped",
+    "NeedFacts",
+    "TransformError",
+    "lookup_facts",
+    "normalize",
+    "observed_fields",
+    "transform",
+]
+
+Facts = Mapping[str, Mapping[str, Any] | None]
+
+
+class TransformError(ValueError):
+    """The row cannot be mapped (a key field has no value): a permanent error, to the DLQ."""
+
+
+@dataclass(frozen=True)
+class Mapped:
+    entity: str
+    key: dict[str, Any]
+    fields: dict[str, Any]
+    readable: dict[str, Any]
+
+    @property
+    def record_key(self) -> str:
+        return target_key(self.entity, self.key)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.readable)
+
+
+@dataclass(frozen=True)
+class NeedFacts:
+    """Lookups not resolved yet: the gate waits for these fact keys."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Filtered:
+    reason: str
+
+
+def normalize(kind: str, value: Any) -> Any:
+    """One representation per kind, so both systems' renderings compare equal."""
+    if value is None:
+        return None
+    if kind == "date":
+        if isinstance(value, datetime):
+            return value.date().isoformat()
+        if isinstance(value, date):
+            return value.isoformat()
+        return str(value)[:10]
+    if kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise TransformError(f"not an integer: {value!r}") from None
+    return value
+
+
+def _lookups(m: TableMap, reverse: bool) -> tuple[Lookup, ...]:
+    return m.reverse_lookups if reverse else m.lookups
+
+
+def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False) -> dict[str, str]:
+    """Lookup name -> fact key, for lookups whose column holds a value in this row."""
+    out: dict[str, str] = {}
+    for lk in _lookups(m, reverse):
+        value = row.get(lk.column)
+        if value is not None and value != "":
+            out[lk.name] = lk.fact_for(value)
+    return out
+
+
+def _value(f: FieldMap, row: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]],
+           source_name: str | None, reverse: bool) -> Any:
+    if f.lookup is not None:
+        fact = resolved.get(f.lookup)
+        value = fact.get(f.lookup_field or "") if fact is not None else None
+    elif source_name is not None:
+        value = row.get(source_name)
+    else:
+        value = f.const
+    if value is not None and f.value_map:
+        pairs = [(b, a) for a, b in f.value_map] if reverse else list(f.value_map)
+        mapped = dict(pairs)
+        if value not in mapped:
+            raise TransformError(f"{f.target}: no value map entry for {value!r}")
+        value = mapped[value]
+    if value is None or value == "":
+        value = f.default
+    return normalize(f.kind, value)
+
+
+def _field_plan(m: TableMap, reverse: bool) -> tuple[list[FieldMap], list[tuple[FieldMap, str, str | None]]]:
+    """(key fields, [(field, output name, source column)]) for one direction."""
+    if reverse:
+        keys = list(m.reverse_key)
+        out = [(f, f.target, f.source) for f in keys if f.in_fields]
+        out += [(f, f.source or f.target, f.target) for f in m.two_way]
+        return keys, out
+    keys = list(m.key)
+    out = [(f, f.target, f.source) for f in keys if f.in_fields]
+    out += [(f, f.target, f.source) for f in m.fields]
+    return keys, out
+
+
+def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
+              reverse: bool = False, delete: bool = False) -> Mapped | NeedFacts | Filtered:
+    """Map ``row`` (source row; the target row when ``reverse``) through ``m``.
+
+    ``facts`` holds the facts learned so far by fact key. A delete needs only the key.
+    """
+    if not reverse and not m.passes(row):
+        return Filtered(f"filter of map {m.name!r}")
+    wanted = lookup_facts(m, row, reverse=reverse)
+    missing = tuple(k for k in wanted.values() if facts.get(k) is None)
+    if missing:
+        return NeedFacts(missing)
+    resolved = {name: facts[k] or {} for name, k in wanted.items()}
+    entity = m.source.table if reverse else m.target.table
+    keys, plan = _field_plan(m, reverse)
+    key: dict[str, Any] = {}
+    for f in keys:
+        value = _value(f, row, resolved, f.source, reverse=False)
+        if value is None or value == "":
+            raise TransformError(f"map {m.name!r}: key field {f.target!r} has no value")
+        key[f.target] = value
+    fields: dict[str, Any] = {}
+    readable: dict[str, Any] = {}
+    if not delete:
+        for f, name, source in plan:
+            value = _value(f, row, resolved, source, reverse=reverse and f.direction == "both")
+            fields[name] = f.template.format(value) if f.template and value is not None else value
+            readable[name if reverse else f.read_name] = value
+    return Mapped(entity=entity, key=key, fields=fields, readable=readable)
+
+
+def observed_fields(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False) -> dict[str, Any]:
+    """The mapped fields of a target row, in the readable view ``transform`` produces."""
+    _, plan = _field_plan(m, reverse)
+    out: dict[str, Any] = {}
+    for f, name, _source in plan:
+        column = name if reverse else f.read_name
+        out[column] = normalize(f.kind, row.get(column))
+    return out

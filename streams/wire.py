@@ -1,0 +1,89 @@
+"""Messages of the internal gate topic (``<app id>-gate``), keyed by the gate key they concern.
+
+    fact      a lookup row, a mapped key or a target row's presence was learned (or forgotten)
+    pending   a change on its way to a command (`streams.pending.Pending`)
+    applied   a sink's ack, re-keyed from ``sync.applied.<target>``
+    observed  a row from the target's own feed (presence, echo check, target edits)
+    control   a map's run state, sent to every partition
+    tick      a clock reading, sent to every partition (transaction time-outs)
+
+Everything that reads or writes gate tables travels here first: our producer partitions by the
+gate key, so each key's state is only ever touched from one partition, whatever partitioner the
+connectors use on their own topics.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from streams.pending import Pending
+from topics import Applied, CommandSource, Op
+
+__all__ = [
+    "AppliedMsg",
+    "ControlMsg",
+    "FactMsg",
+    "GateMsg",
+    "ObservedMsg",
+    "PendingMsg",
+    "TickMsg",
+    "decode_gate",
+    "encode_gate",
+]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FactMsg(_Msg):
+    kind: Literal["fact"] = "fact"
+    key: str
+    value: dict[str, Any] | None
+
+
+class PendingMsg(_Msg):
+    kind: Literal["pending"] = "pending"
+    item: Pending
+
+
+class AppliedMsg(_Msg):
+    kind: Literal["applied"] = "applied"
+    ack: Applied
+
+
+class ObservedMsg(_Msg):
+    kind: Literal["observed"] = "observed"
+    map: str
+    record_key: str
+    op: Op
+    row: dict[str, Any]
+    target_id: str | None
+    source: CommandSource
+
+
+class ControlMsg(_Msg):
+    kind: Literal["control"] = "control"
+    map: str
+    state: Literal["running", "paused"]
+
+
+class TickMsg(_Msg):
+    kind: Literal["tick"] = "tick"
+    ts_ms: int
+
+
+GateMsg = Annotated[FactMsg | PendingMsg | AppliedMsg | ObservedMsg | ControlMsg | TickMsg,
+                    Field(discriminator="kind")]
+_ADAPTER: TypeAdapter[GateMsg] = TypeAdapter(GateMsg)
+
+
+def encode_gate(msg: BaseModel) -> bytes:
+    return orjson.dumps(msg.model_dump(mode="json"))
+
+
+def decode_gate(data: bytes) -> GateMsg:
+    return _ADAPTER.validate_json(data)

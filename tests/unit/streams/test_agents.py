@@ -1,0 +1,153 @@
+"""The agents with `agent.test_context()` on the memory store: no broker, topics recorded."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from streams import StreamsConfig, create_app
+from streams.app import Runtime
+from streams.wire import TickMsg, encode_gate
+from tests.unit.streams import rows
+from topics import ChangeEvent, decode_command, encode, encode_key
+from topics.envelope import Source, TransactionBlock
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class Recorded:
+    sent: list[tuple[str, bytes | None, bytes | None, Any]] = field(default_factory=list)
+
+    def topic(self, name: str) -> Any:
+        rec = self
+
+        class _Topic:
+            async def send(self, *, key: bytes | None = None, value: bytes | None = None,
+                           partition: int | None = None, headers: Any = None) -> None:
+                rec.sent.append((name, key, value, headers))
+
+        return _Topic()
+
+    def take(self, name: str) -> list[tuple[bytes | None, bytes | None, Any]]:
+        out = [(k, v, h) for n, k, v, h in self.sent if n == name]
+        self.sent = [s for s in self.sent if s[0] != name]
+        return out
+
+
+@pytest.fixture
+def rt(tmp_path) -> Runtime:
+    config = StreamsConfig(app_id=f"unit-{uuid.uuid4().hex[:8]}", store="memory://",
+                           data_dir=tmp_path, partitions=1, tx_timeout_ms=0)
+    app = create_app(config)
+    app.finalize()
+    return app.runtime
+
+
+def agent(rt: Runtime, name: str) -> Any:
+    [found] = [a for a in rt.app.agents.values() if a.name.rsplit(".", 1)[-1] == name]
+    return found
+
+
+def change(table: str, row: dict, version: int, txid: str | None = None, total: int | None = None) -> bytes:
+    return encode(ChangeEvent(after=row, op="c", ts_ms=1, source=Source(
+        system="dataverse", table=table, version=str(version), ts_ms=1, txid=txid),
+        transaction=TransactionBlock(id=txid, total_order=total, data_collection_order=1)
+        if txid and total else None))
+
+
+async def test_ingest_dedupes_and_dead_letters_bad_records(rt):
+    rec = Recorded()
+    for name in ("gate", "dlq"):
+        rt.topics[name] = rec.topic(name)
+    async with agent(rt, "ingest").test_context() as ingest:
+        value = change("msdyn_projects", rows.project(), 7)
+        for _ in range(2):
+            await ingest.put(value, key=encode_key(rows.PROJECT))
+        await ingest.put(b"{not json", key=encode_key("x"))
+    gate = rec.take("gate")
+    assert len(gate) == 1 and gate[0][0] == rows.COMPANY_FACT.encode()
+    [(_key, value, headers)] = rec.take("dlq")
+    assert value == b"{not json" and dict(headers)["dlq.stage"] == b"decode"
+
+
+def wire(rt: Runtime) -> Recorded:
+    rec = Recorded()
+    for name in ("gate", "dlq", "commands.finance", "commands.dataverse"):
+        rt.topics[name] = rec.topic(name)
+    return rec
+
+
+async def ingest_all(rt: Runtime, changes: list[tuple[str, bytes]]) -> None:
+    async with agent(rt, "ingest").test_context() as ingest:
+        for record_id, value in changes:
+            await ingest.put(value, key=encode_key(record_id))
+
+
+async def pump(rt: Runtime, rec: Recorded, extra: list[tuple[bytes, bytes]] = ()) -> None:
+    """Feed every gate record (and what handling it sends to the gate) through the gate agent."""
+    async with agent(rt, "gate").test_context() as gate:
+        queue = [(k, v) for k, v, _ in rec.take("gate")] + list(extra)
+        while queue:
+            key, value = queue.pop(0)
+            await gate.put(value, key=key)
+            queue.extend((k, v) for k, v, _ in rec.take("gate"))
+
+
+def commands(rec: Recorded) -> list[Any]:
+    return [decode_command(v) for _, v, _ in rec.take("commands.finance")]
+
+
+COMPANY_ROW = {"cdm_companyid": rows.COMPANY, "cdm_companycode": "usmf", "cdm_name": "Contoso"}
+ACCOUNT_ROW = rows.account_in_dataverse()
+
+
+async def test_incomplete_transaction_is_released_by_the_tick(rt):
+    rec = wire(rt)
+    await ingest_all(rt, [
+        (rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
+        (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1)),
+        # Three changes in the source transaction, but only two reach tables we read.
+        ("t-guid-1", change("msdyn_projecttasks", rows.task(), 2, txid="tx9", total=3)),
+        (rows.PROJECT, change("msdyn_projects", rows.project(), 7, txid="tx9", total=3)),
+    ])
+    await pump(rt, rec)
+    assert commands(rec) == []
+    tick = encode_gate(TickMsg(ts_ms=2**62))
+    await pump(rt, rec, [(b"tick", tick)])
+    out = commands(rec)
+    assert sorted(c.entity for c in out) == ["ProjectTasks", "ProjectsV2"]
+    assert {c.tx_size for c in out} == {2}
+
+
+async def test_waiters_released_by_the_target_feed_and_paused_map_resumes(rt):
+    from streams.wire import ControlMsg
+
+    rec = wire(rt)
+    pause = encode_gate(ControlMsg(map="project_tasks", state="paused"))
+    await pump(rt, rec, [(b"control:project_tasks", pause)])
+    await ingest_all(rt, [
+        (rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
+        (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1)),
+        (rows.PROJECT, change("msdyn_projects", rows.project(), 7)),
+        ("t-1", change("msdyn_projecttasks", rows.task(msdyn_projecttaskid="t-1"), 2)),
+        ("t-2", change("msdyn_projecttasks", rows.task(msdyn_projecttaskid="t-2",
+                                                       msdyn_wbsid="1.3"), 2)),
+    ])
+    await pump(rt, rec)
+    [project] = commands(rec)
+    parked = dict(rt.table("parked").items())
+    assert len(parked[rows.PROJECT_PRESENT]["waiting"]) == 2  # two waiters on one project
+    # Finance's own feed shows the project: both tasks go on, and wait for the paused map.
+    await ingest_all(rt, [("5637144576", encode(ChangeEvent(
+        after={**project.fields, "RecId": 5637144576}, op="c", ts_ms=1,
+        source=Source(system="finance", table="ProjectsV2", version="3", ts_ms=1))))])
+    await pump(rt, rec)
+    assert commands(rec) == []
+    resume = encode_gate(ControlMsg(map="project_tasks", state="running"))
+    await pump(rt, rec, [(b"control:project_tasks", resume)])
+    assert sorted(c.key["Task"] for c in commands(rec)) == ["1.2", "1.3"]
+    assert rec.take("dlq") == []

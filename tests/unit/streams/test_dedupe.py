@@ -1,0 +1,32 @@
+import pytest
+
+from streams.dedupe import Seen, is_duplicate, seen_from, seen_key
+
+pytestmark = pytest.mark.unit
+
+
+def test_first_version_is_new():
+    assert not is_duplicate(None, 1, 0)
+
+
+def test_equal_version_from_another_record_is_duplicate():
+    assert is_duplicate(Seen(version=5, offset=10), 5, 11)
+
+
+def test_lower_version_is_duplicate():
+    assert is_duplicate(Seen(version=5, offset=10), 4, 12)
+
+
+def test_higher_version_is_new():
+    assert not is_duplicate(Seen(version=5, offset=10), 6, 11)
+
+
+def test_replay_of_the_record_that_set_the_version_is_processed_again():
+    # The table changelog may be ahead of the committed offset after a crash.
+    assert not is_duplicate(Seen(version=5, offset=10), 5, 10)
+
+
+def test_seen_round_trips_through_json_values():
+    assert seen_from({"version": "7", "offset": 3}) == Seen(version=7, offset=3)
+    assert seen_from(None) is None
+    assert seen_key("dataverse", "msdyn_projects", "x") == "dataverse:msdyn_projects:x"

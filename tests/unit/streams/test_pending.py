@@ -1,0 +1,106 @@
+import pytest
+
+from streams.maps import default_registry
+from streams.pending import Drop, Emit, Group, Need, Pair, Pending, plan, to_command
+from tests.unit.streams import rows
+from topics import CommandSource
+
+pytestmark = pytest.mark.unit
+
+MAPS = default_registry()
+PROJECT_KEY = {"dataAreaId": "usmf", "ProjectId": "PRJ-1"}
+
+
+def pending(map_name: str, row: dict, *, table: str, system: str = "dataverse", txid=None,
+            tx_total=None, **extra) -> Pending:
+    source = CommandSource(system=system, table=table, id=str(row.get("msdyn_projecttaskid") or
+                                                                row.get("msdyn_projectid") or "x"),
+                           version=3, ts_ms=1_000, txid=txid)
+    return Pending(id=f"{map_name}:{source.id}:3", map=map_name, op="upsert", row=row,
+                   source=source, tx_total=tx_total, born_ms=0, **extra)
+
+
+def test_project_walks_its_lookups_then_emits_and_publishes_its_key():
+    item = pending("projects", rows.project(), table="msdyn_projects")
+    assert plan(item, MAPS) == Need(rows.COMPANY_FACT)
+    item = item.with_fact(rows.COMPANY_FACT, {"cdm_companycode": "usmf"})
+    assert plan(item, MAPS) == Need(rows.ACCOUNT_FACT)
+    item = item.with_fact(rows.ACCOUNT_FACT, {"accountnumber": "US-001"})
+    step = plan(item, MAPS)
+    assert isinstance(step, Emit)
+    assert step.key == "present:ProjectsV2(ProjectId='PRJ-1',dataAreaId='usmf')"
+    assert step.publish == ((rows.PROJECT_KEY_FACT, PROJECT_KEY),)
+    command = to_command(item, step.mapped, MAPS)
+    assert command.command_id == f"projects:{rows.PROJECT}:3"
+    assert command.record_key == "ProjectsV2(ProjectId='PRJ-1',dataAreaId='usmf')"
+    assert command.target == "finance" and command.tx_size is None
+
+
+def test_task_waits_for_its_project_to_be_present_in_finance():
+    item = pending("project_tasks", rows.task(), table="msdyn_projecttasks")
+    assert plan(item, MAPS) == Need(rows.PROJECT_KEY_FACT)
+    item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    assert plan(item, MAPS) == Need(rows.PROJECT_PRESENT)
+    item = item.with_fact(rows.PROJECT_PRESENT, {"target_id": "5637144576"})
+    assert isinstance(plan(item, MAPS), Emit)
+
+
+def test_task_in_the_same_transaction_as_its_project_does_not_wait():
+    item = pending("project_tasks", rows.task(), table="msdyn_projecttasks", txid="tx1",
+                   tx_total=2)
+    assert plan(item, MAPS) == Group("tx:dataverse:tx1")
+    item = item.model_copy(update={"tx_members": (rows.PROJECT, "t-guid-1")})
+    item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    step = plan(item, MAPS)
+    assert isinstance(step, Emit)
+    assert to_command(item, step.mapped, MAPS).tx_size == 2
+
+
+def test_single_change_transaction_is_not_grouped():
+    item = pending("legal_entities", rows.legal_entity(), table="LegalEntities", system="finance",
+                   txid="t", tx_total=1)
+    assert isinstance(plan(item, MAPS), Emit)
+
+
+def test_two_way_map_pairs_before_emitting():
+    item = pending("customers", rows.customer(), table="CustomersV3", system="finance")
+    item = item.with_fact(rows.COMPANY_PRESENT, {"target_id": rows.COMPANY})
+    step = plan(item, MAPS)
+    assert isinstance(step, Pair)
+    assert step.key == f"pair:customers:accounts(_msdyn_company_value='{rows.COMPANY}',accountnumber='US-001')"
+    assert step.side == "finance" and step.values == {"name": "Adatum"}
+    emit = plan(item.model_copy(update={"paired": True, "dropped": ("name",)}), MAPS)
+    assert isinstance(emit, Emit) and "name" not in emit.mapped.fields
+
+
+def test_reverse_change_pairs_on_the_same_key_and_drops_when_it_loses():
+    row = rows.account_in_dataverse(name="Adatum Corp")
+    item = Pending(id="customers:a:2", map="customers", reverse=True, op="upsert", row=row,
+                   source=CommandSource(system="dataverse", table="accounts", id=rows.ACCOUNT,
+                                        version=2, ts_ms=1),
+                   born_ms=0).with_fact(rows.COMPANY_FACT, {"cdm_companycode": "usmf"})
+    step = plan(item, MAPS)
+    assert isinstance(step, Pair)
+    assert step.key.endswith("accountnumber='US-001')") and step.side == "dataverse"
+    won = plan(item.model_copy(update={"paired": True}), MAPS)
+    assert isinstance(won, Emit)
+    assert won.mapped.fields == {"dataAreaId": "usmf", "CustomerAccount": "US-001",
+                                 "Name": "Adatum Corp"}
+    assert won.publish == ()
+    lost = plan(item.model_copy(update={"paired": True, "dropped": ("name",)}), MAPS)
+    assert isinstance(lost, Drop)
+
+
+def test_filtered_rows_drop():
+    item = pending("projects", rows.project(msdyn_projectnumber=""), table="msdyn_projects")
+    assert isinstance(plan(item, MAPS), Drop)
+
+
+def test_delete_emits_a_delete_command_without_waiting_for_dependencies():
+    item = pending("project_tasks", rows.task(), table="msdyn_projecttasks")
+    item = item.model_copy(update={"op": "delete"}).with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    step = plan(item, MAPS)
+    assert isinstance(step, Emit) and step.publish == ()
+    command = to_command(item, step.mapped, MAPS)
+    assert command.op == "delete" and command.fields == {}
+    assert command.key == {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2"}

@@ -1,0 +1,55 @@
+import pytest
+from typer.testing import CliRunner
+
+from dualwrite.commands import worker
+from dualwrite.settings import KafkaSettings, Settings, TopicSettings
+from streams.status import parked_entries
+
+pytestmark = pytest.mark.unit
+
+
+def test_parked_entries_show_age_and_missing_key_oldest_first():
+    parked = {
+        "present:ProjectsV2(ProjectId='P1',dataAreaId='usmf')": {"waiting": [
+            {"id": "project_tasks:t2:3", "map": "project_tasks", "parked_ms": 9_000}]},
+        "row:dataverse:cdm_companies:c1": {"waiting": [
+            {"id": "projects:p1:7", "map": "projects", "parked_ms": 4_000}], "released": []},
+    }
+    entries = parked_entries(parked.items(), now_ms=10_000)
+    assert [(e.change_id, e.age_s) for e in entries] == [("projects:p1:7", 6.0),
+                                                         ("project_tasks:t2:3", 1.0)]
+    assert entries[1].waits_for.startswith("present:ProjectsV2(")
+
+
+def test_worker_help_names_its_options():
+    result = CliRunner().invoke(worker.app, ["--help"])
+    assert result.exit_code == 0
+    for option in ("--data-dir", "--app-id", "--log-level", "--session-timeout"):
+        assert option in result.output
+
+
+def test_config_built_from_settings(tmp_path):
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers="b1:9092,b2:9092"),
+                        topics=TopicSettings(partitions=6), state_dir=tmp_path)
+    config = worker.build_config(settings, app_id="w1", data_dir=None)
+    assert config.partitions == 6 and config.data_dir == tmp_path / "w1"
+    assert config.broker_urls() == ["kafka://b1:9092", "kafka://b2:9092"]
+    assert config.store == "rocksdb://"
+
+
+def test_sasl_and_tls_settings_reach_the_faust_app(tmp_path):
+    import faust
+    from pydantic import SecretStr
+
+    from streams import StreamsConfig, create_app
+
+    config = StreamsConfig(bootstrap_servers="b1:9093", security_protocol="SASL_PLAINTEXT",
+                           sasl_mechanism="SCRAM-SHA-512", sasl_username="dw",
+                           sasl_password=SecretStr("s3cret"), store="memory://",
+                           data_dir=tmp_path, app_id="cred-test")
+    app = create_app(config)
+    credentials = app.conf.broker_credentials
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert credentials.username == "dw" and credentials.mechanism.value == "SCRAM-SHA-512"
+    assert "s3cret" not in repr(config)
+    assert [str(u) for u in app.conf.broker] == ["kafka://b1:9093"]

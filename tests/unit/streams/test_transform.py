@@ -1,0 +1,123 @@
+import pytest
+
+from streams.maps import CUSTOMERS, LEGAL_ENTITIES, PROJECT_TASKS, PROJECTS
+from streams.transform import (
+    Filtered,
+    Mapped,
+    NeedFacts,
+    TransformError,
+    observed_fields,
+    transform,
+)
+from tests.unit.streams import rows
+
+pytestmark = pytest.mark.unit
+
+PROJECT_FACTS = {rows.COMPANY_FACT: {"cdm_companycode": "usmf"},
+                 rows.ACCOUNT_FACT: {"accountnumber": "US-001"}}
+
+
+def test_legal_entity_maps_to_cdm_company():
+    out = transform(LEGAL_ENTITIES, rows.legal_entity(), {})
+    assert isinstance(out, Mapped)
+    assert out.entity == "cdm_companies"
+    assert out.key == {"cdm_companycode": "usmf"}
+    assert out.fields == {"cdm_companycode": "usmf", "cdm_name": "Contoso USA",
+                          "accountingcurrency": "USD"}
+    assert out.record_key == "cdm_companies(cdm_companycode='usmf')"
+
+
+def test_legal_entity_default_currency_when_ledger_missing():
+    out = transform(LEGAL_ENTITIES, rows.legal_entity(AccountingCurrency=None), {})
+    assert isinstance(out, Mapped) and out.fields["accountingcurrency"] == "USD"
+
+
+def test_legal_entity_filter_rejects_rows_without_company():
+    assert isinstance(transform(LEGAL_ENTITIES, rows.legal_entity(dataAreaId=""), {}), Filtered)
+
+
+def test_customer_waits_for_its_legal_entity_in_dataverse():
+    out = transform(CUSTOMERS, rows.customer(), {})
+    assert out == NeedFacts((rows.COMPANY_PRESENT,))
+
+
+def test_customer_binds_the_company_guid():
+    out = transform(CUSTOMERS, rows.customer(), {rows.COMPANY_PRESENT: {"target_id": rows.COMPANY}})
+    assert isinstance(out, Mapped)
+    assert out.key == {"accountnumber": "US-001", "_msdyn_company_value": rows.COMPANY}
+    assert out.fields == {"accountnumber": "US-001", "name": "Adatum",
+                          "msdyn_customergroupid": "30", "transactioncurrencyid": "USD",
+                          "msdyn_company@odata.bind": f"/cdm_companies({rows.COMPANY})"}
+    # The readable view is what Dataverse's feed shows: the GUID, not the bind path.
+    assert out.readable["_msdyn_company_value"] == rows.COMPANY
+    assert observed_fields(CUSTOMERS, rows.account_in_dataverse()) == out.readable
+
+
+def test_customer_reverse_writes_only_two_way_fields_to_finance():
+    row = rows.account_in_dataverse(name="Adatum Corp", msdyn_customergroupid="99")
+    assert transform(CUSTOMERS, row, {}, reverse=True) == NeedFacts((rows.COMPANY_FACT,))
+    out = transform(CUSTOMERS, row, {rows.COMPANY_FACT: {"cdm_companycode": "usmf"}}, reverse=True)
+    assert isinstance(out, Mapped)
+    assert out.entity == "CustomersV3"
+    assert out.key == {"dataAreaId": "usmf", "CustomerAccount": "US-001"}
+    assert out.fields == {"dataAreaId": "usmf", "CustomerAccount": "US-001", "Name": "Adatum Corp"}
+
+
+def test_project_needs_company_and_customer_lookups():
+    out = transform(PROJECTS, rows.project(), {})
+    assert out == NeedFacts((rows.COMPANY_FACT, rows.ACCOUNT_FACT))
+
+
+def test_project_maps_value_maps_dates_and_lookups():
+    out = transform(PROJECTS, rows.project(statecode=1), PROJECT_FACTS)
+    assert isinstance(out, Mapped)
+    assert out.key == {"dataAreaId": "usmf", "ProjectId": "PRJ-1"}
+    assert out.fields == {
+        "dataAreaId": "usmf", "ProjectId": "PRJ-1", "ProjectName": "Rollout",
+        "ProjectStage": "Finished", "ProjectedStartDate": "2026-01-05",
+        "ProjectedEndDate": "2026-06-30", "CustomerAccountNumber": "US-001",
+        "IntegrationSourceDataId": rows.PROJECT}
+
+
+def test_project_stage_default_and_no_customer():
+    out = transform(PROJECTS, rows.project(statecode=None, _msdyn_customer_value=None),
+                    {rows.COMPANY_FACT: {"cdm_companycode": "usmf"}})
+    assert isinstance(out, Mapped)
+    assert out.fields["ProjectStage"] == "InProcess"
+    assert out.fields["CustomerAccountNumber"] is None
+
+
+def test_project_unknown_state_is_a_transform_error():
+    with pytest.raises(TransformError, match="value map"):
+        transform(PROJECTS, rows.project(statecode=2), PROJECT_FACTS)
+
+
+def test_project_without_number_is_filtered():
+    assert isinstance(transform(PROJECTS, rows.project(msdyn_projectnumber=None), {}), Filtered)
+
+
+def test_project_delete_needs_only_the_key():
+    out = transform(PROJECTS, rows.project(), PROJECT_FACTS, delete=True)
+    assert isinstance(out, Mapped) and out.fields == {} and out.key["ProjectId"] == "PRJ-1"
+
+
+def test_task_takes_its_key_from_the_mapped_project_and_parent_wbs():
+    facts = {rows.PROJECT_KEY_FACT: {"dataAreaId": "usmf", "ProjectId": "PRJ-1"},
+             "row:dataverse:msdyn_projecttasks:t-parent": {"msdyn_wbsid": "1"}}
+    out = transform(PROJECT_TASKS, rows.task(_msdyn_parenttask_value="t-parent"), facts)
+    assert isinstance(out, Mapped)
+    assert out.key == {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2"}
+    assert out.fields == {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2",
+                          "ParentTask": "1", "WorkBreakdownStructureID": "1.2", "Name": "Design"}
+
+
+def test_task_key_error_when_project_key_lacks_a_field():
+    with pytest.raises(TransformError, match="ProjectId"):
+        transform(PROJECT_TASKS, rows.task(), {rows.PROJECT_KEY_FACT: {"dataAreaId": "usmf"}})
+
+
+def test_observed_finance_dates_compare_with_mapped_dates():
+    out = transform(PROJECTS, rows.project(), PROJECT_FACTS)
+    assert isinstance(out, Mapped)
+    finance_row = {**out.fields, "ProjectedStartDate": "2026-01-05T12:00:00Z", "RecId": 5637144576}
+    assert observed_fields(PROJECTS, finance_row) == out.readable
