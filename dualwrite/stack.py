@@ -94,8 +94,11 @@ class Stack:
         return Supervisor.dualwrite(kind, system)
 
     def start_pipeline(self, names: tuple[str, ...] = PIPELINE) -> None:
+        """Start pipeline processes; any that exits non-zero is restarted (the worker exits 75
+        on purpose when it must re-read its input)."""
         for name in names:
-            self.sup.start(name, self.argv(name))
+            self.sup.start(name, self.argv(name), restart=True)
+        self.sup.watch()
 
     def dataverse(self) -> ApiSession:
         return ApiSession(f"{self.dv_url}/api/data/v9.2", self.env["DUALWRITE_DATAVERSE__TOKEN_URL"],

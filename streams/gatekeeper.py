@@ -179,7 +179,7 @@ class Gatekeeper:
         m = self.maps[item.map]
         decision = conflict.resolve(self.pairs.get(step.key) or {}, step.side,  # type: ignore[arg-type]
                                     item.source.ts_ms, step.values, m.master,
-                                    self.rt.config.conflict_window_ms)
+                                    self.rt.config.conflict_window_ms, item.source.version)
         self.pairs[step.key] = decision.state
         for loss in decision.losses:
             metrics.CONFLICTS.labels(m.name, loss.side).inc()

@@ -51,7 +51,7 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
         item = Pending(
             id=f"{m.name}:{record_id}:{source.version}", map=m.name,
             op="delete" if event.is_delete else "upsert", row=row, source=source,
-            tx_total=event.transaction.total_order if event.transaction else None,
+            tx_total=event.transaction.event_count if event.transaction else None,
             born_ms=now_ms)
         try:
             routed = first_key(item, maps)

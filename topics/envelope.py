@@ -50,13 +50,19 @@ class Source(BaseModel):
 
 
 class TransactionBlock(BaseModel):
-    """Debezium's transaction block: position of this event inside its source transaction."""
+    """Debezium's transaction block: position of this event inside its source transaction.
+
+    ``event_count`` is a dualwrite extension: how many events of this transaction the source
+    captured (Debezium puts that count on the END record of its transaction metadata topic). The
+    processor releases a transaction once it holds that many of its events.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
-    total_order: int = Field(ge=1)
-    data_collection_order: int = Field(ge=1)
+    total_order: int = Field(ge=1, description="Position of this event in the transaction (1-based).")
+    data_collection_order: int = Field(ge=1, description="Position among this table's events.")
+    event_count: int | None = Field(None, ge=1, description="Events of this transaction captured.")
 
 
 class ChangeEvent(BaseModel):

@@ -27,7 +27,7 @@ from connectors.common.errors import Rejected, RetryLater
 from connectors.common.http import ApiClient, rejection
 from connectors.common.source import BadRecord, Change, Page
 from connectors.finance.client import FinanceConnection, key_string, parse_metadata_keys
-from topics import ChangeEvent, Op, Source, System
+from topics import ChangeEvent, Op, Source, System, TransactionBlock
 
 __all__ = ["FinanceReader", "feed_entry_change", "snapshot_row_change"]
 
@@ -94,6 +94,27 @@ def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
                     company=str(image["dataAreaId"]) if image.get("dataAreaId") else None)
     event = ChangeEvent(before=None, after=image, op="r", ts_ms=captured_ms, source=source)
     return Change(key_string(image, key_fields), event)
+
+
+def _number_transactions(items: dict[str, list[Change | BadRecord]]) -> None:
+    """Give every change its Debezium transaction block, with the count of the transaction's
+    events in this page: the feed never splits a transaction across pages, so the processor can
+    release a transaction once it holds that many events."""
+    members: dict[str, list[tuple[str, int]]] = {}
+    for table, changes in items.items():
+        for index, item in enumerate(changes):
+            if isinstance(item, Change) and item.event.source.txid:
+                members.setdefault(item.event.source.txid, []).append((table, index))
+    for txid, where in members.items():
+        where.sort(key=lambda ti: items[ti[0]][ti[1]].event.source.version_int)  # type: ignore[union-attr]
+        per_table: dict[str, int] = {}
+        for order, (table, index) in enumerate(where, start=1):
+            change = items[table][index]
+            assert isinstance(change, Change)
+            per_table[table] = per_table.get(table, 0) + 1
+            block = TransactionBlock(id=txid, total_order=order, data_collection_order=per_table[table],
+                                     event_count=len(where))
+            items[table][index] = Change(change.key, change.event.model_copy(update={"transaction": block}))
 
 
 class FinanceReader:
@@ -257,6 +278,7 @@ class FinanceReader:
             item = feed_entry_change(entry, keys, self._now_ms(), before)
             items[table].append(item)
             self._remember(table, [item])  # a page may hold a create and its delete
+        _number_transactions(items)
         # Every entry of every asked table up to `end` is in this page, so each table may
         # move to `end` (never back: a table may have started past it).
         return {t: Page(items[t], str(max(end, positions[t])), more) for t in tables}

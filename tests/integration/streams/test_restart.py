@@ -36,4 +36,5 @@ def test_no_command_lost_across_sigkill(worker, cdc, finance_commands):
     assert {c.command_id for c in commands} == expected, worker.tail()
     by_id: dict[str, object] = {}
     for c in commands:  # a duplicate is acceptable only if identical
-        assert by_id.setdefault(c.command_id, c) == c
+        first = by_id.setdefault(c.command_id, c)
+        assert first == c, (first.model_dump(), c.model_dump())  # type: ignore[attr-defined]

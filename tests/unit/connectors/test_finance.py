@@ -241,3 +241,29 @@ async def test_tables_polled_together_share_one_feed_request() -> None:
     assert isinstance(good, Page) and [i.key for i in good.items] == ["usmf|P-2"]  # type: ignore[union-attr]
     assert isinstance(bad, Rejected) and bad.status == 400
     await reader.aclose()
+
+
+async def test_changes_of_one_source_transaction_carry_its_position_and_event_count() -> None:
+    from connectors.common.source import Change
+    from connectors.finance.client import FinanceConnection
+    from connectors.finance.source import FinanceReader
+    from tests.unit.connectors.fakes import SECRET, TOKEN_URL
+
+    def e(version: int, entity: str, key: str, txid: str) -> dict[str, object]:
+        return {"version": version, "entity": entity, "op": "c", "key": {"dataAreaId": "usmf", "Id": key},
+                "row": {"dataAreaId": "usmf", "Id": key}, "txid": txid, "principal": "p", "ts_ms": 1}
+
+    entries = [e(21, "CustomersV3", "C-1", "tx-a"), e(22, "ProjectsV2", "P-1", "tx-a"),
+               e(23, "CustomersV3", "C-2", "tx-a"), e(24, "CustomersV3", "C-3", "tx-b")]
+    fake = FakeApi(lambda request: httpx.Response(200, json={"value": entries, "watermark": 24}))
+    keys = {"ProjectsV2": ("dataAreaId", "Id"), "CustomersV3": ("dataAreaId", "Id")}
+    conn = FinanceConnection(url="https://fo.example", token_url=TOKEN_URL, client_id="c",
+                             client_secret=SECRET, keys=keys)
+    reader = FinanceReader(conn, api_client(fake, FakeClock(), base=ROOT))
+    pages = await reader._read_feed({"CustomersV3": 20, "ProjectsV2": 20})
+    blocks = {i.key: i.event.transaction for p in pages.values() for i in p.items if isinstance(i, Change)}
+    assert {k: (b.id, b.total_order, b.data_collection_order, b.event_count)  # type: ignore[union-attr]
+            for k, b in blocks.items()} == {
+        "usmf|C-1": ("tx-a", 1, 1, 3), "usmf|P-1": ("tx-a", 2, 1, 3), "usmf|C-2": ("tx-a", 3, 2, 3),
+        "usmf|C-3": ("tx-b", 1, 1, 1)}
+    await reader.aclose()

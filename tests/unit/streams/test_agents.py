@@ -55,7 +55,7 @@ def agent(rt: Runtime, name: str) -> Any:
 def change(table: str, row: dict, version: int, txid: str | None = None, total: int | None = None) -> bytes:
     return encode(ChangeEvent(after=row, op="c", ts_ms=1, source=Source(
         system="dataverse", table=table, version=str(version), ts_ms=1, txid=txid),
-        transaction=TransactionBlock(id=txid, total_order=total, data_collection_order=1)
+        transaction=TransactionBlock(id=txid, total_order=1, data_collection_order=1, event_count=total)
         if txid and total else None))
 
 

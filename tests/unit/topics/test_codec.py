@@ -45,7 +45,7 @@ def events(draw: st.DrawFn) -> ChangeEvent:
         "origin": draw(st.one_of(st.none(), st.text(min_size=1, max_size=10))),
     }
     tx = draw(st.one_of(st.none(), st.builds(
-        lambda i, n: {"id": i, "total_order": n, "data_collection_order": n},
+        lambda i, n: {"id": i, "total_order": n, "data_collection_order": n, "event_count": n},
         st.uuids().map(str), st.integers(1, 1000))))
     return ChangeEvent.model_validate({"before": before, "after": after, "op": op,
                                        "ts_ms": draw(st.integers(0, 2**45)), "source": source,

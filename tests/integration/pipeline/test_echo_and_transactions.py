@@ -1,0 +1,87 @@
+"""Echo suppression, two-way fields and source transactions, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from dualwrite.scenario import Scenario
+from emulators.common.batch import BatchRequest, ChangeSet, format_batch_request
+from tests.support.pipeline import admin, group_lag, read_topic, running_stack, wait_for
+from topics import decode_command
+
+pytestmark = pytest.mark.integration
+
+WORKER_GROUP = "dualwrite-streams"
+
+
+def commands(bootstrap: str, target: str) -> list[str]:
+    return [decode_command(m.value()).entity for m in read_topic(bootstrap, f"sync.commands.{target}")]
+
+
+def test_our_writes_do_not_come_back_but_a_later_human_edit_of_a_two_way_field_does(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        bootstrap = stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
+        scenario = Scenario(stack.dataverse(), stack.finance())
+        project = scenario.create_project("Warehouse rollout")
+        scenario.create_task(project, "1")
+        customer = scenario.create_customer("Northwind Traders")
+        wait_for(lambda: scenario.progress().done, 180, "the first sync")
+
+        # Finance's own feed now shows the project we wrote and Dataverse's the account we wrote;
+        # once the worker has read both feeds, nothing may flow back.
+        wait_for(lambda: any(m.key() for m in read_topic(bootstrap, "finance.cdc.projectsv2")), 60,
+                 "Finance's change of our project write")
+        wait_for(lambda: group_lag(bootstrap, WORKER_GROUP) == 0, 120, "the worker to catch up")
+        assert "msdyn_projects" not in commands(bootstrap, "dataverse")
+        assert "CustomersV3" not in commands(bootstrap, "finance")
+
+        # A project accountant renames the project in Finance: the two-way name comes back.
+        fo = stack.finance()
+        resp = fo.request("PATCH", f"ProjectsV2(dataAreaId='usmf',ProjectId='{project}')",
+                          json={"ProjectName": "Warehouse rollout (corrected in Finance)"})
+        assert resp.status_code in (200, 204), resp.text
+        scenario.expected.finance_projects[("usmf", project)]["ProjectName"] = (
+            "Warehouse rollout (corrected in Finance)")
+        dv = stack.dataverse()
+        wait_for(lambda: dv.get_all("msdyn_projects", {
+            "$filter": f"msdyn_projectnumber eq '{project}'", "$select": "msdyn_subject"})[0]
+            ["msdyn_subject"] == "Warehouse rollout (corrected in Finance)", 120,
+            "the Finance edit to reach Dataverse")
+        # ...and its own echo from Dataverse does not bounce back to Finance again.
+        wait_for(lambda: group_lag(bootstrap, WORKER_GROUP) == 0, 120, "the worker to catch up")
+        assert scenario.progress().done, scenario.progress().mismatches
+        assert commands(bootstrap, "finance").count("ProjectsV2") == 1
+        assert customer in {r["accountnumber"] for r in dv.get_all("accounts", {"$select": "accountnumber"})}
+
+
+def test_a_finance_transaction_arrives_in_dataverse_as_one_change_set(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        fo, dv = stack.finance(), stack.dataverse()
+        # Streaming, not the initial snapshot (which carries no transactions), must carry it.
+        scenario = Scenario(dv, fo)
+        scenario.create_customer()
+        wait_for(lambda: scenario.progress().done, 180, "the sources to stream")
+        accounts = ["TXA-0001", "TXA-0002", "TXA-0003"]
+        body, content_type = format_batch_request([ChangeSet("changeset_1", [
+            BatchRequest("POST", "CustomersV3", {"content-type": "application/json"},
+                         orjson.dumps({"dataAreaId": "usmf", "CustomerAccount": a, "Name": f"Customer {a}",
+                                       "CustomerGroupId": "30", "SalesCurrencyCode": "USD"}),
+                         content_id=str(i))
+            for i, a in enumerate(accounts, start=1)])])
+        resp = fo.request("POST", "$batch", content=body, headers={"Content-Type": content_type})
+        assert resp.status_code == 200 and b"201" in resp.content, resp.text
+
+        def landed() -> dict[str, str] | None:
+            rows = dv.get_all("accounts", {"$select": "accountnumber"})
+            return {r["accountnumber"]: r for r in rows if r["accountnumber"] in accounts} \
+                if len([r for r in rows if r["accountnumber"] in accounts]) == 3 else None
+
+        wait_for(landed, 180, "the three customers in Dataverse")
+        tracked = dv.request("GET", "accounts", headers={"Prefer": "odata.track-changes"}).json()["value"]
+        txids = {r["@dualwrite.txid"] for r in tracked if r["accountnumber"] in accounts}
+        assert len(txids) == 1, "the three accounts were not written in one Dataverse change set"
+        with admin(stack.dv_url) as dv_admin:
+            assert dv_admin.get("/requests").json()["by_target"].get("POST $batch", 0) >= 1
