@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +50,36 @@ class BadRecord:
 
     payload: bytes
     reason: str
+
+
+class ImageCache:
+    """The last image seen of each record per table, so a delete can carry its before-image.
+
+    Bounded (least recently seen records go first): it lives only as long as the process, so a
+    delete of a record not seen since the start carries just its key.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._tables: dict[str, OrderedDict[str, dict[str, Any]]] = {}
+
+    def table(self, table: str) -> OrderedDict[str, dict[str, Any]] | None:
+        return self._tables.get(table)
+
+    def get(self, table: str, key: str) -> dict[str, Any] | None:
+        return self._tables.get(table, OrderedDict()).get(key)
+
+    def remember(self, table: str, items: list[Change | BadRecord]) -> None:
+        cache = self._tables.setdefault(table, OrderedDict())
+        for item in items:
+            if isinstance(item, Change):
+                if item.event.after is not None:
+                    cache[item.key] = item.event.after
+                    cache.move_to_end(item.key)
+                else:
+                    cache.pop(item.key, None)
+        while len(cache) > self.limit:
+            cache.popitem(last=False)
 
 
 @dataclass

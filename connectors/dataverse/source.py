@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -26,7 +25,7 @@ import orjson
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import PositionExpired, Rejected, RetryLater
 from connectors.common.http import ApiClient, error_message, rejection
-from connectors.common.source import BadRecord, Change, Page
+from connectors.common.source import BadRecord, Change, ImageCache, Page
 from connectors.dataverse.client import DataverseConnection, primary_key
 from topics import ChangeEvent, Op, Source, System
 
@@ -34,7 +33,6 @@ __all__ = ["DataverseReader", "parse_delta_page", "row_change"]
 
 EXPIRED_CODES = ("0x80044352", "ExpiredVersionStamp")
 _TOKEN_VERSION = re.compile(r"\$deltatoken=(\d+)")
-IMAGE_CACHE = 10_000
 # Lookup columns naming a row's legal entity (cdm_company) in the Web API's _x_value form.
 COMPANY_LOOKUPS = ("_msdyn_owningcompany_value", "_msdyn_company_value")  # last images kept per table to fill the before-image of deletes
 
@@ -132,7 +130,7 @@ class DataverseReader:
         self.api = api
         self.clock = clock or SystemClock()
         self.company_fields = {"cdm_companies": "cdm_companycode", **(company_fields or {})}
-        self._images: dict[str, OrderedDict[str, dict[str, Any]]] = {}
+        self._images = ImageCache()
         self._companies: dict[str, str] = {}
         self._companies_read_at = 0.0
 
@@ -159,24 +157,12 @@ class DataverseReader:
             raise RetryLater(f"GET {table}: answer without a 'value' array")
         return body
 
-    def _remember(self, table: str, page: Page) -> None:
-        cache = self._images.setdefault(table, OrderedDict())
-        for item in page.items:
-            if isinstance(item, Change):
-                if item.event.after is not None:
-                    cache[item.key] = item.event.after
-                    cache.move_to_end(item.key)
-                else:
-                    cache.pop(item.key, None)
-        while len(cache) > IMAGE_CACHE:
-            cache.popitem(last=False)
-
     def _parse(self, table: str, body: dict[str, Any], snapshot: bool) -> Page:
         page = parse_delta_page(table, primary_key(table, self.conn.primary_keys), body,
                                 snapshot=snapshot, captured_ms=int(self.clock.time() * 1000),
-                                images=self._images.get(table),
+                                images=self._images.table(table),
                                 company_field=self.company_fields.get(table))
-        self._remember(table, page)
+        self._images.remember(table, page.items)
         return page
 
     async def _with_companies(self, page: Page) -> Page:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -25,13 +24,12 @@ import orjson
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import Rejected, RetryLater
 from connectors.common.http import ApiClient, rejection
-from connectors.common.source import BadRecord, Change, Page
+from connectors.common.source import BadRecord, Change, ImageCache, Page
 from connectors.finance.client import FinanceConnection, key_string, parse_metadata_keys
 from topics import ChangeEvent, Op, Source, System, TransactionBlock
 
 __all__ = ["FinanceReader", "feed_entry_change", "snapshot_row_change"]
 
-IMAGE_CACHE = 10_000
 log = logging.getLogger(__name__)
 _OPS: dict[str, Op] = {"c": "c", "u": "u", "d": "d", "insert": "c", "update": "u", "delete": "d"}
 
@@ -129,7 +127,7 @@ class FinanceReader:
         self.clock = clock or SystemClock()
         self._keys: dict[str, tuple[str, ...]] = dict(conn.keys)
         self._metadata_loaded = False
-        self._images: dict[str, OrderedDict[str, dict[str, Any]]] = {}
+        self._images = ImageCache()
         self.coalesce_s = coalesce_s
         self._waiting: dict[str, tuple[int, asyncio.Future[Page]]] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -201,7 +199,7 @@ class FinanceReader:
                 # Never end a snapshot on a page we could not read: that would be a gap.
                 raise RetryLater(f"GET {table}: answer without a 'value' array")
             items = [snapshot_row_change(table, row, keys, self._now_ms()) for row in rows]
-            self._remember(table, items)
+            self._images.remember(table, items)
             recids: list[int] = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
             if params is not None and len(rows) >= self.conn.page_size and recids:
                 last_recid = max(recids)
@@ -274,23 +272,12 @@ class FinanceReader:
             before = None
             if isinstance(key, dict) and key:
                 order = keys if keys and all(k in key for k in keys) else None
-                before = self._images.get(table, OrderedDict()).get(key_string(key, order))
+                before = self._images.get(table, key_string(key, order))
             item = feed_entry_change(entry, keys, self._now_ms(), before)
             items[table].append(item)
-            self._remember(table, [item])  # a page may hold a create and its delete
+            self._images.remember(table, [item])  # a page may hold a create and its delete
         _number_transactions(items)
         # Every entry of every asked table up to `end` is in this page, so each table may
         # move to `end` (never back: a table may have started past it).
         return {t: Page(items[t], str(max(end, positions[t])), more) for t in tables}
 
-    def _remember(self, table: str, items: list[Change | BadRecord]) -> None:
-        cache = self._images.setdefault(table, OrderedDict())
-        for item in items:
-            if isinstance(item, Change):
-                if item.event.after is not None:
-                    cache[item.key] = item.event.after
-                    cache.move_to_end(item.key)
-                else:
-                    cache.pop(item.key, None)
-        while len(cache) > IMAGE_CACHE:
-            cache.popitem(last=False)

@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from dualwrite.kafka import LocalKafka
 from dualwrite.stack import Stack, StackConfig
+from tests.support.kafka import wait_for_leaders
 from tests.support.ports import free_port
 from topics import apply_topics, catalog
 
@@ -27,8 +28,10 @@ def fresh_kafka(workdir: Path) -> Iterator[LocalKafka]:
     broker = LocalKafka(workdir / "kafka", port=free_port(), controller_port=free_port(), heap="512m")
     broker.up(timeout=120)
     try:
-        report = apply_topics({"bootstrap.servers": broker.bootstrap}, catalog(partitions=3))
+        specs = catalog(partitions=3)
+        report = apply_topics({"bootstrap.servers": broker.bootstrap}, specs)
         assert report.ok, report.drifts
+        wait_for_leaders(AdminClient({"bootstrap.servers": broker.bootstrap}), [s.name for s in specs])
         yield broker
     finally:
         broker.down()

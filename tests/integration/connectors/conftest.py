@@ -17,6 +17,7 @@ from connectors.common.kafka import KafkaConfig
 from connectors.dataverse import DataverseConnection
 from connectors.finance import FinanceConnection
 from tests.support.emulators import RunningEmulator, start_emulator
+from tests.support.kafka import wait_for_leaders
 
 FAST = HttpConfig(max_attempts=12, backoff_base_s=0.05, backoff_cap_s=0.5, timeout_s=10.0)
 
@@ -27,6 +28,7 @@ def create_topics(bootstrap: str, names: list[str], compacted: tuple[str, ...] =
                       config={"cleanup.policy": "compact"} if n in compacted else {}) for n in names]
     for future in admin.create_topics(specs).values():
         future.result(30)
+    wait_for_leaders(admin, names)
 
 
 def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[tuple[bytes | None, bytes | None, dict[str, bytes]]]:

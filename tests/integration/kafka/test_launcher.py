@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -65,3 +67,33 @@ def test_stale_pid_file_never_kills_a_stranger(tmp_path: Path) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def _minimal_path(tmp_path: Path, tools: list[str]) -> str:
+    """A PATH holding only the named tools (and no others)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bin_dir / tool).symlink_to(found)
+    return str(bin_dir)
+
+
+def test_missing_java_is_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": _minimal_path(tmp_path, [])}
+    result = subprocess.run([sys.executable, "-m", "dualwrite", "kafka", "up", "--port",
+                             str(free_port()), "--data-dir", str(tmp_path / "k")], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "`java` was not found" in result.stderr and "JDK 17" in result.stderr
+
+
+def test_missing_maven_on_a_cold_cache_is_a_clear_error(tmp_path: Path) -> None:
+    # A new HOME has no cached classpath, so the jars must be resolved, which needs Maven.
+    env = {**os.environ, "PATH": _minimal_path(tmp_path, ["java"]), "HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-m", "dualwrite", "kafka", "up", "--port",
+                             str(free_port()), "--data-dir", str(tmp_path / "k")], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "`mvn` was not found" in result.stderr and "Maven" in result.stderr

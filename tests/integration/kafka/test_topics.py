@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from tests.support.kafka import wait_for_leaders
 from topics import (
     ChangeEvent,
     apply_topics,
@@ -87,6 +88,7 @@ def test_envelope_round_trip_with_tombstone(kafka_bootstrap: str, unique: str) -
     topic = f"rt{unique}.dataverse.cdc.msdyn_projects"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    wait_for_leaders(admin, [topic])
     pid = "6f1c2a9e-0000-4000-8000-000000000001"
     source = {"system": "dataverse", "table": "msdyn_projects", "version": "41", "ts_ms": 1700000000000,
               "company": "usmf", "txid": "tx-1", "origin": "alice"}

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams import default_registry
 from streams.watchdog import EXIT_STALLED
+from tests.support.kafka import wait_for_leaders
 from topics import (
     ChangeEvent,
     TransactionBlock,
@@ -41,6 +42,7 @@ def create_topics(bootstrap: str, prefix: str) -> None:
                                    for s in specs])
     for f in futures.values():
         f.result(30)
+    wait_for_leaders(admin, [prefix + s.name for s in specs])
 
 
 class WorkerProcess:
