@@ -9,7 +9,9 @@ then stays behind the skipped record). We produce the gate topic ourselves, with
 transactions or compaction, so its offsets are contiguous: a jump forward is a skipped record.
 The gate also receives its own tick on every partition every
 `tick_interval_s`, so a gate that handled nothing for `stall_timeout_s` outside a rebalance is
-stuck, not idle. The check runs on its own thread, so it still fires when the event loop's
+stuck, not idle. A rebalance or recovery excuses silence, but only for ``max_busy_s``: a worker
+seen stuck "rebalancing" with its producer buffer full and every task waiting (chaos run) never
+came back by itself. The check runs on its own thread, so it still fires when the event loop's
 tasks (the timer that sends the ticks included) are all blocked. Exiting is safe: it is the same as the SIGKILL we already survive (offsets are
 committed only after effects are flushed), and the restarted worker replays from the committed
 offsets.
@@ -34,7 +36,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class Watchdog:
     stall_timeout_s: float
+    max_busy_s: float | None = None  # default: four stall timeouts
     ticking_since: float | None = field(default=None)
+    busy_since: float | None = field(default=None)
     last_offsets: dict[int, int] = field(default_factory=dict)
 
     def skipped(self, partition: int, offset: int) -> bool:
@@ -46,9 +50,13 @@ class Watchdog:
     def stalled(self, last_handled: float, busy: bool, now: float | None = None) -> bool:
         """True when ticks have been sent for longer than the timeout and none was handled."""
         now = time.monotonic() if now is None else now
-        if busy:  # rebalancing or recovering: records are legitimately held back
+        if busy:  # rebalancing or recovering: records are legitimately held back, for a while
             self.ticking_since = None
-            return False
+            if self.busy_since is None:
+                self.busy_since = now
+            limit = self.max_busy_s if self.max_busy_s is not None else 4 * self.stall_timeout_s
+            return now - max(last_handled, self.busy_since) > limit
+        self.busy_since = None
         if self.ticking_since is None:
             self.ticking_since = now
             return False

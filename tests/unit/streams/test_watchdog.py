@@ -27,6 +27,16 @@ def test_rebalance_or_recovery_restarts_the_clock():
     assert dog.stalled(last_handled=0, busy=False, now=132)
 
 
+def test_a_rebalance_that_never_ends_is_a_stall_too():
+    # Regression (chaos run): a restarted worker sat "rebalancing" with every task waiting on a
+    # full producer buffer; excusing it forever meant it never came back.
+    dog = Watchdog(stall_timeout_s=30)
+    assert not dog.stalled(last_handled=0, busy=True, now=10)
+    assert not dog.stalled(last_handled=0, busy=True, now=129)
+    assert dog.stalled(last_handled=0, busy=True, now=131)
+    assert not Watchdog(stall_timeout_s=30, max_busy_s=600).stalled(last_handled=0, busy=True, now=10)
+
+
 def test_contiguous_gate_offsets_are_fine_and_a_jump_is_a_skip():
     dog = Watchdog(stall_timeout_s=30)
     assert not dog.skipped(0, 10)
