@@ -38,7 +38,6 @@ class Watchdog:
     stall_timeout_s: float
     max_busy_s: float | None = None  # default: four stall timeouts
     ticking_since: float | None = field(default=None)
-    busy_since: float | None = field(default=None)
     last_offsets: dict[int, int] = field(default_factory=dict)
 
     def skipped(self, partition: int, offset: int) -> bool:
@@ -50,13 +49,12 @@ class Watchdog:
     def stalled(self, last_handled: float, busy: bool, now: float | None = None) -> bool:
         """True when ticks have been sent for longer than the timeout and none was handled."""
         now = time.monotonic() if now is None else now
+        limit = self.max_busy_s if self.max_busy_s is not None else 4 * self.stall_timeout_s
+        if now - last_handled > limit:
+            return True  # whatever the rebalance flags say (they were seen flapping while stuck)
         if busy:  # rebalancing or recovering: records are legitimately held back, for a while
             self.ticking_since = None
-            if self.busy_since is None:
-                self.busy_since = now
-            limit = self.max_busy_s if self.max_busy_s is not None else 4 * self.stall_timeout_s
-            return now - max(last_handled, self.busy_since) > limit
-        self.busy_since = None
+            return False
         if self.ticking_since is None:
             self.ticking_since = now
             return False

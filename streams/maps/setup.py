@@ -71,9 +71,7 @@ PROJECTS = TableMap(
         FieldMap(target="ProjectId", source="msdyn_projectnumber"),
     ),
     fields=(
-        # Two-way, as in the "Projects V2" map: a project accountant may correct the name in
-        # Finance; Dataverse stays master when both sides change it in the same window.
-        FieldMap(target="ProjectName", source="msdyn_subject", direction="both"),
+        FieldMap(target="ProjectName", source="msdyn_subject"),
         # Map version 1.0.0.3: statecode 0 active <-> InProcess, 1 inactive <-> Finished.
         FieldMap(target="ProjectStage", source="statecode",
                  value_map=((0, "InProcess"), (1, "Finished")), default="InProcess"),
@@ -90,13 +88,6 @@ PROJECTS = TableMap(
     ),
     filter=(Condition(column="msdyn_projectnumber", op="present"),
             Condition(column="_msdyn_owningcompany_value", op="present")),
-    reverse_key=(
-        FieldMap(target="msdyn_projectnumber", source="ProjectId", direction="to_dataverse"),
-        FieldMap(target="_msdyn_owningcompany_value", lookup="company", lookup_field="target_id",
-                 direction="to_dataverse", in_fields=False),
-    ),
-    reverse_lookups=(_COMPANY_IN_DATAVERSE,),
-    master="dataverse",
     target_id_column="RecId",
 )
 

@@ -18,6 +18,7 @@ from topics import read_headers
 pytestmark = pytest.mark.chaos
 
 
+@pytest.mark.timeout(900)
 def test_sigkill_each_process_repeatedly_and_end_state_is_exact(tmp_path: Path) -> None:
     rng = random.Random(20261125)
     with running_stack(tmp_path) as stack:

@@ -30,31 +30,31 @@ def test_our_writes_do_not_come_back_but_a_later_human_edit_of_a_two_way_field_d
         customer = scenario.create_customer("Northwind Traders")
         wait_for(lambda: scenario.progress().done, 180, "the first sync")
 
-        # Finance's own feed now shows the project we wrote and Dataverse's the account we wrote;
-        # once the worker has read both feeds, nothing may flow back.
-        wait_for(lambda: any(m.key() for m in read_topic(bootstrap, "finance.cdc.projectsv2")), 60,
+        # Finance's own feed now shows the project we wrote there and Dataverse's the account we
+        # wrote there; once the worker has read both feeds, nothing may flow back.
+        wait_for(lambda: read_topic(bootstrap, "finance.cdc.projectsv2"), 60,
                  "Finance's change of our project write")
+        wait_for(lambda: read_topic(bootstrap, "dataverse.cdc.accounts"), 60,
+                 "Dataverse's change of our account write")
         wait_for(lambda: group_lag(bootstrap, WORKER_GROUP) == 0, 120, "the worker to catch up")
         assert "msdyn_projects" not in commands(bootstrap, "dataverse")
         assert "CustomersV3" not in commands(bootstrap, "finance")
 
-        # A project accountant renames the project in Finance: the two-way name comes back.
-        fo = stack.finance()
-        resp = fo.request("PATCH", f"ProjectsV2(dataAreaId='usmf',ProjectId='{project}')",
-                          json={"ProjectName": "Warehouse rollout (corrected in Finance)"})
-        assert resp.status_code in (200, 204), resp.text
-        scenario.expected.finance_projects[("usmf", project)]["ProjectName"] = (
-            "Warehouse rollout (corrected in Finance)")
-        dv = stack.dataverse()
-        wait_for(lambda: dv.get_all("msdyn_projects", {
-            "$filter": f"msdyn_projectnumber eq '{project}'", "$select": "msdyn_subject"})[0]
-            ["msdyn_subject"] == "Warehouse rollout (corrected in Finance)", 120,
-            "the Finance edit to reach Dataverse")
-        # ...and its own echo from Dataverse does not bounce back to Finance again.
+        # Someone renames the customer in Dataverse: the two-way name goes back to Finance.
+        dv, fo = stack.dataverse(), stack.finance()
+        account = dv.get_all("accounts", {"$filter": f"accountnumber eq '{customer}'",
+                                          "$select": "accountid"})[0]["accountid"]
+        resp = dv.request("PATCH", f"accounts({account})", headers={"If-Match": "*"},
+                          json={"name": "Northwind Traders (renamed in Dataverse)"})
+        assert resp.status_code == 204, resp.text
+        scenario.expected.dataverse_accounts[customer]["name"] = "Northwind Traders (renamed in Dataverse)"
+        wait_for(lambda: fo.get_all("CustomersV3", {"$filter": f"CustomerAccount eq '{customer}'"})[0]
+                 ["Name"] == "Northwind Traders (renamed in Dataverse)", 120,
+                 "the Dataverse edit to reach Finance")
+        # ...and its own echo from Finance does not bounce back to Dataverse again.
         wait_for(lambda: group_lag(bootstrap, WORKER_GROUP) == 0, 120, "the worker to catch up")
+        assert commands(bootstrap, "finance").count("CustomersV3") == 1
         assert scenario.progress().done, scenario.progress().mismatches
-        assert commands(bootstrap, "finance").count("ProjectsV2") == 1
-        assert customer in {r["accountnumber"] for r in dv.get_all("accounts", {"$select": "accountnumber"})}
 
 
 def test_a_finance_transaction_arrives_in_dataverse_as_one_change_set(tmp_path: Path) -> None:

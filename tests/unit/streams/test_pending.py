@@ -26,11 +26,6 @@ def test_project_walks_its_lookups_then_emits_and_publishes_its_key():
     item = item.with_fact(rows.COMPANY_FACT, {"cdm_companycode": "usmf"})
     assert plan(item, MAPS) == Need(rows.ACCOUNT_FACT)
     item = item.with_fact(rows.ACCOUNT_FACT, {"accountnumber": "US-001"})
-    # The name is two-way: it is checked against Finance's recent changes first.
-    step = plan(item, MAPS)
-    assert isinstance(step, Pair) and step.side == "dataverse"
-    assert step.key == "pair:projects:ProjectsV2(ProjectId='PRJ-1',dataAreaId='usmf')"
-    item = item.model_copy(update={"paired": True})
     step = plan(item, MAPS)
     assert isinstance(step, Emit)
     assert step.key == "present:ProjectsV2(ProjectId='PRJ-1',dataAreaId='usmf')"
