@@ -12,6 +12,7 @@ because a failed change set was rolled back.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import httpx
@@ -57,8 +58,9 @@ UnitAnswer = tuple[list[BatchResult] | RetryLater | None, int | None]  # results
 MAX_REPLANS = 3
 
 
-class ODataWriter:
-    """Base of `DataverseWriter` and `FinanceWriter`."""
+class ODataWriter(ABC):
+    """Base of `DataverseWriter` and `FinanceWriter`: each system says how a write becomes a
+    request (`plan`) and what an answer means (`judge`); the batching and retries are shared."""
 
     def __init__(self, api: ApiClient, service_root: str, batch_size: int = 1) -> None:
         self.api = api
@@ -66,11 +68,13 @@ class ODataWriter:
         self.batch_size = max(1, batch_size)
 
     # -- system-specific --------------------------------------------------------------
+    @abstractmethod
     def plan(self, write: Write) -> BatchOp:
-        raise NotImplementedError
+        """The request that applies `write` (URL, method, headers, body)."""
 
+    @abstractmethod
     def judge(self, write: Write, op: BatchOp, result: BatchResult) -> Judgement:
-        raise NotImplementedError
+        """What the target's answer to `op` means: done, again, or failed."""
 
     # -- shared -----------------------------------------------------------------------
     def url(self, path: str) -> str:
