@@ -20,6 +20,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +51,21 @@ class BadRecord:
 
     payload: bytes
     reason: str
+
+
+def row_image(row: dict[str, Any]) -> dict[str, Any]:
+    """The row without OData/emulator annotations (``@odata.etag``, ``x@OData...``)."""
+    return {k: v for k, v in row.items() if "@" not in k}
+
+
+def iso_ms(value: Any) -> int | None:
+    """An ISO timestamp as ms since the epoch; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 class ImageCache:

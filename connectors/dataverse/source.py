@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,7 +24,7 @@ import orjson
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import PositionExpired, Rejected, RetryLater
 from connectors.common.http import ApiClient, error_message, rejection
-from connectors.common.source import BadRecord, Change, ImageCache, Page
+from connectors.common.source import BadRecord, Change, ImageCache, Page, iso_ms, row_image
 from connectors.dataverse.client import DataverseConnection, primary_key
 from topics import ChangeEvent, Op, Source, System
 
@@ -34,21 +33,7 @@ __all__ = ["DataverseReader", "parse_delta_page", "row_change"]
 EXPIRED_CODES = ("0x80044352", "ExpiredVersionStamp")
 _TOKEN_VERSION = re.compile(r"\$deltatoken=(\d+)")
 # Lookup columns naming a row's legal entity (cdm_company) in the Web API's _x_value form.
-COMPANY_LOOKUPS = ("_msdyn_owningcompany_value", "_msdyn_company_value")  # last images kept per table to fill the before-image of deletes
-
-
-def _ms(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
-def _image(row: dict[str, Any]) -> dict[str, Any]:
-    """The row without OData/emulator annotations (``@odata.etag``, ``x@OData...``)."""
-    return {k: v for k, v in row.items() if "@" not in k}
+COMPANY_LOOKUPS = ("_msdyn_owningcompany_value", "_msdyn_company_value")
 
 
 def token_version(link: str) -> int | None:
@@ -69,7 +54,7 @@ def row_change(table: str, pk: str, row: dict[str, Any], *, snapshot: bool, capt
         return BadRecord(orjson.dumps(row), f"{table}: row without primary key '{pk}'")
     if version is None or not str(version).isdigit():
         return BadRecord(orjson.dumps(row), f"{table}({record_id}): row without a usable versionnumber")
-    image = _image(row)
+    image = row_image(row)
     op: Op
     if snapshot:
         op = "r"
@@ -83,7 +68,7 @@ def row_change(table: str, pk: str, row: dict[str, Any], *, snapshot: bool, capt
             op = "c" if image.get("createdon") and image.get("createdon") == image.get("modifiedon") else "u"
     company = (image.get(company_field) or (before or {}).get(company_field)) if company_field else None
     source = Source(system="dataverse", table=table, version=str(version),
-                    ts_ms=_ms(image.get("modifiedon")) or captured_ms,
+                    ts_ms=iso_ms(image.get("modifiedon")) or captured_ms,
                     snapshot="true" if snapshot else "false",
                     company=str(company) if company else None,
                     txid=str(row["@dualwrite.txid"]) if row.get("@dualwrite.txid") else None,

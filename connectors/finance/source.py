@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,7 +23,7 @@ import orjson
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import Rejected, RetryLater
 from connectors.common.http import ApiClient, rejection
-from connectors.common.source import BadRecord, Change, ImageCache, Page
+from connectors.common.source import BadRecord, Change, ImageCache, Page, iso_ms, row_image
 from connectors.finance.client import FinanceConnection, key_string, parse_metadata_keys
 from topics import ChangeEvent, Op, Source, System, TransactionBlock
 
@@ -32,19 +31,6 @@ __all__ = ["FinanceReader", "feed_entry_change", "snapshot_row_change"]
 
 log = logging.getLogger(__name__)
 _OPS: dict[str, Op] = {"c": "c", "u": "u", "d": "d", "insert": "c", "update": "u", "delete": "d"}
-
-
-def _image(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if "@" not in k}
-
-
-def _ms(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
 
 
 def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_ms: int,
@@ -72,7 +58,7 @@ def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_m
         event = ChangeEvent(before=before or dict(key), after=None, op="d", ts_ms=captured_ms, source=source)
     else:
         assert isinstance(row, dict)
-        event = ChangeEvent(before=None, after=_image(row), op=op, ts_ms=captured_ms, source=source)
+        event = ChangeEvent(before=None, after=row_image(row), op=op, ts_ms=captured_ms, source=source)
     return Change(key_string(key, order), event)
 
 
@@ -86,9 +72,9 @@ def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
         return BadRecord(orjson.dumps(row), f"{table}: row without key field(s) {missing or 'unknown'}")
     if not isinstance(version, int) or version < 0:
         return BadRecord(orjson.dumps(row), f"{table}: row without an integer RecVersion")
-    image = _image(row)
+    image = row_image(row)
     source = Source(system="finance", table=table, version=str(version),
-                    ts_ms=_ms(image.get("ModifiedDateTime")) or captured_ms, snapshot="true",
+                    ts_ms=iso_ms(image.get("ModifiedDateTime")) or captured_ms, snapshot="true",
                     company=str(image["dataAreaId"]) if image.get("dataAreaId") else None)
     event = ChangeEvent(before=None, after=image, op="r", ts_ms=captured_ms, source=source)
     return Change(key_string(image, key_fields), event)
