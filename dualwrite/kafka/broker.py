@@ -65,7 +65,10 @@ def metadata_answers(bootstrap: str, timeout: float = 2.0) -> bool:
 
 
 def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, base64url without padding (what random-uuid prints)."""
+    """A KRaft cluster id: 16 random bytes, base64url without padding (what random-uuid prints).
+
+    It may start with "-", so callers pass it as ``--cluster-id=<id>``, never as a separate
+    argument (one start in 64 failed with a usage error before)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -149,7 +152,7 @@ class LocalKafka:
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
         cmd = ["java", "-cp", classpath, f"-Dlog4j2.configurationFile={LOG4J}",
-               "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)]
+               "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         if proc.returncode != 0:
             raise LocalKafkaError(f"Formatting the KRaft storage failed:\n{proc.stdout}{proc.stderr}")

@@ -147,3 +147,20 @@ def group_lag(bootstrap: str, group: str) -> int:
         return lag
     finally:
         consumer.close()
+
+
+def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """`group` has committed to the current end of every non-empty partition of `topics`."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        parts = [TopicPartition(t, p) for t in topics
+                 for p in consumer.list_topics(t, timeout=10).topics[t].partitions]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(parts, timeout=10)}
+        for tp in parts:
+            high = consumer.get_watermark_offsets(tp, timeout=10)[1]
+            if high > 0 and committed[(tp.topic, tp.partition)] < high:
+                return False
+        return True
+    finally:
+        consumer.close()

@@ -97,3 +97,15 @@ def test_missing_maven_on_a_cold_cache_is_a_clear_error(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert "`mvn` was not found" in result.stderr and "Maven" in result.stderr
+
+
+def test_storage_is_formatted_whatever_the_random_cluster_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: a base64url cluster id starting with "-" was read as an option by the tool.
+    from dualwrite.kafka import broker as broker_module
+    from dualwrite.kafka.classpath import resolve_classpath
+
+    monkeypatch.setattr(broker_module, "_cluster_id", lambda: "-" + "A" * 21)
+    kafka = broker_module.LocalKafka(tmp_path / "k", port=free_port(), controller_port=free_port())
+    kafka.data_dir.mkdir(parents=True)
+    kafka._format(resolve_classpath(kafka.cache_dir), kafka._write_properties())
+    assert (kafka.data_dir / "logs" / "meta.properties").read_text().count("cluster.id=-AAAA") == 1
