@@ -71,6 +71,15 @@ class TopicSettings(BaseModel):
     dlq_retention_days: int = Field(30, ge=1, description="Retention of sync.dlq.")
 
 
+class ProcessorSettings(BaseModel):
+    """Decisions of the stream processor (`dualwrite worker`)."""
+
+    tx_timeout_ms: int = Field(10_000, ge=0, description="Release a source transaction whose events "
+                               "did not all arrive after this long (members go as far as they got).")
+    conflict_window_ms: int = Field(5_000, ge=0, description="Edits of a two-way field on both "
+                                    "sides closer than this are a conflict (the map's master wins).")
+
+
 class ApiSettings(BaseModel):
     """One target API reached with OAuth2 client credentials."""
 
@@ -108,6 +117,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
     dataverse: DataverseSettings = Field(default_factory=DataverseSettings)
     finance: FinanceSettings = Field(default_factory=FinanceSettings)
     state_dir: Path = Field(STATE_HOME / "state", description="Local state (Faust RocksDB tables).")

@@ -3,7 +3,11 @@
 A slot is the value of the ``parked`` table under the key a command waits for (a fact key, a
 transaction, or a paused map):
 
-    {"waiting": [item, ...], "released": [{"offset": 17, "items": [item, ...]}, ...]}
+    {"waiting": [item, ...], "released": [{"offset": 17, "items": [item, ...]}, ...],
+     "events": ["<system>:<table>:<id>:<version>", ...]}
+
+``events`` is kept by transaction slots only: the distinct source events of the transaction seen
+so far, counted against its size (an event no map reads still counts).
 
 Items are JSON objects with an ``id`` and ``parked_ms``. Releasing remembers which record
 (offset of the gate topic) released which items: Faust restores the table from its changelog,
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-__all__ = ["Release", "Slot", "empty_slot", "park", "release", "slot_from", "waiting_ids"]
+__all__ = ["Release", "Slot", "count_event", "empty_slot", "park", "release", "slot_from", "waiting_ids"]
 
 KEEP_RELEASES = 8
 
@@ -29,17 +33,26 @@ class Release(TypedDict):
 class Slot(TypedDict):
     waiting: list[dict[str, Any]]
     released: list[Release]
+    events: list[str]
 
 
 def empty_slot() -> Slot:
-    return Slot(waiting=[], released=[])
+    return Slot(waiting=[], released=[], events=[])
 
 
 def slot_from(value: Any) -> Slot:
     if isinstance(value, dict):
         return Slot(waiting=list(value.get("waiting") or []),
-                    released=list(value.get("released") or []))
+                    released=list(value.get("released") or []),
+                    events=[str(e) for e in value.get("events") or []])
     return empty_slot()
+
+
+def count_event(slot: Slot, event: str) -> Slot:
+    """Count a transaction's source event once, however often it is delivered."""
+    if event in slot["events"]:
+        return slot
+    return Slot(waiting=slot["waiting"], released=slot["released"], events=[*slot["events"], event])
 
 
 def waiting_ids(slot: Slot) -> set[str]:
@@ -55,7 +68,7 @@ def park(slot: Slot, item: dict[str, Any]) -> tuple[Slot, bool]:
     item_id = str(item["id"])
     if item_id in waiting_ids(slot) or item_id in _released_ids(slot):
         return slot, False
-    return Slot(waiting=[*slot["waiting"], item], released=slot["released"]), True
+    return Slot(waiting=[*slot["waiting"], item], released=slot["released"], events=slot["events"]), True
 
 
 def release(slot: Slot, offset: int) -> tuple[Slot, list[dict[str, Any]]]:
@@ -70,4 +83,4 @@ def release(slot: Slot, offset: int) -> tuple[Slot, list[dict[str, Any]]]:
         return slot, []
     items = list(slot["waiting"])
     released = [*slot["released"], Release(offset=offset, items=items)][-KEEP_RELEASES:]
-    return Slot(waiting=[], released=released), items
+    return Slot(waiting=[], released=released, events=slot["events"]), items

@@ -25,6 +25,7 @@ from streams.wire import (
     ObservedMsg,
     PendingMsg,
     TickMsg,
+    TxMsg,
     encode_gate,
 )
 from topics import dlq_headers, encode
@@ -59,6 +60,8 @@ class Gatekeeper:
         self.last_handled = time.monotonic()
         if isinstance(msg, PendingMsg):
             await self.advance(msg.item, at)
+        elif isinstance(msg, TxMsg):
+            await self.group(at, msg.event, msg.total, msg.items)
         elif isinstance(msg, FactMsg):
             await self.learn(at, msg.value)
         elif isinstance(msg, AppliedMsg):
@@ -143,7 +146,7 @@ class Gatekeeper:
                     return
                 item = item.with_fact(step.key, fact)
             elif isinstance(step, Group):
-                await self.group(item, at)
+                await self.group(at, item.id, item.tx_total or 1, [item])
                 return
             elif isinstance(step, Pair):
                 item = self.pair(item, step)
@@ -151,11 +154,19 @@ class Gatekeeper:
                 await self.emit(item, step, at)
                 return
 
-    async def group(self, item: Pending, at: Position) -> None:
-        await self.park(at.key, item, at, reason="transaction")
-        slot = gate.slot_from(self.parked.get(at.key))
+    async def group(self, at: Position, event: str, total: int, items: list[Pending]) -> None:
+        """Hold a source transaction's changes until all ``total`` of its events were seen."""
+        before = gate.slot_from(self.parked.get(at.key))
+        slot = gate.count_event(before, event)
+        for item in items:
+            stamped = item.model_copy(update={"parked_ms": item.parked_ms or at.now_ms})
+            slot, added = gate.park(slot, stamped.model_dump(mode="json"))
+            if added:
+                metrics.PARKED.labels(item.map, "transaction").inc()
+        if slot != before:
+            self.parked[at.key] = slot
         replayed = any(r["offset"] == at.offset for r in slot["released"])
-        if replayed or len(slot["waiting"]) >= (item.tx_total or 1):
+        if replayed or len(slot["events"]) >= total:
             await self.release_transaction(at)
         elif slot["waiting"]:
             # Remember the open transaction for the partition's tick (tables are not scanned).

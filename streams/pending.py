@@ -40,6 +40,7 @@ class Pending(BaseModel):
     row: dict[str, Any]
     source: CommandSource
     tx_total: int | None = None
+    tx_order: int | None = None
     tx_members: tuple[str, ...] | None = None
     facts: dict[str, dict[str, Any] | None] = {}
     paired: bool = False
@@ -83,8 +84,8 @@ class Drop:
 Step = Group | Need | Pair | Emit | Drop
 
 
-def tx_key(item: Pending) -> str:
-    return f"tx:{item.source.system}:{item.source.txid}"
+def tx_key(source: CommandSource) -> str:
+    return f"tx:{source.system}:{source.txid}"
 
 
 def _dependencies(m: TableMap, item: Pending) -> str | None:
@@ -128,7 +129,7 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
     m = maps[item.map]
     if item.tx_total is not None and item.tx_total > 1 and item.tx_members is None \
             and item.source.txid:
-        return Group(tx_key(item))
+        return Group(tx_key(item.source))
     result = transform(m, item.row, item.facts, reverse=item.reverse, delete=item.op == "delete")
     if isinstance(result, Filtered):
         return Drop(result.reason)
@@ -163,4 +164,5 @@ def to_command(item: Pending, mapped: Mapped, maps: MapRegistry) -> Command:
         fingerprint=fingerprint(mapped.readable),
         source=item.source,
         tx_size=len(item.tx_members) if item.tx_members else None,
+        tx_order=item.tx_order if item.tx_members else None,
     )

@@ -3,6 +3,10 @@
 One change event of table T may be three things at once: a lookup row other maps index (a
 `FactMsg`), the source of a map (a `Pending` per map) and the target's own feed of a map (an
 `ObservedMsg`). Each result is (gate key, message); the agent sends it keyed by that key.
+
+An event of a multi-event source transaction goes to the transaction's key as one `TxMsg` with
+the changes it starts (none when no map reads its table): the gate counts events, not changes,
+against the transaction's size, so a transaction completes whatever the maps make of it.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from dataclasses import dataclass, field
 
 from streams.maps.model import row_fact
 from streams.maps.registry import MapRegistry
-from streams.pending import Drop, Pending, plan
+from streams.pending import Drop, Pending, plan, tx_key
 from streams.transform import TransformError
-from streams.wire import FactMsg, ObservedMsg, PendingMsg
+from streams.wire import FactMsg, ObservedMsg, PendingMsg, TxMsg
 from topics import ChangeEvent, CommandSource, target_key
 
 __all__ = ["Routed", "first_key", "route_change"]
@@ -21,7 +25,7 @@ __all__ = ["Routed", "first_key", "route_change"]
 
 @dataclass
 class Routed:
-    messages: list[tuple[str, FactMsg | PendingMsg | ObservedMsg]] = field(default_factory=list)
+    messages: list[tuple[str, FactMsg | PendingMsg | ObservedMsg | TxMsg]] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (map, reason)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (map, message)
 
@@ -47,12 +51,18 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
         key = row_fact(system, table, record_id)
         out.messages.append((key, FactMsg(key=key, value={c: row.get(c) for c in indexed})))
     source = command_source(system, table, record_id, event)
+    tx = event.transaction
+    grouped = tx is not None and (tx.event_count or 1) > 1 and bool(source.txid)
+    members: list[Pending] = []
     for m in maps.sourced_from(system, table):
         item = Pending(
             id=f"{m.name}:{record_id}:{source.version}", map=m.name,
             op="delete" if event.is_delete else "upsert", row=row, source=source,
-            tx_total=event.transaction.event_count if event.transaction else None,
+            tx_total=tx.event_count if tx else None, tx_order=tx.total_order if tx else None,
             born_ms=now_ms)
+        if grouped:
+            members.append(item)  # its first step is the transaction (see `plan`)
+            continue
         try:
             routed = first_key(item, maps)
         except TransformError as exc:
@@ -62,6 +72,10 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
             out.dropped.append((m.name, routed.reason))
         else:
             out.messages.append((routed, PendingMsg(item=item)))
+    if grouped and tx is not None:
+        key = tx_key(source)
+        out.messages.append((key, TxMsg(event=f"{system}:{table}:{record_id}:{source.version}",
+                                        total=tx.event_count or 1, items=members)))
     for m in maps.targeting(system, table):
         key_values = {f.target: row.get(f.read_name) for f in m.key}
         if any(v is None or v == "" for v in key_values.values()):

@@ -2,6 +2,7 @@
 
     fact      a lookup row, a mapped key or a target row's presence was learned (or forgotten)
     pending   a change on its way to a command (`streams.pending.Pending`)
+    tx        one event of a multi-event source transaction, with the changes it starts (maybe none)
     applied   a sink's ack, re-keyed from ``sync.applied.<target>``
     observed  a row from the target's own feed (presence, echo check, target edits)
     control   a map's run state, sent to every partition
@@ -30,6 +31,7 @@ __all__ = [
     "ObservedMsg",
     "PendingMsg",
     "TickMsg",
+    "TxMsg",
     "decode_gate",
     "encode_gate",
 ]
@@ -48,6 +50,15 @@ class FactMsg(_Msg):
 class PendingMsg(_Msg):
     kind: Literal["pending"] = "pending"
     item: Pending
+
+
+class TxMsg(_Msg):
+    """One source event of a transaction: counted towards ``total`` even when no map reads it."""
+
+    kind: Literal["tx"] = "tx"
+    event: str  # "<system>:<table>:<id>:<version>"
+    total: int
+    items: list[Pending]
 
 
 class AppliedMsg(_Msg):
@@ -76,7 +87,7 @@ class TickMsg(_Msg):
     ts_ms: int
 
 
-GateMsg = Annotated[FactMsg | PendingMsg | AppliedMsg | ObservedMsg | ControlMsg | TickMsg,
+GateMsg = Annotated[FactMsg | PendingMsg | TxMsg | AppliedMsg | ObservedMsg | ControlMsg | TickMsg,
                     Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[GateMsg] = TypeAdapter(GateMsg)
 

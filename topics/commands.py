@@ -65,6 +65,9 @@ class Command(BaseModel):
     tx_size: int | None = Field(
         None, ge=1, description="Commands in the released source transaction (one $batch change set)."
     )
+    tx_order: int | None = Field(
+        None, ge=1, description="Position of its source change in the transaction: the change set's order."
+    )
 
     @property
     def record_key(self) -> str:

@@ -9,7 +9,8 @@
 - `release` / `commit_offsets`: a source transaction whose members are not all here yet waits
   (they may sit on other partitions), and offsets are committed only below anything waiting.
 - `units`: commands of one released source transaction (same txid, ``tx_size`` set) form one
-  atomic unit (one ``$batch`` change set); every other command is a unit of its own.
+  atomic unit (one ``$batch`` change set), in the transaction's order (``tx_order``: a project
+  before its tasks); every other command is a unit of its own.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def units(commands: Iterable[Command]) -> list[list[Command]]:
             unit.append(command)
         else:
             out.append([command])
+    for unit in out:
+        if len(unit) > 1:  # stable: members without a position keep their arrival order, last
+            unit.sort(key=lambda c: (c.tx_order is None, c.tx_order or 0))
     return out
 
 

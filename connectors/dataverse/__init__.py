@@ -27,7 +27,8 @@ def dataverse_source(conn: DataverseConnection, kafka: KafkaConfig, settings: So
                      transport: httpx.AsyncBaseTransport | None = None,
                      clock: Clock | None = None) -> SourceEngine:
     """A ready source engine: ``await engine.run(stop_event)``."""
-    reader = DataverseReader(conn, build_api(conn, transport, clock), clock)
+    reader = DataverseReader(conn, build_api(conn, transport, clock), clock,
+                             captured=tuple(settings.tables))
     return SourceEngine(settings, kafka, reader, clock)
 
 

@@ -11,6 +11,11 @@
 - Emulator annotations (not in real Dataverse): ``@dualwrite.txid``, ``@dualwrite.principal``,
   ``@dualwrite.version`` and ``@dualwrite.op``. Without them, txid/origin stay null, a delete's
   version is the delta token's version, and created/updated is told by createdon == modifiedon.
+  On delta pages, ``@dualwrite.txrows`` / ``txorder`` / ``txtableorder`` give the transaction
+  block: ``event_count`` is the rows the transaction touched in the tables this source captures
+  (each is one event, whichever delta window it lands in), so the processor can release the
+  transaction whole. A row changed again by a later transaction before it is read shows that
+  later one; the first then never completes and the processor releases it on its time-out.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from connectors.common.errors import PositionExpired, Rejected, RetryLater
 from connectors.common.http import ApiClient, error_message, rejection
 from connectors.common.source import BadRecord, Change, ImageCache, Page, iso_ms, row_image
 from connectors.dataverse.client import DataverseConnection, primary_key
-from topics import ChangeEvent, Op, Source, System
+from topics import ChangeEvent, Op, Source, System, TransactionBlock
 
 __all__ = ["DataverseReader", "parse_delta_page", "row_change"]
 
@@ -41,9 +46,22 @@ def token_version(link: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def transaction_block(row: dict[str, Any], captured: tuple[str, ...] | None) -> TransactionBlock | None:
+    """The row's transaction block from the emulator's annotations; None when they are absent."""
+    txid, rows = row.get("@dualwrite.txid"), row.get("@dualwrite.txrows")
+    order, in_table = row.get("@dualwrite.txorder"), row.get("@dualwrite.txtableorder")
+    if not txid or not isinstance(rows, dict) or not isinstance(order, int) or not isinstance(in_table, int) \
+            or order < 1 or in_table < 1:
+        return None
+    count = sum(n for t, n in rows.items() if isinstance(n, int) and (captured is None or t in captured))
+    return TransactionBlock(id=str(txid), total_order=order, data_collection_order=in_table,
+                            event_count=max(count, 1))
+
+
 def row_change(table: str, pk: str, row: dict[str, Any], *, snapshot: bool, captured_ms: int,
                company_field: str | None = None, before: dict[str, Any] | None = None,
-               fallback_version: int | None = None) -> Change | BadRecord:
+               fallback_version: int | None = None,
+               captured: tuple[str, ...] | None = None) -> Change | BadRecord:
     """One Web API row (or $deletedEntity) as a change, or a BadRecord saying what is missing."""
     deleted = "$deletedEntity" in str(row.get("@odata.context", "")) or row.get("reason") == "deleted"
     record_id = row.get("id") if deleted else row.get(pk)
@@ -73,17 +91,20 @@ def row_change(table: str, pk: str, row: dict[str, Any], *, snapshot: bool, capt
                     company=str(company) if company else None,
                     txid=str(row["@dualwrite.txid"]) if row.get("@dualwrite.txid") else None,
                     origin=str(row["@dualwrite.principal"]) if row.get("@dualwrite.principal") else None)
+    transaction = None if snapshot else transaction_block(row, captured)
     if op == "d":
         event = ChangeEvent(before=before or {pk: str(record_id)}, after=None, op="d",
-                            ts_ms=captured_ms, source=source)
+                            ts_ms=captured_ms, source=source, transaction=transaction)
     else:
-        event = ChangeEvent(before=None, after=image, op=op, ts_ms=captured_ms, source=source)
+        event = ChangeEvent(before=None, after=image, op=op, ts_ms=captured_ms, source=source,
+                            transaction=transaction)
     return Change(str(record_id), event)
 
 
 def parse_delta_page(table: str, pk: str, body: dict[str, Any], *, snapshot: bool, captured_ms: int,
                      images: dict[str, dict[str, Any]] | None = None,
-                     company_field: str | None = None) -> Page:
+                     company_field: str | None = None,
+                     captured: tuple[str, ...] | None = None) -> Page:
     """A collection/delta response body as a Page (position = next link or delta link)."""
     values = body.get("value")
     if not isinstance(values, list):
@@ -99,7 +120,8 @@ def parse_delta_page(table: str, pk: str, body: dict[str, Any], *, snapshot: boo
             continue
         before = images.get(str(row.get("id"))) if images is not None else None
         item = row_change(table, pk, row, snapshot=snapshot, captured_ms=captured_ms,
-                          company_field=company_field, before=before, fallback_version=token_v)
+                          company_field=company_field, before=before, fallback_version=token_v,
+                          captured=captured)
         items.append(item)
     return Page(items, position, bool(next_link))
 
@@ -110,8 +132,11 @@ class DataverseReader:
     system: System = "dataverse"
 
     def __init__(self, conn: DataverseConnection, api: ApiClient, clock: Clock | None = None,
-                 company_fields: dict[str, str] | None = None) -> None:
+                 company_fields: dict[str, str] | None = None,
+                 captured: tuple[str, ...] | None = None) -> None:
+        """``captured``: the entity sets this source reads (counts a transaction's events)."""
         self.conn = conn
+        self.captured = captured
         self.api = api
         self.clock = clock or SystemClock()
         self.company_fields = {"cdm_companies": "cdm_companycode", **(company_fields or {})}
@@ -146,7 +171,8 @@ class DataverseReader:
         page = parse_delta_page(table, primary_key(table, self.conn.primary_keys), body,
                                 snapshot=snapshot, captured_ms=int(self.clock.time() * 1000),
                                 images=self._images.table(table),
-                                company_field=self.company_fields.get(table))
+                                company_field=self.company_fields.get(table),
+                                captured=self.captured)
         self._images.remember(table, page.items)
         return page
 

@@ -34,6 +34,8 @@ def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
         partitions=settings.topics.partitions, replication=settings.topics.replication,
         topic_prefix=topic_prefix, metrics_port=settings.metrics_port,
         session_timeout_s=session_timeout_s, stall_timeout_s=stall_timeout_s,
+        tx_timeout_ms=settings.processor.tx_timeout_ms,
+        conflict_window_ms=settings.processor.conflict_window_ms,
     )
 
 

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS _changes (
     ts        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS _changes_tbl ON _changes (tbl, version);
+CREATE INDEX IF NOT EXISTS _changes_tx ON _changes (txid, version);
 """
 
 
@@ -130,3 +131,10 @@ class Store:
             "WHERE tbl = ? AND version > ? AND version <= ? ORDER BY version",
             (table, after, upto)).fetchall()
         return [Change(*row) for row in rows]
+
+    def transaction_rows(self, txid: str) -> list[tuple[str, str]]:
+        """The distinct (table, row id) a transaction touched, in the order it first touched them."""
+        rows = self.conn.execute(
+            "SELECT tbl, row_id FROM _changes WHERE txid = ? GROUP BY tbl, row_id "
+            "ORDER BY MIN(version)", (txid,)).fetchall()
+        return [(str(t), str(r)) for t, r in rows]

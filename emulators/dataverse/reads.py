@@ -8,7 +8,10 @@ are cut by primary key (stable under concurrent writes); with it, by offset. ``$
 Emulator extensions on rows returned by change tracking (real Dataverse has none of these):
 ``@dualwrite.txid`` (the transaction that made the change: one request or one change set),
 ``@dualwrite.principal`` (the OAuth client id that made it), ``@dualwrite.version`` (the change
-log version the entry reflects) and, on delta links, ``@dualwrite.op`` (``c``, ``u`` or ``d``).
+log version the entry reflects) and, on delta links, ``@dualwrite.op`` (``c``, ``u`` or ``d``)
+and the transaction's shape: ``@dualwrite.txrows`` (distinct rows it touched per entity set),
+``@dualwrite.txorder`` and ``@dualwrite.txtableorder`` (the row's position in it, overall and
+within its entity set, by first change). Real Dataverse exposes no transaction at all.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from emulators.dataverse.keys import key_columns
 from emulators.dataverse.messages import ApiRequest, ApiResponse, decode_skiptoken, encode_skiptoken
 from emulators.dataverse.records import Records, Row, etag, to_json
 from emulators.dataverse.schema import Table
-from emulators.dataverse.tracking import delta_entries, make_token, parse_token
+from emulators.dataverse.tracking import (
+    TxShape,
+    delta_entries,
+    make_token,
+    parse_token,
+    transaction_shape,
+)
 
 QUERY_OPTIONS = ("$filter", "$select", "$orderby", "$top", "$count", "$expand")
 
@@ -162,13 +171,21 @@ class Reader:
         entries = delta_entries(self.store, table.entity_set, after, upto)
         page = entries[offset: offset + size]
         values: list[Row] = []
+        shapes: dict[str, TxShape] = {}
+
+        def tx_marks(txid: object, row_id: str) -> dict[str, object]:
+            if str(txid) not in shapes:
+                shapes[str(txid)] = transaction_shape(self.store, str(txid))
+            return shapes[str(txid)].marks(table.entity_set, row_id)
+
         for entry in page:
             change = entry.change
-            marks = {"@dualwrite.txid": change.txid, "@dualwrite.principal": change.principal,
-                     "@dualwrite.version": change.version}
+            marks: Row = {"@dualwrite.txid": change.txid, "@dualwrite.principal": change.principal,
+                          "@dualwrite.version": change.version}
             if entry.deleted:
                 values.append({"@odata.context": f"{req.base}$metadata#{table.entity_set}/$deletedEntity",
-                               "id": entry.row_id, "reason": "deleted", **marks, "@dualwrite.op": "d"})
+                               "id": entry.row_id, "reason": "deleted", **marks,
+                               **tx_marks(change.txid, entry.row_id), "@dualwrite.op": "d"})
                 continue
             row = self.records.get(table, entry.row_id)
             if row is None:
@@ -176,7 +193,7 @@ class Reader:
             if row["versionnumber"] != change.version:
                 # Changed again after the window closed: describe the state actually shown.
                 self._annotate(marks, row, tracking=True)
-            values.append({**to_json(table, row, query.select), **marks,
+            values.append({**to_json(table, row, query.select), **marks, **tx_marks(marks["@dualwrite.txid"], entry.row_id),
                            "@dualwrite.op": "c" if entry.created else "u"})
         body: dict[str, Any] = {"@odata.context": f"{req.base}$metadata#{table.entity_set}/$delta"}
         if query.count:

@@ -9,6 +9,9 @@ A delta window (after, upto] is fixed when the first page of a delta link is ser
 entries are derived only from the change log inside that window (one entry per row, its last
 operation), so later pages are stable even while writes continue. Rows whose last operation is
 a delete come last; a row created and deleted inside the window is reported as deleted.
+
+`transaction_shape` describes the transaction behind a change (emulator extension): how many
+distinct rows of each table it touched and where each row stands in it, by first change.
 """
 
 from __future__ import annotations
@@ -28,6 +31,26 @@ class DeltaEntry:
     deleted: bool
     created: bool  # the row's first change in the window created it
     change: Change  # the row's last change in the window (gives txid, principal, version)
+
+
+@dataclass(frozen=True)
+class TxShape:
+    rows: dict[str, int]  # entity set -> distinct rows the transaction touched
+    order: dict[tuple[str, str], tuple[int, int]]  # (set, row id) -> (position, position in set)
+
+    def marks(self, table: str, row_id: str) -> dict[str, object]:
+        position, in_table = self.order.get((table, row_id), (1, 1))
+        return {"@dualwrite.txorder": position, "@dualwrite.txtableorder": in_table,
+                "@dualwrite.txrows": dict(self.rows)}
+
+
+def transaction_shape(store: Store, txid: str) -> TxShape:
+    rows: dict[str, int] = {}
+    order: dict[tuple[str, str], tuple[int, int]] = {}
+    for position, (table, row_id) in enumerate(store.transaction_rows(txid), start=1):
+        rows[table] = rows.get(table, 0) + 1
+        order[(table, row_id)] = (position, rows[table])
+    return TxShape(rows, order)
 
 
 def invalid_token(token: str) -> ODataError:

@@ -158,3 +158,31 @@ def test_an_action_is_one_transaction(client: httpx.Client) -> None:
     assert len(actuals) == 2 and [e["msdyn_timeentryid"] for e in approved] == [entry]
     assert len({e["@dualwrite.txid"] for e in actuals + approved}) == 1
     assert {e["_msdyn_salescontract_value"] for e in actuals} == {None, order}
+
+
+def test_delta_entries_describe_their_transaction(client: httpx.Client) -> None:
+    projects_link = delta_start(client, "msdyn_projects")
+    tasks_link = delta_start(client, "msdyn_projecttasks")
+    number = unique("TXS")
+    json_type = {"content-type": "application/json"}
+    body, content_type = format_batch_request([ChangeSet("cs", [
+        BatchRequest("POST", "msdyn_projects", json_type, json.dumps({
+            "msdyn_projectnumber": number, "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})"}).encode(),
+            content_id="1"),
+        *[BatchRequest("POST", "msdyn_projecttasks", json_type, json.dumps({
+            "msdyn_project@odata.bind": "$1", "msdyn_wbsid": wbs, "msdyn_subject": f"Task {wbs}"}).encode(),
+            content_id=str(i)) for i, wbs in enumerate(("1", "2"), start=2)]])])
+    assert client.post("$batch", content=body, headers={"Content-Type": content_type}).status_code == 200
+    lone = project(client)
+    projects, _ = follow(client, projects_link)
+    tasks, _ = follow(client, tasks_link)
+    created = next(e for e in projects if e["msdyn_projectnumber"] == number)
+    shape = {"msdyn_projects": 1, "msdyn_projecttasks": 2}
+    assert created["@dualwrite.txrows"] == shape
+    assert (created["@dualwrite.txorder"], created["@dualwrite.txtableorder"]) == (1, 1)
+    by_wbs = {e["msdyn_wbsid"]: e for e in tasks}
+    assert [(by_wbs[w]["@dualwrite.txorder"], by_wbs[w]["@dualwrite.txtableorder"]) for w in ("1", "2")] \
+        == [(2, 1), (3, 2)]
+    assert {by_wbs[w]["@dualwrite.txrows"] == shape for w in ("1", "2")} == {True}
+    alone = next(e for e in projects if e["msdyn_projectid"] == lone)
+    assert alone["@dualwrite.txrows"] == {"msdyn_projects": 1} and alone["@dualwrite.txorder"] == 1

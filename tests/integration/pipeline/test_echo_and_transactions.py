@@ -85,3 +85,38 @@ def test_a_finance_transaction_arrives_in_dataverse_as_one_change_set(tmp_path: 
         assert len(txids) == 1, "the three accounts were not written in one Dataverse change set"
         with admin(stack.dv_url) as dv_admin:
             assert dv_admin.get("/requests").json()["by_target"].get("POST $batch", 0) >= 1
+
+
+def test_a_dataverse_transaction_arrives_in_finance_as_one_change_set_in_its_order(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        dv, fo = stack.dataverse(), stack.finance()
+        scenario = Scenario(dv, fo)
+        scenario.create_project()
+        wait_for(lambda: scenario.progress().done, 180, "the sources to stream")
+        number = "DVTX-00001"
+        json_type = {"content-type": "application/json"}
+        project_body = {"msdyn_projectnumber": number, "msdyn_subject": "Created with its tasks",
+                        "msdyn_owningcompany@odata.bind": f"/cdm_companies({scenario.company_id()})",
+                        "msdyn_customer@odata.bind": f"/accounts({scenario.customer_id()})", "statecode": 0}
+        # The tasks come first in the change set's text but reference the project by Content-ID;
+        # Dataverse creates the project first, and Finance must get it first too.
+        body, content_type = format_batch_request([ChangeSet("changeset_dv", [
+            BatchRequest("POST", "msdyn_projects", json_type, orjson.dumps(project_body), content_id="1"),
+            *[BatchRequest("POST", "msdyn_projecttasks", json_type, orjson.dumps({
+                "msdyn_project@odata.bind": "$1", "msdyn_wbsid": wbs, "msdyn_subject": f"Phase {wbs}",
+                "msdyn_isleaf": True}), content_id=str(i)) for i, wbs in enumerate(("1", "2", "3"), start=2)]])])
+        resp = dv.request("POST", "$batch", content=body, headers={"Content-Type": content_type})
+        assert resp.status_code == 200 and b"204" in resp.content, resp.text
+
+        def landed() -> list[dict[str, object]]:
+            feed = fo.request("GET", "ChangeFeed", params={
+                "since": "0", "entities": "ProjectsV2,ProjectTasks", "top": "10000"}).json()["value"]
+            mine = [e for e in feed if e["op"] == "c" and e["key"].get("ProjectId") == number]
+            return mine if len(mine) == 4 else []
+
+        created = wait_for(landed, 180, "the project and its three tasks in Finance")
+        assert len({e["txid"] for e in created}) == 1, "not written to Finance in one change set"
+        assert [e["entity"] for e in sorted(created, key=lambda e: e["version"])] == \
+            ["ProjectsV2", "ProjectTasks", "ProjectTasks", "ProjectTasks"]
+        with admin(stack.fo_url) as fo_admin:
+            assert fo_admin.get("/requests").json()["by_target"].get("POST $batch", 0) >= 1

@@ -100,10 +100,11 @@ class Cdc:
 
     def change(self, system: str, table: str, record_id: str, row: dict[str, Any] | None,
                version: int, op: str = "u", txid: str | None = None, tx_total: int | None = None,
-               before: dict[str, Any] | None = None, ts_ms: int | None = None) -> None:
+               before: dict[str, Any] | None = None, ts_ms: int | None = None,
+               tx_order: int = 1) -> None:
         ts = ts_ms if ts_ms is not None else int(time.time() * 1000)
-        tx = TransactionBlock(id=txid, total_order=1, data_collection_order=1, event_count=tx_total) \
-            if txid and tx_total else None
+        tx = TransactionBlock(id=txid, total_order=tx_order, data_collection_order=1,
+                              event_count=tx_total) if txid and tx_total else None
         event = ChangeEvent(before=before, after=row, op=op, ts_ms=ts,  # type: ignore[arg-type]
                             source=Source(system=system, table=table, version=str(version),  # type: ignore[arg-type]
                                           ts_ms=ts, txid=txid), transaction=tx)

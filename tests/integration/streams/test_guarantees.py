@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.streams import scenario as s
-from tests.integration.streams.harness import Reader
+from tests.integration.streams.harness import Reader, WorkerProcess
 from topics import read_headers
 
 pytestmark = pytest.mark.integration
@@ -89,3 +89,29 @@ def test_source_transaction_is_released_together(worker, cdc, finance_commands):
     assert set(commands) == {"ProjectsV2", "ProjectTasks"}
     assert {c.tx_size for c in commands.values()} == {2}
     assert {c.source.txid for c in commands.values()} == {"tx-42"}
+
+
+def test_a_transaction_completes_on_its_events_even_those_no_map_reads(
+        kafka_bootstrap, prefix, unique, tmp_path, cdc, finance_commands):
+    # The transaction also changed a company row, which no map turns into a command: its event
+    # still counts, so the project and task go at once and not after the (here: ten-minute)
+    # time-out for transactions whose events never all arrive.
+    worker = WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state",
+                           tmp_path / "worker.log")
+    worker.env["DUALWRITE_PROCESSOR__TX_TIMEOUT_MS"] = "600000"
+    worker.start()
+    try:
+        s.seed_lookups(cdc)
+        cdc.change("dataverse", "msdyn_projecttasks", s.TASK_ID, s.task_row(), 9, op="c",
+                   txid="tx-77", tx_total=3, tx_order=3)
+        cdc.change("dataverse", "cdm_companies", s.COMPANY_ID, s.company_row(), 8,
+                   txid="tx-77", tx_total=3, tx_order=2)
+        cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, s.project_row(), 7, op="c",
+                   txid="tx-77", tx_total=3, tx_order=1)
+        finance_commands.poll_until(lambda r: len(r) >= 2, timeout=120, worker=worker)
+        commands = {c.entity: c for c in finance_commands.commands()}
+        assert set(commands) == {"ProjectsV2", "ProjectTasks"}, worker.tail()
+        assert {c.tx_size for c in commands.values()} == {2}
+        assert (commands["ProjectsV2"].tx_order, commands["ProjectTasks"].tx_order) == (1, 3)
+    finally:
+        worker.stop()

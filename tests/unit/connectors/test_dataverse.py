@@ -88,6 +88,35 @@ def test_delta_page_updates_creates_and_deletes_with_before_image() -> None:
     assert delete.event.source.origin == "bob"
 
 
+def test_delta_rows_carry_their_transaction_counted_over_the_captured_tables() -> None:
+    shape = {"@dualwrite.txrows": {"msdyn_projects": 1, "msdyn_projecttasks": 2, "msdyn_resourceassignments": 4},
+             "@dualwrite.txorder": 3, "@dualwrite.txtableorder": 1, "@dualwrite.op": "c"}
+    body = {"value": [row(12, **shape)], "@odata.deltaLink": f"{ROOT}/msdyn_projects?$deltatoken=12!1"}
+    captured = ("msdyn_projects", "msdyn_projecttasks")
+    (change,) = parse_delta_page("msdyn_projects", "msdyn_projectid", body, snapshot=False, captured_ms=5,
+                                 captured=captured).items
+    assert isinstance(change, Change) and change.event.transaction is not None
+    block = change.event.transaction
+    assert (block.id, block.total_order, block.data_collection_order, block.event_count) == ("tx-9", 3, 1, 3)
+    (everything,) = parse_delta_page("msdyn_projects", "msdyn_projectid", body, snapshot=False,
+                                     captured_ms=5).items
+    assert isinstance(everything, Change) and everything.event.transaction is not None
+    assert everything.event.transaction.event_count == 7  # no captured list: every table counts
+
+
+@pytest.mark.parametrize("bad", [{"@dualwrite.txrows": "3"}, {"@dualwrite.txorder": 0},
+                                 {"@dualwrite.txtableorder": None}, {"@dualwrite.txid": None}])
+def test_missing_or_malformed_transaction_annotations_leave_no_block(bad: dict[str, object]) -> None:
+    shape = {"@dualwrite.txrows": {"msdyn_projects": 2}, "@dualwrite.txorder": 1,
+             "@dualwrite.txtableorder": 1, **bad}
+    body = {"value": [row(12, **shape)], "@odata.deltaLink": f"{ROOT}/msdyn_projects?$deltatoken=12!1"}
+    (change,) = parse_delta_page("msdyn_projects", "msdyn_projectid", body, snapshot=False, captured_ms=5).items
+    assert isinstance(change, Change) and change.event.transaction is None
+    snapshot = {**body, "value": [row(12, **{**shape, **{"@dualwrite.txorder": 1}})]}
+    (read,) = parse_delta_page("msdyn_projects", "msdyn_projectid", snapshot, snapshot=True, captured_ms=5).items
+    assert isinstance(read, Change) and read.event.transaction is None  # snapshots carry no transaction
+
+
 def test_real_dataverse_delete_without_annotations_takes_the_token_version() -> None:
     body = {"value": [{"@odata.context": "x/$deletedEntity", "id": GUID, "reason": "deleted"}],
             "@odata.deltaLink": f"{ROOT}/msdyn_projects?$deltatoken=919042!04/04/2024"}

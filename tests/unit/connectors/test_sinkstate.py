@@ -63,6 +63,15 @@ def test_transaction_members_form_one_unit_in_order() -> None:
     assert units([h, x, line, solo_tx]) == [[h, line], [x], [solo_tx]]
 
 
+def test_a_change_set_follows_the_source_transaction_order_not_arrival() -> None:
+    # Members arrive from different partitions: the tasks may come before their project.
+    task_2 = command("T2", 1, txid="t1", tx_size=3).model_copy(update={"tx_order": 3})
+    task_1 = command("T1", 1, txid="t1", tx_size=3).model_copy(update={"tx_order": 2})
+    project = command("P", 1, txid="t1", tx_size=3).model_copy(update={"tx_order": 1})
+    unordered = command("U", 1, txid="t1", tx_size=3)
+    assert units([task_2, unordered, task_1, project]) == [[project, task_1, task_2, unordered]]
+
+
 @dataclass
 class Rec:
     command: Command | None

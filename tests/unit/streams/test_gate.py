@@ -1,6 +1,6 @@
 import pytest
 
-from streams.gate import empty_slot, park, release, slot_from
+from streams.gate import count_event, empty_slot, park, release, slot_from
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +54,14 @@ def test_later_waiters_released_by_a_later_fact():
 def test_slot_from_tolerates_missing_values():
     assert slot_from(None) == empty_slot()
     assert slot_from({"waiting": [item("x")]})["released"] == []
+
+
+def test_transaction_events_are_counted_once_and_survive_a_release():
+    slot = count_event(empty_slot(), "dataverse:msdyn_projects:p1:7")
+    slot = count_event(slot, "dataverse:msdyn_projects:p1:7")  # delivered again
+    slot = count_event(slot, "dataverse:msdyn_projecttasks:t1:8")
+    slot, _ = park(slot, item("task-1"))
+    slot, out = release(slot, offset=3)
+    assert [i["id"] for i in out] == ["task-1"]
+    assert slot["events"] == ["dataverse:msdyn_projects:p1:7", "dataverse:msdyn_projecttasks:t1:8"]
+    assert slot_from(dict(slot))["events"] == slot["events"]

@@ -47,13 +47,14 @@ def test_task_waits_for_its_project_to_be_present_in_finance():
 
 def test_task_in_the_same_transaction_as_its_project_does_not_wait():
     item = pending("project_tasks", rows.task(), table="msdyn_projecttasks", txid="tx1",
-                   tx_total=2)
+                   tx_total=2, tx_order=2)
     assert plan(item, MAPS) == Group("tx:dataverse:tx1")
     item = item.model_copy(update={"tx_members": (rows.PROJECT, "t-guid-1")})
     item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
     step = plan(item, MAPS)
     assert isinstance(step, Emit)
-    assert to_command(item, step.mapped, MAPS).tx_size == 2
+    command = to_command(item, step.mapped, MAPS)
+    assert (command.tx_size, command.tx_order) == (2, 2)  # the change set writes it second
 
 
 def test_single_change_transaction_is_not_grouped():

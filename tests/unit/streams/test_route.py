@@ -2,9 +2,9 @@ import pytest
 
 from streams.maps import default_registry
 from streams.route import route_change
-from streams.wire import FactMsg, ObservedMsg, PendingMsg, decode_gate, encode_gate
+from streams.wire import FactMsg, ObservedMsg, PendingMsg, TxMsg, decode_gate, encode_gate
 from tests.unit.streams import rows
-from topics import ChangeEvent
+from topics import ChangeEvent, TransactionBlock
 from topics.envelope import Source
 
 pytestmark = pytest.mark.unit
@@ -54,3 +54,35 @@ def test_value_map_is_checked_once_the_lookups_are_known():
 def test_gate_messages_round_trip():
     msg = FactMsg(key="k", value={"a": 1})
     assert decode_gate(encode_gate(msg)) == msg
+
+
+def in_tx(e: ChangeEvent, order: int, count: int) -> ChangeEvent:
+    return e.model_copy(update={
+        "source": e.source.model_copy(update={"txid": "tx-5"}),
+        "transaction": TransactionBlock(id="tx-5", total_order=order, data_collection_order=1,
+                                        event_count=count)})
+
+
+def test_an_event_of_a_transaction_goes_to_the_transaction_with_its_changes():
+    e = in_tx(event("dataverse", "msdyn_projects", rows.project()), order=2, count=3)
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT, e, 0)
+    ((key, msg),) = out.messages
+    assert key == "tx:dataverse:tx-5" and isinstance(msg, TxMsg)
+    assert msg.event == f"dataverse:msdyn_projects:{rows.PROJECT}:4" and msg.total == 3
+    (item,) = msg.items
+    assert item.map == "projects" and item.tx_total == 3 and item.tx_order == 2
+
+
+def test_an_event_no_map_reads_still_counts_for_its_transaction():
+    row = {"cdm_companyid": rows.COMPANY, "cdm_companycode": "usmf"}
+    e = in_tx(event("dataverse", "cdm_companies", row), order=1, count=3)
+    out = route_change(MAPS, "dataverse", "cdm_companies", rows.COMPANY, e, 0)
+    txs = [m for _, m in out.messages if isinstance(m, TxMsg)]
+    assert len(txs) == 1 and txs[0].items == [] and txs[0].total == 3
+    assert {type(m) for _, m in out.messages} == {FactMsg, ObservedMsg, TxMsg}
+
+
+def test_a_transaction_of_one_event_is_not_held():
+    e = in_tx(event("dataverse", "msdyn_projects", rows.project()), order=1, count=1)
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT, e, 0)
+    assert [(k, type(m)) for k, m in out.messages] == [(rows.COMPANY_FACT, PendingMsg)]
