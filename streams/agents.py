@@ -17,7 +17,7 @@ from streams import dedupe, metrics
 from streams.app import Runtime
 from streams.gatekeeper import Gatekeeper, Position
 from streams.route import route_change
-from streams.watchdog import Watchdog
+from streams.watchdog import Positions, Watchdog
 from streams.wire import AppliedMsg, ControlMsg, TickMsg, decode_gate, encode_gate
 from topics import (
     DecodeError,
@@ -117,7 +117,7 @@ def register_agents(rt: Runtime) -> None:
         async for event in stream.events():
             m = event.message
             if watchdog.skipped(m.partition, m.offset):
-                watchdog.exit(f"skipped offsets before {m.partition}:{m.offset}")
+                watchdog.exit(f"the gate skipped offsets before {m.partition}:{m.offset}")
             try:
                 msg = decode_gate(m.value)
             except ValueError as exc:
@@ -132,9 +132,29 @@ def register_agents(rt: Runtime) -> None:
         recovered = completed.is_set() if completed is not None else True
         return bool(app.rebalancing) or not recovered
 
+    watched = {name for key in ("cdc", "applied", "control", "gate") for name in rt.topic(key).topics}
+
+    def positions() -> Positions:
+        """Committed and end offset of every assigned partition the agents read (read from the
+        watchdog's thread: plain reads of the consumer's state, no I/O)."""
+        consumer = app.consumer
+        known = getattr(consumer, "_committed_offset", None)  # faust-streaming: last commit per tp
+        if known is None:
+            return {}  # another Faust: no progress check rather than a false alarm
+        committed = dict(known)
+        out: dict[tuple[str, int], tuple[int | None, int | None]] = {}
+        for tp in list(consumer.assignment()):
+            if tp.topic in watched:
+                try:
+                    end = consumer.highwater(tp)
+                except Exception:  # not fetched yet, or reassigned meanwhile
+                    end = None
+                out[(tp.topic, tp.partition)] = (committed.get(tp), end)
+        return out
+
     @app.task  # type: ignore[untyped-decorator]
     async def start_watchdog() -> None:
-        watchdog.watch(lambda: gatekeeper.last_handled, busy)
+        watchdog.watch(lambda: gatekeeper.last_handled, busy, positions)
 
     @app.timer(rt.config.tick_interval_s)  # type: ignore[untyped-decorator]
     async def tick() -> None:

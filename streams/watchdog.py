@@ -11,7 +11,14 @@ The gate also receives its own tick on every partition every
 `tick_interval_s`, so a gate that handled nothing for `stall_timeout_s` outside a rebalance is
 stuck, not idle. A rebalance or recovery excuses silence, but only for ``max_busy_s``: a worker
 seen stuck "rebalancing" with its producer buffer full and every task waiting (chaos run) never
-came back by itself. The check runs on its own thread, so it still fires when the event loop's
+came back by itself.
+
+The gate handling its ticks does not prove the rest moves: a restarted worker was seen handling
+ticks while its ingest never got further (producer buffer full after a rebalance). So the
+watchdog also compares, per assigned partition of the topics the agents read, the committed
+offset with the partition's end: records waiting behind a committed offset that has not moved
+for ``stall_timeout_s`` outside a rebalance mean the worker is stuck, whatever it still does.
+The check runs on its own thread, so it still fires when the event loop's
 tasks (the timer that sends the ticks included) are all blocked. Exiting is safe: it is the same as the SIGKILL we already survive (offsets are
 committed only after effects are flushed), and the restarted worker replays from the committed
 offsets.
@@ -23,10 +30,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["EXIT_STALLED", "Watchdog"]
+__all__ = ["EXIT_STALLED", "Partition", "Positions", "Watchdog"]
+
+Partition = tuple[str, int]
+Positions = Mapping[Partition, tuple[int | None, int | None]]  # (committed offset, end offset)
 
 EXIT_STALLED = 75  # EX_TEMPFAIL: try again
 
@@ -39,6 +49,9 @@ class Watchdog:
     max_busy_s: float | None = None  # default: four stall timeouts
     ticking_since: float | None = field(default=None)
     last_offsets: dict[int, int] = field(default_factory=dict)
+    # partition -> [committed offset, since when it stands behind waiting records, busy time excused]
+    lagging: dict[Partition, list[float | int | None]] = field(default_factory=dict)
+    last_check: float | None = None
 
     def skipped(self, partition: int, offset: int) -> bool:
         """True when records between the last handled offset and ``offset`` never arrived."""
@@ -49,8 +62,7 @@ class Watchdog:
     def stalled(self, last_handled: float, busy: bool, now: float | None = None) -> bool:
         """True when ticks have been sent for longer than the timeout and none was handled."""
         now = time.monotonic() if now is None else now
-        limit = self.max_busy_s if self.max_busy_s is not None else 4 * self.stall_timeout_s
-        if now - last_handled > limit:
+        if now - last_handled > self.busy_limit_s:
             return True  # whatever the rebalance flags say (they were seen flapping while stuck)
         if busy:  # rebalancing or recovering: records are legitimately held back, for a while
             self.ticking_since = None
@@ -60,22 +72,64 @@ class Watchdog:
             return False
         return now - max(last_handled, self.ticking_since) > self.stall_timeout_s
 
+    @property
+    def busy_limit_s(self) -> float:
+        return self.max_busy_s if self.max_busy_s is not None else 4 * self.stall_timeout_s
+
+    def stuck(self, positions: Positions, busy: bool, now: float | None = None) -> list[Partition]:
+        """Partitions with records waiting behind a committed offset that has not moved for
+        longer than the timeout. Time spent rebalancing or recovering does not count, up to
+        ``max_busy_s`` in all (busy flags were seen flapping on a stuck worker)."""
+        now = time.monotonic() if now is None else now
+        elapsed = 0.0 if self.last_check is None else max(0.0, now - self.last_check)
+        self.last_check = now
+        out: list[Partition] = []
+        for tp, (committed, end) in positions.items():
+            if end is None or end <= (committed or 0):
+                self.lagging.pop(tp, None)  # caught up (or end not known yet)
+                continue
+            seen = self.lagging.get(tp)
+            if seen is None or seen[0] != committed:
+                self.lagging[tp] = [committed, now, 0.0]  # it moved: the clock restarts
+                continue
+            since, excused = float(seen[1] or 0.0), float(seen[2] or 0.0)
+            if busy:
+                excused = seen[2] = min(excused + elapsed, self.busy_limit_s)
+            if now - since - excused > self.stall_timeout_s:
+                out.append(tp)
+        for tp in set(self.lagging) - set(positions):
+            del self.lagging[tp]  # no longer assigned to us
+        return out
+
     def watch(self, last_handled: Callable[[], float], busy: Callable[[], bool],
+              positions: Callable[[], Positions] | None = None,
               every_s: float = 1.0) -> threading.Thread:
-        """Check from a daemon thread; exit the process when the gate is stalled."""
+        """Check from a daemon thread; exit the process when the gate is stalled or the
+        committed offsets stand still behind waiting records."""
 
         def run() -> None:
             while True:
                 time.sleep(every_s)
-                if self.stalled(last_handled(), busy()):
-                    self.exit(f"handled nothing for {time.monotonic() - last_handled():.0f} s")
+                is_busy = busy()
+                if self.stalled(last_handled(), is_busy):
+                    self.exit(f"the gate handled nothing for {time.monotonic() - last_handled():.0f} s")
+                if positions is None:
+                    continue
+                try:
+                    current = positions()
+                except RuntimeError:  # a dict resized while we copied it: next time
+                    continue
+                stuck = self.stuck(current, is_busy)
+                if stuck:
+                    self.exit("made no progress for {:.0f} s with records waiting on {}".format(
+                        self.stall_timeout_s, ", ".join(f"{t}[{p}]" for t, p in sorted(stuck))))
 
         thread = threading.Thread(target=run, name="gate-watchdog", daemon=True)
         thread.start()
         return thread
 
     def exit(self, why: str) -> None:  # pragma: no cover - ends the process
-        log.critical("gate %s: exiting with %d so the supervisor restarts the worker", why,
+        log.critical("worker stuck (%s): exiting with %d so the supervisor restarts it", why,
                      EXIT_STALLED)
         logging.shutdown()
         os._exit(EXIT_STALLED)

@@ -45,3 +45,45 @@ def test_contiguous_gate_offsets_are_fine_and_a_jump_is_a_skip():
     assert not dog.skipped(1, 40)  # partitions are counted apart
     assert not dog.skipped(0, 5)  # a seek back after a rebalance
     assert dog.skipped(0, 7)
+
+
+CDC = ("dataverse.cdc.msdyn_projects", 0)
+GATE = ("dualwrite-streams-gate", 1)
+
+
+def test_committed_offsets_that_move_or_have_nothing_behind_them_are_fine():
+    dog = Watchdog(stall_timeout_s=30)
+    assert dog.stuck({CDC: (10, 50), GATE: (7, 7)}, busy=False, now=0) == []
+    assert dog.stuck({CDC: (20, 60), GATE: (7, 7)}, busy=False, now=29) == []
+    assert dog.stuck({CDC: (40, 60), GATE: (7, 7)}, busy=False, now=58) == []
+    assert dog.stuck({CDC: (60, 60), GATE: (7, 7)}, busy=False, now=200) == []  # caught up
+    assert dog.stuck({CDC: (None, None)}, busy=False, now=400) == []  # end not known yet
+
+
+def test_a_committed_offset_standing_still_behind_waiting_records_is_stuck():
+    # Regression (chaos run, two-way names): the gate kept handling its ticks while ingest
+    # never committed again; only the offsets show it.
+    dog = Watchdog(stall_timeout_s=30)
+    dog.stuck({CDC: (10, 50), GATE: (7, 9)}, busy=False, now=0)
+    assert dog.stuck({CDC: (10, 50), GATE: (9, 9)}, busy=False, now=29) == []
+    assert dog.stuck({CDC: (10, 51), GATE: (9, 9)}, busy=False, now=31) == [CDC]
+
+
+def test_rebalancing_time_is_excused_but_only_up_to_the_busy_limit():
+    dog = Watchdog(stall_timeout_s=30, max_busy_s=60)
+    dog.stuck({CDC: (10, 50)}, busy=False, now=0)
+    assert dog.stuck({CDC: (10, 50)}, busy=True, now=50) == []  # 50 s rebalancing excused
+    assert dog.stuck({CDC: (10, 50)}, busy=False, now=75) == []  # 25 s counted
+    assert dog.stuck({CDC: (10, 50)}, busy=False, now=81) == [CDC]
+    flapping = Watchdog(stall_timeout_s=30, max_busy_s=60)
+    flapping.stuck({CDC: (10, 50)}, busy=True, now=0)
+    for t in range(10, 91, 10):
+        assert flapping.stuck({CDC: (10, 50)}, busy=True, now=t) == []
+    assert flapping.stuck({CDC: (10, 50)}, busy=True, now=100) == [CDC]  # excuse used up at 60
+
+
+def test_a_partition_taken_away_is_forgotten():
+    dog = Watchdog(stall_timeout_s=30)
+    dog.stuck({CDC: (10, 50)}, busy=False, now=0)
+    dog.stuck({}, busy=False, now=20)
+    assert dog.stuck({CDC: (10, 50)}, busy=False, now=40) == []  # back again: a new clock
