@@ -1,9 +1,10 @@
 """Realistic Project Operations activity against the two APIs, and the state it should produce.
 
 The scenario acts only through the public HTTP APIs, as people and apps would: project managers
-create projects and their work breakdown in Dataverse, rename projects and drop tasks; finance
-creates customers in Finance. It remembers what the other side must end up holding so a run can be
-checked (`missing()`), which is what `dualwrite demo --seconds N` and the integration tests use.
+create projects and their work breakdown (two levels: "1", "1.1") in Dataverse, rename projects
+and drop leaf tasks; finance creates customers in Finance. It remembers what the other side must
+end up holding so a run can be checked (`progress()`), which is what `dualwrite demo --seconds N`
+and the integration tests use.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Scenario:
         self.expected = Expected()
         self._projects: dict[str, str] = {}  # project number -> msdyn_projectid
         self._tasks: dict[tuple[str, str], str] = {}  # (project number, wbs) -> msdyn_projecttaskid
+        self._parents: dict[tuple[str, str], str | None] = {}  # (project number, wbs) -> parent wbs
         self._company_id: str | None = None
         self._customer_id: str | None = None
         self._counter = 0
@@ -101,15 +103,21 @@ class Scenario:
             "ProjectName": subject, "CustomerAccountNumber": self.customer, "ProjectStage": "InProcess"}
         return number
 
-    def create_task(self, project: str, wbs: str, name: str | None = None) -> None:
+    def create_task(self, project: str, wbs: str, name: str | None = None,
+                    parent: str | None = None) -> None:
+        """A task of ``project``; ``parent`` (the WBS id of one of its tasks) makes it a child."""
         subject = name or f"Work package {wbs}"
-        resp = self.dv.request("POST", "msdyn_projecttasks", json={
+        body: dict[str, Any] = {
             "msdyn_project@odata.bind": f"/msdyn_projects({self._projects[project]})",
             "msdyn_wbsid": wbs, "msdyn_subject": subject, "msdyn_isleaf": True,
-            "msdyn_scheduledstart": "2026-12-01", "msdyn_scheduledend": "2027-01-31"})
+            "msdyn_scheduledstart": "2026-12-01", "msdyn_scheduledend": "2027-01-31"}
+        if parent is not None:
+            body["msdyn_parenttask@odata.bind"] = f"/msdyn_projecttasks({self._tasks[(project, parent)]})"
+        resp = self.dv.request("POST", "msdyn_projecttasks", json=body)
         self._ok(resp, f"create task {project}/{wbs}")
         self._tasks[(project, wbs)] = resp.headers.get("OData-EntityId", "").rsplit("(", 1)[-1].rstrip(")")
-        self.expected.finance_tasks[(self.company, project, wbs)] = {"Name": subject}
+        self._parents[(project, wbs)] = parent
+        self.expected.finance_tasks[(self.company, project, wbs)] = {"Name": subject, "ParentTask": parent}
 
     def rename_project(self, project: str, name: str) -> None:
         resp = self.dv.request("PATCH", f"msdyn_projects({self._projects[project]})",
@@ -117,9 +125,16 @@ class Scenario:
         self._ok(resp, f"rename project {project}")
         self.expected.finance_projects[(self.company, project)]["ProjectName"] = name
 
+    def children(self, project: str, wbs: str) -> list[str]:
+        return sorted(w for (p, w), parent in self._parents.items() if p == project and parent == wbs)
+
     def delete_task(self, project: str, wbs: str) -> None:
+        """Delete a leaf task (Dataverse would take a parent's children with it)."""
+        if self.children(project, wbs):
+            raise ValueError(f"task {project}/{wbs} has children")
         resp = self.dv.request("DELETE", f"msdyn_projecttasks({self._tasks.pop((project, wbs))})")
         self._ok(resp, f"delete task {project}/{wbs}")
+        del self._parents[(project, wbs)]
         del self.expected.finance_tasks[(self.company, project, wbs)]
 
     # -- Finance activity ------------------------------------------------------------------
@@ -148,12 +163,19 @@ class Scenario:
             name = f"Implementation {project} rev {self.rng.randint(2, 99)}"
             self.rename_project(project, name)
             return f"renamed {project}"
-        existing = [w for (p, w) in self._tasks if p == project]
-        if roll < 0.9 or not existing:
-            wbs = str(max((int(w) for w in existing), default=0) + 1)
+        top = [w for (p, w), parent in self._parents.items() if p == project and parent is None]
+        if roll < 0.82 or not top:
+            wbs = str(max((int(w) for w in top), default=0) + 1)
             self.create_task(project, wbs)
             return f"task {project}/{wbs}"
-        wbs = self.rng.choice(sorted(existing))
+        if roll < 0.9:  # a two-level WBS: a child of a top-level task ("2" -> "2.1")
+            parent = self.rng.choice(sorted(top))
+            below = self.children(project, parent)
+            wbs = f"{parent}.{max((int(w.rsplit('.', 1)[1]) for w in below), default=0) + 1}"
+            self.create_task(project, wbs, parent=parent)
+            return f"task {project}/{wbs} under {parent}"
+        leaves = sorted(w for (p, w) in self._tasks if p == project and not self.children(p, w))
+        wbs = self.rng.choice(leaves)
         self.delete_task(project, wbs)
         return f"deleted task {project}/{wbs}"
 

@@ -89,14 +89,20 @@ def tx_key(source: CommandSource) -> str:
 
 
 def _dependencies(m: TableMap, item: Pending) -> str | None:
-    """First dependency fact (a target row that must exist) the item has not collected."""
+    """First dependency fact (a target row that must exist) the item has not collected.
+
+    A dependency whose key lacks a value (an unset optional lookup: a task without a parent)
+    references nothing and is skipped.
+    """
     wanted = lookup_facts(m, item.row)
     for dep in m.depends:
         if dep.same_tx_column and item.tx_members and \
                 str(item.row.get(dep.same_tx_column)) in item.tx_members:
             continue  # written first in the same change set
-        fact = item.facts.get(wanted.get(dep.lookup, "")) or {}
-        key = {target: fact.get(field) for target, field in dep.key}
+        key = {target: (item.facts.get(wanted.get(lookup, "")) or {}).get(field)
+               for target, lookup, field in dep.key}
+        if any(value is None or value == "" for value in key.values()):
+            continue
         present = present_fact(target_key(dep.entity, key))
         if present not in item.facts:
             return present

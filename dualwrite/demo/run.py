@@ -65,7 +65,8 @@ def _scripted(scenario: Scenario) -> list[str]:
         number = scenario.create_project()
         for wbs in ("1", "2", "3"):
             scenario.create_task(number, wbs)
-        done.append(f"project {number} with 3 tasks")
+        scenario.create_task(number, "1.1", parent="1")
+        done.append(f"project {number} with 4 tasks (1.1 under 1)")
     for _ in range(2):
         done.append(f"customer {scenario.create_customer()}")
     first = sorted(scenario.expected.finance_projects)[0][1]

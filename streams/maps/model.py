@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from topics import System, target_key
 
@@ -137,17 +137,26 @@ class Condition(_Frozen):
 
 
 class Dependency(_Frozen):
-    """A target row that must exist before this map writes (a task waits for its project).
+    """A target row that must exist before this map writes (a task waits for its project and
+    for its parent task).
 
-    Its key is built from a resolved lookup's fact: target key field -> fact field. When the
-    referenced source row (``same_tx_column``) is in the same source transaction, the change set
-    writes it first, so the dependency counts as met.
+    Its key is built from resolved lookups' facts, one ``(target key field, lookup, fact field)``
+    per key field, so one key may combine lookups (a parent task's Finance key takes the
+    company and project from the ``project`` lookup and the task id from the ``parent`` one).
+    A dependency whose key lacks a value references nothing and does not hold the row back: an
+    unset optional lookup (a task without a parent), as Finance skips a reference check while
+    one of its fields is empty. When the referenced source row (``same_tx_column``) is in the
+    same source transaction, the change set writes it first, so the dependency counts as met.
     """
 
     entity: str
-    lookup: str
-    key: tuple[tuple[str, str], ...]
+    key: tuple[tuple[str, str, str], ...] = Field(min_length=1)
     same_tx_column: str | None = None
+
+    @property
+    def lookups(self) -> tuple[str, ...]:
+        """Names of the lookups the key draws from, in key order, each once."""
+        return tuple(dict.fromkeys(lookup for _target, lookup, _field in self.key))
 
 
 class TableMap(_Frozen):
@@ -167,6 +176,17 @@ class TableMap(_Frozen):
     reverse_lookups: tuple[Lookup, ...] = ()
     master: System | None = Field(None, description="Wins a same-window conflict on two-way fields.")
     target_id_column: str | None = Field(None, description="Primary id column in the target row.")
+
+    @model_validator(mode="after")
+    def _dependencies_use_known_lookups(self) -> TableMap:
+        # An unknown lookup would leave the key empty, and an empty key waits for nothing.
+        known = {lk.name for lk in self.lookups}
+        for dep in self.depends:
+            unknown = [name for name in dep.lookups if name not in known]
+            if unknown:
+                raise ValueError(f"map {self.name!r}: dependency on {dep.entity} uses unknown "
+                                 f"lookups {unknown}")
+        return self
 
     @property
     def direction(self) -> Direction:

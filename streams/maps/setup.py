@@ -2,7 +2,7 @@
 
 Legal entities and customers are Finance-mastered and flow to Dataverse; projects and project
 tasks are born in Dataverse and flow to Finance. Dependency order (1.7): legal entity ->
-customer; project -> project task.
+customer; project -> project task; parent task -> child task.
 """
 
 from __future__ import annotations
@@ -113,9 +113,19 @@ PROJECT_TASKS = TableMap(
     ),
     filter=(Condition(column="msdyn_wbsid", op="present"),
             Condition(column="_msdyn_project_value", op="present")),
-    depends=(Dependency(entity="ProjectsV2", lookup="project",
-                        key=(("dataAreaId", "dataAreaId"), ("ProjectId", "ProjectId")),
-                        same_tx_column="_msdyn_project_value"),),
+    depends=(
+        Dependency(entity="ProjectsV2",
+                   key=(("dataAreaId", "project", "dataAreaId"),
+                        ("ProjectId", "project", "ProjectId")),
+                   same_tx_column="_msdyn_project_value"),
+        # Finance refuses a child task whose (ProjectId, ParentTask) names no task: a child
+        # waits for its parent too. A task without a parent has no key here: no wait.
+        Dependency(entity="ProjectTasks",
+                   key=(("dataAreaId", "project", "dataAreaId"),
+                        ("ProjectId", "project", "ProjectId"),
+                        ("Task", "parent", "msdyn_wbsid")),
+                   same_tx_column="_msdyn_parenttask_value"),
+    ),
     target_id_column="RecId",
 )
 

@@ -23,7 +23,7 @@ from tests.support.pipeline import (
     running_stack,
     wait_for,
 )
-from topics import cdc_topic, decode_command, read_headers
+from topics import cdc_topic, decode_ack, decode_command, read_headers
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_projects_tasks_and_customers_flow_with_updates_and_deletes(tmp_path: Pa
         assert dlq(stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]) == []
 
 
-def test_tasks_wait_for_their_project_even_when_its_write_fails_at_first(tmp_path: Path) -> None:
+def test_tasks_wait_for_their_project_and_parent_even_when_writes_fail_at_first(tmp_path: Path) -> None:
     with running_stack(tmp_path, pipeline=False) as stack:
         bootstrap = stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
         stack.start_pipeline(("worker", "sink-dataverse", "source-dataverse", "source-finance"))
@@ -67,6 +67,8 @@ def test_tasks_wait_for_their_project_even_when_its_write_fails_at_first(tmp_pat
         project = scenario.create_project()
         for wbs in ("1", "2", "3"):
             scenario.create_task(project, wbs)
+        for wbs in ("1.1", "1.2"):  # Finance refuses a child whose parent it does not hold
+            scenario.create_task(project, wbs, parent="1")
 
         def commands() -> list[str]:
             return [decode_command(m.value()).entity for m in read_topic(bootstrap, "sync.commands.finance")]
@@ -88,6 +90,16 @@ def test_tasks_wait_for_their_project_even_when_its_write_fails_at_first(tmp_pat
             "since": "0", "entities": "ProjectsV2,ProjectTasks"}).json()["value"]
         project_version = min(c["version"] for c in feed if c["entity"] == "ProjectsV2")
         assert all(c["version"] > project_version for c in feed if c["entity"] == "ProjectTasks")
+        created = {c["key"]["Task"]: c["version"] for c in feed
+                   if c["entity"] == "ProjectTasks" and c["op"] == "c"}
+        assert created["1"] < created["1.1"] and created["1"] < created["1.2"], created
+        # Not by luck of the sink's order: the children's commands were produced only after
+        # Finance acknowledged their parent (the processor learned it is present).
+        parent_acked = min(m.timestamp()[1] for m in read_topic(bootstrap, "sync.applied.finance")
+                           if decode_ack(m.value()).key.get("Task") == "1")
+        children_sent = [m.timestamp()[1] for m in read_topic(bootstrap, "sync.commands.finance")
+                         if decode_command(m.value()).key.get("Task") in ("1.1", "1.2")]
+        assert len(children_sent) == 2 and min(children_sent) >= parent_acked
         assert dlq(bootstrap) == []
 
 

@@ -13,9 +13,12 @@ def of(commands, entity):
     return [c for c in commands if c.entity == entity]
 
 
-def test_project_and_task_reach_finance_in_dependency_order(worker, cdc, finance_commands):
+def test_project_task_and_child_task_reach_finance_in_dependency_order(worker, cdc, finance_commands):
     s.seed_lookups(cdc)
     cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, s.project_row(), 7, op="c")
+    # The child's change comes first (another partition of the tasks' topic may be ahead).
+    cdc.change("dataverse", "msdyn_projecttasks", s.CHILD_TASK_ID,
+               s.task_row(s.CHILD_TASK_ID, "1.1", parent=s.TASK_ID, name="Design review"), 2, op="c")
     cdc.change("dataverse", "msdyn_projecttasks", s.TASK_ID, s.task_row(), 3, op="c")
 
     finance_commands.poll_until(lambda r: len(r) >= 1, timeout=90, worker=worker)
@@ -27,14 +30,24 @@ def test_project_and_task_reach_finance_in_dependency_order(worker, cdc, finance
         "ProjectStage": "InProcess", "ProjectedStartDate": "2026-01-05",
         "ProjectedEndDate": "2026-06-30", "CustomerAccountNumber": "US-001",
         "IntegrationSourceDataId": s.PROJECT_ID}
-    # The task waits for its project to be present in Finance.
+    # The tasks wait for their project to be present in Finance.
     finance_commands.drain(3)
     assert of(finance_commands.commands(), "ProjectTasks") == []
 
     s.ack(cdc, project[0])
     finance_commands.poll_until(lambda r: len(r) >= 2, timeout=60, worker=worker)
+    # The child also waits for its parent to be present in Finance.
+    finance_commands.drain(3)
     tasks = of(finance_commands.commands(), "ProjectTasks")
     assert len(tasks) == 1, worker.tail()
     assert tasks[0].key == {"dataAreaId": "usmf", "ProjectId": "PRJ-0001", "Task": "1"}
     assert tasks[0].fields["Name"] == "Design"
     assert tasks[0].fields["ParentTask"] is None
+
+    s.ack(cdc, tasks[0], target_id="5637144577")
+    finance_commands.poll_until(lambda r: len(r) >= 3, timeout=60, worker=worker)
+    finance_commands.drain(1)
+    tasks = of(finance_commands.commands(), "ProjectTasks")
+    assert [t.key["Task"] for t in tasks] == ["1", "1.1"], worker.tail()
+    assert tasks[1].fields["ParentTask"] == "1"
+    assert tasks[1].fields["Name"] == "Design review"

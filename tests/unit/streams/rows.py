@@ -16,6 +16,10 @@ ACCOUNT_FACT = row_fact("dataverse", "accounts", ACCOUNT)
 PROJECT_KEY_FACT = key_fact("projects", PROJECT)
 PROJECT_PRESENT = present_fact(target_key("ProjectsV2", {"dataAreaId": "usmf", "ProjectId": "PRJ-1"}))
 COMPANY_PRESENT = present_fact(target_key("cdm_companies", {"cdm_companycode": "usmf"}))
+PARENT_TASK = "t-guid-parent"
+PARENT_ROW_FACT = row_fact("dataverse", "msdyn_projecttasks", PARENT_TASK)
+PARENT_PRESENT = present_fact(target_key("ProjectTasks", {"dataAreaId": "usmf", "ProjectId": "PRJ-1",
+                                                          "Task": "1"}))
 
 
 def legal_entity(**extra: Any) -> dict[str, Any]:

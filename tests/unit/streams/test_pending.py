@@ -105,3 +105,67 @@ def test_delete_emits_a_delete_command_without_waiting_for_dependencies():
     command = to_command(item, step.mapped, MAPS)
     assert command.op == "delete" and command.fields == {}
     assert command.key == {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2"}
+
+
+def child_task(**extra) -> Pending:
+    return pending("project_tasks", rows.task(_msdyn_parenttask_value=rows.PARENT_TASK),
+                   table="msdyn_projecttasks", **extra)
+
+
+def test_child_task_waits_for_its_parent_to_be_present_in_finance():
+    item = child_task()
+    assert plan(item, MAPS) == Need(rows.PROJECT_KEY_FACT)
+    item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    assert plan(item, MAPS) == Need(rows.PARENT_ROW_FACT)
+    item = item.with_fact(rows.PARENT_ROW_FACT, {"msdyn_wbsid": "1"})
+    assert plan(item, MAPS) == Need(rows.PROJECT_PRESENT)
+    item = item.with_fact(rows.PROJECT_PRESENT, {"target_id": "5637144576"})
+    # The parent's Finance key: company and project from the project, task from the parent row.
+    assert plan(item, MAPS) == Need(
+        "present:ProjectTasks(ProjectId='PRJ-1',Task='1',dataAreaId='usmf')")
+    assert rows.PARENT_PRESENT == "present:ProjectTasks(ProjectId='PRJ-1',Task='1',dataAreaId='usmf')"
+    item = item.with_fact(rows.PARENT_PRESENT, {"target_id": "5637144577"})
+    step = plan(item, MAPS)
+    assert isinstance(step, Emit)
+    assert step.key == "present:ProjectTasks(ProjectId='PRJ-1',Task='1.2',dataAreaId='usmf')"
+    assert step.mapped.fields["ParentTask"] == "1"
+
+
+def test_task_without_a_parent_waits_for_nothing_but_its_project():
+    for parent in (None, ""):
+        item = pending("project_tasks", rows.task(_msdyn_parenttask_value=parent),
+                       table="msdyn_projecttasks")
+        item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+        assert plan(item, MAPS) == Need(rows.PROJECT_PRESENT)
+        item = item.with_fact(rows.PROJECT_PRESENT, {"target_id": "5637144576"})
+        step = plan(item, MAPS)
+        assert isinstance(step, Emit) and step.mapped.fields["ParentTask"] is None
+
+
+def test_child_task_in_the_same_transaction_as_its_parent_does_not_wait_for_it():
+    item = child_task(txid="tx2", tx_total=2)
+    assert plan(item, MAPS) == Group("tx:dataverse:tx2")
+    item = item.model_copy(update={"tx_members": (rows.PARENT_TASK, "t-guid-1")})
+    item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    item = item.with_fact(rows.PARENT_ROW_FACT, {"msdyn_wbsid": "1"})
+    # Its project is in another transaction: that wait holds; the parent's does not.
+    assert plan(item, MAPS) == Need(rows.PROJECT_PRESENT)
+    item = item.with_fact(rows.PROJECT_PRESENT, {"target_id": "5637144576"})
+    step = plan(item, MAPS)
+    assert isinstance(step, Emit) and step.mapped.fields["ParentTask"] == "1"
+
+
+def test_child_task_in_the_same_transaction_as_its_project_and_parent_waits_for_neither():
+    item = child_task(txid="tx3", tx_total=3)
+    item = item.model_copy(update={"tx_members": (rows.PROJECT, rows.PARENT_TASK, "t-guid-1")})
+    item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    item = item.with_fact(rows.PARENT_ROW_FACT, {"msdyn_wbsid": "1"})
+    assert isinstance(plan(item, MAPS), Emit)
+
+
+def test_child_task_delete_does_not_wait_for_its_parent():
+    item = child_task().model_copy(update={"op": "delete"})
+    item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    item = item.with_fact(rows.PARENT_ROW_FACT, {"msdyn_wbsid": "1"})
+    step = plan(item, MAPS)
+    assert isinstance(step, Emit) and to_command(item, step.mapped, MAPS).op == "delete"
