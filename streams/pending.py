@@ -171,4 +171,5 @@ def to_command(item: Pending, mapped: Mapped, maps: MapRegistry) -> Command:
         source=item.source,
         tx_size=len(item.tx_members) if item.tx_members else None,
         tx_order=item.tx_order if item.tx_members else None,
+        update_only=item.reverse,
     )

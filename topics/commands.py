@@ -68,6 +68,9 @@ class Command(BaseModel):
     tx_order: int | None = Field(
         None, ge=1, description="Position of its source change in the transaction: the change set's order."
     )
+    update_only: bool = Field(
+        False, description="The row must exist already: a two-way edit flowing back never creates one."
+    )
 
     @property
     def record_key(self) -> str:

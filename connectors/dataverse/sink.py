@@ -3,10 +3,13 @@
 - ``PATCH /<set>(<alternate key>)`` without ``If-Match`` is an upsert: 204 (or 201 when
   created); the row's address comes back in ``OData-EntityId`` (``.../<set>(<guid>)``) and, when
   the server sends one, the new version in ``ETag``.
+- An update-only command (a two-way edit flowing back) sends ``If-Match: *``, Dataverse's way to
+  forbid the create: a missing row answers 404 and the command is dead-lettered, never a
+  half-filled new row.
 - ``DELETE /<set>(<key>)``: 204; 404 means already gone, which is what we wanted.
 - Fields may carry ``x@odata.bind`` lookups; we pass them through untouched.
-- 412 cannot happen on our unconditional upserts; if a proxy or plug-in answers it anyway it is
-  permanent for this command (dead-lettered with the body).
+- 412 cannot happen on our upserts; if a proxy or plug-in answers it anyway it is permanent for
+  this command (dead-lettered with the body).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from connectors.dataverse.client import entity_key
 
 __all__ = ["DataverseWriter", "entity_id"]
 
+UPDATE_ONLY = (("If-Match", "*"),)
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 
 
@@ -37,6 +41,8 @@ class DataverseWriter(ODataWriter):
         url = self.url(entity_key(command.entity, dict(command.key)))
         if command.op == "delete":
             return BatchOp("DELETE", url)
+        if command.update_only:
+            return BatchOp("PATCH", url, dict(command.fields), UPDATE_ONLY)
         return BatchOp("PATCH", url, dict(command.fields))
 
     def judge(self, write: Write, op: BatchOp, result: BatchResult) -> Judgement:
@@ -54,6 +60,9 @@ class DataverseWriter(ODataWriter):
             return Done(write, etag, target_id)
         if op.method == "DELETE" and status == 404:
             return Done(write)  # already gone: the delete's effect holds
+        if write.command.update_only and status in (404, 412):
+            return self.rejected(write, result, f"update-only {write.command.entity}: the row does "
+                                 "not exist in Dataverse (a two-way edit never creates one)")
         again = self.transient(write, result)
         if again is not None:
             return again

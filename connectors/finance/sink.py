@@ -10,6 +10,8 @@
 - ``Prefer: return=representation`` on both, so the answer carries ``RecId`` (the Applied
   ack's ``target_id``) and ``@odata.etag``.
 - ``DELETE``: 204; 404 = already gone = success.
+- An update-only command (a two-way edit flowing back) is only ever a PATCH: a 404 is
+  dead-lettered, never turned into a POST that would create a half-filled row.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class FinanceWriter(ODataWriter):
         if command.op == "delete":
             return BatchOp("DELETE", self.url(entity_key(command.entity, dict(command.key))))
         exists = write.prior is not None and write.prior.op == "upsert"
-        return self._patch(write) if exists else self._post(write)
+        return self._patch(write) if exists or command.update_only else self._post(write)
 
     def judge(self, write: Write, op: BatchOp, result: BatchResult) -> Judgement:
         status = result.status
@@ -71,6 +73,9 @@ class FinanceWriter(ODataWriter):
         if op.method == "DELETE" and status == 404:
             return Done(write)
         if op.method == "PATCH" and status == 404:
+            if write.command.update_only:
+                return self.rejected(write, result, f"update-only {write.command.entity}: the row "
+                                     "does not exist in Finance (a two-way edit never creates one)")
             return self._post(write)
         if op.method == "POST" and is_duplicate(result):
             return self._patch(write)

@@ -193,6 +193,24 @@ async def test_writer_upserts_by_alternate_key_and_treats_delete_404_as_done() -
     assert len(fake.calls) == 2  # batch_size=1: plain requests, no $batch
 
 
+async def test_update_only_command_sends_if_match_and_a_missing_row_is_rejected() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("If-Match") == "*" and "GONE" in str(request.url):
+            return httpx.Response(404, json={"error": {"code": "0x80040217", "message": "Does Not Exist"}})
+        return httpx.Response(204, headers={"OData-EntityId": f"{ROOT}/accounts({GUID})"})
+
+    fake = FakeApi(handler)
+    writer = DataverseWriter(api_client(fake, FakeClock()), ROOT, batch_size=1)
+    edit = command("P-1", 3, entity="accounts", target="dataverse").model_copy(update={"update_only": True})
+    gone = command("GONE", 3, entity="accounts", target="dataverse").model_copy(update={"update_only": True})
+    done, failed = await writer.write([[Write(edit)], [Write(gone)]])
+    assert isinstance(done, Done) and done.target_id == GUID
+    assert isinstance(failed, Failed) and failed.rejected.status == 404
+    assert [c.headers.get("If-Match") for c in fake.calls] == ["*", "*"]
+    (plain,) = await writer.write([[Write(command("P-2", 3, entity="accounts", target="dataverse"))]])
+    assert isinstance(plain, Done) and fake.calls[-1].headers.get("If-Match") is None  # an upsert
+
+
 async def test_transaction_goes_as_one_change_set_and_400_rejects_the_whole_unit() -> None:
     def answer(method: str, url: str, body: bytes) -> httpx.Response:
         if "P-BAD" in url:

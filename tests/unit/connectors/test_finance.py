@@ -126,6 +126,18 @@ async def test_patch_miss_falls_back_to_post_with_key_in_body() -> None:
     assert "P-1" in fo.rows
 
 
+async def test_update_only_command_never_creates_the_row() -> None:
+    fo = FakeFinance(existing={"P-1"})
+    writer = FinanceWriter(api_client(FakeApi(batch_handler(fo)), FakeClock(), base=ROOT), ROOT, batch_size=1)
+    edit = command("P-1", 2).model_copy(update={"update_only": True})
+    gone = command("P-9", 2).model_copy(update={"update_only": True})
+    done, failed = await writer.write([[Write(edit)], [Write(gone)]])  # never applied: still PATCH
+    assert isinstance(done, Done)
+    assert isinstance(failed, Failed) and failed.rejected.status == 404
+    assert "update-only" in str(failed.rejected)
+    assert fo.calls == [("PATCH", fo.calls[0][1]), ("PATCH", fo.calls[1][1])] and "P-9" not in fo.rows
+
+
 async def test_post_duplicate_falls_back_to_patch() -> None:
     fo = FakeFinance(existing={"P-1"})
     writer = FinanceWriter(api_client(FakeApi(batch_handler(fo)), FakeClock(), base=ROOT), ROOT, batch_size=1)

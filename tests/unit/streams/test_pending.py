@@ -33,7 +33,7 @@ def test_project_walks_its_lookups_then_emits_and_publishes_its_key():
     command = to_command(item, step.mapped, MAPS)
     assert command.command_id == f"projects:{rows.PROJECT}:3"
     assert command.record_key == "ProjectsV2(ProjectId='PRJ-1',dataAreaId='usmf')"
-    assert command.target == "finance" and command.tx_size is None
+    assert command.target == "finance" and command.tx_size is None and not command.update_only
 
 
 def test_task_waits_for_its_project_to_be_present_in_finance():
@@ -88,6 +88,7 @@ def test_reverse_change_pairs_on_the_same_key_and_drops_when_it_loses():
     assert won.mapped.fields == {"dataAreaId": "usmf", "CustomerAccount": "US-001",
                                  "Name": "Adatum Corp"}
     assert won.publish == ()
+    assert to_command(item, won.mapped, MAPS).update_only  # an edit flowing back never creates
     lost = plan(item.model_copy(update={"paired": True, "dropped": ("name",)}), MAPS)
     assert isinstance(lost, Drop)
 
