@@ -179,8 +179,9 @@ class SinkEngine:
 
     async def _apply(self, commands: list[Command], dead: list[tuple[str, bytes | None, bytes | None, Headers | None]],
                      entries: list[_Entry]) -> None:
-        origin = {id(e.command): e.message for e in entries if e.command is not None}
         winners, superseded = coalesce(commands)
+        # A winner may be a merged copy: find its record by command id.
+        origin = {e.command.command_id: e.message for e in entries if e.command is not None}
         if superseded:
             metrics.SKIPPED.labels(self.system, "superseded").inc(len(superseded))
         todo: list[Command] = []
@@ -205,7 +206,7 @@ class SinkEngine:
                     acks.append((self.settings.applied, command.record_key.encode(), encode(ack), None))
                     metrics.APPLIED.labels(self.system, command.op).inc()
                 elif isinstance(outcome, Failed):
-                    msg = origin[id(command)]
+                    msg = origin[command.command_id]
                     r = outcome.rejected
                     dead.append(self._dead_letter(msg, command, r.error_class, f"{r.reason}: {r.body}", r.status))
                     self._rejects_in_a_row += 1

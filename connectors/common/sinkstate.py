@@ -2,7 +2,9 @@
 
 - `coalesce`: inside one flush window keep only the newest command per target record (highest
   source version, then latest arrival): last write wins, and a delete supersedes the upserts
-  queued before it.
+  queued before it. An upsert may carry only some fields (a two-way field unchanged on its side
+  is left out), so the winner takes over the fields of the upserts it supersedes that it does
+  not set itself: coalescing must never lose a field (a create would miss it for good).
 - `AppliedState`: target record key -> last `Applied` ack, rebuilt from the compacted
   ``sync.applied.<target>`` topic. A command at or below the applied version, or with the
   applied fingerprint, costs zero requests.
@@ -34,17 +36,25 @@ class Write:
 
 
 def coalesce(commands: list[Command]) -> tuple[list[Command], list[Command]]:
-    """(winners in arrival order, superseded commands)."""
-    best: dict[str, tuple[int, int]] = {}
+    """(winners in arrival order, superseded commands); a winning upsert carries the fields of
+    the upserts it supersedes (back to the last delete) that it does not set itself."""
+    ranked: dict[str, list[tuple[tuple[int, int], Command]]] = defaultdict(list)
     for index, command in enumerate(commands):
-        rank = (command.source.version, index)
-        current = best.get(command.record_key)
-        if current is None or rank >= current:
-            best[command.record_key] = rank
-    keep = {index for _, index in best.values()}
-    winners = [c for i, c in enumerate(commands) if i in keep]
-    superseded = [c for i, c in enumerate(commands) if i not in keep]
-    return winners, superseded
+        ranked[command.record_key].append(((command.source.version, index), command))
+    winners: dict[int, Command] = {}
+    for versions in ranked.values():
+        versions.sort(key=lambda rc: rc[0])
+        (_, last_index), winner = versions[-1]
+        if winner.op == "upsert":
+            earlier: dict[str, object] = {}
+            for _, c in versions[:-1]:
+                earlier = {} if c.op == "delete" else {**earlier, **c.fields}
+            if any(k not in winner.fields for k in earlier):
+                winner = winner.model_copy(update={"fields": {**earlier, **winner.fields}})
+        winners[last_index] = winner
+    kept = [winners[i] for i in sorted(winners)]
+    superseded = [c for i, c in enumerate(commands) if i not in winners]
+    return kept, superseded
 
 
 class AppliedState:

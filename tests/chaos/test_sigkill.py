@@ -49,8 +49,14 @@ def test_sigkill_each_process_repeatedly_and_end_state_is_exact(tmp_path: Path) 
         assert set(kills) == set(PIPELINE), kills
         assert changes >= 2000
 
-        progress = wait_for(lambda: (p := scenario.progress()).done and p, 420,
-                            "the pipeline to converge after the kills", interval=2.0)
+        try:
+            progress = wait_for(lambda: (p := scenario.progress()).done and p, 420,
+                                "the pipeline to converge after the kills", interval=2.0)
+        except AssertionError as exc:
+            p = scenario.progress()  # say what is still off, not just "False"
+            raise AssertionError(f"{exc}: projects {p.projects}, tasks {p.tasks}, customers "
+                                 f"{p.customers} (expected, actual); first mismatches "
+                                 f"{p.mismatches[:10]}") from None
         assert progress.projects[0] == progress.projects[1] > 0
         assert not [read_headers(m.headers()) for m in read_topic(bootstrap, "sync.dlq")]
         assert not stack.sup.dead(), [c.name for c in stack.sup.dead()]

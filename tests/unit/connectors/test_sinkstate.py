@@ -29,6 +29,27 @@ def test_a_stale_redelivery_never_beats_a_newer_version() -> None:
     assert coalesce([new, stale])[0] == [new]
 
 
+def test_a_partial_winner_keeps_the_fields_of_the_upserts_it_supersedes() -> None:
+    # Regression (chaos run, two-way project name): a rename to the same name left the name
+    # out of the newest command; last-write-wins then created the Finance project without one.
+    created = command("A", 1, fields={"ProjectName": "Rollout", "ProjectStage": "InProcess"})
+    renamed = command("A", 2, fields={"ProjectName": "Rollout rev 2", "ProjectStage": "InProcess"})
+    same_name = command("A", 3, fields={"ProjectStage": "InProcess"})
+    (winner,), superseded = coalesce([created, renamed, same_name])
+    assert winner.command_id == same_name.command_id and superseded == [created, renamed]
+    assert winner.fields == {"ProjectName": "Rollout rev 2", "ProjectStage": "InProcess"}
+    full = command("B", 2)
+    assert coalesce([command("B", 1), full])[0][0] is full  # nothing to take over: untouched
+
+
+def test_fields_before_a_delete_are_not_carried_over() -> None:
+    before = command("A", 1, fields={"ProjectName": "Old", "ProjectStage": "InProcess"})
+    delete = command("A", 2, op="delete")
+    recreated = command("A", 3, fields={"ProjectStage": "Finished"})
+    (winner,), _ = coalesce([before, delete, recreated])
+    assert winner.fields == {"ProjectStage": "Finished"}
+
+
 def test_skip_at_or_below_applied_version() -> None:
     state = AppliedState()
     state.record(applied(command("A", 5)))
