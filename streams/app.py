@@ -91,6 +91,7 @@ def create_app(config: StreamsConfig, maps: MapRegistry | None = None) -> Stream
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=config.session_timeout_s,
+        producer_linger_ms=config.producer_linger_ms,
     )
     rt = Runtime(config=config, maps=registry, app=app)
     for system, table in registry.cdc_tables():

@@ -39,6 +39,9 @@ class StreamsConfig(BaseModel):
         30.0, gt=0, description="Exit (for the supervisor to restart) when the gate handles "
         "nothing, not even its own ticks, for this long outside a rebalance.")
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
+    producer_linger_ms: int = Field(
+        10, ge=0, description="Let the producer gather sends this long: fewer, larger produce "
+        "requests (each change makes several sends; at 0 the socket writes dominate).")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

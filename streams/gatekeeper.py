@@ -91,7 +91,8 @@ class Gatekeeper:
         if value is None:
             self.facts.pop(at.key, None)
             return
-        self.facts[at.key] = value
+        if self.facts.get(at.key) != value:  # republished unchanged (every emit): no changelog write
+            self.facts[at.key] = value
         await self.release(at.key, at, reason="fact")
 
     async def release(self, slot_key: str, at: Position, reason: str) -> list[Pending]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from streams.pending import Pending
@@ -93,7 +92,7 @@ _ADAPTER: TypeAdapter[GateMsg] = TypeAdapter(GateMsg)
 
 
 def encode_gate(msg: BaseModel) -> bytes:
-    return orjson.dumps(msg.model_dump(mode="json"))
+    return msg.__pydantic_serializer__.to_json(msg)
 
 
 def decode_gate(data: bytes) -> GateMsg:

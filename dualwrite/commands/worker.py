@@ -36,6 +36,7 @@ def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
         session_timeout_s=session_timeout_s, stall_timeout_s=stall_timeout_s,
         tx_timeout_ms=settings.processor.tx_timeout_ms,
         conflict_window_ms=settings.processor.conflict_window_ms,
+        producer_linger_ms=settings.processor.producer_linger_ms,
     )
 
 
