@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 import pytest
 
+from dualwrite.apiclient import ApiSession
 from dualwrite.scenario import Scenario
+from dualwrite.stack import Stack
 from emulators.common.batch import BatchRequest, ChangeSet, format_batch_request
 from tests.support.pipeline import admin, group_lag, read_topic, running_stack, wait_for
 from topics import decode_command
@@ -15,6 +21,25 @@ from topics import decode_command
 pytestmark = pytest.mark.integration
 
 WORKER_GROUP = "dualwrite-streams"
+
+
+@contextmanager
+def streaming(tmp_path: Path, first: str) -> Iterator[tuple[Stack, Scenario]]:
+    """A running stack whose sources stream (the initial snapshot carries no transactions):
+    the scenario's ``first`` step (a method name) has synced."""
+    with running_stack(tmp_path) as stack:
+        scenario = Scenario(stack.dataverse(), stack.finance())
+        getattr(scenario, first)()
+        wait_for(lambda: scenario.progress().done, 180, "the sources to stream")
+        yield stack, scenario
+
+
+def post_change_set(api: ApiSession, requests: list[tuple[str, dict[str, Any]]]) -> httpx.Response:
+    """POST ``(entity set, row)`` pairs as one $batch change set, Content-IDs 1, 2, ..."""
+    body, content_type = format_batch_request([ChangeSet("changeset_1", [
+        BatchRequest("POST", entity, {"content-type": "application/json"}, orjson.dumps(row),
+                     content_id=str(i)) for i, (entity, row) in enumerate(requests, start=1)])])
+    return api.request("POST", "$batch", content=body, headers={"Content-Type": content_type})
 
 
 def commands(bootstrap: str, target: str) -> list[str]:
@@ -58,20 +83,12 @@ def test_our_writes_do_not_come_back_but_a_later_human_edit_of_a_two_way_field_d
 
 
 def test_a_finance_transaction_arrives_in_dataverse_as_one_change_set(tmp_path: Path) -> None:
-    with running_stack(tmp_path) as stack:
+    with streaming(tmp_path, "create_customer") as (stack, _):
         fo, dv = stack.finance(), stack.dataverse()
-        # Streaming, not the initial snapshot (which carries no transactions), must carry it.
-        scenario = Scenario(dv, fo)
-        scenario.create_customer()
-        wait_for(lambda: scenario.progress().done, 180, "the sources to stream")
         accounts = ["TXA-0001", "TXA-0002", "TXA-0003"]
-        body, content_type = format_batch_request([ChangeSet("changeset_1", [
-            BatchRequest("POST", "CustomersV3", {"content-type": "application/json"},
-                         orjson.dumps({"dataAreaId": "usmf", "CustomerAccount": a, "Name": f"Customer {a}",
-                                       "CustomerGroupId": "30", "SalesCurrencyCode": "USD"}),
-                         content_id=str(i))
-            for i, a in enumerate(accounts, start=1)])])
-        resp = fo.request("POST", "$batch", content=body, headers={"Content-Type": content_type})
+        resp = post_change_set(fo, [("CustomersV3", {
+            "dataAreaId": "usmf", "CustomerAccount": a, "Name": f"Customer {a}", "CustomerGroupId": "30",
+            "SalesCurrencyCode": "USD"}) for a in accounts])
         assert resp.status_code == 200 and b"201" in resp.content, resp.text
 
         def landed() -> dict[str, str] | None:
@@ -88,24 +105,17 @@ def test_a_finance_transaction_arrives_in_dataverse_as_one_change_set(tmp_path: 
 
 
 def test_a_dataverse_transaction_arrives_in_finance_as_one_change_set_in_its_order(tmp_path: Path) -> None:
-    with running_stack(tmp_path) as stack:
+    with streaming(tmp_path, "create_project") as (stack, scenario):
         dv, fo = stack.dataverse(), stack.finance()
-        scenario = Scenario(dv, fo)
-        scenario.create_project()
-        wait_for(lambda: scenario.progress().done, 180, "the sources to stream")
         number = "DVTX-00001"
-        json_type = {"content-type": "application/json"}
         project_body = {"msdyn_projectnumber": number, "msdyn_subject": "Created with its tasks",
                         "msdyn_owningcompany@odata.bind": f"/cdm_companies({scenario.company_id()})",
                         "msdyn_customer@odata.bind": f"/accounts({scenario.customer_id()})", "statecode": 0}
-        # The tasks come first in the change set's text but reference the project by Content-ID;
-        # Dataverse creates the project first, and Finance must get it first too.
-        body, content_type = format_batch_request([ChangeSet("changeset_dv", [
-            BatchRequest("POST", "msdyn_projects", json_type, orjson.dumps(project_body), content_id="1"),
-            *[BatchRequest("POST", "msdyn_projecttasks", json_type, orjson.dumps({
-                "msdyn_project@odata.bind": "$1", "msdyn_wbsid": wbs, "msdyn_subject": f"Phase {wbs}",
-                "msdyn_isleaf": True}), content_id=str(i)) for i, wbs in enumerate(("1", "2", "3"), start=2)]])])
-        resp = dv.request("POST", "$batch", content=body, headers={"Content-Type": content_type})
+        # One change set: the project, then its tasks referencing it by Content-ID. The commands
+        # reach the Finance sink on different partitions; its change set must keep that order.
+        resp = post_change_set(dv, [("msdyn_projects", project_body), *[("msdyn_projecttasks", {
+            "msdyn_project@odata.bind": "$1", "msdyn_wbsid": wbs, "msdyn_subject": f"Phase {wbs}",
+            "msdyn_isleaf": True}) for wbs in ("1", "2", "3")]])
         assert resp.status_code == 200 and b"204" in resp.content, resp.text
 
         def landed() -> list[dict[str, object]]:
