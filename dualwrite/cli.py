@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from dualwrite.commands import bench, connectors, demo, emulator, kafka, topics, worker
+from dualwrite.commands import (
+    bench,
+    connectors,
+    demo,
+    dlq,
+    emulator,
+    kafka,
+    maps,
+    status,
+    topics,
+    worker,
+)
 
 app = typer.Typer(
     name="dualwrite",
@@ -24,6 +35,9 @@ app.add_typer(connectors.source_app, name="source")
 app.add_typer(connectors.sink_app, name="sink")
 app.add_typer(demo.app, name="demo")
 app.add_typer(bench.app, name="bench")
+app.add_typer(maps.app, name="maps")
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(status.app, name="status")
 
 
 @app.command()

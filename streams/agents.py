@@ -20,6 +20,7 @@ from streams.route import route_change
 from streams.watchdog import Positions, Watchdog
 from streams.wire import AppliedMsg, ControlMsg, TickMsg, decode_gate, encode_gate
 from topics import (
+    RETRY_HEADER,
     DecodeError,
     MapState,
     decode_ack,
@@ -27,6 +28,7 @@ from topics import (
     decode_key,
     decode_model,
     dlq_headers,
+    is_retry,
 )
 
 __all__ = ["register_agents"]
@@ -42,9 +44,11 @@ async def _dead_letter(rt: Runtime, event: Any, stage: str, error: str, message:
                        map_name: str | None = None) -> None:
     metrics.DLQ.labels(stage, error).inc()
     m = event.message
-    await rt.topic("dlq").send(key=m.key, value=m.value, headers=dlq_headers(
-        stage=stage, error_class=error, message=message, map_name=map_name, topic=m.topic,
-        partition=m.partition, offset=m.offset, ts_ms=_now_ms()))
+    headers = dlq_headers(stage=stage, error_class=error, message=message, map_name=map_name,
+                          topic=m.topic, partition=m.partition, offset=m.offset, ts_ms=_now_ms())
+    if is_retry(getattr(m, "headers", None)):  # it failed again after `dualwrite dlq retry`
+        headers.append((RETRY_HEADER, b"1"))
+    await rt.topic("dlq").send(key=m.key, value=m.value, headers=headers)
 
 
 def register_agents(rt: Runtime) -> None:
@@ -73,7 +77,8 @@ def register_agents(rt: Runtime) -> None:
             metrics.EVENTS_IN.labels(system, table).inc()
             seen_key = dedupe.seen_key(system, table, record_id)
             version = change.source.version_int
-            if dedupe.is_duplicate(dedupe.seen_from(versions.get(seen_key)), version, m.offset):
+            if dedupe.is_duplicate(dedupe.seen_from(versions.get(seen_key)), version, m.offset,
+                                   retried=is_retry(m.headers)):
                 metrics.DUPLICATES.labels(system, table).inc()
                 continue
             versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)

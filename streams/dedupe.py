@@ -4,6 +4,11 @@ The last seen version is stored with the offset of the record that set it. Faust
 table from its changelog, which may be ahead of the committed consumer offset after a crash; the
 record that set the version is then delivered again. Same offset = our own replay, not a
 duplicate from the source, so it is processed again (its effect may not have been produced).
+
+A record re-driven from the DLQ (``dualwrite dlq retry``, header ``dualwrite.retry``) failed
+after dedupe had recorded its version (in a map transform, say): it comes back at a new offset
+with the same version and is let through. Never when its version is older than the one seen: a
+newer change of the row has been processed since, and replaying the old one would undo it.
 """
 
 from __future__ import annotations
@@ -29,10 +34,16 @@ def seen_from(value: Any) -> Seen | None:
     return None
 
 
-def is_duplicate(last: Seen | None, version: int, offset: int) -> bool:
-    """True when ``version`` was already seen from a different record of the topic."""
+def is_duplicate(last: Seen | None, version: int, offset: int, *, retried: bool = False) -> bool:
+    """True when ``version`` was already seen from a different record of the topic.
+
+    ``retried``: the record was re-driven from the DLQ; its own version (not an older one) is
+    processed again.
+    """
     if last is None:
         return False
     if offset == last["offset"]:
+        return False
+    if retried and version == last["version"]:
         return False
     return version <= last["version"]

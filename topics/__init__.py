@@ -22,7 +22,7 @@ from topics.codec import (
 )
 from topics.commands import Applied, Command, CommandSource, WriteOp, target_key
 from topics.control import MapState, SourceOffset, SourceOffsetKey
-from topics.dlq import DLQ_HEADERS, dlq_headers, read_headers
+from topics.dlq import DLQ_HEADERS, RETRY_HEADER, dlq_headers, is_retry, read_headers
 from topics.envelope import ChangeEvent, ChangeKey, Op, Source, System, TransactionBlock
 from topics.errors import DecodeError, DecodeReason
 from topics.schema import topic_schemas
@@ -31,6 +31,7 @@ __all__ = [
     "DATAVERSE_CDC_TABLES",
     "DLQ_HEADERS",
     "FINANCE_CDC_ENTITIES",
+    "RETRY_HEADER",
     "Applied",
     "ApplyReport",
     "ChangeEvent",
@@ -62,6 +63,7 @@ __all__ = [
     "dlq_headers",
     "encode",
     "encode_key",
+    "is_retry",
     "read_headers",
     "target_key",
     "topic_schemas",

@@ -1,10 +1,15 @@
-"""Dead-letter headers: every record on ``sync.dlq`` carries why and where it failed."""
+"""Dead-letter headers: every record on ``sync.dlq`` carries why and where it failed.
+
+A record re-driven from the DLQ (`dualwrite dlq retry`) goes back to its original topic with
+the `RETRY_HEADER`: the processor then lets it through even though its source version was
+already recorded (a record that failed after dedupe, in a map transform, was seen once).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-__all__ = ["DLQ_HEADERS", "dlq_headers", "read_headers"]
+__all__ = ["DLQ_HEADERS", "RETRY_HEADER", "dlq_headers", "is_retry", "read_headers"]
 
 DLQ_HEADERS = (
     "dlq.stage",  # decode | dedupe | transform | gate | sink | source
@@ -17,6 +22,9 @@ DLQ_HEADERS = (
     "dlq.http.status",
     "dlq.ts_ms",
 )
+
+RETRY_HEADER = "dualwrite.retry"
+_UNSET: tuple[object, ...] = (None, b"", "", b"0", "0")
 
 
 def dlq_headers(
@@ -52,3 +60,19 @@ def read_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str
     for name, value in headers or ():
         out[name] = value.decode(errors="replace") if value is not None else ""
     return out
+
+
+def is_retry(headers: Mapping[str, object] | Iterable[tuple[str, object]] | None) -> bool:
+    """True when a record carries ``dualwrite.retry`` (it was re-driven from the DLQ).
+
+    Accepts the header shapes of both clients: a list of ``(name, value)`` pairs
+    (confluent-kafka, aiokafka) or a mapping (Faust may hand either).
+    """
+    if not headers:
+        return False
+    pairs: Iterable[tuple[str, object]] = (
+        headers.items() if isinstance(headers, Mapping) else headers)
+    try:
+        return any(name == RETRY_HEADER and value not in _UNSET for name, value in pairs)
+    except (TypeError, ValueError):  # not pairs: no retry header to be found
+        return False

@@ -6,6 +6,8 @@
   "Kafka has it" before they checkpoint or commit. A daemon thread serves librdkafka callbacks.
 - `read_compacted`: the latest value per key of a (compacted) topic, read from the beginning up
   to the high watermark taken at start, with no consumer group (nothing committed).
+- `read_records`: every record of a topic the same way, with partition, offset and headers
+  (the DLQ tools read ``sync.dlq`` with it).
 - `commands_consumer`: a group consumer with manual commits.
 """
 
@@ -16,7 +18,8 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import (
@@ -30,7 +33,8 @@ from confluent_kafka import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AsyncProducer", "KafkaConfig", "commands_consumer", "read_compacted"]
+__all__ = ["AsyncProducer", "KafkaConfig", "KafkaRecord", "commands_consumer", "read_compacted",
+           "read_records"]
 
 Headers = list[tuple[str, str | bytes | None]]
 
@@ -108,16 +112,26 @@ def _topic_partitions(consumer: Consumer, topic: str, timeout: float) -> list[in
     return sorted(info.partitions)
 
 
-def read_compacted(config: KafkaConfig, topic: str, *, timeout: float = 30.0,
-                   accept: Callable[[bytes], bool] | None = None) -> dict[bytes, bytes | None]:
-    """Latest value per key (None = tombstone) up to the end of the topic at call time.
+@dataclass(frozen=True)
+class KafkaRecord:
+    """One record as read from a topic, with where it sits and its headers."""
 
-    Blocking: call through ``asyncio.to_thread``. A missing topic reads as empty.
-    """
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    timestamp_ms: int | None
+
+
+def _read_to_end(config: KafkaConfig, topic: str, timeout: float) -> Iterator[Message]:
+    """Every record of ``topic`` from the beginning up to the end offsets taken at start, in
+    order within each partition; no consumer group (nothing committed). A missing topic reads
+    as empty. Raises `KafkaException` when the cluster cannot be reached within ``timeout``."""
     consumer = Consumer({**config.base(), "group.id": f"dualwrite-reader-{uuid.uuid4()}",
                          "enable.auto.commit": False, "enable.partition.eof": False,
                          "auto.offset.reset": "earliest"})
-    latest: dict[bytes, bytes | None] = {}
     try:
         partitions = _topic_partitions(consumer, topic, timeout)
         ends: dict[int, int] = {}
@@ -126,7 +140,7 @@ def read_compacted(config: KafkaConfig, topic: str, *, timeout: float = 30.0,
             if high > low:
                 ends[p] = high
         if not ends:
-            return latest
+            return
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         remaining = dict(ends)
         deadline = time.monotonic() + timeout
@@ -142,15 +156,52 @@ def read_compacted(config: KafkaConfig, topic: str, *, timeout: float = 30.0,
                 continue
             if msg.error():
                 raise KafkaException(msg.error())
-            key = msg.key()
-            if key is not None and (accept is None or accept(key)):
-                latest[key] = msg.value()
             partition, offset = msg.partition(), msg.offset()
-            if partition in remaining and offset is not None and offset + 1 >= remaining[partition]:
+            if partition not in remaining or offset is None or offset >= remaining[partition]:
+                continue  # appended after we started: not part of this read
+            yield msg
+            if offset + 1 >= remaining[partition]:
                 del remaining[partition]
-        return latest
     finally:
         consumer.close()
+
+
+def read_compacted(config: KafkaConfig, topic: str, *, timeout: float = 30.0,
+                   accept: Callable[[bytes], bool] | None = None) -> dict[bytes, bytes | None]:
+    """Latest value per key (None = tombstone) up to the end of the topic at call time.
+
+    Blocking: call through ``asyncio.to_thread``. A missing topic reads as empty.
+    """
+    latest: dict[bytes, bytes | None] = {}
+    for msg in _read_to_end(config, topic, timeout):
+        key = msg.key()
+        if key is not None and (accept is None or accept(key)):
+            latest[key] = msg.value()
+    return latest
+
+
+def _headers(msg: Message) -> list[tuple[str, bytes | None]]:
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [(str(name), value.encode() if isinstance(value, str) else value)
+            for name, value in pairs]
+
+
+def read_records(config: KafkaConfig, topic: str, *, timeout: float = 30.0) -> list[KafkaRecord]:
+    """Every record of a (non-compacted) topic up to its end at call time, with partition,
+    offset and headers; ordered by timestamp, then partition and offset.
+
+    Blocking: call through ``asyncio.to_thread``. A missing topic reads as empty.
+    """
+    out: list[KafkaRecord] = []
+    for msg in _read_to_end(config, topic, timeout):
+        _kind, ts = msg.timestamp()
+        out.append(KafkaRecord(topic=topic, partition=msg.partition() or 0, offset=msg.offset() or 0,
+                               key=msg.key(), value=msg.value(),
+                               headers=_headers(msg),
+                               timestamp_ms=ts if ts and ts > 0 else None))
+    out.sort(key=lambda r: (r.timestamp_ms or 0, r.partition, r.offset))
+    return out
 
 
 def commands_consumer(config: KafkaConfig, topic: str, group_id: str, **overrides: Any) -> Consumer:

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from streams import StreamsConfig, read_parked
+from dualwrite.ops.status import StatusOptions, gather
+from dualwrite.settings import KafkaSettings, Settings
+from streams import StreamsConfig, default_registry, read_parked
 from tests.integration.streams import scenario as s
 from tests.integration.streams.harness import Reader
 from topics import MapState, encode
@@ -40,6 +42,20 @@ def test_paused_map_waits_and_resumes_in_order(worker, cdc, finance_commands, ka
     [entry] = [p for p in parked if p.map == "project_tasks"]
     assert entry.waits_for.startswith("paused:project_tasks@") and entry.age_s >= 0
     assert [c.entity for c in finance_commands.commands()] == ["ProjectsV2"]
+
+    # `dualwrite status` shows the paused map, the worker's group and the parked task.
+    report = gather(Settings(kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap)),
+                    StatusOptions(app_id=f"streams-{unique}", topic_prefix=prefix, timeout_s=10,
+                                  max_parked_age_s=0),
+                    [m.name for m in default_registry().maps])
+    assert {m.map: m.state for m in report.maps}["project_tasks"] == "paused"
+    [worker_group] = [g for g in report.groups if g.group == f"streams-{unique}"]
+    assert worker_group.members == 1 and worker_group.role == "worker"
+    assert report.parked_available
+    [summary] = [p for p in report.parked if p.map == "project_tasks"]
+    assert summary.count == 1 and summary.oldest_change_id == entry.change_id
+    assert summary.oldest_waits_for.startswith("paused:project_tasks@")
+    assert "map project_tasks is paused" in report.problems
 
     set_state(cdc, "project_tasks", "running")
     finance_commands.poll_until(lambda r: len(r) >= 2, timeout=60, worker=worker)

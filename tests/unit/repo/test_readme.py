@@ -23,3 +23,27 @@ def test_two_commands_and_ci_runs_the_readme_test_command() -> None:
     assert "make demo" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci.splitlines()[-1]
+
+
+def test_command_table_names_every_command_of_the_cli() -> None:
+    import typer.main
+
+    from dualwrite.cli import app
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## The `dualwrite` command", 1)[1].split("\n## ", 1)[0]
+    group = typer.main.get_group(app)
+    missing = [name for name, command in group.commands.items()
+               if not command.hidden and f"`dualwrite {name}" not in table]
+    assert not missing, f"README's command table lacks: {missing}"
+
+
+def test_every_cli_command_is_in_the_readme_command_table() -> None:
+    from dualwrite.cli import app
+
+    names = [g.name for g in app.registered_groups]
+    names += [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
+    table = [line for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("| `dualwrite ")]
+    missing = [n for n in names if not any(line.startswith(f"| `dualwrite {n}") for line in table)]
+    assert names and not missing, f"README command table lacks: {missing}"

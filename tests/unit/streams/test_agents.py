@@ -10,6 +10,7 @@ import pytest
 
 from streams import StreamsConfig, create_app
 from streams.app import Runtime
+from streams.maps import LEGAL_ENTITIES, FieldMap, MapRegistry
 from streams.wire import TickMsg, encode_gate
 from tests.unit.streams import rows
 from topics import ChangeEvent, decode_command, encode, encode_key
@@ -151,3 +152,32 @@ async def test_waiters_released_by_the_target_feed_and_paused_map_resumes(rt):
     await pump(rt, rec, [(b"control:project_tasks", resume)])
     assert sorted(c.key["Task"] for c in commands(rec)) == ["1.2", "1.3"]
     assert rec.take("dlq") == []
+
+
+async def test_ingest_lets_a_dlq_retry_of_a_seen_version_through_but_not_a_plain_copy(tmp_path):
+    # A transform failing at ingest happens after dedupe recorded the version: without the
+    # retry header a re-driven copy would be dropped as a duplicate and never tried again.
+    strict = LEGAL_ENTITIES.model_copy(update={"fields": (*LEGAL_ENTITIES.fields, FieldMap(
+        target="cdm_kind", source="Kind", value_map=((1, "one"),), direction="to_dataverse"))})
+    config = StreamsConfig(app_id=f"unit-{uuid.uuid4().hex[:8]}", store="memory://",
+                           data_dir=tmp_path, partitions=1, tx_timeout_ms=0)
+    app = create_app(config, MapRegistry((strict,)))
+    app.finalize()
+    rt = app.runtime
+    rec = Recorded()
+    for name in ("gate", "dlq"):
+        rt.topics[name] = rec.topic(name)
+
+    def legal_entity(version: int) -> bytes:
+        return encode(ChangeEvent(after={"dataAreaId": "usmf", "Name": "Contoso", "Kind": 5},
+                                  op="u", ts_ms=1, source=Source(system="finance", table="LegalEntities",
+                                                                  version=str(version), ts_ms=1)))
+
+    retry = [("dualwrite.retry", b"1")]
+    async with agent(rt, "ingest").test_context() as ingest:
+        await ingest.put(legal_entity(7), key=encode_key("usmf"))
+        await ingest.put(legal_entity(7), key=encode_key("usmf"))  # plain copy: a duplicate
+        await ingest.put(legal_entity(7), key=encode_key("usmf"), headers=retry)  # re-driven
+        await ingest.put(legal_entity(6), key=encode_key("usmf"), headers=retry)  # older: dropped
+    stages = [dict(h)["dlq.stage"] for _k, _v, h in rec.take("dlq")]
+    assert stages == [b"transform", b"transform"]
