@@ -78,6 +78,9 @@ class ProcessorSettings(BaseModel):
                                "did not all arrive after this long (members go as far as they got).")
     conflict_window_ms: int = Field(5_000, ge=0, description="Edits of a two-way field on both "
                                     "sides closer than this are a conflict (the map's master wins).")
+    pause_after_rejections: int = Field(100, ge=0, description="Pause a map (on sync.control, "
+                                        "resumed with `dualwrite maps resume`) after this many of its "
+                                        "changes failed to transform in a row; 0 never pauses.")
     producer_linger_ms: int = Field(10, ge=0, description="How long the worker's producer gathers "
                                     "sends into one request (throughput against per-hop latency).")
 

@@ -84,6 +84,9 @@ def register_agents(rt: Runtime) -> None:
             versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)
             routed = route_change(maps, system, table, record_id, change, _now_ms())
             for map_name, message in routed.rejected:
+                # No gate state here to park in: an ingest rejection always goes to the DLQ,
+                # but it counts towards pausing its map.
+                await gatekeeper.rejected(map_name, None)
                 await _dead_letter(rt, event, "transform", "TransformError", message, map_name)
             for map_name, reason in routed.dropped:
                 metrics.DROPPED.labels(map_name, reason).inc()

@@ -39,6 +39,8 @@ class StreamsConfig(BaseModel):
         30.0, gt=0, description="Exit (for the supervisor to restart) when the gate handles "
         "nothing, not even its own ticks, for this long outside a rebalance.")
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
+    pause_after_rejections: int = Field(
+        100, ge=0, description="Pause a map after this many rejected changes in a row (0: never).")
     producer_linger_ms: int = Field(
         10, ge=0, description="Let the producer gather sends this long: fewer, larger produce "
         "requests (each change makes several sends; at 0 the socket writes dominate).")

@@ -15,6 +15,7 @@ from typing import Any
 
 from streams import conflict, echo, gate, metrics
 from streams.app import Runtime
+from streams.flood import FloodGuard
 from streams.pending import Drop, Emit, Group, Need, Pair, Pending, plan, to_command
 from streams.transform import TransformError, observed_fields
 from streams.wire import (
@@ -28,7 +29,7 @@ from streams.wire import (
     TxMsg,
     encode_gate,
 )
-from topics import dlq_headers, encode
+from topics import MapState, dlq_headers, encode
 
 __all__ = ["Gatekeeper", "Position"]
 
@@ -55,6 +56,7 @@ class Gatekeeper:
         self.pairs = rt.table("pairs")
         self.states = rt.table("states")
         self.last_handled = time.monotonic()
+        self.flood = FloodGuard(rt.config.pause_after_rejections)
 
     async def handle(self, msg: GateMsg, at: Position) -> None:
         self.last_handled = time.monotonic()
@@ -78,13 +80,35 @@ class Gatekeeper:
         await self.rt.topic("gate").send(key=key.encode(), value=encode_gate(msg),
                                          partition=partition)
 
+    def paused(self, map_name: str, partition: int) -> bool:
+        return bool(self.states.get(f"{map_name}@{partition}") == "paused")
+
     async def dead_letter(self, item: Pending, error: str, at: Position) -> None:
+        if self.paused(item.map, at.partition):
+            # A paused map's failures wait with its other changes: once the map is fixed and
+            # resumed they are planned again, instead of piling up in the DLQ.
+            await self.park(f"paused:{item.map}@{at.partition}", item, at, reason="paused")
+            return
+        await self.rejected(item.map, at.partition)
         metrics.DLQ.labels("transform", "TransformError").inc()
         await self.rt.topic("dlq").send(
             key=item.source.id.encode(), value=item.model_dump_json().encode(),
             headers=dlq_headers(stage="transform", error_class="TransformError", message=error,
                                 map_name=item.map, topic=self.rt.gate_topic_name,
                                 partition=at.partition, offset=at.offset, ts_ms=at.now_ms))
+
+    async def rejected(self, map_name: str, partition: int | None) -> None:
+        """Count a rejected change of ``map_name``; a run of them pauses the map everywhere."""
+        if not self.flood.failed(map_name):
+            return
+        reason = (f"paused by the processor: {self.flood.limit} changes in a row failed to transform "
+                  "(see `dualwrite dlq list`; fix the map, then `dualwrite maps resume`)")
+        log.critical("map %s: %s", map_name, reason)
+        metrics.MAPS_PAUSED.labels(map_name).inc()
+        if partition is not None:
+            self.states[f"{map_name}@{partition}"] = "paused"  # here at once; elsewhere via control
+        await self.rt.topic("control").send(key=map_name.encode(), value=encode(MapState(
+            map=map_name, state="paused", reason=reason, ts_ms=int(time.time() * 1000))))
 
     # -- facts and parking ---------------------------------------------------------------
     async def learn(self, at: Position, value: dict[str, Any] | None) -> None:
@@ -203,9 +227,10 @@ class Gatekeeper:
     async def emit(self, item: Pending, step: Emit, at: Position) -> None:
         for fact_key, value in step.publish:
             await self.send(fact_key, FactMsg(key=fact_key, value=value))
-        if self.states.get(f"{item.map}@{at.partition}") == "paused":
+        if self.paused(item.map, at.partition):
             await self.park(f"paused:{item.map}@{at.partition}", item, at, reason="paused")
             return
+        self.flood.succeeded(item.map)
         record_key = step.mapped.record_key
         state = echo.state_from(self.targets.get(record_key))
         if item.op == "upsert" and echo.is_noop(state, step.mapped.readable):

@@ -31,3 +31,5 @@ DROPPED = Counter("dualwrite_streams_dropped_total", "Changes a map does not syn
 CONFLICTS = Counter("dualwrite_streams_conflicts_total", "Two-way conflicts (loser recorded).",
                     ["map", "loser"])
 DLQ = Counter("dualwrite_streams_dlq_total", "Records sent to sync.dlq.", ["stage", "error"])
+MAPS_PAUSED = Counter("dualwrite_streams_maps_paused_total",
+                      "Maps paused by the processor after a run of rejected changes.", ["map"])

@@ -37,6 +37,7 @@ def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
         tx_timeout_ms=settings.processor.tx_timeout_ms,
         conflict_window_ms=settings.processor.conflict_window_ms,
         producer_linger_ms=settings.processor.producer_linger_ms,
+        pause_after_rejections=settings.processor.pause_after_rejections,
     )
 
 

@@ -181,3 +181,32 @@ async def test_ingest_lets_a_dlq_retry_of_a_seen_version_through_but_not_a_plain
         await ingest.put(legal_entity(6), key=encode_key("usmf"), headers=retry)  # older: dropped
     stages = [dict(h)["dlq.stage"] for _k, _v, h in rec.take("dlq")]
     assert stages == [b"transform", b"transform"]
+
+
+async def test_a_run_of_rejected_changes_pauses_the_map_and_parks_the_rest(tmp_path):
+    from streams.wire import ControlMsg
+    from topics import MapState, decode_model
+
+    config = StreamsConfig(app_id=f"unit-{uuid.uuid4().hex[:8]}", store="memory://",
+                           data_dir=tmp_path, partitions=1, tx_timeout_ms=0, pause_after_rejections=2)
+    app = create_app(config)
+    app.finalize()
+    rt = app.runtime
+    rec = wire(rt)
+    rt.topics["control"] = rec.topic("control")
+    # statecode 9 has no value map entry: the projects map rejects these once its lookups are known.
+    broken = [(f"p-{i}", change("msdyn_projects", rows.project(msdyn_projectid=f"p-{i}",
+                                                              msdyn_projectnumber=f"PRJ-{i}", statecode=9), 7))
+              for i in range(3)]
+    await ingest_all(rt, [(rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
+                          (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1)), *broken])
+    await pump(rt, rec)
+    assert len(rec.take("dlq")) == 2  # the run that trips the guard...
+    [(key, value, _)] = rec.take("control")
+    state = decode_model(MapState, value)
+    assert key == b"projects" and state.state == "paused" and "dualwrite maps resume" in (state.reason or "")
+    parked = dict(rt.table("parked").items())["paused:projects@0"]["waiting"]
+    assert [p["source"]["id"] for p in parked] == ["p-2"]  # ...and the rest waits, not in the DLQ
+    # Resumed without a fix: the parked change is tried again and rejected again.
+    await pump(rt, rec, [(b"control:projects", encode_gate(ControlMsg(map="projects", state="running")))])
+    assert len(rec.take("dlq")) == 1 and commands(rec) == []
