@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from dualwrite.kafka import LocalKafka
 from dualwrite.stack import Stack, StackConfig
-from tests.support.kafka import wait_for_leaders
+from tests.support.kafka import end_offset, wait_for_leaders
 from tests.support.ports import free_port
 from topics import apply_topics, catalog
 
@@ -73,7 +73,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 5.0) -> list[Any]:
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in parts}
+        ends = {p.partition: end_offset(consumer, p) for p in parts}
         consumer.assign(parts)
         records: list[Any] = []
         want = sum(ends.values())

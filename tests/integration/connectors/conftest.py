@@ -17,7 +17,7 @@ from connectors.common.kafka import KafkaConfig
 from connectors.dataverse import DataverseConnection
 from connectors.finance import FinanceConnection
 from tests.support.emulators import RunningEmulator, start_emulator
-from tests.support.kafka import wait_for_leaders
+from tests.support.kafka import end_offset, wait_for_leaders
 
 FAST = HttpConfig(max_attempts=12, backoff_base_s=0.05, backoff_cap_s=0.5, timeout_s=10.0)
 
@@ -37,8 +37,7 @@ def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[tuple[by
                          "enable.auto.commit": False})
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-                for p in meta.partitions}
+        ends = {p: end_offset(consumer, TopicPartition(topic, p), timeout) for p in meta.partitions}
         wanted = {p: h for p, h in ends.items() if h > 0}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])
         out: list[tuple[bytes | None, bytes | None, dict[str, bytes]]] = []
