@@ -139,27 +139,28 @@ class Gatekeeper:
             self.parked[slot_key] = slot
             metrics.PARKED.labels(item.map, reason).inc()
 
-    async def forward(self, item: Pending, at: Position) -> None:
+    async def next_step(self, item: Pending, at: Position) -> Group | Need | Pair | Emit | None:
+        """The item's next step; None when it ends here (dead-lettered or dropped)."""
         try:
             step = plan(item, self.maps)
         except TransformError as exc:
             await self.dead_letter(item, str(exc), at)
-            return
+            return None
         if isinstance(step, Drop):
             metrics.DROPPED.labels(item.map, step.reason).inc()
-            return
-        await self.send(step.key, PendingMsg(item=item))
+            return None
+        return step
+
+    async def forward(self, item: Pending, at: Position) -> None:
+        step = await self.next_step(item, at)
+        if step is not None:
+            await self.send(step.key, PendingMsg(item=item))
 
     # -- the walk of one pending change --------------------------------------------------
     async def advance(self, item: Pending, at: Position) -> None:
         while True:
-            try:
-                step = plan(item, self.maps)
-            except TransformError as exc:
-                await self.dead_letter(item, str(exc), at)
-                return
-            if isinstance(step, Drop):
-                metrics.DROPPED.labels(item.map, step.reason).inc()
+            step = await self.next_step(item, at)
+            if step is None:
                 return
             if step.key != at.key:
                 await self.send(step.key, PendingMsg(item=item))
