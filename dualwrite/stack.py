@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from dualwrite.apiclient import ApiSession
 from dualwrite.supervisor import Supervisor
+from emulators.common.config import CLIENT_SECRET_ENV
 
 __all__ = ["PIPELINE", "Stack", "StackConfig", "free_port"]
 
@@ -77,15 +78,17 @@ class Stack:
         return httpx.get(f"{url}/_admin/health", timeout=1.0).status_code == 200
 
     def start_emulators(self) -> None:
-        client = f"{self.cfg.client_id}:{self.cfg.client_secret.get_secret_value()}"
+        # The secret goes through the child's environment, never its command line (ps shows that).
+        secret = {CLIENT_SECRET_ENV: self.cfg.client_secret.get_secret_value()}
         seed = ["--seed"] if self.cfg.seed else []
         for name, port, url in (("dataverse", self.dv_port, self.dv_url),
                                 ("finance", self.fo_port, self.fo_url)):
             self.sup.start(
                 f"emulator-{name}",
                 Supervisor.dualwrite("emulator", name, "--port", str(port), "--db",
-                                     str(self.cfg.workdir / f"{name}.db"), "--client", client, *seed),
-                ready=functools.partial(self._healthy, url), timeout=60)
+                                     str(self.cfg.workdir / f"{name}.db"),
+                                     "--client-id", self.cfg.client_id, *seed),
+                env=secret, ready=functools.partial(self._healthy, url), timeout=60)
 
     def argv(self, name: str) -> list[str]:
         if name == "worker":

@@ -1,9 +1,11 @@
 """Building blocks shared by the Dataverse and Finance emulators.
 
 One concept per module: ``errors`` (OData error bodies), ``auth`` (client-credentials tokens,
-bearer middleware), ``throttle`` (service protection limits), ``faults`` (fault injection and
-admin routes), ``query`` (OData query options to SQL), ``batch`` (``$batch`` wire format),
-``store`` (SQLite, transactions, change log) and ``server`` (uvicorn runner).
+bearer middleware), ``admin`` (``/_admin`` for loopback clients only), ``throttle`` (service
+protection limits), ``faults`` (fault injection and admin routes), ``query`` (OData query options
+to SQL), ``target`` (request URLs: one parser for plain requests and ``$batch`` parts),
+``batch`` (``$batch`` wire format), ``store`` (SQLite, transactions, change log) and ``server``
+(uvicorn runner).
 """
 
 from emulators.common.auth import BearerAuthMiddleware, ClientRegistry, is_open_path, token_route

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -38,7 +39,7 @@ class _Grant:
 class ClientRegistry:
     """Known confidential clients and the bearer tokens issued to them."""
 
-    def __init__(self, clients: dict[str, str], token_ttl_seconds: int,
+    def __init__(self, clients: Mapping[str, SecretStr], token_ttl_seconds: int,
                  clock: Callable[[], float] = time.time) -> None:
         self._clients = dict(clients)
         self._ttl = token_ttl_seconds
@@ -51,7 +52,8 @@ class ClientRegistry:
 
     def authenticate(self, client_id: str, client_secret: str) -> bool:
         expected = self._clients.get(client_id)
-        return expected is not None and secrets.compare_digest(expected, client_secret)
+        return expected is not None and secrets.compare_digest(
+            expected.get_secret_value().encode(), client_secret.encode())
 
     def issue(self, client_id: str) -> str:
         now = self._clock()

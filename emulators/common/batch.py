@@ -4,6 +4,13 @@ A batch body is a list of parts; each part is one embedded HTTP request or a cha
 nested ``multipart/mixed`` with its own boundary holding only requests). The apps decide what
 each request does; this module only turns bytes into :class:`BatchRequest`/:class:`ChangeSet`
 and :class:`BatchResponse`/:class:`ChangeSetResponse` back into bytes, keeping order.
+
+Parts are read as strictly as an HTTP server reads a request: the request line is
+``METHOD target HTTP/x.y``, header lines end at CRLF (or LF) and are ``token: value`` with no
+control character in the value (a bare CR is one). A part that breaks these rules (for example a
+line break injected through a key into the request line) is not guessed at: it becomes a
+:class:`BatchRequest` carrying ``error``, which the apps answer 400 for that part alone. Only a
+body whose boundaries cannot be found is refused as a whole.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from emulators.common.errors import ODataError
 
 BATCH_ERROR_CODE = "0x80048d19"
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
-_REQUEST_LINE = re.compile(r"^([A-Z]+)\s+(\S+)(?:\s+HTTP/\d(?:\.\d)?)?$")
+_REQUEST_LINE = re.compile(r"([A-Z]+) (\S+) HTTP/\d\.\d")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 
 
 def _bad(message: str) -> ODataError:
@@ -33,6 +42,7 @@ class BatchRequest:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     content_id: str | None = None
+    error: str | None = None  # the part could not be read: answer 400 with this message
 
 
 @dataclass
@@ -92,27 +102,26 @@ def _headers_and_body(block: bytes) -> tuple[dict[str, str], bytes]:
     match = re.search(rb"\r?\n\r?\n", block)
     head, body = (block[:match.start()], block[match.end():]) if match else (block, b"")
     headers: dict[str, str] = {}
-    for line in head.decode("latin-1").splitlines():
-        if not line.strip():
+    for line in re.split(rb"\r?\n", head):
+        if not line:
             continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise _bad(f"Malformed header line '{line}' in the batch body.")
-        headers[name.strip().lower()] = value.strip()
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+            raise _bad(f"Malformed header line {line[:200]!r} in the batch body.")
+        headers[name.decode("ascii").lower()] = value.strip(b" \t").decode("latin-1")
     return headers, body
 
 
-def _request(block: bytes) -> BatchRequest:
-    mime_headers, http = _headers_and_body(block)
+def _request(mime_headers: dict[str, str], http: bytes) -> BatchRequest:
     if not mime_headers.get("content-type", "").lower().startswith("application/http"):
         raise _bad("Each batch operation must have a Content-Type of application/http.")
     http = http.lstrip(b"\r\n")
     line_end = re.search(rb"\r?\n", http)
-    request_line = (http[:line_end.start()] if line_end else http).decode("latin-1").strip()
+    request_line = (http[:line_end.start()] if line_end else http).decode("latin-1")
     rest = http[line_end.end():] if line_end else b""
-    match = _REQUEST_LINE.match(request_line)
+    match = _REQUEST_LINE.fullmatch(request_line)
     if match is None:
-        raise _bad(f"Malformed request line '{request_line}' in the batch body.")
+        raise _bad(f"Malformed request line {request_line[:200]!r} in the batch body.")
     if rest[:2] == b"\r\n" or rest[:1] == b"\n":
         headers: dict[str, str] = {}
         body = rest.lstrip(b"\r\n")
@@ -123,21 +132,36 @@ def _request(block: bytes) -> BatchRequest:
                         body=body.strip(b"\r\n"), content_id=content_id)
 
 
-def parse_batch(body: bytes, content_type: str) -> list[BatchPart]:
-    """Parse a ``$batch`` body; malformed input raises a 400 :class:`ODataError`."""
-    parts: list[BatchPart] = []
-    for block in _split(body, boundary_of(content_type)):
+def _unreadable(exc: ODataError) -> BatchRequest:
+    return BatchRequest(method="", url="", error=exc.message)
+
+
+def _operation(block: bytes) -> BatchRequest:
+    try:
+        return _request(*_headers_and_body(block))
+    except ODataError as exc:
+        return _unreadable(exc)
+
+
+def _part(block: bytes) -> BatchPart:
+    try:
         headers, inner = _headers_and_body(block)
-        if headers.get("content-type", "").lower().startswith("multipart/mixed"):
-            boundary = boundary_of(headers["content-type"])
-            requests = [_request(piece) for piece in _split(inner, boundary)]
-            for request in requests:
-                if request.method == "GET":
-                    raise _bad("A change set cannot contain a GET request.")
-            parts.append(ChangeSet(boundary, requests))
-        else:
-            parts.append(_request(block))
-    return parts
+        if not headers.get("content-type", "").lower().startswith("multipart/mixed"):
+            return _request(headers, inner)
+        boundary = boundary_of(headers["content-type"])
+        requests = [_operation(piece) for piece in _split(inner, boundary)]
+    except ODataError as exc:
+        return _unreadable(exc)
+    for request in requests:
+        if request.method == "GET":
+            raise _bad("A change set cannot contain a GET request.")
+    return ChangeSet(boundary, requests)
+
+
+def parse_batch(body: bytes, content_type: str) -> list[BatchPart]:
+    """Parse a ``$batch`` body. Unfindable boundaries raise a 400 :class:`ODataError`; a part
+    that cannot be read comes back as a request with ``error`` set."""
+    return [_part(block) for block in _split(body, boundary_of(content_type))]
 
 
 def count_requests(parts: list[BatchPart]) -> int:

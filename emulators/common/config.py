@@ -1,7 +1,8 @@
 """Start-up configuration shared by both emulators.
 
 These are plain frozen models: the `dualwrite emulator ...` commands build them from CLI
-options, tests build them directly. Live objects (the ASGI app, the SQLite connection, the
+options (client secrets from the environment or a file, never the command line), tests build
+them directly. Client secrets are ``SecretStr``, so a config's repr never shows them. Live objects (the ASGI app, the SQLite connection, the
 token registry) are built from a config by each emulator's ``create_app`` and closed by it.
 """
 
@@ -9,7 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+# Where `dualwrite emulator ... --client-id ID` reads the client secret when no
+# --client-secret-file is given: secrets never go on a command line.
+CLIENT_SECRET_ENV = "DUALWRITE_EMULATOR_CLIENT_SECRET"
 
 
 class ServiceLimits(BaseModel):
@@ -55,7 +60,7 @@ class EmulatorConfig(BaseModel):
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(0, ge=0, le=65535, description="TCP port (0 picks a free one).")
     db_path: Path = Field(..., description="SQLite file; created on first start, kept across restarts.")
-    clients: dict[str, str] = Field(
+    clients: dict[str, SecretStr] = Field(
         default_factory=dict, description="OAuth2 client id -> client secret accepted by the token endpoint."
     )
     token_ttl_seconds: int = Field(3600, ge=1, description="Lifetime of issued bearer tokens.")

@@ -88,5 +88,5 @@ def parse_json(raw: bytes) -> object:
         raise ODataError(400, "0x80048d19", "Error parsing the request body: the body is empty.")
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # nesting too deep
         raise ODataError(400, "0x80048d19", f"Error parsing the request body: {exc}") from exc

@@ -23,6 +23,10 @@ Contract for connector authors (everything else follows the real Web API, see th
   412 ``0x80060882`` stale ``If-Match`` etag; 429 ``0x80072322`` / ``0x80072321`` /
   ``0x80072326`` service protection (requests / execution time / concurrency) with
   ``Retry-After``; 401 ``0x80072560`` missing or bad bearer token.
+- Key values in URLs are percent-encoded UTF-8, decoded once, alike in plain requests, ``$batch``
+  parts and ``@odata.bind``; alternate key values holding ``/ # < > * % & : \\ ? +`` are refused
+  (400), as Dataverse documents that GET/PATCH by such keys do not work (:mod:`.keys`).
+- ``/_admin`` answers loopback clients only; client secrets never come from the command line.
 - Deterministic seed GUIDs: :func:`emulators.dataverse.seed.seed_id`.
 """
 

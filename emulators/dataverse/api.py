@@ -1,4 +1,8 @@
-"""Dispatch of one Web API request (from HTTP or from a ``$batch`` part) to its handler."""
+"""Dispatch of one Web API request (from HTTP or from a ``$batch`` part) to its handler.
+
+Both arrive as :class:`ApiRequest` built by ``messages.api_request`` from the raw target, so a
+percent-encoded key is decoded once and identically on either path.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import uuid
 from emulators.common.errors import ODataError
 from emulators.common.faults import FaultInjector
 from emulators.common.store import Store
-from emulators.dataverse.keys import parse_resource, relative_path
+from emulators.dataverse.keys import parse_resource, resolve_content_id
 from emulators.dataverse.messages import ApiRequest, ApiResponse
 from emulators.dataverse.metadata import metadata_document
 from emulators.dataverse.reads import Reader
@@ -26,18 +30,16 @@ class DataverseApi:
 
     def execute(self, req: ApiRequest) -> ApiResponse:
         """Run one request; failures raise :class:`ODataError`."""
-        path = relative_path(req.path)
-        if path.startswith("$") and path[1:].split("/", 1)[0] in req.content_ids:
-            head, _, rest = path[1:].partition("/")
-            path = req.content_ids[head] + (f"/{rest}" if rest else "")
-        if path in ("", "/"):
+        segments = resolve_content_id(req.segments, req.content_ids)
+        path = "/".join(segments)
+        if not segments:
             return self._service_document(req)
-        if path == "$metadata" and req.method.upper() == "GET":
+        if segments == ("$metadata",) and req.method.upper() == "GET":
             return ApiResponse(200, {"Content-Type": "application/xml", "OData-Version": "4.0"},
                                metadata_document())
-        if path in ("WhoAmI", "WhoAmI()") and req.method.upper() == "GET":
+        if segments in (("WhoAmI",), ("WhoAmI()",)) and req.method.upper() == "GET":
             return self._who_am_i(req)
-        resource = parse_resource(path)
+        resource = parse_resource(segments)
         table, key, method = resource.table, resource.key, req.method.upper()
         if resource.action is not None:
             if method != "POST":

@@ -2,7 +2,8 @@
 
 Routes: ``POST /{tenant}/oauth2/v2.0/token``; ``/api/data/v9.2/<entityset>[(<key>)]`` (GET,
 POST, PATCH, DELETE), bound actions, ``POST /api/data/v9.2/$batch``; ``/_admin/faults`` and
-``/_admin/health``. Middleware, outermost first: bearer authentication, service protection
+``/_admin/health`` (loopback clients only: ``emulators.common.admin``). Middleware, outermost
+first: the loopback guard of ``/_admin``, request counters, bearer authentication, service protection
 (Dataverse error codes), fault injection (so injected latency occupies a concurrency slot and
 counts as execution time), then OData error handling.
 """
@@ -19,22 +20,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from emulators.common.admin import LoopbackAdminMiddleware
 from emulators.common.auth import BearerAuthMiddleware, ClientRegistry, token_route
 from emulators.common.config import EmulatorConfig
 from emulators.common.errors import install_error_handlers
 from emulators.common.faults import FaultInjector, FaultMiddleware, admin_routes
 from emulators.common.stats import RequestStats, RequestStatsMiddleware, stats_routes
 from emulators.common.store import Store
+from emulators.common.target import raw_target
 from emulators.common.throttle import ServiceProtection, ServiceProtectionMiddleware
 from emulators.dataverse.api import DataverseApi
 from emulators.dataverse.batching import run_batch
-from emulators.dataverse.messages import ApiRequest, ApiResponse
+from emulators.dataverse.messages import API_ROOT, ApiRequest, ApiResponse, api_request
 from emulators.dataverse.schema import TABLES, ddl
 from emulators.dataverse.seed import seed
 
 DEFAULT_PAGE_SIZE = 5000
 TOKEN_EXPIRY_DAYS = 7.0
-API_ROOT = "/api/data/v9.2"
 log = logging.getLogger("emulators.dataverse")
 
 
@@ -55,21 +57,19 @@ def create_app(cfg: EmulatorConfig, token_expiry_days: float = TOKEN_EXPIRY_DAYS
     registry = ClientRegistry(cfg.clients, cfg.token_ttl_seconds)
     api = DataverseApi(store, faults, cfg.max_page_size or DEFAULT_PAGE_SIZE, token_expiry_days)
 
-    def to_api_request(request: Request, path: str, body: bytes) -> ApiRequest:
-        return ApiRequest(method=request.method, path=path, query=dict(request.query_params),
-                          headers={k.lower(): v for k, v in request.headers.items()}, body=body,
-                          principal=request.state.principal,
-                          base=f"{str(request.base_url).rstrip('/')}{API_ROOT}/")
+    async def to_api_request(request: Request) -> ApiRequest:
+        return api_request(request.method, raw_target(request.scope), request.headers,
+                           await request.body(), request.state.principal,
+                           f"{str(request.base_url).rstrip('/')}{API_ROOT}/")
 
     def to_response(answer: ApiResponse) -> Response:
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
     async def batch(request: Request) -> Response:
-        return to_response(run_batch(api, to_api_request(request, "$batch", await request.body())))
+        return to_response(run_batch(api, await to_api_request(request)))
 
     async def resource(request: Request) -> Response:
-        req = to_api_request(request, request.path_params.get("path", ""), await request.body())
-        return to_response(api.execute(req))
+        return to_response(api.execute(await to_api_request(request)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,7 +83,8 @@ def create_app(cfg: EmulatorConfig, token_expiry_days: float = TOKEN_EXPIRY_DAYS
                 Route(f"{API_ROOT}/$batch", batch, methods=["POST"]),
                 Route(f"{API_ROOT}/{{path:path}}", resource, methods=methods),
                 Route(API_ROOT, resource, methods=["GET"])],
-        middleware=[Middleware(RequestStatsMiddleware, stats=stats),
+        middleware=[Middleware(LoopbackAdminMiddleware),
+                    Middleware(RequestStatsMiddleware, stats=stats),
                     Middleware(BearerAuthMiddleware, registry=registry),
                     Middleware(ServiceProtectionMiddleware,
                                protection=ServiceProtection(cfg.limits)),

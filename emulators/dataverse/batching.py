@@ -3,12 +3,12 @@
 A change set is one SQLite transaction (one transaction id in the change log): the first
 failing request rolls all of it back and its error answers for the whole change set. Outside
 change sets each request commits on its own; the first failure ends the batch unless the
-client sent ``Prefer: odata.continue-on-error``.
+client sent ``Prefer: odata.continue-on-error``. Part URLs are parsed exactly like plain request
+targets (``messages.api_request``); a part whose request line or headers cannot be read (a line
+break injected through a key, say) answers 400 on its own.
 """
 
 from __future__ import annotations
-
-from urllib.parse import parse_qsl, urlsplit
 
 from emulators.common.batch import (
     BatchRequest,
@@ -22,17 +22,17 @@ from emulators.common.batch import (
 )
 from emulators.common.errors import ODataError
 from emulators.dataverse.api import DataverseApi
-from emulators.dataverse.keys import relative_path
-from emulators.dataverse.messages import ApiRequest, ApiResponse
+from emulators.dataverse.messages import ApiRequest, ApiResponse, api_request
 
 MAX_BATCH_REQUESTS = 1000
 
 
 def _sub_request(outer: ApiRequest, part: BatchRequest, content_ids: dict[str, str]) -> ApiRequest:
-    query = dict(parse_qsl(urlsplit(part.url).query, keep_blank_values=True))
-    return ApiRequest(method=part.method, path=relative_path(part.url), query=query,
-                      headers=part.headers, body=part.body, principal=outer.principal,
-                      base=outer.base, content_ids=content_ids)
+    """The part as a request, its URL parsed like a plain request's; an unreadable part is 400."""
+    if part.error is not None:
+        raise ODataError(400, "0x80048d19", part.error)
+    return api_request(part.method, part.url, part.headers, part.body, outer.principal,
+                       outer.base, content_ids)
 
 
 def _as_part(response: ApiResponse, content_id: str | None) -> BatchResponse:

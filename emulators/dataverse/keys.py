@@ -1,19 +1,30 @@
 """Resource paths and key segments of the Web API: ``set(guid)``, ``set(pk=guid)`` and
 alternate keys ``set(name='x',_lookup_value=guid)`` (lookups in keys use the ``_x_value`` form).
+
+Paths arrive as decoded segments (:mod:`emulators.common.target`, one parser for plain requests,
+``$batch`` parts and ``@odata.bind`` values). Alternate key string values follow Dataverse's
+documented limit ("Define alternate keys using Power Apps"): GET and PATCH by an alternate key do
+not work when its value holds ``/ # < > * % & : \\ ? +``, so such values are refused (400) even
+percent-encoded; clients find those rows with ``$filter`` and address them by id.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 from emulators.common.errors import ODataError
+from emulators.common.target import BadTarget, parse_target
+from emulators.dataverse.messages import API_ROOT, bad_target
 from emulators.dataverse.schema import BY_SET, Table
 
-API_PREFIX = "/api/data/v9.2/"
-_SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\))?(?:/(.+))?$", re.DOTALL)
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\))?", re.DOTALL)
+# Documented in "Define alternate keys using Power Apps" (Power Apps maker docs, Dataverse):
+# when an alternate key column's data holds one of these characters, GET and PATCH by that key
+# do not work. The emulator refuses such key values in every URL (even percent-encoded).
+UNSUPPORTED_KEY_CHARACTERS = frozenset("/#<>*%&:\\?+")
 KeyValue = str | int | float | bool | None
 
 
@@ -35,10 +46,20 @@ def parse_guid(text: str) -> str | None:
         return None
 
 
+def _string_key(value: str) -> str:
+    refused = sorted(UNSUPPORTED_KEY_CHARACTERS.intersection(value))
+    if refused:
+        raise ODataError(400, "0x80060888", f"The alternate key value '{value}' holds "
+                         f"{' '.join(refused)}: Dataverse does not support / # < > * % & : \\ ? + "
+                         "in alternate key values in a URL, even percent-encoded. Find the row "
+                         "with $filter and address it by its id.")
+    return value
+
+
 def _literal(raw: str) -> KeyValue:
     raw = raw.strip()
     if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-        return raw[1:-1].replace("''", "'")
+        return _string_key(raw[1:-1].replace("''", "'"))
     if raw in ("true", "false"):
         return raw == "true"
     if raw == "null":
@@ -47,9 +68,12 @@ def _literal(raw: str) -> KeyValue:
     if guid is not None:
         return guid
     try:
-        return float(raw) if "." in raw else int(raw)
+        number = float(raw) if "." in raw else int(raw)
     except ValueError:
         raise ODataError(400, "0x80060888", f"Bad key literal '{raw}' in the request URI.") from None
+    if isinstance(number, int) and not -(2**63) <= number < 2**63:  # Edm.Int64 at most
+        raise ODataError(400, "0x80060888", f"The key literal {raw} is outside the range of Int64.")
+    return number
 
 
 def _split_pairs(text: str) -> list[str]:
@@ -86,26 +110,39 @@ def parse_key(text: str) -> str | dict[str, KeyValue]:
     return pairs
 
 
-def relative_path(url: str) -> str:
-    """The part of a URL after ``/api/data/v9.2/`` (absolute, rooted or relative forms)."""
-    path = unquote(urlsplit(url).path) if "://" in url else unquote(url.split("?", 1)[0])
-    if API_PREFIX in path:
-        path = path.split(API_PREFIX, 1)[1]
-    return path.lstrip("/")
+def resolve_content_id(segments: tuple[str, ...],
+                       content_ids: Mapping[str, str]) -> tuple[str, ...]:
+    """``$1/rest`` inside a ``$batch`` change set: the row Content-ID 1 created, then ``rest``."""
+    if segments and segments[0].startswith("$") and segments[0][1:] in content_ids:
+        return parse_target(content_ids[segments[0][1:]], API_ROOT).segments + segments[1:]
+    return segments
 
 
-def parse_resource(path: str) -> ResourcePath:
-    match = _SEGMENT.match(path)
+def parse_resource(segments: tuple[str, ...]) -> ResourcePath:
+    """``set[(key)]`` and an optional action segment, from decoded path segments. A key cut
+    by a raw ``/`` no longer closes its parentheses, so it does not resolve (404)."""
+    if not segments or len(segments) > 2:
+        raise not_found_segment("/".join(segments))
+    match = _SEGMENT.fullmatch(segments[0])
     if match is None:
-        raise not_found_segment(path)
+        raise not_found_segment(segments[0])
     table = BY_SET.get(match.group(1))
     if table is None:
         raise not_found_segment(match.group(1))
     key = parse_key(match.group(2)) if match.group(2) is not None else None
-    action = match.group(3)
+    action = segments[1] if len(segments) == 2 else None
     if action is not None and key is None:
-        raise not_found_segment(path)
+        raise not_found_segment("/".join(segments))
     return ResourcePath(table, key, action)
+
+
+def parse_reference(ref: str, content_ids: Mapping[str, str]) -> ResourcePath:
+    """The row an ``@odata.bind`` URL names (``/accounts(<id>)``, an alternate key, ``$1``)."""
+    try:
+        target = parse_target(ref, API_ROOT)
+    except BadTarget as exc:
+        raise bad_target(exc) from exc
+    return parse_resource(resolve_content_id(target.segments, content_ids))
 
 
 def invalid_key(table: Table) -> ODataError:

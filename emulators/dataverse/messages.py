@@ -1,26 +1,39 @@
-"""Request and response values passed between the HTTP layer, ``$batch`` and the handlers."""
+"""Request and response values passed between the HTTP layer, ``$batch`` and the handlers.
+
+:func:`api_request` is the one way a request target becomes an :class:`ApiRequest`: the HTTP
+route passes the raw target the client sent, ``$batch`` each part's URL; both are parsed by
+:func:`emulators.common.target.parse_target` (split at raw ``/``, then percent-decoded once).
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from emulators.common.errors import ODataError, odata_error_body
+from emulators.common.target import BadTarget, parse_target
 
+API_ROOT = "/api/data/v9.2"
 JSON_TYPE = "application/json; odata.metadata=minimal"
 
 
 @dataclass
 class ApiRequest:
     method: str
-    path: str  # after /api/data/v9.2/, no leading slash
+    segments: tuple[str, ...]  # decoded path segments after /api/data/v9.2/
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     body: bytes
     principal: str
     base: str  # absolute service root ending in /api/data/v9.2/
     content_ids: dict[str, str] = field(default_factory=dict)  # Content-ID -> "set(guid)"
+
+    @property
+    def path(self) -> str:
+        """The decoded path after the service root, for messages."""
+        return "/".join(self.segments)
 
     def prefers(self) -> dict[str, str]:
         """The ``Prefer`` header as {preference: value} (value "" when bare)."""
@@ -30,6 +43,23 @@ class ApiRequest:
             if name:
                 out[name.strip().lower()] = value.strip().strip('"')
         return out
+
+
+def bad_target(exc: BadTarget) -> ODataError:
+    return ODataError(400, "0x80060888", f"Bad request URI: {exc}")
+
+
+def api_request(method: str, target: str, headers: Mapping[str, str], body: bytes,
+                principal: str, base: str, content_ids: dict[str, str] | None = None) -> ApiRequest:
+    """An :class:`ApiRequest` for ``target`` (absolute, rooted or relative); 400 if malformed."""
+    try:
+        parsed = parse_target(target, API_ROOT)
+    except BadTarget as exc:
+        raise bad_target(exc) from exc
+    return ApiRequest(method=method, segments=parsed.segments, query=parsed.query,
+                      headers={k.lower(): v for k, v in headers.items()}, body=body,
+                      principal=principal, base=base, content_ids={} if content_ids is None
+                      else content_ids)
 
 
 @dataclass

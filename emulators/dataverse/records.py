@@ -20,8 +20,7 @@ from emulators.dataverse.keys import (
     KeyValue,
     key_columns,
     parse_guid,
-    parse_resource,
-    relative_path,
+    parse_reference,
 )
 from emulators.dataverse.schema import (
     BY_SET,
@@ -151,10 +150,7 @@ class Records:
         if not isinstance(ref, str):
             raise ODataError(400, "0x80048d19", f"The value of '{column.name}@odata.bind' must be "
                              "a string URI such as '/accounts(<guid>)'.")
-        path = relative_path(ref)
-        if path.startswith("$") and path[1:] in content_ids:
-            path = content_ids[path[1:]]
-        resource = parse_resource(path)
+        resource = parse_reference(ref, content_ids)
         assert column.target is not None
         if resource.table.entity_set != column.target or resource.key is None:
             raise ODataError(400, "0x80048d19", f"The '{column.name}' lookup must reference a "

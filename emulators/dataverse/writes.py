@@ -13,6 +13,7 @@ from typing import Any
 from emulators.common.errors import ODataError, parse_json
 from emulators.common.query import parse_query
 from emulators.common.store import Store
+from emulators.common.target import encode_segment
 from emulators.dataverse import rules
 from emulators.dataverse.actions import ON_CREATE, bound_action
 from emulators.dataverse.keys import KeyValue, key_columns
@@ -39,7 +40,8 @@ class Writer:
         return body
 
     def _entity_id(self, req: ApiRequest, table: Table, row: Row) -> dict[str, str]:
-        return {"OData-EntityId": f"{req.base}{table.entity_set}({row[table.primary_key]})"}
+        segment = encode_segment(f"{table.entity_set}({row[table.primary_key]})")
+        return {"OData-EntityId": f"{req.base}{segment}"}
 
     def _answer(self, req: ApiRequest, table: Table, row: Row, created: bool) -> ApiResponse:
         headers = {**self._entity_id(req, table, row), "ETag": etag(row)}

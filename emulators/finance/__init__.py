@@ -1,7 +1,8 @@
 """A local stand-in for the Dynamics 365 Finance OData service (``/data/<entity>``).
 
 Entry point: ``emulators.finance.app.create_app(cfg) -> Starlette``; run it with
-``dualwrite emulator finance [--seed] [--client ID:SECRET] [--company usmf]``.
+``dualwrite emulator finance [--seed] [--client-id ID] [--company usmf]`` (the client secret from
+``$DUALWRITE_EMULATOR_CLIENT_SECRET`` or ``--client-secret-file``).
 
 What a connector needs (everything else is standard FO OData):
 
@@ -9,7 +10,9 @@ What a connector needs (everything else is standard FO OData):
   ``{"access_token", "expires_in", ...}``; send ``Authorization: Bearer <token>``; 401 otherwise.
 - Entities: ``/data/<Collection>``, keys ``(dataAreaId='usmf',ProjectId='P-1')`` with every key
   field; collections answer the default company unless ``?cross-company=true`` (keyed URLs into
-  another company too). Catalogue and field names: ``entities.py``.
+  another company too). Catalogue and field names: ``entities.py``. Key values are OData
+  literals percent-encoded as UTF-8 (``%2F`` is a key ``/``; a raw ``/`` is a path separator),
+  read alike in plain requests and ``$batch`` parts; ``Location`` sends them encoded.
 - Rows carry ``RecId``, ``RecVersion`` and ``ModifiedDateTime``; ``@odata.etag`` is
   ``W/"<RecVersion>"``; ``RecVersion`` equals the change-feed version of the row's last change.
   Enums are symbol strings (NoYes fields are ``"Yes"``/``"No"``); dates are
@@ -21,5 +24,5 @@ What a connector needs (everything else is standard FO OData):
 - FO entity logic on writes (shared categories, forecasts, fixed-price estimate projects):
   ``hooks.py``. Business actions (import from staging, posting): ``actions.py``.
 - Error codes: ``errors.py``. Throttling: 429 + ``Retry-After`` with FO's "high resource
-  utilization" message. Faults: ``/_admin/faults``.
+  utilization" message. Faults: ``/_admin/faults`` (loopback clients only).
 """

@@ -47,7 +47,7 @@ def _body(req: ApiRequest) -> Row:
         return {}
     try:
         body = json.loads(req.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # nesting too deep
         raise bad_request(f"Error parsing the request body: {exc}") from exc
     if not isinstance(body, dict):
         raise bad_request("The action parameters must be a JSON object.")

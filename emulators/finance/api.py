@@ -53,7 +53,7 @@ class FinanceApi:
 
     def handle(self, req: ApiRequest) -> ApiResponse:
         try:
-            target = parse_path(req.path)
+            target = parse_path(req.segments)
         except BadKey as exc:
             raise ODataError(400, BAD_KEY, str(exc)) from exc
         ent = entity(target.collection)

@@ -1,6 +1,7 @@
 """The Finance emulator as an ASGI app: ``create_app(cfg) -> Starlette``.
 
-Layers, outermost first: fault injection (``/_admin/faults``), bearer auth (client-credentials
+Layers, outermost first: ``/_admin`` for loopback clients only (``emulators.common.admin``),
+request counters, fault injection (``/_admin/faults``), bearer auth (client-credentials
 tokens from ``POST /{tenant}/oauth2/v2.0/token`` on the same server), FO throttling (429 +
 ``Retry-After`` past ``cfg.limits``), then the routes:
 
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from emulators.common.admin import LoopbackAdminMiddleware
 from emulators.common.auth import BearerAuthMiddleware, ClientRegistry, token_route
 from emulators.common.batch import boundary_of, format_batch, parse_batch
 from emulators.common.config import EmulatorConfig
@@ -32,6 +34,7 @@ from emulators.common.errors import install_error_handlers
 from emulators.common.faults import FaultInjector, FaultMiddleware, admin_routes
 from emulators.common.stats import RequestStats, RequestStatsMiddleware, stats_routes
 from emulators.common.store import Store
+from emulators.common.target import raw_target
 from emulators.common.throttle import (
     CONCURRENCY,
     EXECUTION_TIME,
@@ -44,7 +47,7 @@ from emulators.finance.api import FinanceApi
 from emulators.finance.batching import run_batch
 from emulators.finance.entities import ENTITIES, entity
 from emulators.finance.errors import THROTTLE_MESSAGE, THROTTLED, bad_request
-from emulators.finance.messages import ApiRequest, ApiResponse
+from emulators.finance.messages import ApiResponse, api_request
 from emulators.finance.seed import seed
 from emulators.finance.writer import IMAGES_DDL
 
@@ -140,11 +143,8 @@ def create_app(cfg: EmulatorConfig) -> Starlette:
         return Response(body, 200, {"OData-Version": "4.0", "Content-Type": out_type})
 
     async def resource(request: Request) -> Response:
-        req = ApiRequest(method=request.method, path=request.path_params["path"],
-                         query=dict(request.query_params),
-                         headers={k.lower(): v for k, v in request.headers.items()},
-                         body=await request.body(), principal=_principal(request),
-                         base_url=_base_url(request))
+        req = api_request(request.method, raw_target(request.scope), request.headers,
+                          await request.body(), _principal(request), _base_url(request))
         return _respond(api.handle(req))
 
     @contextlib.asynccontextmanager
@@ -172,6 +172,7 @@ def create_app(cfg: EmulatorConfig) -> Starlette:
     fo_messages = {REQUESTS: THROTTLE_MESSAGE, EXECUTION_TIME: THROTTLE_MESSAGE,
                    CONCURRENCY: THROTTLE_MESSAGE}
     middleware = [
+        Middleware(LoopbackAdminMiddleware),
         Middleware(RequestStatsMiddleware, stats=stats),
         Middleware(FaultMiddleware, injector=injector, storm_code=THROTTLED,
                    storm_message=THROTTLE_MESSAGE),

@@ -7,7 +7,10 @@
 - ``Content-ID: n`` on a request in a change set lets later requests of the same change set
   address the created row as ``$n`` (``PATCH $1``, ``POST $1/Microsoft...Post``).
 - Processing stops after the first failed part unless ``Prefer: odata.continue-on-error``.
-- Embedded URLs may be absolute (``http://host/data/X``), rooted (``/data/X``) or relative (``X``).
+- Embedded URLs may be absolute (``http://host/data/X``), rooted (``/data/X``) or relative (``X``)
+  and are parsed by the same function as a plain request's (``messages.api_request``), so a
+  percent-encoded key is decoded once, alike. A part that could not be read (malformed request
+  line or headers, e.g. a line break injected through a key) answers 400 on its own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
 
 from emulators.common.batch import (
     BatchPart,
@@ -26,7 +28,8 @@ from emulators.common.batch import (
     ChangeSetResponse,
 )
 from emulators.common.errors import ODataError, odata_error_body
-from emulators.finance.messages import ApiRequest, ApiResponse
+from emulators.finance.errors import bad_request
+from emulators.finance.messages import ApiRequest, ApiResponse, api_request
 
 if TYPE_CHECKING:
     from emulators.finance.api import FinanceApi
@@ -39,23 +42,17 @@ JSON_TYPE = "application/json; odata.metadata=minimal; charset=utf-8"
 
 def _to_api(part: BatchRequest, principal: str, base_url: str,
             created: dict[str, str]) -> ApiRequest:
+    """The part as an :class:`ApiRequest`, its URL parsed exactly like a plain request's."""
+    if part.error is not None:
+        raise bad_request(part.error)
     url = part.url
     if url.startswith("$"):
         ref, _, rest = url[1:].partition("/")
         ref_id, _, query_ref = ref.partition("?")
         if ref_id not in created:
-            raise ODataError(400, "BadRequest", f"Content-ID reference '${ref_id}' is unknown.")
+            raise bad_request(f"Content-ID reference '${ref_id}' is unknown.")
         url = created[ref_id] + (f"/{rest}" if rest else "") + (f"?{query_ref}" if query_ref else "")
-    split = urlsplit(url)
-    path = split.path
-    marker = path.find("/data/")
-    if marker >= 0:
-        path = path[marker + len("/data/"):]
-    path = path.lstrip("/")
-    return ApiRequest(method=part.method.upper(), path=path,
-                      query=dict(parse_qsl(split.query, keep_blank_values=True)),
-                      headers={k.lower(): v for k, v in part.headers.items()}, body=part.body,
-                      principal=principal, base_url=base_url)
+    return api_request(part.method, url, part.headers, part.body, principal, base_url)
 
 
 def _encode(resp: ApiResponse, content_id: str | None) -> BatchResponse:

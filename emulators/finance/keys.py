@@ -1,5 +1,8 @@
 """OData resource paths: ``ProjectsV2(dataAreaId='usmf',ProjectId='P-1')/Microsoft...Post``.
 
+Paths arrive as decoded segments (:mod:`emulators.common.target`), so a ``/`` inside a quoted
+value is a key character only when it was sent percent-encoded.
+
 FO requires every key field of the entity in the URL (including ``dataAreaId``), named
 ``Field=value`` when the key has more than one field; a single-field key may also be given bare
 (``LegalEntities('usmf')``). String values are single-quoted with ``''`` escaping; integers and
@@ -12,14 +15,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from emulators.common.target import encode_segment
 from emulators.finance.schema import Entity
 
-__all__ = ["ACTION_NAMESPACE", "BadKey", "ResourcePath", "format_key", "parse_key",
+__all__ = ["ACTION_NAMESPACE", "BadKey", "ResourcePath", "entity_url", "format_key", "parse_key",
            "parse_path"]
 
 ACTION_NAMESPACE = "Microsoft.Dynamics.DataEntities."
 _NAME_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _BARE_RE = re.compile(r"[^,)\s]+")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class BadKey(ValueError):
@@ -55,28 +60,32 @@ def _split_parens(text: str, start: int) -> int:
     raise BadKey("Unterminated key segment in the resource path.")
 
 
-def parse_path(path: str) -> ResourcePath:
-    """Split ``Collection[(key)][/Namespace.Action]`` (path below ``/data/``)."""
-    match = _NAME_RE.match(path)
+def parse_path(segments: tuple[str, ...]) -> ResourcePath:
+    """``Collection[(key)]`` then an optional ``Namespace.Action`` segment (decoded segments
+    below ``/data/``). The key must close at the end of its segment: a raw ``/`` inside the
+    parentheses split the segment, so the key is unterminated, as on a real OData service."""
+    if not segments or len(segments) > 2:
+        raise BadKey(f"Resource path '{'/'.join(segments)}' is not valid.")
+    head = segments[0]
+    match = _NAME_RE.match(head)
     if not match:
-        raise BadKey(f"Resource path '{path}' is not valid.")
+        raise BadKey(f"Resource path '{head}' is not valid.")
     collection = match.group(0)
-    rest = path[match.end():]
+    rest = head[match.end():]
     key_text = None
     if rest.startswith("("):
         end = _split_parens(rest, 0)
         key_text = rest[1:end]
         rest = rest[end + 1:]
-    action = None
-    if rest in ("", "/"):
+    if rest:
+        raise BadKey(f"Resource path segment '{head}' is not valid.")
+    if len(segments) == 1:
         return ResourcePath(collection, key_text, None)
-    if rest.startswith("/"):
-        segment = rest[1:]
-        action = segment[len(ACTION_NAMESPACE):] if segment.startswith(ACTION_NAMESPACE) else segment
-        if not _NAME_RE.fullmatch(action):
-            raise BadKey(f"Resource path segment '{segment}' is not valid.")
-        return ResourcePath(collection, key_text, action)
-    raise BadKey(f"Resource path '{path}' is not valid.")
+    segment = segments[1]
+    action = segment[len(ACTION_NAMESPACE):] if segment.startswith(ACTION_NAMESPACE) else segment
+    if not _NAME_RE.fullmatch(action):
+        raise BadKey(f"Resource path segment '{segment}' is not valid.")
+    return ResourcePath(collection, key_text, action)
 
 
 def _value(text: str, i: int) -> tuple[object, int]:
@@ -98,7 +107,10 @@ def _value(text: str, i: int) -> tuple[object, int]:
         raise BadKey("Missing key value.")
     raw = match.group(0)
     if re.fullmatch(r"-?\d+", raw):
-        return int(raw), match.end()
+        number = int(raw)
+        if not INT64_MIN <= number <= INT64_MAX:  # FO keys are Int64 at most (as is SQLite)
+            raise BadKey(f"The key value {raw} is outside the range of Int64.")
+        return number, match.end()
     return raw, match.end()  # a date/date-time literal, compared as text
 
 
@@ -153,5 +165,11 @@ def _literal(value: object) -> str:
 
 
 def format_key(entity: Entity, row: Mapping[str, object]) -> str:
-    """``(dataAreaId='usmf',ProjectId='P-1')`` for Location headers and links."""
+    """``(dataAreaId='usmf',ProjectId='P-1')``, decoded: for messages and :func:`entity_url`."""
     return "(" + ",".join(f"{k}={_literal(row[k])}" for k in entity.key) + ")"
+
+
+def entity_url(base_url: str, entity: Entity, row: Mapping[str, object]) -> str:
+    """The row's URL for ``Location`` / ``OData-EntityId``: the key segment percent-encoded, so
+    the header is ASCII whatever the key holds (``Łódź``, ``/``, ``%``) and reads back as it."""
+    return f"{base_url}/{encode_segment(entity.name + format_key(entity, row))}"

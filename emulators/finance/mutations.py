@@ -1,7 +1,7 @@
 """POST, PATCH, PUT and DELETE on data entities.
 
 - POST creates (201 + body + ``Location``; ``Prefer: return=minimal`` gives 204 +
-  ``OData-EntityId``). A missing ``dataAreaId`` defaults to the caller's company, as in FO.
+  ``OData-EntityId``); both hold the key percent-encoded (headers are ASCII). A missing ``dataAreaId`` defaults to the caller's company, as in FO.
 - PATCH updates the fields sent; PUT replaces the row (fields not sent go back to their
   defaults). Both are update-only, as in FO: a missing row is 404, there is no upsert (clients
   upsert by PATCH, then POST on 404). 204, or 200 + body with ``Prefer: return=representation``.
@@ -27,7 +27,7 @@ from emulators.finance.errors import (
     not_found,
     write_failed,
 )
-from emulators.finance.keys import format_key
+from emulators.finance.keys import entity_url, format_key
 from emulators.finance.messages import ApiRequest, ApiResponse
 from emulators.finance.schema import SYSTEM_FIELDS, CoercionError, Entity, coerce
 from emulators.finance.writer import Row
@@ -42,7 +42,7 @@ def parse_body(ent: Entity, raw: bytes) -> Row:
     """The JSON body as typed field values; annotations and system fields are ignored."""
     try:
         body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # nesting too deep
         raise bad_request(f"Error parsing the request body: {exc}") from exc
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
@@ -101,7 +101,7 @@ def create(api: FinanceApi, ent: Entity, req: ApiRequest) -> ApiResponse:
     hooks.before_create(api.writer, ent, values)
     row = api.writer.insert(ent, values)
     hooks.after_write(api.writer, ent, None, row)
-    location = f"{req.base_url}/{ent.name}{format_key(ent, row)}"
+    location = entity_url(req.base_url, ent, row)
     headers = {"OData-Version": "4.0", "Location": location, "ETag": tables.etag(row)}
     if not _returns(req, True):
         return ApiResponse(204, None, {**headers, "OData-EntityId": location})

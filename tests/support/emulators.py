@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from emulators.common.config import CLIENT_SECRET_ENV
 from tests.support.ports import free_port
 
 CLIENT_ID = "dualwrite-test"
@@ -32,6 +33,7 @@ class RunningEmulator:
     process: subprocess.Popen[bytes] | None = None
     client_id: str = CLIENT_ID
     client_secret: str = CLIENT_SECRET
+    secret_in_env: bool = True  # False: the test passes --client-secret-file in args instead
     _log: object = field(default=None, repr=False)
 
     @property
@@ -65,13 +67,16 @@ class RunningEmulator:
         return httpx.Client(base_url=self.base_url + "/_admin", timeout=30.0)
 
     def start(self, timeout: float = 30.0) -> RunningEmulator:
+        # The secret goes through the environment: a command line is visible to every local user.
         cmd = [sys.executable, "-m", "dualwrite", "emulator", self.kind, "--port", str(self.port),
-               "--db", str(self.db_path), "--client", f"{self.client_id}:{self.client_secret}",
-               *self.args]
+               "--db", str(self.db_path), "--client-id", self.client_id, *self.args]
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log = log
+        env = {k: v for k, v in os.environ.items() if k != CLIENT_SECRET_ENV}
+        if self.secret_in_env:
+            env[CLIENT_SECRET_ENV] = self.client_secret
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**env, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from xml.etree import ElementTree
 
 import httpx
 import pytest
 
 from tests.support.emulators import CLIENT_ID, CLIENT_SECRET, RunningEmulator, start_emulator
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.contract
 
@@ -49,8 +51,32 @@ def test_api_requires_a_valid_bearer_token(dataverse: RunningEmulator, headers: 
     assert set(response.json()["error"]) == {"code", "message"}
 
 
-def test_admin_needs_no_token(dataverse: RunningEmulator) -> None:
+def test_admin_needs_no_token_on_loopback(dataverse: RunningEmulator) -> None:
     assert httpx.get(f"{dataverse.base_url}/_admin/health").status_code == 200
+
+
+def test_the_client_secret_is_not_on_the_emulator_command_line(dataverse: RunningEmulator) -> None:
+    assert dataverse.process is not None
+    cmdline = Path(f"/proc/{dataverse.process.pid}/cmdline").read_bytes()
+    assert b"--client-id" in cmdline and dataverse.client_id.encode() in cmdline
+    assert dataverse.client_secret.encode() not in cmdline
+    assert _token(dataverse).status_code == 200  # the secret from the environment is the one
+
+
+def test_the_client_secret_can_come_from_a_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-a-file\n")
+    secret_file.chmod(0o600)
+    emu = RunningEmulator("dataverse", free_port(), tmp_path / "dv.db", tmp_path / "dv.log",
+                          ["--client-secret-file", str(secret_file)], client_secret="from-a-file",
+                          secret_in_env=False)
+    emu.start()
+    try:
+        assert emu.process is not None
+        assert b"from-a-file" not in Path(f"/proc/{emu.process.pid}/cmdline").read_bytes()
+        assert emu.token()
+    finally:
+        emu.stop()
 
 
 def test_request_limit_answers_429_with_retry_after(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -77,11 +103,11 @@ def test_request_limit_answers_429_with_retry_after(tmp_path_factory: pytest.Tem
 
 def test_limits_are_per_principal(tmp_path_factory: pytest.TempPathFactory) -> None:
     emu = start_emulator("dataverse", tmp_path_factory.mktemp("limits2"), "--requests", "2",
-                         "--window", "60", "--client", "other:other-secret")
+                         "--window", "60", "--client-id", "other")
     try:
         with emu.client() as client:
             assert [client.get("uoms").status_code for _ in range(3)] == [200, 200, 429]
-        emu.client_id, emu.client_secret = "other", "other-secret"
+        emu.client_id = "other"
         with emu.client() as other:
             assert other.get("uoms").status_code == 200
     finally:

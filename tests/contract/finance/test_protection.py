@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from emulators.common.config import CLIENT_SECRET_ENV
 from tests.support.emulators import RunningEmulator, start_emulator
 
 pytestmark = pytest.mark.contract
@@ -68,3 +73,50 @@ def test_injected_throttle_storm_answers_429(emu: RunningEmulator, fo: httpx.Cli
             admin.put("/faults", json={"throttle_storm_seconds": 0})
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "7"
     assert "high resource utilization" in resp.json()["error"]["message"]
+
+
+def test_the_client_secret_is_not_on_the_emulator_command_line(emu: RunningEmulator) -> None:
+    assert emu.process is not None
+    cmdline = Path(f"/proc/{emu.process.pid}/cmdline").read_bytes()
+    assert emu.client_id.encode() in cmdline and emu.client_secret.encode() not in cmdline
+    assert emu.token()  # the secret read from the environment is the one accepted
+
+
+def _outward_address() -> str | None:
+    """This machine's address on its default route, if it has one besides loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent for a UDP connect
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_admin_answers_loopback_clients_only(tmp_path: Path) -> None:
+    address = _outward_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to call from")
+    running = start_emulator("finance", tmp_path, "--host", "0.0.0.0")
+    try:
+        remote = f"http://{address}:{running.port}/_admin"
+        assert httpx.get(f"{remote}/faults").status_code == 403
+        assert httpx.put(f"{remote}/faults", json={"error_rate": 1.0}).status_code == 403
+        assert httpx.delete(f"{remote}/requests").status_code == 403
+        with running.admin() as admin:  # loopback
+            assert admin.get("/faults").json()["error_rate"] == 0.0
+        # The API itself still answers over the network, with a token.
+        resp = httpx.get(f"http://{address}:{running.port}/data/LegalEntities",
+                         headers={"Authorization": f"Bearer {running.token()}"})
+        assert resp.status_code == 200
+    finally:
+        running.stop()
+
+
+def test_a_client_id_without_a_secret_stops_with_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != CLIENT_SECRET_ENV}
+    done = subprocess.run([sys.executable, "-m", "dualwrite", "emulator", "finance", "--db",
+                           str(tmp_path / "fo.db"), "--client-id", "app"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert CLIENT_SECRET_ENV in done.stderr and "Traceback" not in done.stderr

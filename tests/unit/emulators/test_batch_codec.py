@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from emulators.common.batch import (
+    BatchPart,
     BatchRequest,
     BatchResponse,
+    BatchResponsePart,
     ChangeSet,
     ChangeSetResponse,
     count_requests,
@@ -61,14 +63,32 @@ def test_accepts_bare_lf_line_endings() -> None:
     (RAW, "application/json"),
     (RAW, "multipart/mixed"),
     (RAW.replace(b"--batch_1--", b"--batch_1"), "multipart/mixed; boundary=batch_1"),
-    (b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--", "multipart/mixed; boundary=b"),
-    (b"--b\r\nContent-Type: application/http\r\n\r\nnot a request line\r\n--b--",
-     "multipart/mixed; boundary=b"),
 ])
 def test_malformed_batches_raise_400(body: bytes, content_type: str) -> None:
     with pytest.raises(ODataError) as caught:
         parse_batch(body, content_type)
     assert caught.value.status == 400
+
+
+_HTTP = b"Content-Type: application/http\r\n\r\n"
+
+
+@pytest.mark.parametrize("part", [
+    b"Content-Type: text/plain\r\n\r\nhi",
+    _HTTP + b"not a request line",
+    _HTTP + b"GET accounts\r\n\r\n",  # no HTTP version: a line break cut the request line
+    _HTTP + b"PATCH accounts(name='a\r\nMSCRM.CallerID: x') HTTP/1.1\r\n\r\n{}",
+    _HTTP + b"GET accounts HTTP/1.1\r\nX-A: 1\rX-B: 2\r\n\r\n",  # bare CR inside a header
+    _HTTP + b"GET accounts HTTP/1.1\r\nno colon here\r\n\r\n",
+    _HTTP + b"GET accounts HTTP/1.1\r\nBad Name: 1\r\n\r\n",
+    b"Content-Type: application/http\rX: y\r\n\r\nGET accounts HTTP/1.1\r\n\r\n",
+])
+def test_a_malformed_part_is_an_error_for_that_part_only(part: bytes) -> None:
+    good = _HTTP + b"GET accounts HTTP/1.1\r\n\r\n"
+    body = b"--b\r\n" + part + b"\r\n--b\r\n" + good + b"\r\n--b--"
+    bad, fine = parse_batch(body, "multipart/mixed; boundary=b")
+    assert isinstance(bad, BatchRequest) and bad.error is not None and bad.method == ""
+    assert isinstance(fine, BatchRequest) and fine.error is None and fine.url == "accounts"
 
 
 def test_get_in_change_set_is_refused() -> None:
@@ -78,7 +98,7 @@ def test_get_in_change_set_is_refused() -> None:
 
 
 def test_requests_round_trip_through_the_writer() -> None:
-    original = [ChangeSet("cs_9", [BatchRequest("POST", "accounts", {"content-type": "application/json"},
+    original: list[BatchPart] = [ChangeSet("cs_9", [BatchRequest("POST", "accounts", {"content-type": "application/json"},
                                                 b'{"a": 1}', "1")]),
                 BatchRequest("DELETE", "accounts(1)")]
     body, ctype = format_batch_request(original)
@@ -86,7 +106,7 @@ def test_requests_round_trip_through_the_writer() -> None:
 
 
 def test_responses_keep_order_and_change_set_grouping() -> None:
-    answers = [ChangeSetResponse([BatchResponse(204, {"OData-EntityId": "x(1)"}, b"", "1"),
+    answers: list[BatchResponsePart] = [ChangeSetResponse([BatchResponse(204, {"OData-EntityId": "x(1)"}, b"", "1"),
                                   BatchResponse(201, {"Content-Type": "application/json"}, b'{"id":1}', "2")]),
                BatchResponse(404, {"Content-Type": "application/json"}, b'{"error":{}}')]
     body, ctype = format_batch(answers, "batchresponse_T")

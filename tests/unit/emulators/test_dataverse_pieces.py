@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from emulators.common.auth import ClientRegistry, is_open_path
 from emulators.common.config import FaultConfig
 from emulators.common.errors import ODataError
 from emulators.common.faults import FaultInjector
+from emulators.common.target import parse_target
 from emulators.dataverse import seed
-from emulators.dataverse.keys import key_columns, parse_key, parse_resource, relative_path
+from emulators.dataverse.keys import key_columns, parse_key, parse_resource
+from emulators.dataverse.messages import API_ROOT
 from emulators.dataverse.schema import BY_SET
 from emulators.dataverse.tracking import make_token, parse_token
 
@@ -36,14 +39,24 @@ def test_keys_not_declared_are_refused(key: dict[str, object]) -> None:
 
 
 def test_resource_paths() -> None:
-    assert relative_path("https://org/api/data/v9.2/accounts(1)?$select=name") == "accounts(1)"
-    assert relative_path("/api/data/v9.2/accounts") == "accounts"
-    resource = parse_resource(f"invoices({GUID})/Microsoft.Dynamics.CRM.msdyn_ConfirmInvoice")
+    target = parse_target("https://org/api/data/v9.2/accounts(1)?$select=name", API_ROOT)
+    assert target.segments == ("accounts(1)",) and target.query == {"$select": "name"}
+    assert parse_target("/api/data/v9.2/accounts", API_ROOT).segments == ("accounts",)
+    resource = parse_resource((f"invoices({GUID})", "Microsoft.Dynamics.CRM.msdyn_ConfirmInvoice"))
     assert resource.table.entity_set == "invoices" and resource.key == GUID
     assert resource.action == "Microsoft.Dynamics.CRM.msdyn_ConfirmInvoice"
     with pytest.raises(ODataError) as caught:
-        parse_resource("unicorns")
+        parse_resource(("unicorns",))
     assert caught.value.status == 404
+
+
+@pytest.mark.parametrize("value", ["A/B", "A#B", "A<B", "A>B", "A*B", "A%B", "A&B", "A:B",
+                                   "A\\B", "A?B", "A+B"])
+def test_documented_unsupported_alternate_key_characters_are_refused(value: str) -> None:
+    literal = value.replace("'", "''")
+    with pytest.raises(ODataError, match="alternate key") as caught:
+        parse_key(f"msdyn_projectnumber='{literal}',_msdyn_owningcompany_value={GUID}")
+    assert caught.value.status == 400
 
 
 class _Versions:
@@ -79,7 +92,7 @@ def test_fault_updates_are_partial_and_restart_the_storm() -> None:
 
 def test_tokens_expire_and_are_bound_to_a_client() -> None:
     now = [0.0]
-    registry = ClientRegistry({"app": "secret"}, 60, clock=lambda: now[0])
+    registry = ClientRegistry({"app": SecretStr("secret")}, 60, clock=lambda: now[0])
     assert registry.authenticate("app", "secret") and not registry.authenticate("app", "nope")
     assert not registry.authenticate("ghost", "secret")
     token = registry.issue("app")

@@ -13,15 +13,20 @@ PROJECTS = entity_named("ProjectsV2")
 
 
 def test_parse_path_splits_collection_key_and_action() -> None:
-    path = parse_path("IntegrationJournals(dataAreaId='usmf',JournalId='PJ-1')/"
-                      "Microsoft.Dynamics.DataEntities.Post")
+    path = parse_path(("IntegrationJournals(dataAreaId='usmf',JournalId='PJ-1')",
+                       "Microsoft.Dynamics.DataEntities.Post"))
     assert (path.collection, path.key_text, path.action) == (
         "IntegrationJournals", "dataAreaId='usmf',JournalId='PJ-1'", "Post")
 
 
-def test_parse_path_keeps_parentheses_and_slashes_inside_quoted_values() -> None:
-    path = parse_path("ProjectsV2(dataAreaId='usmf',ProjectId='A)/B')")
+def test_parse_path_keeps_parentheses_and_decoded_slashes_inside_quoted_values() -> None:
+    path = parse_path(("ProjectsV2(dataAreaId='usmf',ProjectId='A)/B')",))
     assert path.key_text == "dataAreaId='usmf',ProjectId='A)/B'" and path.action is None
+
+
+def test_a_key_split_by_a_raw_slash_is_unterminated() -> None:
+    with pytest.raises(BadKey, match="Unterminated"):
+        parse_path(("ProjectsV2(dataAreaId='usmf',ProjectId='A", "B')"))
 
 
 def test_parse_key_reads_named_values_in_any_order_and_case() -> None:
