@@ -5,6 +5,10 @@
     control  sync.control -> gate topic, one copy per partition
     gate     gate topic -> `Gatekeeper` (park, release, pair, emit commands)
     tick     a timer -> gate topic, one tick per partition (transaction time-outs)
+
+No record stops an agent: one that cannot be decoded, routed or handled goes to ``sync.dlq``
+with its stage (``decode``, ``route``, ``transform``, ``plan``, ``emit``, ``gate``), map, error
+class and message, and the agent reads on.
 """
 
 from __future__ import annotations
@@ -63,8 +67,9 @@ def register_agents(rt: Runtime) -> None:
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
             m = event.message
-            if m.value is None:
-                continue  # tombstone after a delete: the "d" event carried the change
+            if m.value is None:  # tombstone after a delete: the "d" event carried the change
+                metrics.DROPPED.labels("-", metrics.TOMBSTONE).inc()
+                continue
             try:
                 record_id = decode_key(m.key).id
                 change = decode_event(m.value)
@@ -82,12 +87,16 @@ def register_agents(rt: Runtime) -> None:
                 metrics.DUPLICATES.labels(system, table).inc()
                 continue
             versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)
-            routed = route_change(maps, system, table, record_id, change, _now_ms())
-            for map_name, message in routed.rejected:
+            try:
+                routed = route_change(maps, system, table, record_id, change, _now_ms())
+            except Exception as exc:  # a shape no check foresaw: this record only
+                await _dead_letter(rt, event, "route", type(exc).__name__, str(exc))
+                continue
+            for r in routed.rejected:
                 # No gate state here to park in: an ingest rejection always goes to the DLQ,
                 # but it counts towards pausing its map.
-                await gatekeeper.rejected(map_name, None)
-                await _dead_letter(rt, event, "transform", "TransformError", message, map_name)
+                await gatekeeper.rejected(r.map, None)
+                await _dead_letter(rt, event, r.stage, r.error, r.message, r.map)
             for map_name, reason in routed.dropped:
                 metrics.DROPPED.labels(map_name, reason).inc()
             for key, msg in routed.messages:
@@ -132,7 +141,12 @@ def register_agents(rt: Runtime) -> None:
                 await _dead_letter(rt, event, "gate", type(exc).__name__, str(exc))
                 continue
             key = m.key.decode() if isinstance(m.key, bytes) else str(m.key)
-            await gatekeeper.handle(msg, Position(key, m.partition, m.offset, _now_ms()))
+            try:
+                await gatekeeper.handle(msg, Position(key, m.partition, m.offset, _now_ms()))
+            except Exception as exc:  # changes are guarded inside; this is the last line
+                log.exception("gate message at %s:%s failed", m.partition, m.offset)
+                await _dead_letter(rt, event, "gate", type(exc).__name__, str(exc),
+                                   getattr(msg, "map", None))
 
     def busy() -> bool:
         recovery = getattr(app.tables, "recovery", None)

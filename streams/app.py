@@ -59,18 +59,6 @@ class Runtime:
         return f"{self.config.app_id}-gate"
 
 
-def _credentials(config: StreamsConfig) -> Any:
-    ctx = config.ssl_context()
-    if config.security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=config.sasl_username,
-            password=config.sasl_password.get_secret_value() if config.sasl_password else None,
-            ssl_context=ctx, mechanism=config.sasl_mechanism or "PLAIN")
-    if ctx is not None:
-        return faust.SSLCredentials(ctx)
-    return None
-
-
 def _raw_topic(app: StreamsApp, *names: str, **kwargs: Any) -> Any:
     return app.topic(*names, key_serializer="raw", value_serializer="raw", **kwargs)
 
@@ -81,7 +69,7 @@ def create_app(config: StreamsConfig, maps: MapRegistry | None = None) -> Stream
     app = StreamsApp(
         config.app_id,
         broker=config.broker_urls(),
-        broker_credentials=_credentials(config),
+        broker_credentials=config.broker_credentials,
         store=config.store,
         datadir=str(config.data_dir),
         topic_partitions=config.partitions,

@@ -1,12 +1,16 @@
-"""The worker's configuration: a frozen model, built by the CLI from `dualwrite.settings`."""
+"""The worker's configuration: a frozen model, built by the CLI from `dualwrite.settings`.
+
+Kafka security arrives already translated (Faust credentials), so the worker and the status
+tools never interpret security settings themselves."""
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from faust.types.auth import CredentialsT
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["StreamsConfig"]
 
@@ -14,16 +18,12 @@ __all__ = ["StreamsConfig"]
 class StreamsConfig(BaseModel):
     """Everything `create_app` needs; each setting documents itself."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers.")
-    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
-    ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    broker_credentials: CredentialsT | None = Field(
+        None, description="SASL/TLS credentials, built by the CLI's one translation of the Kafka "
+        "settings (`dualwrite.settings.KafkaSettings.faust_credentials`); None for PLAINTEXT.")
     app_id: str = Field("dualwrite-streams", description="Consumer group and prefix of internal topics.")
     store: str = Field("rocksdb://", description="Table store; memory:// only in unit tests.")
     data_dir: Path = Field(Path("state"), description="Where RocksDB tables live.")
@@ -51,12 +51,7 @@ class StreamsConfig(BaseModel):
     def broker_urls(self) -> list[str]:
         return [f"kafka://{h.strip()}" for h in self.bootstrap_servers.split(",") if h.strip()]
 
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if self.security_protocol not in ("SSL", "SASL_SSL"):
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
-                                         cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
-        if self.ssl_certfile:
-            ctx.load_cert_chain(str(self.ssl_certfile),
-                                str(self.ssl_keyfile) if self.ssl_keyfile else None)
-        return ctx
+    def aiokafka_auth(self) -> dict[str, Any]:
+        """aiokafka's security arguments for `broker_credentials`, by the very mapping Faust's
+        driver applies for the worker, so a tool reads Kafka exactly as the worker does."""
+        return dict(credentials_to_aiokafka_auth(self.broker_credentials))

@@ -4,11 +4,18 @@ State per target record (value of the ``targets`` table, keyed by its record key
 
     {"sent": {...readable fields we wrote, merged}, "sent_fp": ..., "command_id": ...,
      "applied_fp": <fingerprint of the last acknowledged write>,
-     "current": {...readable fields the target holds, as last known}}
+     "current": {...readable fields the target holds, as last known},
+     "last": {"source": "<system>:<table>:<id>", "version": <source version of the last command>}}
 
 A change from the target's own feed whose fingerprint equals what we wrote is our echo and
 stops. Otherwise the target was edited: two-way fields that differ from what the target held
 flow back; edits of fields only the other side owns do not sync.
+
+``last`` survives a delete: a change of the same source record older than the last command
+sent for the row is stale (`is_stale`): an update parked behind its project that a delete
+overtook, or a delete that waited for its record while the key was written again, never
+undoes the newer write. A delete is also stale once another source record wrote the row last
+(a key freed by one record and taken by a new one: the old record's delete no longer names it).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict, cast
 
 from streams.fingerprint import fingerprint
+from topics import CommandSource
 
 __all__ = [
     "Echo",
@@ -25,6 +33,7 @@ __all__ = [
     "TargetState",
     "classify",
     "is_noop",
+    "is_stale",
     "on_ack",
     "on_observed",
     "on_sent",
@@ -38,6 +47,7 @@ class TargetState(TypedDict, total=False):
     command_id: str
     applied_fp: str
     current: dict[str, Any]
+    last: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -80,14 +90,34 @@ def is_noop(state: TargetState, readable: dict[str, Any]) -> bool:
     return current is not None and all(k in current and current[k] == v for k, v in readable.items())
 
 
-def on_sent(state: TargetState, command_id: str, readable: dict[str, Any]) -> TargetState:
+def _source_ref(source: CommandSource) -> str:
+    return f"{source.system}:{source.table}:{source.id}"
+
+
+def is_stale(state: TargetState, source: CommandSource, *, delete: bool = False) -> bool:
+    """A command for this row was sent from a newer version of the same source record, or (for
+    a delete) from another source record, which owns the row now.
+
+    Versions are compared only within one source record (the order `streams.dedupe` keeps).
+    """
+    last = state.get("last")
+    if not last:
+        return False
+    if last.get("source") != _source_ref(source):
+        return delete
+    return source.version < int(last.get("version", 0))
+
+
+def on_sent(state: TargetState, command_id: str, readable: dict[str, Any],
+            source: CommandSource) -> TargetState:
     sent = {**(state.get("sent") or {}), **readable}
-    return TargetState(**{**state, "sent": sent, "sent_fp": fingerprint(sent), "command_id": command_id})
+    return TargetState(**{**state, "sent": sent, "sent_fp": fingerprint(sent), "command_id": command_id,
+                          "last": {"source": _source_ref(source), "version": source.version}})
 
 
 def on_ack(state: TargetState, command_id: str, fp: str, delete: bool) -> TargetState:
-    if delete:
-        return TargetState()
+    if delete:  # the row is gone; what was sent last still orders later changes
+        return TargetState(last=state["last"]) if "last" in state else TargetState()
     new = TargetState(**{**state, "applied_fp": fp})
     if state.get("command_id") == command_id and state.get("sent") is not None:
         new["current"] = {**(state.get("current") or {}), **(state.get("sent") or {})}

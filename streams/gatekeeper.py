@@ -4,6 +4,11 @@ Each reads the tables for its key, calls the pure decisions (`plan`, `gate`, `ec
 `conflict`), writes the tables back and sends what follows. All state a handler touches is keyed
 by the message's gate key (or is partition-local, "<map>@<partition>"), so it lives in the
 partition the message came from.
+
+Every change is guarded where it is decided: an exception while planning it (stage ``transform``
+for a `TransformError`, ``plan`` otherwise) or while building its command (``emit``) dead-letters
+that change, with its stage, map, error class and message, and the gate goes on with the next.
+Changes that end without a command are counted with their reason (``streams/README.md``).
 """
 
 from __future__ import annotations
@@ -83,17 +88,19 @@ class Gatekeeper:
     def paused(self, map_name: str, partition: int) -> bool:
         return bool(self.states.get(f"{map_name}@{partition}") == "paused")
 
-    async def dead_letter(self, item: Pending, error: str, at: Position) -> None:
+    async def dead_letter(self, item: Pending, at: Position, stage: str, exc: Exception) -> None:
+        """Dead-letter the change being walked (stage: one of `streams.wire.ITEM_STAGES`)."""
         if self.paused(item.map, at.partition):
             # A paused map's failures wait with its other changes: once the map is fixed and
             # resumed they are planned again, instead of piling up in the DLQ.
             await self.park(f"paused:{item.map}@{at.partition}", item, at, reason="paused")
             return
         await self.rejected(item.map, at.partition)
-        metrics.DLQ.labels("transform", "TransformError").inc()
+        error = type(exc).__name__
+        metrics.DLQ.labels(stage, error).inc()
         await self.rt.topic("dlq").send(
             key=item.source.id.encode(), value=item.model_dump_json().encode(),
-            headers=dlq_headers(stage="transform", error_class="TransformError", message=error,
+            headers=dlq_headers(stage=stage, error_class=error, message=str(exc),
                                 map_name=item.map, topic=self.rt.gate_topic_name,
                                 partition=at.partition, offset=at.offset, ts_ms=at.now_ms))
 
@@ -144,7 +151,10 @@ class Gatekeeper:
         try:
             step = plan(item, self.maps)
         except TransformError as exc:
-            await self.dead_letter(item, str(exc), at)
+            await self.dead_letter(item, at, "transform", exc)
+            return None
+        except Exception as exc:  # a value no check foresaw: this change only, never the gate
+            await self.dead_letter(item, at, "plan", exc)
             return None
         if isinstance(step, Drop):
             metrics.DROPPED.labels(item.map, step.reason).inc()
@@ -168,7 +178,9 @@ class Gatekeeper:
             if isinstance(step, Need):
                 fact = self.facts.get(step.key)
                 if fact is None:
-                    await self.park(step.key, item, at, reason="waits")
+                    # A delete waits only for the key its record was written under.
+                    await self.park(step.key, item, at, reason=metrics.DELETE_UNWRITTEN
+                                    if item.op == "delete" else "waits")
                     return
                 item = item.with_fact(step.key, fact)
             elif isinstance(step, Group):
@@ -234,13 +246,22 @@ class Gatekeeper:
         self.flood.succeeded(item.map)
         record_key = step.mapped.record_key
         state = echo.state_from(self.targets.get(record_key))
+        if echo.is_stale(state, item.source, delete=item.op == "delete"):
+            metrics.DROPPED.labels(item.map, metrics.STALE).inc()
+            return
         if item.op == "upsert" and echo.is_noop(state, step.mapped.readable):
             metrics.NOOPS.labels(item.map).inc()
             return
-        command = to_command(item, step.mapped, self.maps)
+        try:
+            command = to_command(item, step.mapped, self.maps)
+            payload = encode(command)
+        except Exception as exc:  # a value the command model or the encoder refuses
+            await self.dead_letter(item, at, "emit", exc)
+            return
         await self.rt.topic(f"commands.{command.target}").send(
-            key=command.record_key.encode(), value=encode(command))
-        self.targets[record_key] = echo.on_sent(state, command.command_id, step.mapped.readable)
+            key=command.record_key.encode(), value=payload)
+        self.targets[record_key] = echo.on_sent(state, command.command_id, step.mapped.readable,
+                                                item.source)
         metrics.COMMANDS.labels(item.map, command.target).inc()
 
     # -- what the targets tell us --------------------------------------------------------

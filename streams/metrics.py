@@ -1,4 +1,8 @@
-"""Every Prometheus metric of the stream processor, declared once."""
+"""Every Prometheus metric of the stream processor, declared once.
+
+A change that ends without a command and without a dead letter is always counted with its
+reason; streams/README.md lists every reason. The reasons the processor names itself are here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from prometheus_client import Counter
 __all__ = [
     "COMMANDS",
     "CONFLICTS",
+    "DELETE_UNWRITTEN",
     "DLQ",
     "DROPPED",
     "DUPLICATES",
@@ -15,7 +20,14 @@ __all__ = [
     "NOOPS",
     "PARKED",
     "RELEASED",
+    "STALE",
+    "TOMBSTONE",
 ]
+
+# Reasons (label values).
+DELETE_UNWRITTEN = "delete of a record never written"  # PARKED: waits for the record's key fact
+STALE = "older than the last write sent for the row"  # DROPPED: see streams.echo.is_stale
+TOMBSTONE = "tombstone"  # DROPPED (map "-"): the null record after a delete event carries nothing
 
 EVENTS_IN = Counter("dualwrite_streams_events_in_total", "CDC events read.", ["system", "table"])
 DUPLICATES = Counter("dualwrite_streams_duplicates_dropped_total",

@@ -9,6 +9,14 @@ goes. `plan` is pure: from the map and what the item has collected it names the 
     Emit(record key)   the command is ready (pause check, no-op check, then produce)
     Drop(reason)       the map's filter rejects the row, or conflicts removed every field
 
+A delete does not go through the map: a source may send it without a before image (after a
+restart its image cache is empty), and the row filter and lookups need one. Every forward emit
+publishes the target key it wrote as the fact ``key:<map>:<source id>``; a delete waits for that
+fact (`Need`) and deletes that key. Until the record is written the delete waits there (a delete
+that overtook its parked create): the create's key fact releases it at once, so no orphan row is
+left. A delete older than a write already sent for the row (the key re-created meanwhile) is
+stale at its emit step (`streams.echo.is_stale`).
+
 `TransformError` from the map means the row can never be written: the caller dead-letters it.
 """
 
@@ -22,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from streams.fingerprint import fingerprint
 from streams.maps.model import TableMap, key_fact, present_fact
 from streams.maps.registry import MapRegistry
-from streams.transform import Filtered, Mapped, NeedFacts, lookup_facts, transform
+from streams.transform import Filtered, Mapped, NeedFacts, TransformError, lookup_facts, transform
 from topics import Command, CommandSource, WriteOp, target_key
 
 __all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Step", "plan", "to_command"]
@@ -131,12 +139,26 @@ def _without(m: TableMap, item: Pending, mapped: Mapped) -> Mapped:
                   readable={k: v for k, v in mapped.readable.items() if k not in gone})
 
 
+def _delete(m: TableMap, item: Pending) -> Need | Emit:
+    """A delete addresses the target key the processor wrote for the record, nothing else."""
+    fact = key_fact(m.name, item.source.id)
+    if fact not in item.facts:
+        return Need(fact)
+    key = dict(item.facts[fact] or {})
+    if not key or any(v is None or v == "" or isinstance(v, dict | list) for v in key.values()):
+        raise TransformError(f"map {m.name!r}: fact {fact} holds no target key: {key!r}")
+    mapped = Mapped(entity=m.target.table, key=key, fields={}, readable={})
+    return Emit(present_fact(mapped.record_key), mapped, ())
+
+
 def plan(item: Pending, maps: MapRegistry) -> Step:
     m = maps[item.map]
     if item.tx_total is not None and item.tx_total > 1 and item.tx_members is None \
             and item.source.txid:
         return Group(tx_key(item.source))
-    result = transform(m, item.row, item.facts, reverse=item.reverse, delete=item.op == "delete")
+    if item.op == "delete":
+        return _delete(m, item)
+    result = transform(m, item.row, item.facts, reverse=item.reverse)
     if isinstance(result, Filtered):
         return Drop(result.reason)
     if isinstance(result, NeedFacts):
@@ -151,8 +173,7 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
     mapped = _without(m, item, result) if item.dropped else result
     if item.reverse and not any(k not in mapped.key for k in mapped.fields):
         return Drop("every two-way field lost or was unchanged")
-    publish = () if item.reverse or item.op == "delete" else \
-        ((key_fact(m.name, item.source.id), dict(mapped.key)),)
+    publish = () if item.reverse else ((key_fact(m.name, item.source.id), dict(mapped.key)),)
     return Emit(present_fact(mapped.record_key), mapped, publish)
 
 

@@ -7,6 +7,10 @@ One change event of table T may be three things at once: a lookup row other maps
 An event of a multi-event source transaction goes to the transaction's key as one `TxMsg` with
 the changes it starts (none when no map reads its table): the gate counts events, not changes,
 against the transaction's size, so a transaction completes whatever the maps make of it.
+
+A change one map cannot take is a `Rejection` of that map (stage ``transform`` for a
+`TransformError`, ``plan`` for any other error of its first step, ``route`` for a target row
+whose key holds a list or an object); the other maps still get the event.
 """
 
 from __future__ import annotations
@@ -20,14 +24,29 @@ from streams.transform import TransformError
 from streams.wire import FactMsg, ObservedMsg, PendingMsg, TxMsg
 from topics import ChangeEvent, CommandSource, target_key
 
-__all__ = ["Routed", "first_key", "route_change"]
+__all__ = ["Rejection", "Routed", "first_key", "route_change"]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A change a map cannot take: it goes to the DLQ with these headers."""
+
+    map: str
+    stage: str
+    error: str
+    message: str
+
+    @classmethod
+    def of(cls, map_name: str, exc: Exception) -> Rejection:
+        stage = "transform" if isinstance(exc, TransformError) else "plan"
+        return cls(map_name, stage, type(exc).__name__, str(exc))
 
 
 @dataclass
 class Routed:
     messages: list[tuple[str, FactMsg | PendingMsg | ObservedMsg | TxMsg]] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (map, reason)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (map, message)
+    rejected: list[Rejection] = field(default_factory=list)
 
 
 def first_key(item: Pending, maps: MapRegistry) -> str | Drop:
@@ -65,8 +84,8 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
             continue
         try:
             routed = first_key(item, maps)
-        except TransformError as exc:
-            out.rejected.append((m.name, str(exc)))
+        except Exception as exc:  # one map's problem with this change, not the line's
+            out.rejected.append(Rejection.of(m.name, exc))
             continue
         if isinstance(routed, Drop):
             out.dropped.append((m.name, routed.reason))
@@ -80,6 +99,12 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
         key_values = {f.target: row.get(f.read_name) for f in m.key}
         if any(v is None or v == "" for v in key_values.values()):
             out.dropped.append((m.name, "target row without its alternate key"))
+            continue
+        wrong = [k for k, v in key_values.items() if isinstance(v, dict | list)]
+        if wrong:
+            out.rejected.append(Rejection(m.name, "route", "TransformError",
+                                          f"map {m.name!r}: target key field {wrong[0]!r} must "
+                                          "be a scalar"))
             continue
         record_key = target_key(m.target.table, key_values)
         target_id = row.get(m.target_id_column) if m.target_id_column else None

@@ -53,13 +53,7 @@ async def read_parked(config: StreamsConfig, timeout_s: float = 10.0) -> list[Pa
     """Replay ``<app id>-parked-changelog`` to its end and list what waits."""
     topic = f"{config.app_id}-parked-changelog"
     consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers,
-                                enable_auto_commit=False, group_id=None,
-                                security_protocol=config.security_protocol,
-                                sasl_mechanism=config.sasl_mechanism or "PLAIN",
-                                sasl_plain_username=config.sasl_username,
-                                sasl_plain_password=config.sasl_password.get_secret_value()
-                                if config.sasl_password else None,
-                                ssl_context=config.ssl_context())
+                                enable_auto_commit=False, group_id=None, **config.aiokafka_auth())
     await consumer.start()
     table: dict[str, Any] = {}
     try:

@@ -5,6 +5,11 @@ Pure. The forward direction applies the map's fields whose direction leads to th
 table, addressed by the map's ``reverse_key``. Every result carries a *readable* view of the
 fields: the values as the target's own feed will show them (``_msdyn_company_value`` rather than
 the ``@odata.bind`` path), which is what fingerprints and echo checks compare.
+
+A change event's images are arbitrary JSON: every value a map reads (a field, a key field, a
+value-mapped field, a lookup reference) must be a scalar, or the row is refused with a
+`TransformError` naming the field, never passed on as a list or an object. A delete is not
+transformed: its target key is the one the processor wrote (`streams.pending`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,18 @@ Facts = Mapping[str, Mapping[str, Any] | None]
 
 
 class TransformError(ValueError):
-    """The row cannot be mapped (a key field has no value): a permanent error, to the DLQ."""
+    """The row cannot be mapped (a key field has no value, a value of the wrong type): a
+    permanent error, to the DLQ."""
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _scalar(m: TableMap, what: str, value: Any) -> Any:
+    """``value`` when it is a JSON scalar (or null); a `TransformError` naming ``what`` otherwise."""
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    raise TransformError(f"map {m.name!r}: {what} must be a scalar, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -92,11 +108,15 @@ def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False) 
     for lk in _lookups(m, reverse):
         value = row.get(lk.column)
         if value is not None and value != "":
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                # A list would name a fact that never comes: the row would wait for ever.
+                raise TransformError(f"map {m.name!r}: lookup column {lk.column!r} must be a "
+                                     f"string or an integer, got {type(value).__name__}")
             out[lk.name] = lk.fact_for(value)
     return out
 
 
-def _value(f: FieldMap, row: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]],
+def _value(m: TableMap, f: FieldMap, row: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]],
            source_name: str | None, reverse: bool) -> Any:
     if f.lookup is not None:
         fact = resolved.get(f.lookup)
@@ -105,6 +125,7 @@ def _value(f: FieldMap, row: Mapping[str, Any], resolved: Mapping[str, Mapping[s
         value = row.get(source_name)
     else:
         value = f.const
+    value = _scalar(m, f"field {f.target!r}", value)
     if value is not None and f.value_map:
         pairs = [(b, a) for a, b in f.value_map] if reverse else list(f.value_map)
         mapped = dict(pairs)
@@ -130,10 +151,10 @@ def _field_plan(m: TableMap, reverse: bool) -> tuple[list[FieldMap], list[tuple[
 
 
 def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
-              reverse: bool = False, delete: bool = False) -> Mapped | NeedFacts | Filtered:
+              reverse: bool = False) -> Mapped | NeedFacts | Filtered:
     """Map ``row`` (source row; the target row when ``reverse``) through ``m``.
 
-    ``facts`` holds the facts learned so far by fact key. A delete needs only the key.
+    ``facts`` holds the facts learned so far by fact key.
     """
     if not reverse and not m.passes(row):
         return Filtered(f"filter of map {m.name!r}")
@@ -146,17 +167,16 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
     keys, plan = _field_plan(m, reverse)
     key: dict[str, Any] = {}
     for f in keys:
-        value = _value(f, row, resolved, f.source, reverse=False)
+        value = _value(m, f, row, resolved, f.source, reverse=False)
         if value is None or value == "":
             raise TransformError(f"map {m.name!r}: key field {f.target!r} has no value")
         key[f.target] = value
     fields: dict[str, Any] = {}
     readable: dict[str, Any] = {}
-    if not delete:
-        for f, name, source in plan:
-            value = _value(f, row, resolved, source, reverse=reverse and f.direction == "both")
-            fields[name] = f.template.format(value) if f.template and value is not None else value
-            readable[name if reverse else f.read_name] = value
+    for f, name, source in plan:
+        value = _value(m, f, row, resolved, source, reverse=reverse and f.direction == "both")
+        fields[name] = f.template.format(value) if f.template and value is not None else value
+        readable[name if reverse else f.read_name] = value
     return Mapped(entity=entity, key=key, fields=fields, readable=readable)
 
 

@@ -23,6 +23,7 @@ from streams.pending import Pending
 from topics import Applied, CommandSource, Op
 
 __all__ = [
+    "ITEM_STAGES",
     "AppliedMsg",
     "ControlMsg",
     "FactMsg",
@@ -85,6 +86,10 @@ class TickMsg(_Msg):
     kind: Literal["tick"] = "tick"
     ts_ms: int
 
+
+# A dead letter of the gate at one of these stages holds the `Pending` it was walking (so
+# `dualwrite dlq retry` sends it back as a `PendingMsg`).
+ITEM_STAGES = ("transform", "plan", "emit")
 
 GateMsg = Annotated[FactMsg | PendingMsg | TxMsg | AppliedMsg | ObservedMsg | ControlMsg | TickMsg,
                     Field(discriminator="kind")]

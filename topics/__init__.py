@@ -23,7 +23,16 @@ from topics.codec import (
 from topics.commands import Applied, Command, CommandSource, WriteOp, target_key
 from topics.control import MapState, SourceOffset, SourceOffsetKey
 from topics.dlq import DLQ_HEADERS, RETRY_HEADER, dlq_headers, is_retry, read_headers
-from topics.envelope import ChangeEvent, ChangeKey, Op, Source, System, TransactionBlock
+from topics.envelope import (
+    MAX_VERSION,
+    ChangeEvent,
+    ChangeKey,
+    Op,
+    Source,
+    System,
+    TransactionBlock,
+    parse_version,
+)
 from topics.errors import DecodeError, DecodeReason
 from topics.schema import topic_schemas
 
@@ -31,6 +40,7 @@ __all__ = [
     "DATAVERSE_CDC_TABLES",
     "DLQ_HEADERS",
     "FINANCE_CDC_ENTITIES",
+    "MAX_VERSION",
     "RETRY_HEADER",
     "Applied",
     "ApplyReport",
@@ -64,6 +74,7 @@ __all__ = [
     "encode",
     "encode_key",
     "is_retry",
+    "parse_version",
     "read_headers",
     "target_key",
     "topic_schemas",

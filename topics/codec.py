@@ -12,7 +12,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from topics.commands import Applied, Command
-from topics.envelope import ChangeEvent, ChangeKey
+from topics.envelope import ChangeEvent, ChangeKey, parse_version
 from topics.errors import DecodeError, DecodeReason
 
 __all__ = [
@@ -82,6 +82,9 @@ def decode_event(data: bytes | bytearray | memoryview | str | None) -> ChangeEve
     payload = _load(data)
     if isinstance(payload, dict) and "op" in payload and payload["op"] not in _OPS:
         raise DecodeError(DecodeReason.UNKNOWN_OP, f"op {payload['op']!r} is not one of c, u, d, r")
+    source = payload.get("source") if isinstance(payload, dict) else None
+    if isinstance(source, dict) and "version" in source:
+        parse_version(source["version"])  # its own reason, not a generic wrong shape
     return decode_model(ChangeEvent, data)
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from topics.envelope import System
+from topics.envelope import MAX_VERSION, System
 
 __all__ = ["Applied", "Command", "CommandSource", "WriteOp", "target_key"]
 
@@ -42,7 +42,7 @@ class CommandSource(BaseModel):
     system: System
     table: str
     id: str = Field(description="Source primary key.")
-    version: int = Field(ge=0, description="Source row version carried by this command.")
+    version: int = Field(ge=0, le=MAX_VERSION, description="Source row version carried by this command.")
     ts_ms: int = Field(ge=0)
     txid: str | None = None
     origin: str | None = None
@@ -88,7 +88,7 @@ class Applied(BaseModel):
     entity: str
     key: dict[str, Scalar]
     op: WriteOp
-    source_version: int = Field(ge=0)
+    source_version: int = Field(ge=0, le=MAX_VERSION)
     source_system: System
     source_table: str
     source_id: str

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 __all__ = ["DLQ_HEADERS", "RETRY_HEADER", "dlq_headers", "is_retry", "read_headers"]
 
 DLQ_HEADERS = (
-    "dlq.stage",  # decode | dedupe | transform | gate | sink | source
+    "dlq.stage",  # decode | route | transform | plan | emit | gate | sink | source | capture
     "dlq.map",
     "dlq.error.class",
     "dlq.error.message",

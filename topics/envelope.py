@@ -5,15 +5,51 @@ key   {"id": "<primary key>"}
 value {"before", "after", "op", "ts_ms", "source", "transaction"}
 
 A delete is an ``op: "d"`` event followed by a tombstone (same key, null value).
+
+A source version is decimal ASCII digits, at most 20 of them, within 0..2^64-1 (`parse_version`):
+every store of the pipeline holds it as an unsigned 64-bit integer (orjson, which also backs the
+Faust tables, refuses anything larger), so a larger one is refused where it is decoded.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["ChangeEvent", "ChangeKey", "Op", "Source", "System", "TransactionBlock"]
+from topics.errors import DecodeError, DecodeReason
+
+__all__ = [
+    "MAX_VERSION",
+    "ChangeEvent",
+    "ChangeKey",
+    "Op",
+    "Source",
+    "System",
+    "TransactionBlock",
+    "parse_version",
+]
+
+MAX_VERSION = 2**64 - 1
+_MAX_DIGITS = 20
+
+
+def parse_version(text: object) -> int:
+    """A source version as an int, or `DecodeError` (``bad_version``) saying why not.
+
+    ``str.isdigit`` alone would accept non-ASCII digits ("\u0663", "\u00b2") that ``int()`` reads
+    or refuses unpredictably; only ASCII 0-9 are versions.
+    """
+    if not isinstance(text, str):
+        raise DecodeError(DecodeReason.BAD_VERSION, f"expected decimal digits, got {type(text).__name__}")
+    if not text or not (text.isascii() and text.isdigit()):
+        raise DecodeError(DecodeReason.BAD_VERSION, f"{text[:40]!r} is not ASCII decimal digits")
+    if len(text) > _MAX_DIGITS:
+        raise DecodeError(DecodeReason.BAD_VERSION, f"{len(text)} digits (at most {_MAX_DIGITS})")
+    value = int(text)
+    if value > MAX_VERSION:
+        raise DecodeError(DecodeReason.BAD_VERSION, f"{text} is above 2^64-1")
+    return value
 
 Op = Literal["c", "u", "d", "r"]
 System = Literal["dataverse", "finance"]
@@ -43,6 +79,12 @@ class Source(BaseModel):
     company: str | None = Field(None, description="Legal entity (dataAreaId / cdm_companycode) when known.")
     txid: str | None = Field(None, description="Source transaction: changes committed together share it.")
     origin: str | None = Field(None, description="Principal that made the change (for echo detection).")
+
+    @field_validator("version")
+    @classmethod
+    def _version_in_range(cls, value: str) -> str:
+        parse_version(value)
+        return value
 
     @property
     def version_int(self) -> int:

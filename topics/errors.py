@@ -1,7 +1,7 @@
 """Errors raised while reading the wire contract.
 
     DecodeError                 a record's bytes are not a valid message of its topic
-      reason: DecodeReason      NOT_JSON | WRONG_SHAPE | UNKNOWN_OP | MISSING_KEY | EMPTY
+      reason: DecodeReason      NOT_JSON | WRONG_SHAPE | UNKNOWN_OP | MISSING_KEY | EMPTY | BAD_VERSION
 
 One typed error for every class of bad input, so a caller can route any undecodable record to
 the DLQ with a reason header instead of crashing the line.
@@ -20,6 +20,7 @@ class DecodeReason(StrEnum):
     UNKNOWN_OP = "unknown_op"
     MISSING_KEY = "missing_key"
     EMPTY = "empty"
+    BAD_VERSION = "bad_version"
 
 
 class DecodeError(ValueError):

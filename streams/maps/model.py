@@ -9,7 +9,8 @@ gate has learned.
 Fact keys (what the gate waits for) are strings built here, once:
 
     row:<system>:<table>:<id>   indexed columns of a source row (from its CDC topic)
-    key:<map>:<source id>       target key a map computed for one of its source rows
+    key:<map>:<source id>       target key a map computed for one of its source rows (a delete
+                                of that row deletes this key: it needs no before image)
     present:<record key>        the target row exists (from acks or the target's own feed)
 """
 

@@ -31,7 +31,8 @@ def test_retried_dead_letters_are_processed_again_and_fail_again(
         assert summary["by_stage"] == {"decode": 1, "transform": 1}
         assert summary["by_map"] == {"-": 1, "projects": 1}
 
-        retried = runner.invoke(app, ["dlq", "retry", "--yes", "--topic-prefix", prefix], env=env)
+        retried = runner.invoke(app, ["dlq", "retry", "--yes", "--topic-prefix", prefix,
+                                      "--app-id", f"streams-{unique}"], env=env)
         assert retried.exit_code == 0, retried.output
         assert "re-drove 2 record(s)" in retried.stderr
         # Nothing was fixed: both fail again, so each is counted twice. Without the retry

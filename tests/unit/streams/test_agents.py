@@ -210,3 +210,131 @@ async def test_a_run_of_rejected_changes_pauses_the_map_and_parks_the_rest(tmp_p
     # Resumed without a fix: the parked change is tried again and rejected again.
     await pump(rt, rec, [(b"control:projects", encode_gate(ControlMsg(map="projects", state="running")))])
     assert len(rec.take("dlq")) == 1 and commands(rec) == []
+
+
+def dead_letters(rec: Recorded) -> list[tuple[str, str, str, str]]:
+    out = []
+    for _key, _value, headers in rec.take("dlq"):
+        h = {k: v.decode() for k, v in headers}
+        out.append((h["dlq.stage"], h.get("dlq.map", "-"), h["dlq.error.class"], h["dlq.error.message"]))
+    return out
+
+
+LOOKUPS = [(rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
+           (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1))]
+
+
+def project_change(number: str, version: int = 7, **extra: Any) -> tuple[str, bytes]:
+    record_id = f"p-{number}"
+    return record_id, change("msdyn_projects", rows.project(msdyn_projectid=record_id,
+                                                            msdyn_projectnumber=number, **extra), version)
+
+
+async def test_wrong_value_types_are_dead_letters_and_the_line_goes_on(rt):
+    rec = wire(rt)
+    await ingest_all(rt, [*LOOKUPS, project_change("PRJ-L", statecode=[0]),
+                          project_change("PRJ-D", _msdyn_owningcompany_value={"id": rows.COMPANY}),
+                          project_change("PRJ-1")])
+    await pump(rt, rec)
+    assert [c.key["ProjectId"] for c in commands(rec)] == ["PRJ-1"]
+    letters = dead_letters(rec)
+    assert sorted(letters) == [
+        ("transform", "projects", "TransformError",
+         "map 'projects': field 'ProjectStage' must be a scalar, got list"),
+        ("transform", "projects", "TransformError",
+         "map 'projects': lookup column '_msdyn_owningcompany_value' must be a string or an integer, "
+         "got dict")]
+
+
+async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeypatch):
+    """Errors no check foresaw, at each guarded step: that change only goes to the DLQ."""
+    import streams.agents
+    import streams.gatekeeper
+    import streams.route
+
+    def failing(real: Any, number: str, exc: Exception) -> Any:
+        def call(item: Any, *args: Any) -> Any:
+            if item.row.get("msdyn_projectnumber") == number:
+                raise exc
+            return real(item, *args)
+        return call
+
+    def failing_route(real: Any) -> Any:
+        def call(maps: Any, system: str, table: str, record_id: str, *args: Any) -> Any:
+            if record_id == "p-PRJ-R":
+                raise RecursionError("deep")
+            return real(maps, system, table, record_id, *args)
+        return call
+
+    monkeypatch.setattr(streams.agents, "route_change", failing_route(streams.agents.route_change))
+    monkeypatch.setattr(streams.route, "first_key",
+                        failing(streams.route.first_key, "PRJ-I", KeyError("at ingest")))
+    monkeypatch.setattr(streams.gatekeeper, "plan",
+                        failing(streams.gatekeeper.plan, "PRJ-P", OverflowError("in plan")))
+    monkeypatch.setattr(streams.gatekeeper, "to_command",
+                        failing(streams.gatekeeper.to_command, "PRJ-E", ValueError("in emit")))
+    rec = wire(rt)
+    await ingest_all(rt, [*LOOKUPS, *(project_change(n) for n in ("PRJ-R", "PRJ-I", "PRJ-P", "PRJ-E",
+                                                                   "PRJ-1"))])
+    await pump(rt, rec)
+    assert [c.key["ProjectId"] for c in commands(rec)] == ["PRJ-1"]
+    assert sorted(dead_letters(rec)) == [
+        ("emit", "projects", "ValueError", "in emit"),
+        ("plan", "projects", "KeyError", "'at ingest'"),
+        ("plan", "projects", "OverflowError", "in plan"),
+        ("route", "-", "RecursionError", "deep")]
+
+
+async def test_a_delete_that_overtook_its_parked_create_follows_it(rt):
+    from streams import metrics
+    from streams.wire import AppliedMsg
+    from topics import Applied
+
+    rec = wire(rt)
+    waiting = metrics.PARKED.labels("project_tasks", metrics.DELETE_UNWRITTEN)
+    before = waiting._value.get()
+    gone = encode(ChangeEvent(before=None, after=None, op="d", ts_ms=1, source=Source(
+        system="dataverse", table="msdyn_projecttasks", version="3", ts_ms=1)))
+    await ingest_all(rt, [*LOOKUPS, ("t-guid-1", change("msdyn_projecttasks", rows.task(), 2)),
+                          ("t-guid-1", gone)])
+    await pump(rt, rec)
+    assert commands(rec) == [] and waiting._value.get() == before + 1
+    await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
+    await pump(rt, rec)
+    [project] = commands(rec)
+    ack = Applied(command_id=project.command_id, map="projects", target="finance",
+                  entity=project.entity, key=project.key, op="upsert", source_version=7,
+                  source_system="dataverse", source_table="msdyn_projects", source_id=rows.PROJECT,
+                  fingerprint=project.fingerprint, target_id="5637144576", applied_ts_ms=1)
+    await pump(rt, rec, [(f"present:{project.record_key}".encode(), encode_gate(AppliedMsg(ack=ack)))])
+    tasks = commands(rec)
+    assert [(c.op, c.source.version) for c in tasks] == [("upsert", 2), ("delete", 3)]
+    assert tasks[1].key == {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2"}
+    assert rec.take("dlq") == []
+
+
+async def test_a_delete_never_removes_a_row_another_record_wrote_last(rt):
+    """A WBS id freed by one task and taken by a new one: the old task's late delete is stale."""
+    from streams.wire import AppliedMsg
+    from topics import Applied
+
+    rec = wire(rt)
+    await ingest_all(rt, [*LOOKUPS, (rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
+    await pump(rt, rec)
+    [project] = commands(rec)
+    ack = Applied(command_id=project.command_id, map="projects", target="finance",
+                  entity=project.entity, key=project.key, op="upsert", source_version=7,
+                  source_system="dataverse", source_table="msdyn_projects", source_id=rows.PROJECT,
+                  fingerprint=project.fingerprint, target_id="5637144576", applied_ts_ms=1)
+    await pump(rt, rec, [(f"present:{project.record_key}".encode(), encode_gate(AppliedMsg(ack=ack)))])
+    old = rows.task(msdyn_projecttaskid="t-old")
+    new = rows.task(msdyn_projecttaskid="t-new", msdyn_subject="Replacement")
+    await ingest_all(rt, [("t-old", change("msdyn_projecttasks", old, 2)),
+                          ("t-new", change("msdyn_projecttasks", new, 4))])
+    await pump(rt, rec)
+    assert [(c.source.id, c.op) for c in commands(rec)] == [("t-old", "upsert"), ("t-new", "upsert")]
+    gone = encode(ChangeEvent(before=None, after=None, op="d", ts_ms=1, source=Source(
+        system="dataverse", table="msdyn_projecttasks", version="3", ts_ms=1)))
+    await ingest_all(rt, [("t-old", gone)])
+    await pump(rt, rec)
+    assert commands(rec) == []  # the row is t-new's now

@@ -7,19 +7,26 @@ from streams.echo import (
     TargetState,
     classify,
     is_noop,
+    is_stale,
     on_ack,
     on_observed,
     on_sent,
 )
+from topics import CommandSource
 
 pytestmark = pytest.mark.unit
 
 WRITTEN = {"accountnumber": "US-001", "name": "Adatum", "msdyn_customergroupid": "30"}
 TWO_WAY = ("name",)
+SOURCE = CommandSource(system="finance", table="CustomersV3", id="usmf|US-001", version=1, ts_ms=0)
+
+
+def version(n: int, record_id: str = "usmf|US-001") -> CommandSource:
+    return SOURCE.model_copy(update={"version": n, "id": record_id})
 
 
 def test_our_write_coming_back_is_an_echo():
-    state = on_sent(TargetState(), "customers:1:1", WRITTEN)
+    state = on_sent(TargetState(), "customers:1:1", WRITTEN, SOURCE)
     assert classify(state, dict(WRITTEN), TWO_WAY) == Echo()
 
 
@@ -31,12 +38,12 @@ def test_acknowledged_fingerprint_is_an_echo_too():
 
 
 def test_human_edit_of_a_two_way_field_flows_back():
-    state = on_sent(TargetState(), "c1", WRITTEN)
+    state = on_sent(TargetState(), "c1", WRITTEN, SOURCE)
     assert classify(state, {**WRITTEN, "name": "Adatum Corp"}, TWO_WAY) == Edit(("name",))
 
 
 def test_edit_of_a_one_way_field_does_not_sync():
-    state = on_sent(TargetState(), "c1", WRITTEN)
+    state = on_sent(TargetState(), "c1", WRITTEN, SOURCE)
     verdict = classify(state, {**WRITTEN, "msdyn_customergroupid": "99"}, TWO_WAY)
     assert isinstance(verdict, NoSync)
 
@@ -53,7 +60,21 @@ def test_noop_when_target_already_holds_the_values():
 
 
 def test_ack_of_the_last_command_updates_what_the_target_holds():
-    state = on_sent(TargetState(), "c1", WRITTEN)
+    state = on_sent(TargetState(), "c1", WRITTEN, SOURCE)
     state = on_ack(state, "c1", "sha256:x", delete=False)
     assert state["current"] == WRITTEN
-    assert on_ack(state, "c1", "sha256:x", delete=True) == TargetState()
+    gone = on_ack(state, "c1", "sha256:x", delete=True)
+    assert "sent" not in gone and "current" not in gone and "applied_fp" not in gone
+
+
+def test_a_change_older_than_the_last_write_sent_for_its_record_is_stale_even_after_a_delete():
+    state = on_sent(TargetState(), "c5", WRITTEN, version(5))
+    assert is_stale(state, version(4))  # a parked update, or a delete the key was re-created after
+    assert not is_stale(state, version(5))  # a replay or a DLQ retry of the same version
+    assert not is_stale(state, version(6))
+    assert not is_stale(state, version(1, "another record"))  # versions order one record only
+    assert is_stale(state, version(9, "another record"), delete=True)  # the row is not its own
+    assert not is_stale(state, version(6), delete=True)
+    gone = on_ack(on_sent(state, "c7", {}, version(7)), "c7", "fp", delete=True)
+    assert "sent" not in gone and is_stale(gone, version(6))
+    assert not is_stale(TargetState(), version(1)) and not is_stale(TargetState(), version(1), delete=True)

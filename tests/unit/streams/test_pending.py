@@ -1,7 +1,8 @@
 import pytest
 
-from streams.maps import default_registry
+from streams.maps import default_registry, key_fact
 from streams.pending import Drop, Emit, Group, Need, Pair, Pending, plan, to_command
+from streams.transform import TransformError
 from tests.unit.streams import rows
 from topics import CommandSource
 
@@ -98,14 +99,42 @@ def test_filtered_rows_drop():
     assert isinstance(plan(item, MAPS), Drop)
 
 
-def test_delete_emits_a_delete_command_without_waiting_for_dependencies():
-    item = pending("project_tasks", rows.task(), table="msdyn_projecttasks")
-    item = item.model_copy(update={"op": "delete"}).with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
-    step = plan(item, MAPS)
+TASK_KEY = {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2"}
+TASK_KEY_FACT = key_fact("project_tasks", "t-guid-1")
+
+
+def task_delete(row: dict, version: int = 3) -> Pending:
+    source = CommandSource(system="dataverse", table="msdyn_projecttasks", id="t-guid-1",
+                           version=version, ts_ms=1_000)
+    return Pending(id=f"project_tasks:t-guid-1:{version}", map="project_tasks", op="delete",
+                   row=row, source=source, born_ms=0)
+
+
+@pytest.mark.parametrize("before", [{}, rows.task(), rows.task(msdyn_wbsid="", _msdyn_project_value=None)],
+                         ids=["no before image", "full before image", "image the filter rejects"])
+def test_delete_deletes_the_key_the_record_was_written_under(before):
+    item = task_delete(before)
+    # Neither the row filter, nor lookups, nor dependencies: only the key written for the record.
+    assert plan(item, MAPS) == Need(TASK_KEY_FACT)
+    step = plan(item.with_fact(TASK_KEY_FACT, TASK_KEY), MAPS)
     assert isinstance(step, Emit) and step.publish == ()
+    assert step.key == "present:ProjectTasks(ProjectId='PRJ-1',Task='1.2',dataAreaId='usmf')"
     command = to_command(item, step.mapped, MAPS)
-    assert command.op == "delete" and command.fields == {}
-    assert command.key == {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2"}
+    assert command.op == "delete" and command.fields == {} and command.key == TASK_KEY
+    assert command.entity == "ProjectTasks"
+
+
+@pytest.mark.parametrize("fact", [{}, {"dataAreaId": "usmf", "Task": None}, {"Task": ["1"]}])
+def test_delete_whose_key_fact_names_no_key_is_a_transform_error(fact):
+    with pytest.raises(TransformError, match="holds no target key"):
+        plan(task_delete({}).with_fact(TASK_KEY_FACT, fact), MAPS)
+
+
+def test_an_upsert_publishes_its_key_for_a_later_delete():
+    item = pending("project_tasks", rows.task(), table="msdyn_projecttasks")
+    item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    step = plan(item.with_fact(rows.PROJECT_PRESENT, {"target_id": "5637144576"}), MAPS)
+    assert isinstance(step, Emit) and step.publish == ((TASK_KEY_FACT, TASK_KEY),)
 
 
 def child_task(**extra) -> Pending:
@@ -166,7 +195,16 @@ def test_child_task_in_the_same_transaction_as_its_project_and_parent_waits_for_
 
 def test_child_task_delete_does_not_wait_for_its_parent():
     item = child_task().model_copy(update={"op": "delete"})
-    item = item.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
-    item = item.with_fact(rows.PARENT_ROW_FACT, {"msdyn_wbsid": "1"})
-    step = plan(item, MAPS)
+    step = plan(item.with_fact(TASK_KEY_FACT, TASK_KEY), MAPS)
     assert isinstance(step, Emit) and to_command(item, step.mapped, MAPS).op == "delete"
+
+
+@pytest.mark.parametrize(("bad", "field"), [({"statecode": [0]}, "ProjectStage"),
+                                            ({"msdyn_projectnumber": {"a": 1}}, "ProjectId")])
+def test_a_wrong_value_type_is_refused_once_the_lookups_are_known(bad, field):
+    item = pending("projects", rows.project(**bad), table="msdyn_projects")
+    assert plan(item, MAPS) == Need(rows.COMPANY_FACT)  # lookups first
+    item = item.with_fact(rows.COMPANY_FACT, {"cdm_companycode": "usmf"})
+    item = item.with_fact(rows.ACCOUNT_FACT, {"accountnumber": "US-001"})
+    with pytest.raises(TransformError, match=f"field '{field}' must be a scalar"):
+        plan(item, MAPS)

@@ -86,3 +86,29 @@ def test_a_transaction_of_one_event_is_not_held():
     e = in_tx(event("dataverse", "msdyn_projects", rows.project()), order=1, count=1)
     out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT, e, 0)
     assert [(k, type(m)) for k, m in out.messages] == [(rows.COMPANY_FACT, PendingMsg)]
+
+
+def test_a_delete_without_a_before_image_goes_to_the_key_its_record_was_written_under():
+    gone = ChangeEvent(before=None, after=None, op="d", ts_ms=1,
+                       source=Source(system="dataverse", table="msdyn_projecttasks", version="9", ts_ms=1))
+    out = route_change(MAPS, "dataverse", "msdyn_projecttasks", "t-guid-1", gone, 0)
+    assert [(k, type(m)) for k, m in out.messages] == [("key:project_tasks:t-guid-1", PendingMsg)]
+    assert out.messages[0][1].item.op == "delete"  # type: ignore[union-attr]
+    assert not out.dropped and not out.rejected
+
+
+@pytest.mark.parametrize(("table", "row", "expected"), [
+    ("msdyn_projects", rows.project(_msdyn_owningcompany_value=[rows.COMPANY]),
+     ("projects", "transform", "TransformError", "lookup column '_msdyn_owningcompany_value'")),
+    ("msdyn_projecttasks", rows.task(_msdyn_project_value={"id": rows.PROJECT}),
+     ("project_tasks", "transform", "TransformError", "lookup column '_msdyn_project_value'")),
+    ("ProjectsV2", {"dataAreaId": "usmf", "ProjectId": ["PRJ-1"], "RecId": 1},
+     ("projects", "route", "TransformError", "target key field 'ProjectId' must be a scalar")),
+])
+def test_a_list_or_object_where_a_scalar_belongs_is_rejected_with_its_stage(table, row, expected):
+    system = "finance" if table == "ProjectsV2" else "dataverse"
+    out = route_change(MAPS, system, table, "r-1", event(system, table, row), 0)
+    [rejected] = out.rejected
+    assert (rejected.map, rejected.stage, rejected.error) == expected[:3]
+    assert expected[3] in rejected.message
+    assert not [m for _k, m in out.messages if isinstance(m, (PendingMsg, ObservedMsg))]

@@ -41,12 +41,13 @@ def test_sasl_and_tls_settings_reach_the_faust_app(tmp_path):
     import faust
     from pydantic import SecretStr
 
-    from streams import StreamsConfig, create_app
+    from streams import create_app
 
-    config = StreamsConfig(bootstrap_servers="b1:9093", security_protocol="SASL_PLAINTEXT",
-                           sasl_mechanism="SCRAM-SHA-512", sasl_username="dw",
-                           sasl_password=SecretStr("s3cret"), store="memory://",
-                           data_dir=tmp_path, app_id="cred-test")
+    kafka = KafkaSettings(bootstrap_servers="b1:9093", security_protocol="SASL_PLAINTEXT",
+                          sasl_mechanism="SCRAM-SHA-512", sasl_username="dw",
+                          sasl_password=SecretStr("s3cret"))
+    config = worker.build_config(Settings(kafka=kafka, state_dir=tmp_path), app_id="cred-test",
+                                 data_dir=tmp_path).model_copy(update={"store": "memory://"})
     app = create_app(config)
     credentials = app.conf.broker_credentials
     assert isinstance(credentials, faust.SASLCredentials)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from streams.maps import CUSTOMERS, LEGAL_ENTITIES, PROJECT_TASKS, PROJECTS
@@ -96,9 +98,25 @@ def test_project_without_number_is_filtered():
     assert isinstance(transform(PROJECTS, rows.project(msdyn_projectnumber=None), {}), Filtered)
 
 
-def test_project_delete_needs_only_the_key():
-    out = transform(PROJECTS, rows.project(), PROJECT_FACTS, delete=True)
-    assert isinstance(out, Mapped) and out.fields == {} and out.key["ProjectId"] == "PRJ-1"
+@pytest.mark.parametrize(("bad", "named"), [
+    ({"statecode": [0]}, "field 'ProjectStage' must be a scalar, got list"),  # value-mapped
+    ({"statecode": {"v": 0}}, "field 'ProjectStage' must be a scalar, got dict"),
+    ({"msdyn_projectnumber": {"a": 1}}, "field 'ProjectId' must be a scalar, got dict"),  # key
+    ({"msdyn_projectnumber": ["PRJ-1"]}, "field 'ProjectId' must be a scalar, got list"),
+    ({"msdyn_subject": ["Rollout"]}, "field 'ProjectName' must be a scalar, got list"),
+    ({"_msdyn_owningcompany_value": [rows.COMPANY]}, "lookup column '_msdyn_owningcompany_value'"),
+    ({"_msdyn_customer_value": {"id": rows.ACCOUNT}}, "lookup column '_msdyn_customer_value'"),
+    ({"_msdyn_customer_value": True}, "lookup column '_msdyn_customer_value'"),
+])
+def test_a_list_or_object_where_a_scalar_belongs_is_a_transform_error_naming_the_field(bad, named):
+    with pytest.raises(TransformError, match=re.escape(named)):
+        transform(PROJECTS, rows.project(**bad), PROJECT_FACTS)
+
+
+def test_a_lookup_fact_holding_a_list_is_a_transform_error_naming_the_key_field():
+    facts = {**PROJECT_FACTS, rows.COMPANY_FACT: {"cdm_companycode": ["usmf"]}}
+    with pytest.raises(TransformError, match="field 'dataAreaId' must be a scalar"):
+        transform(PROJECTS, rows.project(), facts)
 
 
 def test_task_takes_its_key_from_the_mapped_project_and_parent_wbs():

@@ -8,9 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from topics import (
+    MAX_VERSION,
     Applied,
     ChangeEvent,
     Command,
+    CommandSource,
     DecodeError,
     DecodeReason,
     decode_ack,
@@ -19,6 +21,7 @@ from topics import (
     decode_key,
     encode,
     encode_key,
+    parse_version,
     target_key,
 )
 
@@ -103,7 +106,7 @@ VALID = {"before": None, "after": {"id": "1"}, "op": "c", "ts_ms": 1,
         (orjson.dumps({**VALID, "after": None}), DecodeReason.WRONG_SHAPE),
         (orjson.dumps({**VALID, "op": "d"}), DecodeReason.WRONG_SHAPE),
         (orjson.dumps({k: v for k, v in VALID.items() if k != "source"}), DecodeReason.WRONG_SHAPE),
-        (orjson.dumps({**VALID, "source": {**VALID["source"], "version": "v3"}}), DecodeReason.WRONG_SHAPE),
+        (orjson.dumps({**VALID, "source": {**VALID["source"], "version": "v3"}}), DecodeReason.BAD_VERSION),
         (orjson.dumps({**VALID, "surprise": 1}), DecodeReason.WRONG_SHAPE),
     ],
 )
@@ -112,6 +115,38 @@ def test_bad_event_bytes_raise_typed_error(payload: bytes, reason: DecodeReason)
         decode_event(payload)
     assert info.value.reason is reason
     assert info.value.detail
+
+
+@pytest.mark.parametrize(("version", "why"), [
+    ("18446744073709551616", "above 2^64-1"),  # 2^64: orjson (and so the Faust tables) refuse it
+    ("99999999999999999999", "above 2^64-1"),
+    ("123456789012345678901", "21 digits"),
+    ("\u0663", "not ASCII decimal digits"),  # ARABIC-INDIC DIGIT THREE: int() reads it
+    ("\u00b2", "not ASCII decimal digits"),  # SUPERSCRIPT TWO: isdigit() says yes, int() no
+    ("", "not ASCII decimal digits"),
+    (" 7", "not ASCII decimal digits"),
+    ("-1", "not ASCII decimal digits"),
+    (7, "expected decimal digits, got int"),
+])
+def test_a_version_outside_ascii_digits_or_64_bits_is_bad_version(version: object, why: str) -> None:
+    payload = orjson.dumps({**VALID, "source": {**VALID["source"], "version": version}})
+    with pytest.raises(DecodeError) as info:
+        decode_event(payload)
+    assert info.value.reason is DecodeReason.BAD_VERSION
+    assert why in info.value.detail
+
+
+@pytest.mark.parametrize("version", ["0", "9223372036854775808", str(MAX_VERSION)])
+def test_a_version_up_to_2_64_minus_1_decodes_and_is_carried_by_commands(version: str) -> None:
+    event = decode_event(orjson.dumps({**VALID, "source": {**VALID["source"], "version": version}}))
+    assert event is not None and event.source.version_int == int(version) == parse_version(version)
+    source = CommandSource(system="dataverse", table="t", id="1", version=int(version), ts_ms=0)
+    assert orjson.loads(orjson.dumps(source.model_dump()))["version"] == int(version)
+
+
+def test_command_models_refuse_a_version_above_2_64_minus_1() -> None:
+    with pytest.raises(ValueError, match="less than or equal"):
+        CommandSource(system="dataverse", table="t", id="1", version=MAX_VERSION + 1, ts_ms=0)
 
 
 @pytest.mark.parametrize("payload", [None, b"", b"{}", b'{"id": ""}', b'"abc"', b'{"id": 5}'])

@@ -1,0 +1,82 @@
+"""Deletes through a real broker and worker: a delete is addressed by the key its record was
+written under, never by its before image (a source that restarted has none to give)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.streams import scenario as s
+from tests.integration.streams.harness import Cdc, Reader, WorkerProcess
+from topics import cdc_topic, encode_key
+
+pytestmark = pytest.mark.integration
+
+TASK_KEY = {"dataAreaId": "usmf", "ProjectId": "PRJ-0001", "Task": "1"}
+TASKS = "msdyn_projecttasks"
+
+
+def task_writes(reader: Reader) -> list[tuple[str, int]]:
+    return [(c.op, c.source.version) for c in reader.commands() if c.entity == "ProjectTasks"]
+
+
+def delete_without_image(cdc: Cdc, version: int) -> None:
+    """What a source sends after a restart emptied its image cache, then the tombstone."""
+    cdc.change("dataverse", TASKS, s.TASK_ID, None, version, op="d", before=None)
+    cdc.raw(cdc_topic("dataverse", TASKS), encode_key(s.TASK_ID), None)
+
+
+def project_written(cdc: Cdc, reader: Reader, worker: WorkerProcess) -> None:
+    cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, s.project_row(), 7, op="c")
+    reader.poll_until(lambda r: any(c.entity == "ProjectsV2" for c in reader.commands()),
+                      timeout=90, worker=worker)
+    [project] = [c for c in reader.commands() if c.entity == "ProjectsV2"]
+    s.ack(cdc, project)
+
+
+def wait_for_task_writes(reader: Reader, worker: WorkerProcess, count: int) -> list[Any]:
+    reader.poll_until(lambda r: len(task_writes(reader)) >= count, timeout=90, worker=worker)
+    reader.drain(3)  # nothing more may follow
+    return [c for c in reader.commands() if c.entity == "ProjectTasks"]
+
+
+def test_delete_without_a_before_image_deletes_the_task_written_earlier(worker, cdc, finance_commands):
+    s.seed_lookups(cdc)
+    project_written(cdc, finance_commands, worker)
+    cdc.change("dataverse", TASKS, s.TASK_ID, s.task_row(), 3, op="c")
+    wait_for_task_writes(finance_commands, worker, 1)
+
+    delete_without_image(cdc, 4)
+    tasks = wait_for_task_writes(finance_commands, worker, 2)
+    assert task_writes(finance_commands) == [("upsert", 3), ("delete", 4)], worker.tail()
+    assert tasks[1].key == TASK_KEY and tasks[1].fields == {}
+    assert tasks[1].record_key == tasks[0].record_key
+
+
+def test_delete_that_overtook_its_parked_create_still_deletes_the_row(worker, cdc, finance_commands):
+    s.seed_lookups(cdc)
+    # The task's create waits for its project; its delete (no image) arrives meanwhile.
+    cdc.change("dataverse", TASKS, s.TASK_ID, s.task_row(), 3, op="c")
+    delete_without_image(cdc, 4)
+    finance_commands.drain(4)
+    assert finance_commands.commands() == []
+
+    project_written(cdc, finance_commands, worker)
+    tasks = wait_for_task_writes(finance_commands, worker, 2)
+    # The create is written once its project is there, and the waiting delete follows at once.
+    assert task_writes(finance_commands) == [("upsert", 3), ("delete", 4)], worker.tail()
+    assert tasks[0].key == tasks[1].key == TASK_KEY
+
+
+def test_waiting_delete_never_undoes_a_newer_write_of_the_record(worker, cdc, finance_commands):
+    s.seed_lookups(cdc)
+    cdc.change("dataverse", TASKS, s.TASK_ID, s.task_row(), 3, op="c")
+    delete_without_image(cdc, 4)
+    # The same record written again after its delete (a re-created key).
+    cdc.change("dataverse", TASKS, s.TASK_ID, s.task_row(name="Design again"), 5, op="c")
+
+    project_written(cdc, finance_commands, worker)
+    tasks = wait_for_task_writes(finance_commands, worker, 2)
+    assert task_writes(finance_commands) == [("upsert", 3), ("upsert", 5)], worker.tail()
+    assert tasks[-1].fields["Name"] == "Design again"
