@@ -5,20 +5,78 @@ answers ``{"access_token", "expires_in", ...}``. The token is cached and refresh
 ``refresh_margin`` seconds before it expires, so a long request never starts with a token that
 dies on the way; a 401 from the API drops the cache once and retries with a fresh token.
 The secret is a `SecretStr`: it is read only to build the form body, never logged or repr'd.
+
+The token is bound to the configured API: `BearerAuth` attaches it only to requests whose scheme,
+host and port are the API's (`ApiOrigin`) and raises `ForeignOrigin` for any other, without
+sending anything. Links the API or a stored checkpoint names (``@odata.nextLink``,
+``@odata.deltaLink``) are followed by callers that may not check them, and a checkpoint on Kafka
+is writable by anyone who can produce there: the auth is the one place every request passes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.common.clock import Clock, SystemClock
-from connectors.common.errors import AuthFailed, RetryLater
+from connectors.common.errors import AuthFailed, Rejected, RetryLater
 
-__all__ = ["BearerAuth", "ClientCredentials", "TokenProvider"]
+__all__ = ["ApiOrigin", "BearerAuth", "ClientCredentials", "ForeignOrigin", "TokenProvider"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class ForeignOrigin(Rejected):
+    """A URL outside the configured API: it is never requested with our token (permanent: the
+    same link stays foreign however often it is tried)."""
+
+
+@dataclass(frozen=True)
+class ApiOrigin:
+    """Scheme, host, port and path prefix of the configured API: what a token and a link may reach."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str  # always ends with "/"
+
+    @classmethod
+    def of(cls, base_url: str | httpx.URL) -> ApiOrigin:
+        url = httpx.URL(str(base_url))
+        return cls(url.scheme, url.host, _port(url), url.path.rstrip("/") + "/")
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def same_origin(self, url: httpx.URL) -> bool:
+        """Same scheme, host and port (default ports made explicit)."""
+        return (url.scheme, url.host, _port(url)) == (self.scheme, self.host, self.port)
+
+    def check_link(self, link: str, what: str) -> str:
+        """``link`` if it is an absolute URL under the API's path on its origin, else `ForeignOrigin`.
+
+        OData next and delta links are absolute; a relative one would be resolved by httpx in
+        ways of its own (``../`` leaves the API path), so it is refused as well.
+        """
+        try:
+            url = httpx.URL(link)
+        except (httpx.InvalidURL, TypeError):
+            raise ForeignOrigin(f"{what}: not a URL") from None
+        if not url.is_absolute_url or not self.same_origin(url):
+            where = f"{url.scheme}://{url.host}:{_port(url)}" if url.is_absolute_url else "a relative URL"
+            raise ForeignOrigin(f"{what} points to {where[:200]}, not the configured API {self}")
+        segments = url.path.split("/")
+        if url.userinfo or ".." in segments or not url.path.startswith(self.path):
+            raise ForeignOrigin(f"{what} leaves the configured API path {self.path}")
+        return link
+
+
+def _port(url: httpx.URL) -> int:
+    return url.port or _DEFAULT_PORTS.get(url.scheme, 0)
 
 
 class ClientCredentials(BaseModel):
@@ -94,12 +152,21 @@ class TokenProvider:
 
 
 class BearerAuth(httpx.Auth):
-    """httpx auth flow: bearer header from the provider; one retry on 401 with a new token."""
+    """httpx auth flow: bearer header from the provider; one retry on 401 with a new token.
 
-    def __init__(self, provider: TokenProvider) -> None:
+    Only for requests to ``origin`` (the configured API): any other raises `ForeignOrigin`
+    before the token is even fetched, so whatever URL a caller was handed, the token stays home.
+    """
+
+    def __init__(self, provider: TokenProvider, origin: ApiOrigin) -> None:
         self._provider = provider
+        self._origin = origin
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if not self._origin.same_origin(request.url):
+            url = request.url
+            raise ForeignOrigin(f"refusing to send the API token to {url.scheme}://{url.host}:{_port(url)}"
+                                f" (configured API: {self._origin})")
         request.headers["Authorization"] = f"Bearer {await self._provider.token()}"
         response = yield request
         if response.status_code == 401:

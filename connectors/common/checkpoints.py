@@ -4,16 +4,23 @@ Key `SourceOffsetKey` (system, table), value `SourceOffset`. The latest record p
 position to resume from; a source writes one only after Kafka acknowledged every event it
 covers, so resuming never skips a change (it may re-emit the uncheckpointed tail, which the
 processor drops by version).
+
+Anyone who can produce to the topic can write a checkpoint, so a loaded position is a claim, not
+a fact: an undecodable one of ours is ignored with a warning (the table snapshots afresh) and
+the reader judges every position before it follows one (`UntrustedPosition` in the source engine).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from connectors.common.kafka import AsyncProducer, KafkaConfig, read_compacted
 from topics import DecodeError, SourceOffset, SourceOffsetKey, System, decode_model, encode
 
 __all__ = ["CheckpointStore"]
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointStore:
@@ -35,8 +42,9 @@ class CheckpointStore:
                 continue
             try:
                 out[key.table] = decode_model(SourceOffset, value)
-            except DecodeError:
-                continue
+            except DecodeError as exc:
+                log.warning("checkpoint of %s/%s on %s is unreadable (%s); ignoring it",
+                            system, key.table[:200], self.topic, exc)
         return out
 
     async def save(self, offset: SourceOffset) -> None:

@@ -11,18 +11,38 @@ Per table:
 3. sleep ``poll_interval_s`` when the feed is drained.
 A crash between 2's produce and its checkpoint re-emits that page after restart: duplicates,
 never a gap.
+
+Bad input is isolated at the smallest unit it spoils, and never stops another table:
+- a row: one that cannot become an event (no key, a version that is not 1-20 ASCII digits within
+  0..2^64-1, integers beyond 64 bits, an event over the producer's ``message.max.bytes``, any
+  failure while describing it) is a `BadRecord`, dead-lettered on ``sync.dlq`` at stage
+  ``capture`` with the raw payload (cut to fit, marked by the `TRUNCATED_HEADER`) and the reason;
+  the rest of its page goes on and the checkpoint moves past it (it is in the DLQ, not lost);
+- an answer: a page that is not JSON, HTML, truncated, a feed without a usable watermark, an
+  unreadable ``$metadata`` is `UnreadableAnswer`; a link (next, delta) outside the configured
+  API is `ForeignOrigin`. The table logs it and tries again with exponential backoff (nothing of
+  that page is emitted or checkpointed); the other tables keep flowing, and so does every
+  unexpected exception: it is logged with its traceback and retried the same way;
+- a checkpoint: a stored position the reader cannot trust (a link to another host, a
+  non-numeric watermark; anyone who can produce to ``sync.source-offsets`` can write one) is
+  `UntrustedPosition`: refused with an error line, and the table takes a fresh snapshot, which
+  reads only from the configured API, loses nothing (the overlap is removed downstream by
+  version) and heals without an operator, where stopping the table would let one forged record
+  halt capture.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.common import metrics
@@ -30,11 +50,53 @@ from connectors.common.checkpoints import CheckpointStore
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import AuthFailed, PositionExpired, Rejected, RetryLater
 from connectors.common.kafka import AsyncProducer, Headers, KafkaConfig
-from topics import ChangeEvent, SourceOffset, System, cdc_topic, dlq_headers, encode, encode_key
+from topics import (
+    ChangeEvent,
+    SourceOffset,
+    System,
+    cdc_topic,
+    dlq_headers,
+    encode,
+    encode_key,
+    parse_version,
+)
 
-__all__ = ["BadRecord", "Change", "ChangeReader", "Page", "SourceEngine", "SourceSettings"]
+__all__ = [
+    "CAPTURE_STAGE",
+    "TRUNCATED_HEADER",
+    "BadRecord",
+    "Change",
+    "ChangeReader",
+    "Page",
+    "SourceEngine",
+    "SourceSettings",
+    "UnreadableAnswer",
+    "UntrustedPosition",
+    "capture_version",
+    "isolate",
+    "message_limit",
+]
 
 log = logging.getLogger(__name__)
+
+CAPTURE_STAGE = "capture"  # dlq.stage of a source row that could not become an event
+# On a dead letter whose payload was cut to fit the producer's limit: the original size in bytes.
+TRUNCATED_HEADER = "dlq.payload.truncated"
+LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
+# librdkafka counts key, value and headers plus a per-record overhead (measured: 36 bytes and
+# about 2 per header); these margins are above it, so a record we accept is one it accepts.
+_RECORD_OVERHEAD = 64
+_HEADER_OVERHEAD = 8
+
+
+class UnreadableAnswer(RetryLater):
+    """A whole answer of the source API cannot be read (not JSON, HTML, truncated, no usable
+    watermark, unreadable ``$metadata``): nothing of it is emitted; the table tries again."""
+
+
+class UntrustedPosition(PositionExpired):
+    """A stored position the reader refuses (a link outside the configured API, a watermark
+    that is not a version): the table takes a fresh snapshot instead of following it."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +109,78 @@ class Change:
 
 @dataclass(frozen=True)
 class BadRecord:
-    """An API payload the reader could not turn into an event (goes to the DLQ)."""
+    """An API payload the reader could not turn into an event (goes to the DLQ at stage
+    ``capture``, with ``error_class`` and ``reason`` in its headers)."""
 
     payload: bytes
     reason: str
+    error_class: str = "SourcePayloadError"
+
+    @classmethod
+    def of(cls, raw: Any, reason: str, error_class: str = "SourcePayloadError") -> BadRecord:
+        """From a parsed payload, whatever it holds (see `payload_bytes`)."""
+        return cls(payload_bytes(raw), reason, error_class)
+
+
+def payload_bytes(raw: Any) -> bytes:
+    """``raw`` as JSON bytes for a dead letter; never raises.
+
+    orjson refuses integers beyond 64 bits and nesting deeper than 254, which are exactly what
+    a hostile row holds, so the standard library (arbitrary integers) and then ``repr`` follow.
+    """
+    if isinstance(raw, bytes):
+        return raw
+    try:
+        if isinstance(raw, BaseModel):
+            raw = raw.model_dump(mode="python")
+        return orjson.dumps(raw)
+    except Exception:  # any failure falls through to the next way
+        pass
+    try:
+        return json.dumps(raw, default=repr, ensure_ascii=False).encode()
+    except Exception:
+        pass
+    try:
+        return repr(raw).encode(errors="replace")
+    except Exception:
+        return f"<unprintable {type(raw).__name__}>".encode()
+
+
+def capture_version(value: Any) -> str:
+    """A row version as the envelope's decimal text; `topics.DecodeError` when it is not one.
+
+    The API gives a JSON number or a string; either must be ASCII digits (``str.isdigit`` and
+    ``int()`` also take Arabic-Indic digits), at most 20, within 0..2^64-1 (`topics.parse_version`,
+    the envelope's one rule). ``True`` is not a version although Python counts it an int.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return str(parse_version(value))
+
+
+def isolate(raw: Any, what: str, build: Callable[[], Change | BadRecord]) -> Change | BadRecord:
+    """Build one row's change; any failure to describe the row makes it a `BadRecord`, so one
+    bad row never fails its page (the per-item guard of every reader)."""
+    try:
+        return build()
+    except Exception as exc:  # the row's fault, whatever it is
+        return BadRecord.of(raw, f"{what}: {type(exc).__name__}: {exc}"[:2000], type(exc).__name__)
+
+
+def message_limit(kafka: KafkaConfig) -> int:
+    """The producer's ``message.max.bytes`` (librdkafka's default unless configured)."""
+    try:
+        return int(str(kafka.client.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES)))
+    except ValueError:
+        return LIBRDKAFKA_MESSAGE_MAX_BYTES
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Headers | None = None) -> int:
+    """What librdkafka weighs against ``message.max.bytes``, rounded up."""
+    size = _RECORD_OVERHEAD + len(key or b"") + len(value or b"")
+    for name, header in headers or ():
+        size += _HEADER_OVERHEAD + len(name.encode()) + len(header or b"")
+    return size
 
 
 def row_image(row: dict[str, Any]) -> dict[str, Any]:
@@ -59,13 +189,14 @@ def row_image(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def iso_ms(value: Any) -> int | None:
-    """An ISO timestamp as ms since the epoch; None when it is not one."""
+    """An ISO timestamp as ms since the epoch; None when it is not one (or before 1970)."""
     if not isinstance(value, str):
         return None
     try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
+        ms = int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
         return None
+    return ms if ms >= 0 else None
 
 
 class ImageCache:
@@ -117,7 +248,8 @@ class ChangeReader(Protocol):
         position captured before the first row was read."""
 
     async def changes(self, table: str, position: str) -> Page:
-        """Changes after ``position``; raises `PositionExpired` when it can't be read any more."""
+        """Changes after ``position``; raises `PositionExpired` when it can't be read any more
+        and `UntrustedPosition` when it is not a position of the configured API."""
 
     async def aclose(self) -> None:
         """Release the HTTP client."""
@@ -131,6 +263,8 @@ class SourceSettings(BaseModel):
     system: System
     tables: tuple[str, ...] = Field(description="Entity sets / public collections to capture.")
     poll_interval_s: float = Field(default=2.0, gt=0, description="Wait between polls of a drained feed.")
+    max_backoff_s: float = Field(default=60.0, gt=0,
+                                 description="Longest wait of a failing table (doubles from the poll interval).")
     offsets_topic: str = Field(default="sync.source-offsets", description="Compacted checkpoint topic.")
     dlq_topic: str = Field(default="sync.dlq", description="Dead letters.")
     topic_prefix: str = Field(default="", description="Prefix of the CDC topic names (tests).")
@@ -153,6 +287,7 @@ class SourceEngine:
         self.checkpoints = CheckpointStore(kafka, self.producer, settings.offsets_topic)
         self.positions: dict[str, str] = {}
         self.system = settings.system
+        self.max_message_bytes = message_limit(kafka)
 
     def _ckpt_table(self, table: str) -> str:
         return self.settings.checkpoint_table_prefix + table
@@ -178,13 +313,10 @@ class SourceEngine:
             await self.close()
 
     async def _run_table(self, table: str, stop: asyncio.Event) -> None:
+        failures = 0  # in a row, for the backoff
         while not stop.is_set():
             try:
                 more = await self.step(table)
-            except RetryLater as exc:
-                log.warning("source %s/%s: %s", self.system, table, exc.reason)
-                await self._wait(stop, exc.retry_after or self.settings.poll_interval_s)
-                continue
             except PositionExpired as exc:
                 # Raised while (re-)snapshotting, e.g. a paging link that went stale: start over.
                 log.warning("source %s/%s: %s; starting over", self.system, table, exc)
@@ -192,15 +324,34 @@ class SourceEngine:
                 await self._wait(stop, self.settings.poll_interval_s)
                 continue
             except AuthFailed:
-                raise
-            except Rejected as exc:
-                # A refused read (403, 404 table) does not heal by itself, but must not kill
-                # the other tables: keep asking at the poll interval so a fix is picked up.
-                log.error("source %s/%s refused: %s %s", self.system, table, exc.reason, exc.body)
-                await self._wait(stop, self.settings.poll_interval_s * 5)
+                raise  # the token endpoint refuses our credentials: a configuration to fix
+            except Exception as exc:  # one table's trouble never stops the others
+                failures += 1
+                delay = self._backoff(exc, failures)
+                self._log_failure(table, exc, delay)
+                await self._wait(stop, delay)
                 continue
+            failures = 0
             if not more:
                 await self._wait(stop, self.settings.poll_interval_s)
+
+    def _backoff(self, exc: Exception, failures: int) -> float:
+        """The server's Retry-After when it named one, else doubling from the poll interval."""
+        if isinstance(exc, RetryLater) and exc.retry_after:
+            return exc.retry_after
+        return min(self.settings.max_backoff_s, self.settings.poll_interval_s * 2.0 ** (failures - 1))
+
+    def _log_failure(self, table: str, exc: Exception, delay: float) -> None:
+        where = f"source {self.system}/{table}"
+        if isinstance(exc, RetryLater):
+            log.warning("%s: %s; again in %.1fs", where, exc.reason, delay)
+        elif isinstance(exc, Rejected):
+            # A refused read (403, 404 table, a foreign link) does not heal by itself, but must
+            # not stop the other tables: keep asking, slower and slower, so a fix is picked up.
+            log.error("%s refused: %s %s; again in %.1fs", where, exc.reason, exc.body[:500], delay)
+        else:
+            log.error("%s failed: %s: %s; again in %.1fs", where, type(exc).__name__, exc, delay,
+                      exc_info=exc)
 
     async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
         sleeper = asyncio.create_task(self.clock.sleep(seconds))
@@ -217,6 +368,11 @@ class SourceEngine:
             return True
         try:
             page = await self.reader.changes(table, position)
+        except UntrustedPosition as exc:
+            log.error("source %s/%s: checkpoint refused: %s; taking a fresh snapshot",
+                      self.system, table, exc)
+            await self.snapshot(table)
+            return True
         except PositionExpired as exc:
             log.warning("source %s/%s: position expired (%s); taking a fresh snapshot",
                         self.system, table, exc)
@@ -251,22 +407,49 @@ class SourceEngine:
         log.info("source %s/%s: snapshot done, streaming from %s", self.system, table, position)
 
     async def _emit(self, table: str, items: list[Change | BadRecord]) -> None:
+        """Produce the page's events (a delete and its tombstone), dead-letter what cannot be one,
+        and wait until Kafka has every record."""
         topic = self.settings.topic(table)
         records: list[Record] = []
         for item in items:
             if isinstance(item, BadRecord):
-                headers = dlq_headers(stage="source", error_class="SourcePayloadError",
-                                      message=item.reason, topic=topic,
-                                      ts_ms=int(self.clock.time() * 1000))
-                records.append((self.settings.dlq_topic, None, item.payload, list[tuple[str, str | bytes | None]](headers)))
-                metrics.DLQ.labels(self.system, "source").inc()
+                records.append(self._dead_letter(topic, None, item.payload, item.reason, item.error_class))
                 continue
             key = encode_key(item.key)
-            records.append((topic, key, encode(item.event), None))
+            what = f"{table}({item.key[:200]})"
+            try:
+                value = encode(item.event)
+            except (TypeError, ValueError) as exc:  # orjson: an integer beyond 64 bits, deep nesting
+                records.append(self._dead_letter(topic, key, payload_bytes(item.event),
+                                                 f"{what}: event cannot be encoded: {exc}", "UnencodableRow"))
+                continue
+            if record_size(key, value) > self.max_message_bytes:
+                records.append(self._dead_letter(
+                    topic, key, value, f"{what}: event of {len(value)} bytes is over the producer's "
+                    f"message.max.bytes ({self.max_message_bytes})", "OversizedRow"))
+                continue
+            records.append((topic, key, value, None))
             if item.event.op == "d":
                 records.append((topic, key, None, None))  # tombstone: compaction may drop the row
             metrics.EVENTS.labels(self.system, item.event.op).inc()
         await self.producer.produce_all(records)
+
+    def _dead_letter(self, topic: str, key: bytes | None, payload: bytes, reason: str,
+                     error_class: str) -> Record:
+        """A capture-stage dead letter that fits the producer's limit: the payload is cut to the
+        room left by key and headers, and `TRUNCATED_HEADER` then names its original size."""
+        headers: Headers = list(dlq_headers(stage=CAPTURE_STAGE, error_class=error_class[:100],
+                                            message=reason[:max(100, self.max_message_bytes // 4)],
+                                            topic=topic, ts_ms=int(self.clock.time() * 1000)))
+        if key is not None and len(key) > self.max_message_bytes // 4:
+            key = None  # a key that large is part of the problem; the payload still holds it
+        room = self.max_message_bytes - record_size(key, None, headers) \
+            - _HEADER_OVERHEAD - len(TRUNCATED_HEADER) - 20
+        if len(payload) > room:
+            headers.append((TRUNCATED_HEADER, str(len(payload)).encode()))
+            payload = payload[:max(room, 0)]
+        metrics.DLQ.labels(self.system, CAPTURE_STAGE).inc()
+        return (self.settings.dlq_topic, key, payload, headers)
 
     async def _checkpoint(self, table: str, position: str) -> None:
         offset = SourceOffset(system=self.system, table=self._ckpt_table(table), position=position,

@@ -16,27 +16,44 @@
   (each is one event, whichever delta window it lands in), so the processor can release the
   transaction whole. A row changed again by a later transaction before it is read shows that
   later one; the first then never completes and the processor releases it on its time-out.
+- Hostile answers (see `connectors.common.source`): every row goes through one guard (`isolate`)
+  and its version through `capture_version`, so a bad row is a dead letter and its page goes on;
+  a page that is not a JSON object with a ``value`` array is `UnreadableAnswer`; a next or delta
+  link outside the configured API (scheme, host, port, path) is `ForeignOrigin` for that page,
+  and a stored delta link outside it is `UntrustedPosition` (a fresh snapshot follows).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
-import orjson
-
+from connectors.common.auth import ApiOrigin, ForeignOrigin
 from connectors.common.clock import Clock, SystemClock
-from connectors.common.errors import PositionExpired, Rejected, RetryLater
+from connectors.common.errors import PositionExpired, Rejected
 from connectors.common.http import ApiClient, error_message, rejection
-from connectors.common.source import BadRecord, Change, ImageCache, Page, iso_ms, row_image
+from connectors.common.source import (
+    BadRecord,
+    Change,
+    ImageCache,
+    Page,
+    UnreadableAnswer,
+    UntrustedPosition,
+    capture_version,
+    iso_ms,
+    isolate,
+    row_image,
+)
 from connectors.dataverse.client import DataverseConnection, primary_key
 from topics import ChangeEvent, Op, Source, System, TransactionBlock
 
 __all__ = ["DataverseReader", "parse_delta_page", "row_change"]
 
 EXPIRED_CODES = ("0x80044352", "ExpiredVersionStamp")
-_TOKEN_VERSION = re.compile(r"\$deltatoken=(\d+)")
+_TOKEN_VERSION = re.compile(r"\$deltatoken=([0-9]+)")  # ASCII only: \d takes any script's digits
+LINKS = ("@odata.nextLink", "@odata.deltaLink")
 # Lookup columns naming a row's legal entity (cdm_company) in the Web API's _x_value form.
 COMPANY_LOOKUPS = ("_msdyn_owningcompany_value", "_msdyn_company_value")
 
@@ -68,10 +85,15 @@ def row_change(table: str, pk: str, row: dict[str, Any], *, snapshot: bool, capt
     version = row.get("@dualwrite.version", row.get("versionnumber"))
     if deleted and version is None:
         version = fallback_version
-    if not record_id:
-        return BadRecord(orjson.dumps(row), f"{table}: row without primary key '{pk}'")
-    if version is None or not str(version).isdigit():
-        return BadRecord(orjson.dumps(row), f"{table}({record_id}): row without a usable versionnumber")
+    if not record_id or not isinstance(record_id, str | int) or isinstance(record_id, bool):
+        return BadRecord.of(row, f"{table}: row without primary key '{pk}'")
+    if version is None:
+        return BadRecord.of(row, f"{table}({record_id}): row without a usable versionnumber")
+    try:
+        version = capture_version(version)
+    except ValueError as exc:
+        return BadRecord.of(row, f"{table}({record_id}): row without a usable versionnumber: {exc}",
+                            "BadVersion")
     image = row_image(row)
     op: Op
     if snapshot:
@@ -108,7 +130,7 @@ def parse_delta_page(table: str, pk: str, body: dict[str, Any], *, snapshot: boo
     """A collection/delta response body as a Page (position = next link or delta link)."""
     values = body.get("value")
     if not isinstance(values, list):
-        return Page([BadRecord(orjson.dumps(body), f"{table}: response without a 'value' array")], "", False)
+        return Page([BadRecord.of(body, f"{table}: response without a 'value' array")], "", False)
     next_link = body.get("@odata.nextLink")
     delta_link = body.get("@odata.deltaLink")
     position = str(next_link or delta_link or "")
@@ -116,13 +138,12 @@ def parse_delta_page(table: str, pk: str, body: dict[str, Any], *, snapshot: boo
     items: list[Change | BadRecord] = []
     for row in values:
         if not isinstance(row, dict):
-            items.append(BadRecord(orjson.dumps(row), f"{table}: row is not an object"))
+            items.append(BadRecord.of(row, f"{table}: row is not an object"))
             continue
         before = images.get(str(row.get("id"))) if images is not None else None
-        item = row_change(table, pk, row, snapshot=snapshot, captured_ms=captured_ms,
-                          company_field=company_field, before=before, fallback_version=token_v,
-                          captured=captured)
-        items.append(item)
+        items.append(isolate(row, table, partial(
+            row_change, table, pk, row, snapshot=snapshot, captured_ms=captured_ms,
+            company_field=company_field, before=before, fallback_version=token_v, captured=captured)))
     return Page(items, position, bool(next_link))
 
 
@@ -138,6 +159,7 @@ class DataverseReader:
         self.conn = conn
         self.captured = captured
         self.api = api
+        self.origin = ApiOrigin.of(api.http.base_url)
         self.clock = clock or SystemClock()
         self.company_fields = {"cdm_companies": "cdm_companycode", **(company_fields or {})}
         self._images = ImageCache()
@@ -159,12 +181,17 @@ class DataverseReader:
             raise rejection(response, f"GET {table}")
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # HTML, truncated JSON, bad UTF-8, absurd nesting
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             # A page we cannot read is the service's glitch, not a row to dead-letter; and a
             # snapshot must never end on it.
-            raise RetryLater(f"GET {table}: answer without a 'value' array")
+            kind = response.headers.get("content-type", "?")[:80]
+            raise UnreadableAnswer(f"GET {table}: answer is not a JSON object with a 'value' array "
+                                   f"({kind}, {len(response.content)} bytes)")
+        for name in LINKS:  # the page is followed or checkpointed only with links of our API
+            if name in body:
+                self.origin.check_link(str(body[name]), f"GET {table}: {name}")
         return body
 
     def _parse(self, table: str, body: dict[str, Any], snapshot: bool) -> Page:
@@ -199,8 +226,12 @@ class DataverseReader:
             self._companies_read_at = self.clock.monotonic()
             response = await self.api.request("GET", "cdm_companies",
                                               params={"$select": "cdm_companyid,cdm_companycode"})
-            if response.status_code == 200:
-                for row in response.json().get("value", []):
+            try:
+                rows = response.json().get("value", []) if response.status_code == 200 else []
+            except (ValueError, RecursionError, AttributeError):
+                rows = []  # unreadable: the company stays unknown, as for an unseen GUID
+            for row in rows if isinstance(rows, list) else []:
+                if isinstance(row, dict):
                     self._companies[str(row.get("cdm_companyid"))] = str(row.get("cdm_companycode"))
         return self._companies.get(guid)
 
@@ -219,5 +250,9 @@ class DataverseReader:
             yield page
 
     async def changes(self, table: str, position: str) -> Page:
+        try:
+            self.origin.check_link(position, f"{table}: stored delta link")
+        except ForeignOrigin as exc:
+            raise UntrustedPosition(exc.reason) from None
         page = self._parse(table, await self._get(table, position, tracking=False), snapshot=False)
         return await self._with_companies(page)

@@ -9,6 +9,15 @@ Snapshot: the feed position is captured first (the watermark at the end of the f
 rows are read across companies in RecId order by keyset paging
 (``$filter=RecId gt <last>&$orderby=RecId``), which, unlike ``$skip`` paging, cannot skip a row
 when another row is deleted meanwhile. Changes after the captured watermark come from the feed.
+
+Hostile answers (see `connectors.common.source`): every feed entry and snapshot row goes through
+one guard (`isolate`), its version through `capture_version` and its key values must be scalars,
+so a bad one is a dead letter and its page goes on (an entry of an entity not asked for is one
+too, never an event of another table). A feed answer without a watermark that is a version, a
+page that is not JSON and an unreadable ``$metadata`` are `UnreadableAnswer`: the tables that
+needed it wait and retry, the others keep their feed. A stored position that is not a version is
+`UntrustedPosition` (a fresh snapshot follows); a snapshot ``@odata.nextLink`` outside the
+configured API is `ForeignOrigin`.
 """
 
 from __future__ import annotations
@@ -16,14 +25,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
-import orjson
-
+from connectors.common.auth import ApiOrigin
 from connectors.common.clock import Clock, SystemClock
-from connectors.common.errors import Rejected, RetryLater
+from connectors.common.errors import ConnectorError, Rejected
 from connectors.common.http import ApiClient, rejection
-from connectors.common.source import BadRecord, Change, ImageCache, Page, iso_ms, row_image
+from connectors.common.source import (
+    BadRecord,
+    Change,
+    ImageCache,
+    Page,
+    UnreadableAnswer,
+    UntrustedPosition,
+    capture_version,
+    iso_ms,
+    isolate,
+    row_image,
+)
 from connectors.finance.client import FinanceConnection, key_string, parse_metadata_keys
 from topics import ChangeEvent, Op, Source, System, TransactionBlock
 
@@ -31,26 +52,36 @@ __all__ = ["FinanceReader", "feed_entry_change", "snapshot_row_change"]
 
 log = logging.getLogger(__name__)
 _OPS: dict[str, Op] = {"c": "c", "u": "u", "d": "d", "insert": "c", "update": "u", "delete": "d"}
+_MAX_TS_MS = 2**63 - 1
+
+
+def _scalar_key(key: dict[str, Any]) -> bool:
+    """Key values a record id and an OData key can be built from (no objects, lists or nulls)."""
+    return all(isinstance(v, str | int | float) for v in key.values())
 
 
 def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_ms: int,
                       before: dict[str, Any] | None = None) -> Change | BadRecord:
     """One change-feed entry as a change, or a BadRecord naming what is wrong with it."""
     if not isinstance(entry, dict):
-        return BadRecord(orjson.dumps(entry), "feed entry is not an object")
+        return BadRecord.of(entry, "feed entry is not an object")
     version, key, row = entry.get("version"), entry.get("key"), entry.get("row")
     op = _OPS.get(str(entry.get("op")))
     table = str(entry.get("entity") or "")
-    if not table or op is None or not isinstance(key, dict) or not key:
-        return BadRecord(orjson.dumps(entry), f"feed entry without entity/op/key: {str(entry)[:200]}")
-    if not isinstance(version, int) or version < 0:
-        return BadRecord(orjson.dumps(entry), f"{table}: feed entry without an integer version")
+    if not table or op is None or not isinstance(key, dict) or not key or not _scalar_key(key):
+        return BadRecord.of(entry, f"feed entry without entity/op/key: {str(entry)[:200]}")
+    if version is None:
+        return BadRecord.of(entry, f"{table}: feed entry without an integer version")
+    try:
+        version = capture_version(version)
+    except ValueError as exc:
+        return BadRecord.of(entry, f"{table}: feed entry without a usable version: {exc}", "BadVersion")
     if op != "d" and not isinstance(row, dict):
-        return BadRecord(orjson.dumps(entry), f"{table}: {op} entry without a row image")
+        return BadRecord.of(entry, f"{table}: {op} entry without a row image")
     order = key_fields if key_fields and all(k in key for k in key_fields) else tuple(key)
     ts = entry.get("ts_ms")
-    source = Source(system="finance", table=table, version=str(version),
-                    ts_ms=ts if isinstance(ts, int) and ts >= 0 else captured_ms, snapshot="false",
+    source = Source(system="finance", table=table, version=version,
+                    ts_ms=ts if isinstance(ts, int) and 0 <= ts <= _MAX_TS_MS else captured_ms, snapshot="false",
                     company=str(key["dataAreaId"]) if key.get("dataAreaId") else None,
                     txid=str(entry["txid"]) if entry.get("txid") else None,
                     origin=str(entry["principal"]) if entry.get("principal") else None)
@@ -65,15 +96,21 @@ def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_m
 def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
                         captured_ms: int) -> Change | BadRecord:
     if not isinstance(row, dict):
-        return BadRecord(orjson.dumps(row), f"{table}: row is not an object")
+        return BadRecord.of(row, f"{table}: row is not an object")
     missing = [k for k in key_fields if row.get(k) in (None, "")]
     version = row.get("RecVersion")
     if missing or not key_fields:
-        return BadRecord(orjson.dumps(row), f"{table}: row without key field(s) {missing or 'unknown'}")
-    if not isinstance(version, int) or version < 0:
-        return BadRecord(orjson.dumps(row), f"{table}: row without an integer RecVersion")
+        return BadRecord.of(row, f"{table}: row without key field(s) {missing or 'unknown'}")
+    if not _scalar_key({k: row[k] for k in key_fields}):
+        return BadRecord.of(row, f"{table}: key field(s) {list(key_fields)} hold an object or a list")
+    if version is None:
+        return BadRecord.of(row, f"{table}: row without an integer RecVersion")
+    try:
+        version = capture_version(version)
+    except ValueError as exc:
+        return BadRecord.of(row, f"{table}: row without a usable RecVersion: {exc}", "BadVersion")
     image = row_image(row)
-    source = Source(system="finance", table=table, version=str(version),
+    source = Source(system="finance", table=table, version=version,
                     ts_ms=iso_ms(image.get("ModifiedDateTime")) or captured_ms, snapshot="true",
                     company=str(image["dataAreaId"]) if image.get("dataAreaId") else None)
     event = ChangeEvent(before=None, after=image, op="r", ts_ms=captured_ms, source=source)
@@ -110,6 +147,7 @@ class FinanceReader:
                  coalesce_s: float = 0.05) -> None:
         self.conn = conn
         self.api = api
+        self.origin = ApiOrigin.of(api.http.base_url)
         self.clock = clock or SystemClock()
         self._keys: dict[str, tuple[str, ...]] = dict(conn.keys)
         self._metadata_loaded = False
@@ -126,7 +164,13 @@ class FinanceReader:
             response = await self.api.request("GET", "$metadata", headers={"Accept": "application/xml"})
             if response.status_code != 200:
                 raise rejection(response, "GET $metadata")
-            self._keys = {**parse_metadata_keys(response.content), **self.conn.keys}
+            try:
+                declared = parse_metadata_keys(response.content)
+            except (ParseError, ValueError, RecursionError) as exc:
+                raise UnreadableAnswer(f"GET $metadata: not a CSDL document ({exc})"[:300]) from None
+            if not declared:
+                raise UnreadableAnswer("GET $metadata: the document declares no entity set with a key")
+            self._keys = {**declared, **self.conn.keys}
             self._metadata_loaded = True
         return self._keys.get(table, ())
 
@@ -139,12 +183,22 @@ class FinanceReader:
             raise rejection(response, what)
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             # A 200 that is not JSON is a glitch of the service or a proxy, not our data.
-            raise RetryLater(f"{what}: answer is not JSON") from None
+            kind = response.headers.get("content-type", "?")[:80]
+            raise UnreadableAnswer(f"{what}: answer is not JSON ({kind}, {len(response.content)} bytes)") from None
         if not isinstance(body, dict):
-            raise RetryLater(f"{what}: answer is not a JSON object")
+            raise UnreadableAnswer(f"{what}: answer is not a JSON object")
         return body
+
+    @staticmethod
+    def _watermark(body: dict[str, Any], what: str) -> int:
+        """The feed's position in an answer; a missing or non-version one is the answer's fault
+        (moving to it could skip changes, staying put would re-read the page for ever)."""
+        try:
+            return int(capture_version(body.get("watermark")))
+        except ValueError as exc:
+            raise UnreadableAnswer(f"{what}: watermark is not a version ({exc})"[:300]) from None
 
     async def _feed(self, table: str, since: int) -> dict[str, Any]:
         return await self._get_json("ChangeFeed", {"since": str(since), "entities": table,
@@ -152,9 +206,9 @@ class FinanceReader:
 
     async def current_position(self, table: str) -> int:
         """The feed's end now: ``top=0`` answers only the watermark, reading no history."""
-        body = await self._get_json("ChangeFeed", {"since": "0", "entities": table, "top": "0"},
-                                    f"ChangeFeed {table} position")
-        return int(body.get("watermark", 0))
+        what = f"ChangeFeed {table} position"
+        return self._watermark(await self._get_json("ChangeFeed", {"since": "0", "entities": table, "top": "0"},
+                                                    what), what)
 
     async def snapshot(self, table: str) -> AsyncIterator[Page]:
         position = await self.current_position(table)
@@ -178,13 +232,14 @@ class FinanceReader:
                 raise rejection(response, f"GET {table}")
             try:
                 body = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 body = None
             rows = body.get("value") if isinstance(body, dict) else None
             if not isinstance(body, dict) or not isinstance(rows, list):
                 # Never end a snapshot on a page we could not read: that would be a gap.
-                raise RetryLater(f"GET {table}: answer without a 'value' array")
-            items = [snapshot_row_change(table, row, keys, self._now_ms()) for row in rows]
+                raise UnreadableAnswer(f"GET {table}: answer is not a JSON object with a 'value' array")
+            items = [isolate(row, table, partial(snapshot_row_change, table, row, keys, self._now_ms()))
+                     for row in rows]
             self._images.remember(table, items)
             recids: list[int] = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
             if params is not None and len(rows) >= self.conn.page_size and recids:
@@ -193,7 +248,7 @@ class FinanceReader:
                 continue
             next_link = body.get("@odata.nextLink") if params is None else None
             if next_link:
-                url, params = str(next_link), None
+                url, params = self.origin.check_link(str(next_link), f"GET {table}: @odata.nextLink"), None
                 yield Page(items, "", True)
                 continue
             yield Page(items, str(position), False)
@@ -206,8 +261,12 @@ class FinanceReader:
         (``since=<lowest position>&entities=A,B,...``), so a source capturing 21 entities costs
         one request per poll instead of 21 against the service protection budget.
         """
+        try:
+            since = int(capture_version(position))
+        except ValueError as exc:
+            raise UntrustedPosition(f"{table}: stored feed position is not a version ({exc})"[:300]) from None
         future: asyncio.Future[Page] = asyncio.get_running_loop().create_future()
-        self._waiting[table] = (int(position), future)
+        self._waiting[table] = (since, future)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -215,55 +274,87 @@ class FinanceReader:
     async def _flush(self) -> None:
         await asyncio.sleep(self.coalesce_s)  # let the other tables' pollers join this request
         waiting, self._waiting = self._waiting, {}
+        results: dict[str, Page | Exception]
         try:
-            pages = await self._read_feed({t: p for t, (p, _) in waiting.items()})
+            results = await self._read_feed({t: p for t, (p, _) in waiting.items()})
         except Exception as exc:
+            results = {t: exc for t in waiting}
             if len(waiting) > 1 and isinstance(exc, Rejected):
                 # One bad entity name must not starve the others: ask per table instead.
-                for t, (p, f) in waiting.items():
+                for t, (p, _) in waiting.items():
                     try:
-                        f.set_result((await self._read_feed({t: p}))[t])
+                        results[t] = (await self._read_feed({t: p}))[t]
                     except Exception as single:
-                        f.set_exception(single)
-                return
-            for _, f in waiting.values():
-                f.set_exception(exc)
-            return
-        for t, (_, f) in waiting.items():
-            f.set_result(pages[t])
+                        results[t] = single
+        for t, (_, f) in waiting.items():  # every waiter gets its answer, whatever happened
+            if f.done():
+                continue  # its poller was cancelled (stopping)
+            outcome = results[t]
+            if isinstance(outcome, Exception):
+                f.set_exception(outcome)
+            else:
+                f.set_result(outcome)
 
-    async def _read_feed(self, positions: dict[str, int]) -> dict[str, Page]:
+    async def _keys_of(self, tables: set[str]) -> dict[str, tuple[str, ...] | ConnectorError]:
+        """Key fields of the tables present in a feed page, or the error that hid them (an
+        unreadable ``$metadata``, asked once per page): only those tables wait and retry."""
+        out: dict[str, tuple[str, ...] | ConnectorError] = {}
+        failure: ConnectorError | None = None
+        for table in sorted(tables):
+            if failure is not None and table not in self._keys:
+                out[table] = failure
+                continue
+            try:
+                out[table] = await self.key_fields(table)
+            except ConnectorError as exc:
+                out[table] = failure = exc
+        return out
+
+    def _feed_change(self, table: str, entry: dict[str, Any], keys: tuple[str, ...]) -> Change | BadRecord:
+        key = entry.get("key")
+        before = None
+        if isinstance(key, dict) and key:
+            order = keys if keys and all(k in key for k in keys) else None
+            before = self._images.get(table, key_string(key, order))
+        return feed_entry_change(entry, keys, self._now_ms(), before)
+
+    async def _read_feed(self, positions: dict[str, int]) -> dict[str, Page | Exception]:
         since = min(positions.values())
         tables = sorted(positions)
         body = await self._get_json("ChangeFeed", {"since": str(since), "entities": ",".join(tables),
                                                    "top": str(self.conn.page_size)}, "ChangeFeed")
         entries = body.get("value")
-        watermark = body.get("watermark", since)
-        end = watermark if isinstance(watermark, int) else since
+        end = self._watermark(body, "ChangeFeed")
         more = bool(body.get("@odata.nextLink"))
         if not isinstance(entries, list):
-            raise RetryLater("ChangeFeed answered without a 'value' array")
+            raise UnreadableAnswer("ChangeFeed answered without a 'value' array")
         by_name = {t.lower(): t for t in tables}
         items: dict[str, list[Change | BadRecord]] = {t: [] for t in tables}
-        for entry in entries:
-            table = by_name.get(str(entry.get("entity", "")).lower()) if isinstance(entry, dict) else None
+        entity_of = [by_name.get(str(e.get("entity", "")).lower()) if isinstance(e, dict) else None
+                     for e in entries]
+        keys = await self._keys_of({t for t in entity_of if t is not None})
+        for entry, table in zip(entries, entity_of, strict=True):
             if table is None:
-                items[tables[0]].append(feed_entry_change(entry, None, self._now_ms()))
+                # Not an entity we asked for: never an event on another table's topic.
+                items[tables[0]].append(BadRecord.of(
+                    entry, f"ChangeFeed entry of an entity not asked for ({', '.join(tables)})"[:500]))
                 continue
             version = entry.get("version")
-            if isinstance(version, int) and version <= positions[table]:
+            if type(version) is int and 0 <= version <= positions[table]:
                 continue  # this table had already got past it (it polled from further on)
-            keys = await self.key_fields(table)
-            key = entry.get("key")
-            before = None
-            if isinstance(key, dict) and key:
-                order = keys if keys and all(k in key for k in keys) else None
-                before = self._images.get(table, key_string(key, order))
-            item = feed_entry_change(entry, keys, self._now_ms(), before)
+            table_keys = keys[table]
+            if isinstance(table_keys, ConnectorError):
+                continue  # the whole page is this table's error below: it reads it again later
+            item = isolate(entry, table, partial(self._feed_change, table, entry, table_keys))
             items[table].append(item)
             self._images.remember(table, [item])  # a page may hold a create and its delete
         _number_transactions(items)
         # Every entry of every asked table up to `end` is in this page, so each table may
         # move to `end` (never back: a table may have started past it).
-        return {t: Page(items[t], str(max(end, positions[t])), more) for t in tables}
+        out: dict[str, Page | Exception] = {}
+        for t in tables:
+            failed = keys.get(t)
+            out[t] = failed if isinstance(failed, ConnectorError) else \
+                Page(items[t], str(max(end, positions[t])), more)
+        return out
 

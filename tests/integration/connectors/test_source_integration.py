@@ -1,4 +1,5 @@
-"""Sources -> CDC topics on a real broker, checkpoints on a compacted topic, resume after restart."""
+"""Sources -> CDC topics on a real broker, checkpoints on a compacted topic, resume after restart;
+a poisoned row and a forged checkpoint against the real emulators."""
 
 from __future__ import annotations
 
@@ -15,10 +16,19 @@ from tests.integration.connectors.conftest import (
     create_topics,
     dataverse_conn,
     finance_conn,
+    produce_raw,
     read_all,
 )
 from tests.support.emulators import RunningEmulator
-from topics import ChangeEvent, SourceOffset, decode_event, decode_key, decode_model
+from topics import (
+    ChangeEvent,
+    SourceOffset,
+    SourceOffsetKey,
+    decode_event,
+    decode_key,
+    decode_model,
+    encode,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +162,87 @@ async def test_finance_source_runs_many_entities_on_one_feed(
     assert len(events(kafka_bootstrap, topics[2])) == counts[topics[2]]  # untouched entity: nothing new
     (_, vendor), = events(kafka_bootstrap, topics[1])[-1:]
     assert vendor is not None and vendor.op == "c" and vendor.source.table == "VendorsV2"
+
+
+async def test_a_poisoned_row_is_a_capture_dead_letter_while_its_page_and_another_table_flow(
+        kafka_bootstrap: str, finance_emu: RunningEmulator, unique: str) -> None:
+    """A customer whose event is over the producer's message.max.bytes (configured down to
+    librdkafka's minimum, 1000 bytes, so the emulator's own length limits allow such a row):
+    it alone goes to the DLQ; the other rows of its snapshot page, later changes of its table and
+    another table on the same feed arrive."""
+    tables = ("CustomersV3", "VendorsV2")
+    cfg = settings("finance", tables[0], unique).model_copy(update={"tables": tables})
+    customers, vendors = cfg.topic(tables[0]), cfg.topic(tables[1])
+    create_topics(kafka_bootstrap, [customers, vendors, cfg.offsets_topic, cfg.dlq_topic],
+                  compacted=(cfg.offsets_topic,))
+    small = KafkaConfig(bootstrap_servers=kafka_bootstrap, client={"message.max.bytes": "1000"})
+    wide = "\U0001d11e"  # 4 bytes in UTF-8: 100 of them fit the 100-character Name
+    poisoned = f"PZ-{unique[:6]}"
+    with finance_emu.client() as api:
+        api.post("CustomersV3", json={"dataAreaId": "usmf", "CustomerAccount": poisoned, "Name": wide * 100,
+                                      "PartyNumber": wide * 40}).raise_for_status()
+        api.post("CustomersV3", json={"dataAreaId": "usmf", "CustomerAccount": f"OK-{unique[:6]}",
+                                      "Name": "Plain"}).raise_for_status()
+        expected = {f"{r['dataAreaId']}|{r['CustomerAccount']}" for r in
+                    api.get("CustomersV3", params={"cross-company": "true"}).json()["value"]}
+
+    engine = finance_source(finance_conn(finance_emu), small, cfg)
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    try:
+        deadline = time.monotonic() + 60
+        while len(engine.positions) < len(tables):  # both snapshots checkpointed
+            assert time.monotonic() < deadline and not task.done(), task.exception() if task.done() else ""
+            await asyncio.sleep(0.1)
+        with finance_emu.client() as api:
+            api.post("VendorsV2", json={"dataAreaId": "usmf", "VendorAccountNumber": f"PV{unique[:6]}"}).raise_for_status()
+            api.post("CustomersV3", json={"dataAreaId": "usmf", "CustomerAccount": f"AF-{unique[:6]}"}).raise_for_status()
+        while not (any(k == f"usmf|PV{unique[:6]}" for k, _ in events(kafka_bootstrap, vendors))
+                   and any(k == f"usmf|AF-{unique[:6]}" for k, _ in events(kafka_bootstrap, customers))):
+            assert time.monotonic() < deadline and not task.done(), task.exception() if task.done() else ""
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    captured = {k for k, e in events(kafka_bootstrap, customers) if e is not None and e.op == "r"}
+    assert captured == expected - {f"usmf|{poisoned}"}  # the rest of its page arrived
+    (letter,) = read_all(kafka_bootstrap, cfg.dlq_topic)
+    key, value, headers = letter
+    assert headers["dlq.stage"] == b"capture" and headers["dlq.error.class"] == b"OversizedRow"
+    assert headers["dlq.original.topic"] == customers.encode()
+    assert int(headers["dlq.payload.truncated"]) > 900  # cut to fit, and says so
+    assert decode_key(key).id == f"usmf|{poisoned}" and value is not None and value.startswith(b'{"before":null')
+
+
+async def test_a_forged_checkpoint_linking_elsewhere_is_refused_and_the_table_snapshots_afresh(
+        kafka_bootstrap: str, kafka: KafkaConfig, dataverse_emu: RunningEmulator, unique: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Anyone who can produce to sync.source-offsets can write a delta link: one naming another
+    port of the same host must never be requested (the token would go with it)."""
+    cfg = settings("dataverse", "cdm_companies", unique)
+    topic = cfg.topic("cdm_companies")
+    create_topics(kafka_bootstrap, [topic, cfg.offsets_topic, cfg.dlq_topic], compacted=(cfg.offsets_topic,))
+    visits: list[bytes] = []
+
+    async def trap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        visits.append(await reader.read(4096))
+        writer.close()
+
+    server = await asyncio.start_server(trap, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    forged = SourceOffset(system="dataverse", table=f"{unique}.cdm_companies", snapshot_done=True, ts_ms=1,
+                          position=f"http://127.0.0.1:{port}/api/data/v9.2/cdm_companies?$deltatoken=1!01/01/2026")
+    produce_raw(kafka_bootstrap, cfg.offsets_topic,
+                [(encode(SourceOffsetKey(system="dataverse", table=forged.table)), encode(forged))])
+    try:
+        engine = dataverse_source(dataverse_conn(dataverse_emu), kafka, cfg)
+        await run_until(engine.run, lambda: any(e and e.source.snapshot == "last"
+                                                for _, e in events(kafka_bootstrap, topic)))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert visits == []  # not a byte, let alone the token
+    assert "checkpoint refused" in caplog.text and f"127.0.0.1:{port}" in caplog.text
+    latest = decode_model(SourceOffset, read_all(kafka_bootstrap, cfg.offsets_topic)[-1][1])
+    assert latest.position.startswith(dataverse_emu.api_url + "/") and "$deltatoken=" in latest.position

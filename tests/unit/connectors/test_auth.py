@@ -5,7 +5,7 @@ import logging
 import httpx
 import pytest
 
-from connectors.common.auth import TokenProvider
+from connectors.common.auth import ApiOrigin, ForeignOrigin, TokenProvider
 from connectors.common.clock import FakeClock
 from connectors.common.errors import AuthFailed, RetryLater
 from tests.unit.connectors.fakes import SECRET, TOKEN_URL, FakeApi, api_client, credentials
@@ -77,3 +77,36 @@ async def test_token_endpoint_outage_is_retry_later() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(down)) as http:
         with pytest.raises(RetryLater):
             await TokenProvider(credentials(), http, FakeClock()).token()
+
+
+@pytest.mark.parametrize("foreign", [
+    "https://evil.example/api/data/v9.2/accounts",  # another host
+    "https://org.example:8443/api/data/v9.2/accounts",  # another port
+    "http://org.example/api/data/v9.2/accounts",  # another scheme
+    "https://org.example.evil.example/api/data/v9.2/accounts",  # a look-alike host
+])
+async def test_bearer_token_is_never_sent_to_another_origin(foreign: str) -> None:
+    fake = FakeApi(ok)
+    api = api_client(fake)
+    with pytest.raises(ForeignOrigin) as info:
+        await api.request("GET", foreign)
+    assert fake.calls == []  # nothing left the client: no request, no header, nowhere
+    assert fake.tokens_issued == 0
+    assert "tok-" not in str(info.value) and "configured API: https://org.example:443" in str(info.value)
+    # The configured origin, spelled with its default port, still gets the token.
+    same = await api.request("GET", "https://org.example:443/api/data/v9.2/accounts")
+    assert same.json() == {"auth": "Bearer tok-1"}
+    assert {c.url.host for c in fake.calls} == {"org.example"}
+    await api.aclose()
+
+
+def test_links_must_stay_under_the_configured_api() -> None:
+    origin = ApiOrigin.of("https://org.example/api/data/v9.2")
+    good = "https://org.example/api/data/v9.2/accounts?$deltatoken=5!1"
+    assert origin.check_link(good, "next link") == good
+    for link in ("https://evil.example/api/data/v9.2/accounts", "https://org.example:444/api/data/v9.2/a",
+                 "http://org.example/api/data/v9.2/a", "https://org.example/other/accounts",
+                 "https://org.example/api/data/v9.2/../../admin", "https://user:pw@org.example/api/data/v9.2/a",
+                 "accounts?$deltatoken=1", "//evil.example/api/data/v9.2/a", "https://[::1/x"):
+        with pytest.raises(ForeignOrigin):
+            origin.check_link(link, "next link")

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from connectors.common.auth import ForeignOrigin
 from connectors.common.clock import FakeClock
-from connectors.common.errors import PositionExpired
+from connectors.common.errors import PositionExpired, Rejected
 from connectors.common.kafka import KafkaConfig
-from connectors.common.source import BadRecord, Change, Page, SourceEngine, SourceSettings
+from connectors.common.source import (
+    TRUNCATED_HEADER,
+    BadRecord,
+    Change,
+    Page,
+    SourceEngine,
+    SourceSettings,
+    UnreadableAnswer,
+    UntrustedPosition,
+    record_size,
+)
 from topics import ChangeEvent, Source, SourceOffset, decode_event, decode_model
 
 pytestmark = pytest.mark.unit
@@ -69,10 +81,10 @@ class ScriptedReader:
         pass
 
 
-def engine(reader: ScriptedReader) -> tuple[SourceEngine, MemoryProducer]:
+def engine(reader: ScriptedReader, kafka: KafkaConfig | None = None) -> tuple[SourceEngine, MemoryProducer]:
     producer = MemoryProducer()
     settings = SourceSettings(system="dataverse", tables=("accounts",), dlq_topic="dlq", offsets_topic="offsets")
-    return SourceEngine(settings, KafkaConfig(), reader, FakeClock(), producer), producer  # type: ignore[arg-type]
+    return SourceEngine(settings, kafka or KafkaConfig(), reader, FakeClock(), producer), producer  # type: ignore[arg-type]
 
 
 def summary(producer: MemoryProducer) -> list[tuple[str, str | None, str | None]]:
@@ -98,7 +110,7 @@ async def test_snapshot_marks_the_final_event_last_and_checkpoints_after_it() ->
     assert summary(producer) == [(topic, "r", "true"), (topic, "r", "true"), ("dlq", None, None),
                                  (topic, "r", "last"), ("offsets", "tok-3", None)]
     dlq_headers = dict(producer.records[2][3])
-    assert dlq_headers["dlq.stage"] == b"source" and dlq_headers["dlq.error.message"] == b"no id"
+    assert dlq_headers["dlq.stage"] == b"capture" and dlq_headers["dlq.error.message"] == b"no id"
     assert source.positions["accounts"] == "tok-3"
 
 
@@ -147,3 +159,106 @@ async def test_checkpoint_waits_for_every_delivery() -> None:
         await source.step("accounts")
     assert source.positions["accounts"] == "tok-4"
     assert [r[0] for r in source.producer.records] == ["dataverse.cdc.accounts"]  # type: ignore[attr-defined]
+
+
+def big(key: str, version: int, **after: Any) -> Change:
+    source = Source(system="dataverse", table="accounts", version=str(version), ts_ms=1)
+    return Change(key, ChangeEvent(after={"accountid": key, **after}, op="u", ts_ms=1, source=source))
+
+
+async def test_a_row_over_the_producer_limit_is_dead_lettered_cut_to_fit_and_the_page_goes_on() -> None:
+    limit = 2000  # message.max.bytes as the producer is configured (librdkafka's default is 1 MB)
+    page = Page([change("a", 5), big("b", 6, note="x" * 5000), change("c", 7),
+                 BadRecord(b"y" * 9000, "row without id")], "tok-7", False)
+    source, producer = engine(ScriptedReader([], [page]), KafkaConfig(client={"message.max.bytes": str(limit)}))
+    source.positions["accounts"] = "tok-4"
+    await source.step("accounts")
+    topic = "dataverse.cdc.accounts"
+    assert summary(producer) == [(topic, "u", "false"), ("dlq", None, None), (topic, "u", "false"),
+                                 ("dlq", None, None), ("offsets", "tok-7", None)]
+    for _topic, key, value, headers in (producer.records[1], producer.records[3]):
+        assert record_size(key, value, headers) <= limit  # the dead letter itself fits
+    oversized, nameless = dict(producer.records[1][3]), dict(producer.records[3][3])
+    assert oversized["dlq.stage"] == b"capture" and oversized["dlq.error.class"] == b"OversizedRow"
+    assert int(oversized[TRUNCATED_HEADER]) > 5000 and b"over the producer's message.max.bytes" in \
+        oversized["dlq.error.message"]
+    assert producer.records[1][1] == b'{"id":"b"}'  # the original key
+    assert producer.records[1][2].startswith(b'{"before":null,"after":{"accountid":"b","note":"xxx')
+    assert nameless[TRUNCATED_HEADER] == b"9000" and nameless["dlq.error.message"] == b"row without id"
+    assert source.positions["accounts"] == "tok-7"  # past the dead letters: they are not lost
+
+
+async def test_integers_beyond_64_bits_are_dead_lettered_with_their_digits() -> None:
+    page = Page([big("a", 5, amount=2**70), change("b", 6)], "tok-6", False)
+    source, producer = engine(ScriptedReader([], [page]))
+    source.positions["accounts"] = "tok-4"
+    await source.step("accounts")
+    assert [r[0] for r in producer.records] == ["dlq", "dataverse.cdc.accounts", "offsets"]
+    headers = dict(producer.records[0][3])
+    assert headers["dlq.error.class"] == b"UnencodableRow" and headers["dlq.stage"] == b"capture"
+    assert str(2**70).encode() in producer.records[0][2]
+
+
+class TwoTables:
+    """"good" answers a change per poll; "bad" fails every way a source can, one after another."""
+
+    system = "dataverse"
+    failures = [UnreadableAnswer("GET bad: answer is not JSON"), RuntimeError("a bug in a reader"),
+                Rejected("GET bad", status=403), ForeignOrigin("next link points elsewhere"),
+                ValueError("junk")] * 3
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.bad_calls = 0
+
+    async def snapshot(self, table: str) -> AsyncIterator[Page]:
+        yield Page([], "tok-0", False)
+
+    async def changes(self, table: str, position: str) -> Page:
+        if table == "bad":
+            self.bad_calls += 1
+            raise self.failures[(self.bad_calls - 1) % len(self.failures)]
+        self.polls += 1
+        return Page([change(f"g{self.polls}", self.polls)], f"tok-{self.polls}", False)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_table_in_trouble_backs_off_and_never_stops_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    reader = TwoTables()
+    producer = MemoryProducer()
+    settings = SourceSettings(system="dataverse", tables=("good", "bad"), dlq_topic="dlq", offsets_topic="offsets",
+                              poll_interval_s=1.0, max_backoff_s=8.0)
+    clock = FakeClock()
+    source = SourceEngine(settings, KafkaConfig(), reader, clock, producer)  # type: ignore[arg-type]
+
+    async def no_checkpoints() -> None:
+        source.positions.update({"good": "tok-0", "bad": "tok-0"})
+
+    source.load = no_checkpoints  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    run = asyncio.create_task(source.run(stop))
+    while reader.bad_calls < 12:
+        assert not run.done(), run.exception()
+        await asyncio.sleep(0)
+    stop.set()
+    await asyncio.wait_for(run, 5)  # returns normally: nothing escaped
+    assert reader.polls >= 12 and source.positions["good"] == f"tok-{reader.polls}"
+    bad_waits = [s for s in clock.sleeps if s != 1.0]
+    assert bad_waits[:3] == [2.0, 4.0, 8.0] and set(bad_waits) == {2.0, 4.0, 8.0}  # doubling, capped
+    assert "a bug in a reader" in caplog.text and "Traceback" in caplog.text  # logged with its stack
+    assert "next link points elsewhere" in caplog.text
+
+
+async def test_untrusted_checkpoint_is_refused_loudly_and_the_table_takes_a_fresh_snapshot(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)
+    reader = ScriptedReader([Page([change("a", 9, "r", "true")], "tok-9", False)],
+                            [UntrustedPosition("accounts: stored delta link points to https://evil.example:443")])
+    source, producer = engine(reader)
+    source.positions["accounts"] = "https://evil.example/api/data/v9.2/accounts?$deltatoken=1"
+    await source.step("accounts")
+    assert reader.snapshots == 1 and source.positions["accounts"] == "tok-9"
+    assert summary(producer)[-1] == ("offsets", "tok-9", None)
+    assert "checkpoint refused" in caplog.text and "evil.example" in caplog.text
