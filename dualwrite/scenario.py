@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.common.odata import literal
 from dualwrite.apiclient import ApiSession
 
 __all__ = ["Expected", "Scenario"]
@@ -57,6 +58,8 @@ class Scenario:
         self._projects: dict[str, str] = {}  # project number -> msdyn_projectid
         self._tasks: dict[tuple[str, str], str] = {}  # (project number, wbs) -> msdyn_projecttaskid
         self._parents: dict[tuple[str, str], str | None] = {}  # (project number, wbs) -> parent wbs
+        self.deleted_tasks: list[tuple[str, str, str]] = []  # Finance keys that must be gone
+        self._had_children: set[tuple[str, str]] = set()  # (project number, wbs)
         self._company_id: str | None = None
         self._customer_id: str | None = None
         self._counter = 0
@@ -64,7 +67,7 @@ class Scenario:
     # -- lookups ---------------------------------------------------------------------------
     def company_id(self) -> str:
         if self._company_id is None:
-            rows = self.dv.get_all("cdm_companies", {"$filter": f"cdm_companycode eq '{self.company}'",
+            rows = self.dv.get_all("cdm_companies", {"$filter": f"cdm_companycode eq {literal(self.company)}",
                                                      "$select": "cdm_companyid"})
             if not rows:
                 raise RuntimeError(f"company {self.company!r} is not in Dataverse; start it with --seed")
@@ -74,7 +77,7 @@ class Scenario:
     def customer_id(self) -> str:
         if self._customer_id is None:
             rows = self.dv.get_all("accounts", {
-                "$filter": f"accountnumber eq '{self.customer}' and _msdyn_company_value eq {self.company_id()}",
+                "$filter": f"accountnumber eq {literal(self.customer)} and _msdyn_company_value eq {self.company_id()}",
                 "$select": "accountid"})
             if not rows:
                 raise RuntimeError(f"customer {self.customer!r} is not in Dataverse")
@@ -117,6 +120,8 @@ class Scenario:
         self._ok(resp, f"create task {project}/{wbs}")
         self._tasks[(project, wbs)] = resp.headers.get("OData-EntityId", "").rsplit("(", 1)[-1].rstrip(")")
         self._parents[(project, wbs)] = parent
+        if parent is not None:
+            self._had_children.add((project, parent))
         self.expected.finance_tasks[(self.company, project, wbs)] = {"Name": subject, "ParentTask": parent}
 
     def rename_project(self, project: str, name: str) -> None:
@@ -136,6 +141,12 @@ class Scenario:
         self._ok(resp, f"delete task {project}/{wbs}")
         del self._parents[(project, wbs)]
         del self.expected.finance_tasks[(self.company, project, wbs)]
+        self.deleted_tasks.append((self.company, project, wbs))
+
+    def leaves(self) -> list[tuple[str, str]]:
+        """Tasks that never had a child, as (project number, wbs), oldest first: deleting one
+        does not depend on a child's delete reaching Finance first."""
+        return [t for t in self._tasks if t not in self._had_children]
 
     # -- Finance activity ------------------------------------------------------------------
     def create_customer(self, name: str | None = None) -> str:

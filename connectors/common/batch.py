@@ -6,6 +6,11 @@ change-set parts without it). Responses come back in request order; a change set
 comes back as a single error response instead of one per operation, which `match_responses`
 maps onto every operation of the group. Groups the server never reached (it stops at the first
 failure unless ``Prefer: odata.continue-on-error``) are reported as missing so they are retried.
+
+A part's head (request line and headers) is printable ASCII and nothing else: URLs arrive
+percent-encoded (`connectors.common.odata`), and `encode_part` refuses anything else rather than
+encoding it some other way (a latin-1 head could not carry ``Łódź``; a CR/LF would inject a
+header such as ``MSCRM.CallerID``). Bodies are UTF-8 JSON.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BatchOp", "BatchResult", "build_batch", "match_responses", "parse_batch_response"]
+__all__ = ["BatchOp", "BatchResult", "UnsafePart", "build_batch", "encode_part", "match_responses",
+           "parse_batch_response"]
 
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _STATUS = re.compile(r"HTTP/\d(?:\.\d)?\s+(\d{3})")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 
 @dataclass(frozen=True)
@@ -47,15 +54,29 @@ class BatchResult:
         return orjson.loads(self.body) if self.body.strip() else None
 
 
-def _op_part(op: BatchOp) -> bytes:
+class UnsafePart(ValueError):
+    """A request line or header of a part that is not one printable ASCII line."""
+
+
+def _line(text: str) -> str:
+    if not _PRINTABLE_ASCII.fullmatch(text):
+        raise UnsafePart(f"batch part line is not printable ASCII: {text[:120]!r}")
+    return text
+
+
+def encode_part(op: BatchOp) -> bytes:
+    """One ``application/http`` part: ASCII head (the URL is already percent-encoded), UTF-8
+    JSON body. A line that is not printable ASCII (a CR/LF smuggled into a URL or header value,
+    a raw non-ASCII character) raises `UnsafePart` instead of being sent: such a line could
+    end the part's head early and inject headers, or be re-encoded by the receiver."""
     lines = ["Content-Type: application/http", "Content-Transfer-Encoding: binary",
-             f"Content-ID: {op.content_id}", "", f"{op.method} {op.url} HTTP/1.1"]
+             f"Content-ID: {_line(op.content_id)}", "", _line(f"{op.method} {op.url} HTTP/1.1")]
     body = orjson.dumps(op.body) if op.body is not None else b""
     if op.body is not None:
         lines.append("Content-Type: application/json; type=entry")
         lines.append(f"Content-Length: {len(body)}")
-    lines += [f"{name}: {value}" for name, value in op.headers]
-    return ("\r\n".join([*lines, "", ""])).encode("latin-1") + body
+    lines += [_line(f"{name}: {value}") for name, value in op.headers]
+    return ("\r\n".join([*lines, "", ""])).encode("ascii") + body
 
 
 def build_batch(groups: list[list[BatchOp]], boundary: str | None = None) -> tuple[bytes, str]:
@@ -66,7 +87,7 @@ def build_batch(groups: list[list[BatchOp]], boundary: str | None = None) -> tup
         changeset = f"changeset_{uuid.uuid5(uuid.NAMESPACE_URL, boundary + str(index))}"
         out.append(f"--{boundary}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode())
         for op in group:
-            out.append(f"--{changeset}\r\n".encode() + _op_part(op) + b"\r\n")
+            out.append(f"--{changeset}\r\n".encode() + encode_part(op) + b"\r\n")
         out.append(f"--{changeset}--\r\n".encode())
     out.append(f"--{boundary}--\r\n".encode())
     return b"".join(out), f"multipart/mixed; boundary={boundary}"

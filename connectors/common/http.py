@@ -5,7 +5,10 @@ Outcomes (architecture.md section 6):
     2xx                                   success, returned
     429, 503                              RetryLater + AIMD halves concurrency; Retry-After
                                           (seconds or HTTP date) closes the whole target for
-                                          exactly that long (one shared "not before" time)
+                                          exactly that long (one shared "not before" time),
+                                          at most ``retry_after_cap_s`` (default 300 s; a
+                                          capped value is logged; negative or unreadable
+                                          values count as absent)
     401 (after one token refresh), 408,   RetryLater with jittered exponential backoff
     425, 500, 502, 504, timeouts,
     connection errors
@@ -20,6 +23,8 @@ the last RetryLater, so a sink can back off at the level of its whole flush.
 from __future__ import annotations
 
 import email.utils
+import logging
+import math
 import random
 
 import httpx
@@ -27,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.common import metrics
 from connectors.common.aimd import AIMDLimiter
-from connectors.common.auth import BearerAuth, ClientCredentials, TokenProvider
+from connectors.common.auth import ApiOrigin, BearerAuth, ClientCredentials, TokenProvider
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import Rejected, RetryLater
 
@@ -43,6 +48,9 @@ __all__ = [
     "rejection",
 ]
 
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_AFTER_CAP_S = 300.0
 THROTTLE_STATUSES = frozenset({429, 503})
 # 401 here means "still refused after a fresh token" (BearerAuth already retried once): an
 # identity outage or revoked consent. Waiting is right; dead-lettering every write is not.
@@ -61,22 +69,32 @@ class HttpConfig(BaseModel):
     concurrency_initial: int = Field(default=4, ge=1, description="AIMD starting concurrency.")
     concurrency_max: int = Field(default=32, ge=1, description="AIMD ceiling (Dataverse allows 52/user).")
     max_connections: int = Field(default=64, ge=1, description="httpx connection pool size.")
+    retry_after_cap_s: float = Field(default=DEFAULT_RETRY_AFTER_CAP_S, gt=0, allow_inf_nan=False,
+                                     description="Longest Retry-After obeyed; longer ones are capped.")
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent."""
+def parse_retry_after(value: str | None, now: float, cap: float = DEFAULT_RETRY_AFTER_CAP_S) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), at most ``cap``;
+    None if absent, negative or unreadable (then our own backoff applies).
+
+    The cap keeps a hostile or broken answer (``inf``, ``1e400``, a date in the year 9999) from
+    parking the connector for years without a word: the wait is bounded, and `classify` logs the
+    capped value.
+    """
     if value is None or not value.strip():
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+            seconds = max(0.0, float(when.timestamp()) - now)
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+    if math.isnan(seconds) or seconds < 0:
         return None
-    return max(0.0, float(when.timestamp()) - now)
+    return min(seconds, cap)
 
 
 def error_message(response: httpx.Response) -> str:
@@ -92,12 +110,18 @@ def error_message(response: httpx.Response) -> str:
     return response.text[:2000]
 
 
-def classify(response: httpx.Response, now: float) -> RetryLater | None:
-    """RetryLater for transient statuses, None otherwise (the caller judges the rest)."""
+def classify(response: httpx.Response, now: float, cap: float = DEFAULT_RETRY_AFTER_CAP_S) -> RetryLater | None:
+    """RetryLater for transient statuses, None otherwise (the caller judges the rest).
+    A Retry-After above ``cap`` is cut to it, with one warning naming both values."""
     status = response.status_code
     if status not in TRANSIENT_STATUSES:
         return None
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+    header = response.headers.get("Retry-After")
+    retry_after = parse_retry_after(header, now, math.inf)
+    if retry_after is not None and retry_after > cap:
+        log.warning("HTTP %d: Retry-After %r capped to %.0f s (HttpConfig.retry_after_cap_s)",
+                    status, (header or "")[:80], cap)
+        retry_after = cap
     return RetryLater(f"HTTP {status}: {error_message(response)[:300]}", retry_after, status)
 
 
@@ -165,7 +189,7 @@ class ApiClient:
         token_http = httpx.AsyncClient(transport=transport, timeout=config.timeout_s)
         provider = TokenProvider(credentials, token_http, clock)
         http = httpx.AsyncClient(base_url=base_url.rstrip("/") + "/", transport=transport,
-                                 auth=BearerAuth(provider), timeout=config.timeout_s, limits=limits,
+                                 auth=BearerAuth(provider, ApiOrigin.of(base_url)), timeout=config.timeout_s, limits=limits,
                                  headers={"Accept": "application/json", "OData-MaxVersion": "4.0",
                                           "OData-Version": "4.0"})
         client = cls(http, system, config, clock, rng)
@@ -195,7 +219,7 @@ class ApiClient:
                     last = classify_exception(exc)
                 else:
                     metrics.REQUESTS.labels(self.system, method, str(response.status_code)).inc()
-                    last = classify(response, self.clock.time())
+                    last = classify(response, self.clock.time(), self.config.retry_after_cap_s)
                     if last is None:
                         self.limiter.on_success()
                         metrics.CONCURRENCY.labels(self.system).set(self.limiter.limit)

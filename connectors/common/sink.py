@@ -8,7 +8,9 @@ One round (a flush window):
 4. coalesce per target record, skip what the applied state says is already there;
 5. write the units through the system's `ODataWriter`; transient failures are retried (after the
    target's Retry-After window) until every unit is done or rejected, never dropped;
-6. publish an `Applied` ack per write and a dead letter per rejection, await Kafka's acks;
+6. publish an `Applied` ack per write and a dead letter per rejection (the command as attempted:
+   a coalesced winner is dead-lettered with the fields it took over, so a retry re-drives them),
+   await Kafka's acks;
 7. only then commit consumer offsets (below any held transaction).
 More than ``dlq_flood_limit`` rejections in a row stop the sink (`DlqFlood`) before the window is
 dead-lettered or committed: a revoked privilege must page someone, not empty the topic.
@@ -60,6 +62,10 @@ from topics import (
 __all__ = ["DlqFlood", "SinkEngine", "SinkSettings"]
 
 log = logging.getLogger(__name__)
+
+# Extra headers of a sink dead letter whose value is a merged (coalesced) command.
+DLQ_VALUE_HEADER = "dlq.value"
+DLQ_SUPERSEDED_HEADER = "dlq.superseded"
 
 
 class SinkSettings(BaseModel):
@@ -182,6 +188,9 @@ class SinkEngine:
         winners, superseded = coalesce(commands)
         # A winner may be a merged copy: find its record by command id.
         origin = {e.command.command_id: e.message for e in entries if e.command is not None}
+        absorbed: dict[str, list[str]] = {}  # record key -> ids of the commands its winner superseded
+        for command in superseded:
+            absorbed.setdefault(command.record_key, []).append(command.command_id)
         if superseded:
             metrics.SKIPPED.labels(self.system, "superseded").inc(len(superseded))
         todo: list[Command] = []
@@ -200,7 +209,14 @@ class SinkEngine:
             for outcome in outcomes:
                 command = outcome.write.command
                 if isinstance(outcome, Done):
-                    ack = self._ack(command, outcome)
+                    try:
+                        ack = self._ack(command, outcome)
+                    except ValueError as exc:  # the target answered something we cannot record
+                        dead.append(self._dead_letter(origin[command.command_id], command, type(exc).__name__,
+                                                      f"applied, but the answer cannot be acked: {exc}", None,
+                                                      absorbed.get(command.record_key)))
+                        self._rejects_in_a_row += 1
+                        continue
                     applied.append(ack)
                     self._rejects_in_a_row = 0
                     acks.append((self.settings.applied, command.record_key.encode(), encode(ack), None))
@@ -208,7 +224,8 @@ class SinkEngine:
                 elif isinstance(outcome, Failed):
                     msg = origin[command.command_id]
                     r = outcome.rejected
-                    dead.append(self._dead_letter(msg, command, r.error_class, f"{r.reason}: {r.body}", r.status))
+                    dead.append(self._dead_letter(msg, command, r.error_class, f"{r.reason}: {r.body}", r.status,
+                                                  absorbed.get(command.record_key)))
                     self._rejects_in_a_row += 1
                 else:
                     again[command.command_id] = outcome
@@ -248,12 +265,27 @@ class SinkEngine:
             target_id=done.target_id, applied_ts_ms=int(self.clock.time() * 1000))
 
     def _dead_letter(self, msg: Message, command: Command | None, error_class: str, message: str,
-                     status: int | None) -> tuple[str, bytes | None, bytes | None, Headers | None]:
-        headers = dlq_headers(stage="sink", error_class=error_class, message=message,
-                              map_name=command.map if command else None, topic=msg.topic(),
-                              partition=msg.partition(), offset=msg.offset(), http_status=status,
-                              ts_ms=int(self.clock.time() * 1000))
-        return (self.settings.dlq_topic, msg.key(), msg.value(), list[tuple[str, str | bytes | None]](headers))
+                     status: int | None, superseded: list[str] | None = None,
+                     ) -> tuple[str, bytes | None, bytes | None, Headers | None]:
+        """The dead letter of one consumed record: its key and value with the reason headers.
+
+        When the command that failed had superseded others of its record in this window
+        (coalescing merged their fields into it, and their offsets are committed with this
+        one), the value is the command that was actually attempted, merged fields included,
+        not the winner's original bytes: `dualwrite dlq retry` sends it back to the commands
+        topic (``dlq.original.topic``) and the whole write is tried again. The headers
+        ``dlq.value`` (``merged-command``) and ``dlq.superseded`` (their command ids) say so.
+        """
+        headers = list[tuple[str, str | bytes | None]](dlq_headers(
+            stage="sink", error_class=error_class, message=message,
+            map_name=command.map if command else None, topic=msg.topic(), partition=msg.partition(),
+            offset=msg.offset(), http_status=status, ts_ms=int(self.clock.time() * 1000)))
+        value = msg.value()
+        if command is not None and superseded:
+            value = encode(command)
+            headers += [(DLQ_VALUE_HEADER, b"merged-command"),
+                        (DLQ_SUPERSEDED_HEADER, ",".join(superseded).encode())]
+        return (self.settings.dlq_topic, msg.key(), value, headers)
 
     async def _commit(self, ready: list[_Entry]) -> None:
         """Commit past every finished record, but never past a held transaction member."""

@@ -7,11 +7,18 @@ system-specific subclass says how a write becomes a request (`plan`) and what an
 (`judge`): done, rejected, retry later, or "send this other request instead" (Finance: PATCH
 missed -> POST, POST duplicate -> PATCH). A changed plan re-sends the whole unit, which is safe
 because a failed change set was rolled back.
+
+Failures stay with the unit that caused them: a unit that cannot be planned (`InvalidKey`: a
+control character in a key) or that trips any unexpected exception while it is planned, sent or
+judged becomes `Failed` with the exception's class and message (the sink dead-letters it), and
+the other units of the window go on; a ``$batch`` refused as a whole (400/413) is split in
+halves and sent again, down to single change sets, so only the bad write is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -21,11 +28,13 @@ from connectors.common.batch import (
     BatchOp,
     BatchResult,
     build_batch,
+    encode_part,
     match_responses,
     parse_batch_response,
 )
 from connectors.common.errors import Rejected, RetryLater
 from connectors.common.http import ApiClient, classify, rejection
+from connectors.common.odata import check_key_value
 from connectors.common.sinkstate import Write
 
 __all__ = ["Again", "Done", "Failed", "ODataWriter", "Outcome"]
@@ -53,9 +62,15 @@ class Again:
 Outcome = Done | Failed | Again
 Judgement = Outcome | BatchOp  # a BatchOp means: re-send the unit with this request instead
 
-UnitAnswer = tuple[list[BatchResult] | RetryLater | None, int | None]  # results, failing op
+# results (None: the server never reached the change set; an Exception: it could not be sent
+# or read, the unit fails with it), index of the failing op in a rolled-back change set
+UnitAnswer = tuple[list[BatchResult] | RetryLater | Exception | None, int | None]
 
 MAX_REPLANS = 3
+# A $batch refused as a whole with one of these is split and sent again in halves.
+SPLIT_STATUSES = frozenset({400, 413})
+
+log = logging.getLogger(__name__)
 
 
 class ODataWriter(ABC):
@@ -76,22 +91,32 @@ class ODataWriter(ABC):
     def judge(self, write: Write, op: BatchOp, result: BatchResult) -> Judgement:
         """What the target's answer to `op` means: done, again, or failed."""
 
+    async def prepare(self, units: list[list[Write]]) -> None:
+        """Reads a system needs before it can plan these writes (default: none). Must not
+        raise for one write's sake: keep per-write failures for `plan` to raise."""
+        return None
+
     # -- shared -----------------------------------------------------------------------
     def url(self, path: str) -> str:
         return f"{self.service_root}/{path}"
 
     async def write(self, units: list[list[Write]]) -> list[Outcome]:
-        planned = [[(w, self.plan(w)) for w in unit] for unit in units]
         outcomes: list[Outcome] = []
+        await self.prepare(units)
+        planned = [p for p in (self._plan_unit(unit, outcomes) for unit in units) if p is not None]
         for _ in range(MAX_REPLANS + 1):
             if not planned:
                 break
             replanned: list[list[tuple[Write, BatchOp]]] = []
             packs = self._pack(planned)
-            answers = await asyncio.gather(*(self._send_pack(p) for p in packs))
+            answers = await asyncio.gather(*(self._send_guarded(p) for p in packs))
             for pack, unit_answers in zip(packs, answers, strict=True):
                 for unit, answer in zip(pack, unit_answers, strict=True):
-                    retry = self._settle(unit, answer, outcomes)
+                    try:
+                        retry = self._settle(unit, answer, outcomes)
+                    except Exception as exc:  # a judge that fails on a strange answer
+                        outcomes.extend(self._unit_failed([w for w, _ in unit], exc))
+                        continue
                     if retry:
                         replanned.append(retry)
             planned = replanned
@@ -101,6 +126,40 @@ class ODataWriter(ABC):
                                                        error_class="ReplanLimit")))
         return outcomes
 
+    def _plan_unit(self, unit: list[Write], outcomes: list[Outcome]) -> list[tuple[Write, BatchOp]] | None:
+        """The unit's requests, each checked to be sendable; a unit that cannot be planned
+        (`InvalidKey`, or any bug tripped by one command's data) fails alone, before any
+        request is built for it."""
+        try:
+            for w in unit:  # whether the key goes into a URL or (Finance POST) into a body
+                for name, value in w.command.key.items():
+                    check_key_value(value, name)
+            planned = [(w, self.plan(w)) for w in unit]
+            for _, op in planned:
+                encode_part(op)  # the same check a $batch part gets, for plain requests too
+        except Exception as exc:
+            outcomes.extend(self._unit_failed(unit, exc))
+            return None
+        return planned
+
+    @staticmethod
+    def _unit_failed(unit: list[Write], exc: Exception) -> list[Outcome]:
+        """Every write of a unit Failed with the reason: a `Rejected` keeps its class (e.g.
+        ``InvalidKey``); anything else is unexpected and dead-letters under its own class.
+        A `RetryLater` (a read `prepare` needed was throttled) makes the unit go again."""
+        if isinstance(exc, RetryLater):
+            return [Again(w, exc) for w in unit]
+        if isinstance(exc, Rejected):
+            reason = exc
+        else:
+            log.error("unexpected %s for a unit of %d write(s): %s", type(exc).__name__, len(unit), exc,
+                      exc_info=exc)
+            reason = Rejected(f"{type(exc).__name__}: {exc}"[:2000], error_class=type(exc).__name__)
+        if len(unit) > 1:  # the other writes of a change set fail with it: it is atomic
+            reason = Rejected(f"change set not sent: {reason.reason}", reason.status, reason.body,
+                              reason.error_class)
+        return [Failed(w, reason) for w in unit]
+
     def _settle(self, unit: list[tuple[Write, BatchOp]], answer: UnitAnswer,
                       outcomes: list[Outcome]) -> list[tuple[Write, BatchOp]] | None:
         """Record final outcomes; return the unit (maybe re-planned) if it must be sent again."""
@@ -109,6 +168,9 @@ class ODataWriter(ABC):
             results = RetryLater("batch stopped before this change set")
         if isinstance(results, RetryLater):
             outcomes.extend(Again(w, results) for w, _ in unit)
+            return None
+        if isinstance(results, Exception):
+            outcomes.extend(self._unit_failed([w for w, _ in unit], results))
             return None
         rolled_back = len(unit) > 1 and results[0].status >= 300 and all(r is results[0] for r in results)
         if not rolled_back:
@@ -152,6 +214,17 @@ class ODataWriter(ABC):
             packs.append(current)
         return packs
 
+    async def _send_guarded(self, pack: list[list[tuple[Write, BatchOp]]]) -> list[UnitAnswer]:
+        """`_send_pack`, but an unexpected exception never escapes: a pack of several units is
+        sent again unit by unit (so only the unit that trips it fails), a lone unit fails."""
+        try:
+            return await self._send_pack(pack)
+        except Exception as exc:
+            if len(pack) == 1:
+                return [(exc, None)]
+        answers = await asyncio.gather(*(self._send_guarded([unit]) for unit in pack))
+        return [a for unit_answers in answers for a in unit_answers]
+
     async def _send_pack(self, pack: list[list[tuple[Write, BatchOp]]]) -> list[UnitAnswer]:
         if len(pack) == 1 and len(pack[0]) == 1 and self.batch_size == 1:
             _, op = pack[0][0]
@@ -174,8 +247,18 @@ class ODataWriter(ABC):
                 headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"})
         except RetryLater as exc:
             return [(exc, None) for _ in pack]
+        if response.status_code in SPLIT_STATUSES and len(pack) > 1:
+            # The batch as a whole was refused (one malformed part, too large): send each half
+            # on its own, down to single change sets, so only the bad write is refused. Change
+            # sets are never split (they are atomic); at most 2n-1 requests for n units.
+            await response.aclose()
+            half = len(pack) // 2
+            first, second = await asyncio.gather(self._send_guarded(pack[:half]),
+                                                 self._send_guarded(pack[half:]))
+            return first + second
         if response.status_code >= 400:
-            # The batch as a whole was refused (malformed, too large): every op shares the fate.
+            # The batch as a whole was refused and cannot be split further: every op of the
+            # (single) change set shares the fate.
             refused = BatchResult(response.status_code, {k.lower(): v for k, v in response.headers.items()},
                                   response.content)
             return [([refused] * len(g), None) for g in groups]
@@ -204,7 +287,7 @@ class ODataWriter(ABC):
     def transient(self, write: Write, result: BatchResult) -> Again | None:
         """Again for a transient status inside a batch answer."""
         fake = httpx.Response(result.status, headers=result.headers, content=result.body)
-        retry = classify(fake, self.api.clock.time())
+        retry = classify(fake, self.api.clock.time(), self.api.config.retry_after_cap_s)
         return Again(write, retry) if retry is not None else None
 
     def rejected(self, write: Write, result: BatchResult, reason: str) -> Failed:

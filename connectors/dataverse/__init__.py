@@ -36,5 +36,6 @@ def dataverse_sink(conn: DataverseConnection, kafka: KafkaConfig, settings: Sink
                    transport: httpx.AsyncBaseTransport | None = None,
                    clock: Clock | None = None) -> SinkEngine:
     """A ready sink engine: ``await engine.run(stop_event)``."""
-    writer = DataverseWriter(build_api(conn, transport, clock), conn.api_url, settings.batch_size)
+    writer = DataverseWriter(build_api(conn, transport, clock), conn.api_url, settings.batch_size,
+                             conn.primary_keys)
     return SinkEngine(settings, kafka, writer, clock)

@@ -4,7 +4,10 @@ Facts used (domain.md 4.1): service root ``<org>/api/data/v9.2``; rows carry ``@
 (``W/"<versionnumber>"``); alternate keys address a row as
 ``set(key1='x',_lookup_value=<guid>)`` (string values single-quoted with ``''`` escaping, lookup
 parts of a key bare GUIDs in the ``_<name>_value`` form); a single primary-key GUID may be
-given bare: ``set(<guid>)``.
+given bare: ``set(<guid>)``. Values are percent-encoded after quoting; Microsoft documents that
+alternate-key values holding ``/ # < > * % & : \\ ? +`` cannot be used in URLs at all (see
+`connectors.common.odata`): the sink finds such a row with ``$filter`` (`key_filter`, where
+encoded special characters are supported) and addresses it by its primary key (`unaddressable`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from connectors.common.auth import ClientCredentials
 from connectors.common.clock import Clock
 from connectors.common.http import ApiClient, HttpConfig
+from connectors.common.odata import (
+    DATAVERSE_UNSUPPORTED_KEY_CHARS,
+    identifier,
+    key_literal,
+    literal,
+)
 
-__all__ = ["DataverseConnection", "build_api", "entity_key", "key_segment", "primary_key"]
+__all__ = ["DataverseConnection", "build_api", "entity_key", "key_filter", "key_segment", "primary_key",
+           "unaddressable"]
 
 API_PATH = "/api/data/v9.2"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -74,26 +84,41 @@ def primary_key(entity_set: str, overrides: dict[str, str] | None = None) -> str
 
 
 def _literal(name: str, value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value)
-    if name.startswith("_") and name.endswith("_value") and _GUID.match(text):
-        return text  # lookup parts of an alternate key are bare GUIDs
-    return "'" + text.replace("'", "''") + "'"
+    if _is_lookup_part(name, value):
+        return str(value)  # lookup parts of an alternate key are bare GUIDs
+    return key_literal(value, name)
 
 
 def key_segment(key: dict[str, Any]) -> str:
-    """The text inside ``set(...)``: a bare GUID for a single GUID key, else name=value pairs."""
+    """The text inside ``set(...)``: a bare GUID for a single GUID key, else name=value pairs
+    (values through `connectors.common.odata`: quoted, then percent-encoded; `InvalidKey` for
+    control characters or non-scalars)."""
     if len(key) == 1:
         (value,) = key.values()
         if isinstance(value, str) and _GUID.match(value):
             return value
-    return ",".join(f"{name}={_literal(name, value)}" for name, value in key.items())
+    return ",".join(f"{identifier(name, 'key field')}={_literal(name, value)}" for name, value in key.items())
 
 
 def entity_key(entity_set: str, key: dict[str, Any]) -> str:
-    return f"{entity_set}({key_segment(key)})"
+    return f"{identifier(entity_set, 'entity set')}({key_segment(key)})"
+
+
+def _is_lookup_part(name: str, value: Any) -> bool:
+    return isinstance(value, str) and name.startswith("_") and name.endswith("_value") and bool(_GUID.match(value))
+
+
+def unaddressable(key: dict[str, Any]) -> bool:
+    """True when a key value holds a character Dataverse documents as unusable in alternate-key
+    URLs (``/ # < > * % & : \\ ? +``): such a row is found with `key_filter` and addressed by
+    its primary key instead."""
+    return any(isinstance(v, str) and not _is_lookup_part(k, v) and DATAVERSE_UNSUPPORTED_KEY_CHARS.intersection(v)
+               for k, v in key.items())
+
+
+def key_filter(key: dict[str, Any]) -> str:
+    """``$filter`` text matching the row a key names (`literal` values, bare lookup GUIDs); not
+    percent-encoded: pass it in ``params`` and the HTTP client encodes it, which Dataverse
+    documents as the way to filter on values with special characters."""
+    return " and ".join(f"{identifier(k, 'key field')} eq {v if _is_lookup_part(k, v) else literal(v, k)}"
+                        for k, v in key.items())

@@ -1,7 +1,8 @@
 """Finance and operations OData connection: configuration, client factory, keys.
 
 Facts used (domain.md 4.2): service root ``<fo-url>/data``; every key field in the URL,
-``dataAreaId`` included: ``/data/CustomersV3(dataAreaId='usmf',CustomerAccount='US-001')``;
+``dataAreaId`` included: ``/data/CustomersV3(dataAreaId='usmf',CustomerAccount='US-001')``
+(values OData-quoted, then percent-encoded: ``'US%2D001'`` is sent as ``'US%252D001'``);
 reads return only the caller's default company unless ``cross-company=true``; entity keys are
 declared in ``$metadata`` (``<EntityType><Key><PropertyRef Name=.../>``).
 """
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from connectors.common.auth import ClientCredentials
 from connectors.common.clock import Clock
 from connectors.common.http import ApiClient, HttpConfig
+from connectors.common.odata import identifier, key_literal
 
 __all__ = ["FinanceConnection", "build_api", "entity_key", "key_string", "parse_metadata_keys"]
 
@@ -52,17 +54,12 @@ def build_api(conn: FinanceConnection, transport: httpx.AsyncBaseTransport | Non
     return ApiClient.build(conn.api_url, conn.credentials(), "finance", conn.http, transport, clock)
 
 
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def entity_key(entity: str, key: dict[str, Any]) -> str:
-    """``ProjectsV2(dataAreaId='usmf',ProjectId='P-1')``: every key field, named."""
-    return f"{entity}({','.join(f'{k}={_literal(v)}' for k, v in key.items())})"
+    """``ProjectsV2(dataAreaId='usmf',ProjectId='P-1')``: every key field, named, each value an
+    OData literal percent-encoded for the path (`connectors.common.odata`); `InvalidKey` for a
+    value that must not become a request (control characters, not a scalar)."""
+    pairs = ",".join(f"{identifier(k, 'key field')}={key_literal(v, k)}" for k, v in key.items())
+    return f"{identifier(entity, 'entity')}({pairs})"
 
 
 def key_string(key: dict[str, Any], order: tuple[str, ...] | None = None) -> str:

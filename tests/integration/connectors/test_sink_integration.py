@@ -219,12 +219,18 @@ async def test_crash_after_acks_before_commit_redelivers_at_zero_cost(
     class Crash(Exception):
         pass
 
-    async def die(ready: object) -> None:
-        raise Crash
+    seen: list[object] = []
+
+    async def die(ready: list[object]) -> None:
+        # Commit nothing; die once the whole topic was written and acked (a window may be empty
+        # or hold only some partitions' records, so count them instead of dying at once).
+        seen.extend(ready)
+        if len(seen) >= len(commands):
+            raise Crash
 
     doomed = finance_sink(finance_conn(finance_emu), kafka, cfg)
     await doomed.start()
-    doomed._commit = die  # type: ignore[method-assign]
+    doomed._commit = die  # type: ignore[method-assign,assignment]
     with pytest.raises(Crash):
         await drain(doomed, len(commands))
     await doomed.close()
@@ -262,3 +268,42 @@ async def test_a_flood_of_rejections_stops_the_sink_instead_of_draining_into_the
     await drain(relaxed, len(bad))  # redelivered: the window was not committed
     await relaxed.close()
     assert len(read_all(kafka_bootstrap, cfg.dlq_topic)) == len(bad)
+
+
+async def test_finance_sink_survives_hostile_keys_and_dead_letters_what_it_attempted(
+        kafka_bootstrap: str, kafka: KafkaConfig, finance_emu: RunningEmulator, unique: str) -> None:
+    """Issue 8: non-Latin-1 and %-keys land in one $batch on exactly their rows, a key with a
+    line break is dead-lettered as InvalidKey before any request, and a rejected coalesced write
+    is dead-lettered as the merged command it was; the window is consumed, nothing crashes."""
+    cfg = sink_settings("finance", unique)
+    create_topics(kafka_bootstrap, [cfg.commands, cfg.applied, cfg.dlq_topic])
+    tag = unique[:4]
+    decoy = customer(f"{tag}-1", 1, "decoy")
+    hostile = [customer(f"{tag}Łódź-1", 1, "lodz"), customer(f"{tag}€", 1, "euro"),
+               customer(f"{tag}%2D1", 1, "percent"), customer(f"{tag}A#B?x=1/", 1, "marks")]
+    injected = customer(f"{tag}\r\nMSCRM.CallerID: x", 1, "injected")
+    merged_v1 = customer(f"M{tag}", 1, "first", NoSuchField="x")
+    merged_v2 = customer(f"M{tag}", 2, "second")
+    produce_raw(kafka_bootstrap, cfg.commands, records([decoy]))
+    engine = finance_sink(finance_conn(finance_emu), kafka, cfg)
+    await engine.start()
+    await drain(engine, 1)
+    produce_raw(kafka_bootstrap, cfg.commands, records([*hostile, injected, merged_v1, merged_v2]))
+    await drain(engine, len(hostile) + 3)
+    await engine.close()
+
+    with finance_emu.client() as api:
+        def named(account: str) -> list[str]:
+            flt = "CustomerAccount eq '" + account.replace("'", "''") + "'"
+            return [str(r["Name"]) for r in api.get("CustomersV3", params={"$filter": flt}).json()["value"]]
+        for cmd in hostile:
+            assert named(str(cmd.key["CustomerAccount"])) == [cmd.fields["Name"]]
+        assert named(f"{tag}-1") == ["decoy"]
+    dead = {d[2]["dlq.error.class"]: d for d in read_all(kafka_bootstrap, cfg.dlq_topic)}
+    assert set(dead) == {b"InvalidKey", b"Http400"}
+    assert dead[b"InvalidKey"][1] == encode(injected)
+    letter = dead[b"Http400"]
+    attempted = Command.model_validate_json(letter[1] or b"")
+    assert attempted.fields["Name"] == "second" and attempted.fields["NoSuchField"] == "x"
+    assert letter[2]["dlq.value"] == b"merged-command"
+    assert letter[2]["dlq.superseded"] == merged_v1.command_id.encode()

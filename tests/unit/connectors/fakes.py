@@ -15,6 +15,7 @@ from topics import Applied, Command
 TOKEN_URL = "https://login.example/contoso/oauth2/v2.0/token"
 SECRET = "very-secret-value-42"
 Handler = Callable[[httpx.Request], httpx.Response]
+Answer = Callable[[str, str, bytes], httpx.Response]  # method, url, body of one request
 
 
 class FakeApi:
@@ -67,3 +68,40 @@ def applied(cmd: Command, etag: str | None = None) -> Applied:
                    source_system=cmd.source.system, source_table=cmd.source.table,
                    source_id=cmd.source.id, fingerprint=cmd.fingerprint, etag=etag,
                    applied_ts_ms=1)
+
+
+def batch_handler(answer: Answer, refuse: Callable[[bytes], httpx.Response | None] | None = None) -> Handler:
+    """A $batch endpoint built on the emulators' multipart functions; ``answer`` per request.
+
+    ``refuse`` sees each whole $batch body first and may answer for the batch as a whole
+    (a 400 or 413 for the batch request itself), as a server does with a part it cannot parse.
+    """
+    from emulators.common.batch import (
+        BatchResponse,
+        ChangeSet,
+        ChangeSetResponse,
+        format_batch,
+        parse_batch,
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("$batch"):
+            return answer(request.method, str(request.url), request.content)
+        refused = refuse(request.content) if refuse is not None else None
+        if refused is not None:
+            return refused
+        out: list[BatchResponse | ChangeSetResponse] = []
+        for part in parse_batch(request.content, request.headers["content-type"]):
+            assert isinstance(part, ChangeSet)
+            responses = []
+            for r in part.requests:
+                res = answer(r.method, r.url, r.body)
+                responses.append(BatchResponse(res.status_code, dict(res.headers), res.content, r.content_id))
+                if res.status_code >= 400:
+                    break  # a change set stops at its first failure (the fakes keep no undo log)
+            failed = [x for x in responses if x.status >= 400]
+            out.append(ChangeSetResponse(failed[:1] if failed else responses))
+        body, content_type = format_batch(out)
+        return httpx.Response(200, headers={"Content-Type": content_type}, content=body)
+
+    return handler

@@ -84,3 +84,22 @@ def test_failed_change_set_answers_for_every_op_and_unreached_groups_are_none() 
     assert matched[0] is not None and [r.content_id for r in matched[0]] == ["1", "2"]  # by Content-ID
     assert matched[1] == [failure, failure]
     assert matched[2] is None
+
+
+def test_part_head_is_ascii_and_body_utf8_for_non_latin1_keys() -> None:
+    from connectors.finance.client import entity_key
+    url = f"{ROOT}/{entity_key('CustomersV3', {'dataAreaId': 'usmf', 'CustomerAccount': 'Łódź-1'})}"
+    body, _ = build_batch([[BatchOp("PATCH", url, {"Name": "Zażółć €"}, (), "1")]], boundary="b")
+    head = body.partition(b"\r\n\r\n{")[0]
+    assert head.isascii() and "CustomerAccount='%C5%81%C3%B3d%C5%BA-1'" in head.decode()
+    assert "Zażółć €".encode() in body  # the JSON body stays UTF-8
+
+
+@pytest.mark.parametrize("url", [f"{ROOT}/accounts(accountnumber='A\r\nMSCRM.CallerID: evil')",
+                                 f"{ROOT}/accounts(accountnumber='Łódź')"])
+def test_a_part_line_that_is_not_printable_ascii_is_refused(url: str) -> None:
+    from connectors.common.batch import UnsafePart
+    with pytest.raises(UnsafePart):
+        build_batch([[BatchOp("DELETE", url, None, (), "1")]])
+    with pytest.raises(UnsafePart):
+        build_batch([[BatchOp("DELETE", f"{ROOT}/accounts(1)", None, (("If-Match", "*\r\nX: y"),), "1")]])

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -15,7 +14,8 @@ from connectors.common.writer import Again, Done, Failed
 from connectors.dataverse.client import entity_key, primary_key
 from connectors.dataverse.sink import DataverseWriter, entity_id
 from connectors.dataverse.source import parse_delta_page, token_version
-from tests.unit.connectors.fakes import FakeApi, api_client, command
+from tests.unit.connectors.fakes import FakeApi, api_client, batch_handler, command
+from topics import Command
 
 pytestmark = pytest.mark.unit
 
@@ -139,36 +139,6 @@ def test_missing_value_array_is_a_bad_record() -> None:
     assert isinstance(item, BadRecord)
 
 
-def batch_handler(answer: Callable[[str, str, bytes], httpx.Response]) -> Callable[[httpx.Request], httpx.Response]:
-    """A $batch endpoint built on the emulators' multipart functions; ``answer`` per request."""
-    from emulators.common.batch import (
-        BatchResponse,
-        ChangeSet,
-        ChangeSetResponse,
-        format_batch,
-        parse_batch,
-    )
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if not request.url.path.endswith("$batch"):
-            return answer(request.method, str(request.url), request.content)
-        out: list[BatchResponse | ChangeSetResponse] = []
-        for part in parse_batch(request.content, request.headers["content-type"]):
-            assert isinstance(part, ChangeSet)
-            responses = []
-            for r in part.requests:
-                res = answer(r.method, r.url, r.body)
-                responses.append(BatchResponse(res.status_code, dict(res.headers), res.content, r.content_id))
-                if res.status_code >= 400:
-                    break  # a change set stops at its first failure (the fakes keep no undo log)
-            failed = [x for x in responses if x.status >= 400]
-            out.append(ChangeSetResponse(failed[:1] if failed else responses))
-        body, content_type = format_batch(out)
-        return httpx.Response(200, headers={"Content-Type": content_type}, content=body)
-
-    return handler
-
-
 async def test_writer_upserts_by_alternate_key_and_treats_delete_404_as_done() -> None:
     seen: list[tuple[str, str, object]] = []
 
@@ -270,3 +240,70 @@ async def test_unreadable_page_is_retried_and_never_ends_a_snapshot() -> None:
     with pytest.raises(RetryLater):
         await reader.changes("accounts", f"{ROOT}/accounts?$deltatoken=1!1")
     await reader.aclose()
+
+
+def dv_command(number: str, op: str = "upsert", bind: bool = True, update_only: bool = False) -> Command:
+    fields: dict[str, object] = {"name": "N", **({"msdyn_company@odata.bind": f"/cdm_companies({CO})"} if bind else {})}
+    base = command(number, 1, op=op, fields=fields, entity="accounts", target="dataverse")
+    return base.model_copy(update={"key": {"accountnumber": number, "_msdyn_company_value": CO},
+                                   "update_only": update_only})
+
+
+def rows_by_filter(existing: dict[str, str]) -> tuple[FakeApi, list[tuple[str, str, object]]]:
+    """A Web API that answers `$filter` reads from ``existing`` (number -> id) and any write."""
+    seen: list[tuple[str, str, object]] = []
+
+    def answer(method: str, url: str, body: bytes) -> httpx.Response:
+        seen.append((method, url, orjson.loads(body) if body else None))
+        if method == "GET":
+            flt = httpx.URL(url).params["$filter"]
+            hits = [{"accountid": i} for n, i in existing.items() if f"accountnumber eq '{n}'" in flt]
+            return httpx.Response(200, json={"value": hits})
+        if method == "DELETE":
+            return httpx.Response(404 if url.split("(")[-1].rstrip(")") not in existing.values() else 204)
+        return httpx.Response(204, headers={"OData-EntityId": f"{ROOT}/accounts({GUID})"})
+
+    return FakeApi(batch_handler(answer)), seen
+
+
+@pytest.mark.parametrize("batch_size", [1, 10])
+async def test_a_key_dataverse_cannot_take_in_a_url_is_found_by_filter_and_written_by_id(batch_size: int) -> None:
+    fake, seen = rows_by_filter({"A/B": GUID})
+    writer = DataverseWriter(api_client(fake, FakeClock()), ROOT, batch_size=batch_size)
+    (done,) = await writer.write([[Write(dv_command("A/B"))]])
+    assert isinstance(done, Done)
+    (get, patch) = seen
+    assert get[0] == "GET" and httpx.URL(get[1]).params["$filter"] == \
+        f"accountnumber eq 'A/B' and _msdyn_company_value eq {CO}"
+    assert patch[0] == "PATCH" and patch[1] == f"{ROOT}/accounts({GUID})"
+    assert patch[2] == {"accountnumber": "A/B", "name": "N", "msdyn_company@odata.bind": f"/cdm_companies({CO})"}
+    assert all("A/B" not in str(r.url) and "A%2FB" not in str(r.url.raw_path) for r in fake.calls
+               if r.method != "GET")
+
+
+async def test_a_missing_row_with_such_a_key_is_created_under_a_new_id_with_its_key_columns() -> None:
+    fake, seen = rows_by_filter({})
+    writer = DataverseWriter(api_client(fake, FakeClock()), ROOT, batch_size=1)
+    (done,) = await writer.write([[Write(dv_command("50%#"))]])
+    assert isinstance(done, Done)
+    method, url, body = seen[1]
+    assert method == "PATCH" and url.startswith(f"{ROOT}/accounts(") and "50%" not in url
+    assert isinstance(body, dict) and body["accountnumber"] == "50%#"
+    assert fake.calls[1].headers.get("If-Match") is None  # an upsert may create
+
+
+async def test_such_keys_delete_missing_rows_as_done_and_never_create_without_the_lookup_bound() -> None:
+    fake, seen = rows_by_filter({})
+    writer = DataverseWriter(api_client(fake, FakeClock()), ROOT, batch_size=1)
+    outcomes = await writer.write([[Write(dv_command("A?1", op="delete"))],
+                                   [Write(dv_command("A?2", bind=False))],
+                                   [Write(dv_command("A?3", update_only=True))]])
+    by = {o.write.command.key["accountnumber"]: o for o in outcomes}
+    gone, unbound, edit = by["A?1"], by["A?2"], by["A?3"]
+    assert isinstance(gone, Done)
+    assert isinstance(unbound, Failed) and unbound.rejected.error_class == "InvalidKey"
+    assert "msdyn_company@odata.bind" in unbound.rejected.reason
+    assert not any(m == "PATCH" and isinstance(b, dict) and b.get("accountnumber") == "A?2" for m, _, b in seen)
+    patch = next(r for r in fake.calls if r.method == "PATCH")
+    assert patch.headers["If-Match"] == "*"  # an update-only edit never creates the row
+    assert isinstance(edit, Done)  # the fake answers 204; a real 404 would be rejected

@@ -12,8 +12,7 @@ from connectors.common.writer import Done, Failed
 from connectors.finance.client import entity_key, key_string, parse_metadata_keys
 from connectors.finance.sink import FinanceWriter
 from connectors.finance.source import feed_entry_change, snapshot_row_change
-from tests.unit.connectors.fakes import FakeApi, api_client, applied, command
-from tests.unit.connectors.test_dataverse import batch_handler
+from tests.unit.connectors.fakes import FakeApi, api_client, applied, batch_handler, command
 
 pytestmark = pytest.mark.unit
 
@@ -273,7 +272,9 @@ async def test_changes_of_one_source_transaction_carry_its_position_and_event_co
                              client_secret=SECRET, keys=keys)
     reader = FinanceReader(conn, api_client(fake, FakeClock(), base=ROOT))
     pages = await reader._read_feed({"CustomersV3": 20, "ProjectsV2": 20})
-    blocks = {i.key: i.event.transaction for p in pages.values() for i in p.items if isinstance(i, Change)}
+    assert all(isinstance(p, Page) for p in pages.values())
+    blocks = {i.key: i.event.transaction for p in pages.values() if isinstance(p, Page)
+              for i in p.items if isinstance(i, Change)}
     assert {k: (b.id, b.total_order, b.data_collection_order, b.event_count)  # type: ignore[union-attr]
             for k, b in blocks.items()} == {
         "usmf|C-1": ("tx-a", 1, 1, 3), "usmf|P-1": ("tx-a", 2, 1, 3), "usmf|C-2": ("tx-a", 3, 2, 3),

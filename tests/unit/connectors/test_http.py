@@ -164,3 +164,38 @@ async def test_requests_queued_for_a_slot_also_respect_a_new_retry_after_window(
     assert len(sent_at) == 3
     assert all(t >= start + 3.0 for t in sent_at[1:])
     await api.aclose()
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("inf", 300.0), ("Infinity", 300.0), ("1e400", 300.0), ("9" * 400, 300.0), ("301", 300.0),
+    ("Fri, 31 Dec 9999 23:59:59 GMT", 300.0), ("300", 300.0),
+    ("nan", None), ("-5", None), ("-inf", None), ("Mon, 99 Foo 2023 99:99:99 GMT", None),
+])
+def test_retry_after_is_capped_and_garbage_is_absent(header: str, seconds: float | None) -> None:
+    assert parse_retry_after(header, NOW) == seconds
+
+
+def test_the_cap_is_configurable_and_a_capped_value_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="connectors.common.http")
+    outcome = classify(httpx.Response(503, headers={"Retry-After": "inf"}), NOW, cap=42.0)
+    assert outcome is not None and outcome.retry_after == 42.0
+    capped = [r for r in caplog.records if "capped" in r.getMessage()]
+    assert len(capped) == 1 and "'inf'" in capped[0].getMessage() and "42" in capped[0].getMessage()
+    caplog.clear()
+    assert classify(httpx.Response(503, headers={"Retry-After": "3"}), NOW, cap=42.0).retry_after == 3.0  # type: ignore[union-attr]
+    assert not caplog.records
+
+
+async def test_a_far_future_retry_after_parks_the_target_only_for_the_cap() -> None:
+    clock = FakeClock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if len(fake.calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"})
+        return httpx.Response(204)
+
+    fake = FakeApi(handler)
+    api = api_client(fake, clock, retry_after_cap_s=60)
+    assert (await api.request("PATCH", "accounts(1)", json={})).status_code == 204
+    assert clock.sleeps == [pytest.approx(60.0)]
+    await api.aclose()
