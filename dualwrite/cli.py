@@ -54,4 +54,17 @@ def settings(
 
 
 def main() -> None:
-    app()
+    """Run the CLI; an invalid ``DUALWRITE_*`` value is one line per setting on stderr and exit 2
+    (the variable and what it expects), not a validation traceback."""
+    from pydantic import ValidationError
+
+    from dualwrite.settings import invalid_settings
+
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        for line in invalid_settings(exc):
+            typer.echo(f"error: {line}", err=True)
+        raise SystemExit(2) from None

@@ -7,50 +7,151 @@ Environment variables with the ``DUALWRITE_`` prefix and ``__`` nesting, or a ``
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ApiSettings", "DataverseSettings", "FinanceSettings", "KafkaSettings", "LocalKafkaSettings", "Settings", "TopicSettings"]
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
+
+__all__ = ["ApiSettings", "DataverseSettings", "FinanceSettings", "KafkaSettings", "LocalKafkaSettings",
+           "Settings", "TopicSettings", "invalid_settings"]
 
 STATE_HOME = Path.home() / ".local" / "share" / "dualwrite"
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+KAFKA_ENV = "DUALWRITE_KAFKA__"
+
+
+def _env(name: str) -> str:
+    return f"{KAFKA_ENV}{name.upper()}"
 
 
 class KafkaSettings(BaseModel):
-    """How every process reaches the Kafka cluster."""
+    """How every process reaches the Kafka cluster, and the one translation of these settings
+    into each client's terms: librdkafka (`librdkafka`: sources, sinks, admin and operations
+    commands) and Faust (`faust_credentials`: the worker; the aiokafka status tools use Faust's
+    own mapping of them, `streams.config.StreamsConfig.aiokafka_auth`). The clients disagree on defaults (without a mechanism
+    librdkafka uses GSSAPI, Faust and aiokafka PLAIN), so nothing is left to a default here: an
+    incomplete combination is refused at load with the variable to set."""
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="Kafka security protocol."
-    )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        None, description="SASL mechanism when the protocol is SASL_*."
-    )
+        "PLAINTEXT", description="Kafka security protocol.")
+    sasl_mechanism: str | None = Field(
+        None, description="SASL mechanism when the protocol is SASL_*: PLAIN, SCRAM-SHA-256 or "
+        "SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are not supported).")
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    sasl_password_file: Path | None = Field(
+        None, description="File holding the SASL password (instead of SASL_PASSWORD).")
     ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers.")
     ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
     ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
 
-    def client_config(self) -> dict[str, str]:
-        """librdkafka (confluent-kafka) configuration for these settings."""
-        cfg = {"bootstrap.servers": self.bootstrap_servers,
-               "security.protocol": self.security_protocol}
-        if self.sasl_mechanism:
-            cfg["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username:
-            cfg["sasl.username"] = self.sasl_username
-        if self.sasl_password:
-            cfg["sasl.password"] = self.sasl_password.get_secret_value()
+    @field_validator("sasl_mechanism", mode="before")
+    @classmethod
+    def _supported_mechanism(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        name = str(value).strip().upper()
+        if name not in SASL_MECHANISMS:
+            raise ValueError(f"{name} is not supported; use one of {', '.join(SASL_MECHANISMS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        protocol = self.security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        if self.sasl_password_file is not None:
+            if self.sasl_password is not None:
+                raise ValueError(f"set {_env('sasl_password')} or {_env('sasl_password_file')}, "
+                                 "not both")
+            self.password()  # readable now, or a clear error naming the setting
+        if sasl:
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password"):
+                if getattr(self, name) is None and not (name == "sasl_password"
+                                                        and self.sasl_password_file):
+                    raise ValueError(f"{_env(name)} must be set when {_env('security_protocol')} "
+                                     f"is {protocol}")
+        else:
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password", "sasl_password_file"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{_env(name)} is set but {_env('security_protocol')} is "
+                                     f"{protocol}; use SASL_SSL or SASL_PLAINTEXT")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is None:
+                continue
+            if not tls:
+                raise ValueError(f"{_env(name)} is set but {_env('security_protocol')} is "
+                                 f"{protocol}; use SSL or SASL_SSL")
+            if not path.is_file():
+                raise ValueError(f"{_env(name)}: no such file {path}")
+        if (self.ssl_keyfile is None) != (self.ssl_certfile is None):
+            raise ValueError(f"{_env('ssl_certfile')} and {_env('ssl_keyfile')} go together "
+                             "(mutual TLS)")
+        return self
+
+    def password(self) -> SecretStr | None:
+        """The SASL password, from ``sasl_password`` or read from ``sasl_password_file`` (read
+        each time a client is configured, so a rotated file is picked up by the next one)."""
+        if self.sasl_password_file is None:
+            return self.sasl_password
+        try:
+            return SecretStr(self.sasl_password_file.read_text().strip())
+        except OSError as exc:
+            raise ValueError(f"{_env('sasl_password_file')}: cannot read "
+                             f"{self.sasl_password_file} ({exc.strerror})") from None
+
+    def librdkafka(self) -> dict[str, str | SecretStr]:
+        """The librdkafka (confluent-kafka) settings; the password stays a `SecretStr` until a
+        client is built (`connectors.common.kafka.KafkaConfig.base`)."""
+        cfg: dict[str, str | SecretStr] = {"security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            password = self.password()
+            assert self.sasl_mechanism and self.sasl_username and password
+            cfg |= {"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                    "sasl.password": password}
         if self.ssl_cafile:
             cfg["ssl.ca.location"] = str(self.ssl_cafile)
-        if self.ssl_certfile:
+        if self.ssl_certfile and self.ssl_keyfile:
             cfg["ssl.certificate.location"] = str(self.ssl_certfile)
-        if self.ssl_keyfile:
             cfg["ssl.key.location"] = str(self.ssl_keyfile)
         return cfg
+
+    def client_config(self) -> dict[str, str]:
+        """A complete librdkafka configuration, secrets revealed: hand it to a client at once
+        (an `AdminClient`), never to a log."""
+        return {"bootstrap.servers": self.bootstrap_servers,
+                **{k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                   for k, v in self.librdkafka().items()}}
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the Python clients (Faust, aiokafka); None without TLS."""
+        if not self.security_protocol.endswith("SSL"):
+            return None
+        ctx = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.ssl_certfile and self.ssl_keyfile:
+            ctx.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile))
+        return ctx
+
+    def faust_credentials(self) -> CredentialsT | None:
+        """Faust's ``broker_credentials`` (its aiokafka driver turns them into aiokafka's
+        arguments, and so does `aiokafka`); None for PLAINTEXT."""
+        import faust
+
+        ctx = self.ssl_context()
+        if self.security_protocol.startswith("SASL_"):
+            password = self.password()
+            assert password is not None
+            return faust.SASLCredentials(username=self.sasl_username,
+                                         password=password.get_secret_value(),
+                                         ssl_context=ctx, mechanism=self.sasl_mechanism)
+        return faust.SSLCredentials(ctx) if ctx is not None else None
 
 
 class LocalKafkaSettings(BaseModel):
@@ -128,3 +229,42 @@ class Settings(BaseSettings):
     state_dir: Path = Field(STATE_HOME / "state", description="Local state (Faust RocksDB tables).")
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
     log_format: Literal["console", "json"] = Field("console", description="Structured log renderer.")
+
+
+_EXPECTED = {
+    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "path_type": "a file path", "string_type": "a string",
+}
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+           "less_than": "<"}
+
+
+def invalid_settings(exc: ValidationError) -> list[str]:
+    """One line per invalid setting of `Settings`: the environment variable and what it
+    expects, e.g. ``DUALWRITE_TOPICS__PARTITIONS: expected an integer, got 'abc'``. The value
+    is echoed only for plain fields (never for a secret, nor for a whole section)."""
+    lines = []
+    for error in exc.errors():
+        path = [str(p) for p in error["loc"] if isinstance(p, str)]
+        ctx = error.get("ctx") or {}
+        if error["type"] == "value_error":
+            reason = str(ctx.get("error", error["msg"]))
+            if reason.startswith("DUALWRITE_"):
+                lines.append(reason)  # a rule across settings names its variables itself
+                continue
+        elif error["type"] in _EXPECTED:
+            reason = f"expected {_EXPECTED[error['type']]}"
+        elif error["type"] == "literal_error":
+            reason = f"expected one of {ctx.get('expected')}"
+        elif error["type"] in _BOUNDS:
+            bound = next(iter(ctx.values()), "")
+            reason = f"expected a value {_BOUNDS[error['type']]} {bound}"
+        else:
+            reason = error["msg"][:1].lower() + error["msg"][1:]
+        name = "DUALWRITE_" + "__".join(p.upper() for p in path)
+        value = error.get("input")
+        secret = any(word in name for word in ("PASSWORD", "SECRET"))
+        shown = f", got {value!r}" if isinstance(value, str | int | float) and not secret else ""
+        lines.append(f"{name}: {reason}{shown}")
+    return lines

@@ -1,6 +1,7 @@
 """Kafka edge of the connectors (confluent-kafka / librdkafka).
 
-- `KafkaConfig`: broker address and client settings (security etc.), injected by the CLI.
+- `KafkaConfig`: broker address and client settings (security etc.), injected by the CLI;
+  secrets stay `SecretStr` until a client is built.
 - `AsyncProducer`: idempotent producer (``enable.idempotence=true``, ``acks=all``) whose
   ``produce`` returns an asyncio future resolved by the delivery report, so callers can await
   "Kafka has it" before they checkpoint or commit. A daemon thread serves librdkafka callbacks.
@@ -31,7 +32,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 __all__ = ["AsyncProducer", "KafkaConfig", "KafkaRecord", "commands_consumer", "read_compacted",
            "read_records"]
@@ -40,15 +41,28 @@ Headers = list[tuple[str, str | bytes | None]]
 
 
 class KafkaConfig(BaseModel):
-    """How a connector reaches Kafka; ``client`` carries extra librdkafka settings (security)."""
+    """How a connector reaches Kafka; ``client`` carries extra librdkafka settings (security,
+    translated once by `dualwrite.settings.KafkaSettings.librdkafka`). Secret values (any
+    ``*password*`` setting) are kept as `SecretStr`, so no repr or log shows them; `base` reveals
+    them only to build a client."""
 
     model_config = ConfigDict(frozen=True)
 
     bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port list.")
-    client: dict[str, str] = Field(default_factory=dict, description="Extra librdkafka settings.")
+    client: dict[str, str | SecretStr] = Field(default_factory=dict,
+                                              description="Extra librdkafka settings.")
+
+    @field_validator("client")
+    @classmethod
+    def _hide_secrets(cls, client: dict[str, str | SecretStr]) -> dict[str, str | SecretStr]:
+        return {k: SecretStr(v) if "password" in k and isinstance(v, str) else v
+                for k, v in client.items()}
 
     def base(self) -> dict[str, Any]:
-        return {**self.client, "bootstrap.servers": self.bootstrap_servers}
+        """The librdkafka configuration of a client, secrets revealed (hand it to a client only)."""
+        revealed = {k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                    for k, v in self.client.items()}
+        return {**revealed, "bootstrap.servers": self.bootstrap_servers}
 
 
 class AsyncProducer:
@@ -125,6 +139,23 @@ class KafkaRecord:
     timestamp_ms: int | None
 
 
+_SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    """(low, high) offsets; a new topic's leader may still be settling on the broker (NOT_LEADER
+    even once metadata names one), so those answers are asked again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _read_to_end(config: KafkaConfig, topic: str, timeout: float) -> Iterator[Message]:
     """Every record of ``topic`` from the beginning up to the end offsets taken at start, in
     order within each partition; no consumer group (nothing committed). A missing topic reads
@@ -136,7 +167,7 @@ def _read_to_end(config: KafkaConfig, topic: str, timeout: float) -> Iterator[Me
         partitions = _topic_partitions(consumer, topic, timeout)
         ends: dict[int, int] = {}
         for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            low, high = _watermarks(consumer, TopicPartition(topic, p), timeout)
             if high > low:
                 ends[p] = high
         if not ends:

@@ -41,9 +41,9 @@ ConcurrencyOpt = Annotated[int, typer.Option(help="Most concurrent requests (AIM
 
 
 def kafka_config(settings: Settings) -> KafkaConfig:
-    cfg = settings.kafka.client_config()
-    servers = cfg.pop("bootstrap.servers")
-    return KafkaConfig(bootstrap_servers=servers, client=cfg)
+    """The connectors' Kafka config: the settings' one librdkafka translation, secrets hidden."""
+    return KafkaConfig(bootstrap_servers=settings.kafka.bootstrap_servers,
+                       client=settings.kafka.librdkafka())
 
 
 def dataverse_connection(settings: Settings, concurrency: int = 32) -> DataverseConnection:

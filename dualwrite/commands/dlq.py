@@ -8,6 +8,7 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
@@ -30,7 +31,7 @@ from streams.maps import default_registry
 app = typer.Typer(help="Inspect dead letters on sync.dlq and re-drive them to their topics.",
                   no_args_is_help=True)
 
-STAGES = ("decode", "dedupe", "transform", "gate", "sink", "source")
+STAGES = ("decode", "dedupe", "transform", "gate", "sink", "capture", "source")  # "source": older capture letters
 
 StageOpt = Annotated[str | None, typer.Option(
     help=f"Only dead letters of this stage ({', '.join(STAGES)}).", show_default=False)]
@@ -161,11 +162,15 @@ def retry(
         "--offset", help="Only this dead letter, PARTITION:OFFSET (repeatable).",
         show_default=False, metavar="PARTITION:OFFSET")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    app_id: Annotated[str, typer.Option(
+        help="The worker's app id (its gate topic <app id>-gate takes back what the gate "
+             "dead-lettered).")] = ops.DEFAULT_APP_ID,
     timeout: TimeoutOpt = 10.0, topic_prefix: PrefixOpt = "",
 ) -> None:
     """Re-produce the selected dead letters' original key and value to their original topic,
     marked with the dualwrite.retry header. Safe: the pipeline is idempotent; a record that
-    fails again lands in the DLQ again."""
+    fails again lands in the DLQ again. Only the catalog's CDC and command topics and the
+    worker's gate topic are re-drive targets; a dead letter naming another topic is refused."""
     with expected_failures():
         _check_filters(stage, map_name)
         wanted = _positions(offset)
@@ -177,11 +182,17 @@ def retry(
                 raise BadSelection("no dead letter matching the filters at "
                                    + ", ".join(f"{p}:{o}" for p, o in missing)
                                    + " (see `dualwrite dlq list`).")
-        planned = ops.retry_plan(chosen)
+        planned = ops.retry_plan(chosen, topic_prefix=topic_prefix, app_id=app_id)
         plan = planned.records
         for d in planned.unroutable:
             err.print(f"[yellow]skipped[/yellow] {d.partition}:{d.offset}: nowhere to send it "
                       "back (no dlq.original.topic, or a gate value that is not a change).")
+        for d in planned.refused:
+            err.print(f"[red]refused[/red] {d.partition}:{d.offset}: its dlq.original.topic "
+                      f"{escape(repr(d.original_topic))} is not a CDC or command topic of the "
+                      f"catalog nor the gate topic {app_id}{ops.GATE_SUFFIX}.", soft_wrap=True)
+        if planned.refused:
+            err.print(f"{len(planned.refused)} dead letter(s) refused (not re-driven).")
         if planned.repeats:
             err.print(f"{len(planned.repeats)} dead letter(s) repeat a record already in the "
                       "selection (it failed again after a retry); each record is sent once.")

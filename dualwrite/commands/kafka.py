@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated
@@ -20,17 +21,27 @@ PortOpt = Annotated[int | None, typer.Option(help="Client port on 127.0.0.1 (con
 DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Broker data, log and pid file.")]
 
 
-def broker(port: int | None, data_dir: Path | None) -> LocalKafka:
+def broker(port: int | None, data_dir: Path | None, secure: bool = False) -> LocalKafka:
     cfg = Settings().local_kafka
     return LocalKafka(data_dir or cfg.data_dir, port=port or cfg.port,
-                      controller_port=cfg.controller_port if port is None else None, heap=cfg.heap)
+                      controller_port=cfg.controller_port if port is None else None, heap=cfg.heap,
+                      secure=secure)
 
 
 @app.command()
 def up(port: PortOpt = None, data_dir: DataOpt = None,
-       timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 90.0) -> None:
-    """Start the broker (formats storage on first start); harmless when it already runs."""
-    kafka = broker(port, data_dir)
+       timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 90.0,
+       secure: Annotated[bool, typer.Option(
+           "--secure", help="A SASL_SSL listener (SCRAM-SHA-512, a generated CA) instead of "
+           "PLAINTEXT; prints the DUALWRITE_KAFKA__* variables of its clients.")] = False,
+       ) -> None:
+    """Start the broker (formats storage on first start); harmless when it already runs.
+
+    Prints the bootstrap address on stdout; with --secure (or a data dir created secure) the
+    `export DUALWRITE_KAFKA__...` lines instead, for `eval "$(dualwrite kafka up --secure)"`.
+    The SASL password stays in a 0600 file of the data dir, named by
+    DUALWRITE_KAFKA__SASL_PASSWORD_FILE."""
+    kafka = broker(port, data_dir, secure)
     started = time.monotonic()
     try:
         with console.status(f"Starting Kafka on {kafka.bootstrap} ..."):
@@ -39,7 +50,11 @@ def up(port: PortOpt = None, data_dir: DataOpt = None,
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print(f"{status.describe()} ({time.monotonic() - started:.1f}s)")
-    typer.echo(status.bootstrap)
+    if kafka.secure:
+        for name, value in kafka.client_env().items():
+            typer.echo(f"export {name}={shlex.quote(value)}")
+    else:
+        typer.echo(status.bootstrap)
 
 
 @app.command()

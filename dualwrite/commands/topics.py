@@ -8,7 +8,10 @@ import orjson
 import typer
 from confluent_kafka import KafkaException
 from rich.console import Console
+from rich.markup import escape
 
+from dualwrite.commands.connectors import kafka_config
+from dualwrite.ops.kafka import describe, kafka_failure
 from dualwrite.settings import Settings
 from topics import apply_topics, catalog, topic_schemas
 
@@ -30,12 +33,14 @@ def apply(
     """Create every missing topic of the catalog (a no-op the second time) and report drift."""
     settings = Settings()
     try:
-        report = apply_topics(settings.kafka.client_config(), settings_catalog(settings),
+        # librdkafka's own lines (one per failed connect) stay quiet: the failure is told once.
+        report = apply_topics({**settings.kafka.client_config(), "log_level": "2"},
+                              settings_catalog(settings),
                               check=check, timeout=timeout)
     except KafkaException as exc:
-        console.print(f"[red]error:[/red] cannot reach Kafka at {settings.kafka.bootstrap_servers}: "
-                      f"{exc}. Start one with `dualwrite kafka up` or set "
-                      "DUALWRITE_KAFKA__BOOTSTRAP_SERVERS.")
+        # Unreachable, or answering but refusing the client's security settings: say which.
+        failure = kafka_failure(kafka_config(settings), describe(exc))
+        console.print(f"[red]error:[/red] {escape(str(failure))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     for name in report.created:
         console.print(f"created {name}")

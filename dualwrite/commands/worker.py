@@ -26,10 +26,8 @@ def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
 
     k = settings.kafka
     return StreamsConfig(
-        bootstrap_servers=k.bootstrap_servers, security_protocol=k.security_protocol,
-        sasl_mechanism=k.sasl_mechanism, sasl_username=k.sasl_username,
-        sasl_password=k.sasl_password, ssl_cafile=k.ssl_cafile, ssl_certfile=k.ssl_certfile,
-        ssl_keyfile=k.ssl_keyfile, app_id=app_id,
+        bootstrap_servers=k.bootstrap_servers, broker_credentials=k.faust_credentials(),
+        app_id=app_id,
         data_dir=data_dir or settings.state_dir / app_id,
         partitions=settings.topics.partitions, replication=settings.topics.replication,
         topic_prefix=topic_prefix, metrics_port=settings.metrics_port,

@@ -3,6 +3,10 @@
 Everything lives in one data directory: ``server.properties``, the formatted log dirs, the pid
 file and ``broker.log``. ``up`` is idempotent; ``down`` only stops the process this directory
 started (it checks the pid's command line, so a stale pid file never kills a stranger).
+
+A data directory first started with ``secure=True`` has a SASL_SSL listener (SCRAM-SHA-512 and a
+generated CA, `dualwrite.kafka.secure`) instead of PLAINTEXT, for good: every later start, the
+status probe and `client_settings` use it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from dualwrite.kafka.classpath import KAFKA_VERSION, require_tool, resolve_classpath
+from dualwrite.kafka.secure import SecureListener
+from dualwrite.settings import KafkaSettings
 
 __all__ = ["BrokerStatus", "LocalKafka", "LocalKafkaError"]
 
@@ -39,12 +45,14 @@ class BrokerStatus:
     bootstrap: str
     answering: bool
     data_dir: Path
+    secure: bool = False
 
     def describe(self) -> str:
         if not self.running:
             return f"Kafka {KAFKA_VERSION}: not running (data dir {self.data_dir})"
         state = "ready" if self.answering else "starting or unresponsive"
-        return f"Kafka {KAFKA_VERSION}: running, pid {self.pid}, {self.bootstrap}, {state}"
+        listener = " (SASL_SSL)" if self.secure else ""
+        return f"Kafka {KAFKA_VERSION}: running, pid {self.pid}, {self.bootstrap}{listener}, {state}"
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -53,9 +61,8 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def metadata_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0,
-                              "logger": _quiet_logger()}
+def metadata_answers(client: KafkaSettings, timeout: float = 2.0) -> bool:
+    config: dict[str, Any] = {**client.client_config(), "log_level": 0, "logger": _quiet_logger()}
     admin = AdminClient(config)
     try:
         admin.list_topics(timeout=timeout)
@@ -85,12 +92,31 @@ class LocalKafka:
     """One broker in `data_dir`, listening on 127.0.0.1:`port` (controller on `controller_port`)."""
 
     def __init__(self, data_dir: Path, port: int = 9092, controller_port: int | None = None,
-                 heap: str = "768m", cache_dir: Path | None = None) -> None:
+                 heap: str = "768m", cache_dir: Path | None = None, secure: bool = False) -> None:
         self.data_dir = data_dir.expanduser().resolve()
         self.port = port
         self.controller_port = controller_port or port + 1
         self.heap = heap
         self.cache_dir = cache_dir or Path.home() / ".cache" / "dualwrite"
+        self.listener = SecureListener(self.data_dir)
+        self._secure = secure
+
+    @property
+    def secure(self) -> bool:
+        """SASL_SSL: asked for, or this data dir was created secure."""
+        return self._secure or self.listener.exists()
+
+    def client_settings(self) -> KafkaSettings:
+        """How a client reaches this broker (the settings every process reads)."""
+        if self.secure:
+            return self.listener.settings(self.bootstrap)
+        return KafkaSettings(bootstrap_servers=self.bootstrap)
+
+    def client_env(self) -> dict[str, str]:
+        """The ``DUALWRITE_KAFKA__*`` variables of a client (no secret: the password is a file)."""
+        if self.secure:
+            return self.listener.client_env(self.bootstrap)
+        return {"DUALWRITE_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap}
 
     @property
     def bootstrap(self) -> str:
@@ -116,8 +142,9 @@ class LocalKafka:
 
     def status(self) -> BrokerStatus:
         pid = self._pid()
-        answering = pid is not None and metadata_answers(self.bootstrap)
-        return BrokerStatus(pid is not None, pid, self.bootstrap, answering, self.data_dir)
+        answering = pid is not None and metadata_answers(self.client_settings())
+        return BrokerStatus(pid is not None, pid, self.bootstrap, answering, self.data_dir,
+                            self.secure)
 
     def log_tail(self, lines: int = 25) -> str:
         try:
@@ -125,16 +152,25 @@ class LocalKafka:
         except OSError:
             return "(no broker log yet)"
 
+    def _listeners(self) -> list[str]:
+        if self.secure:
+            return self.listener.server_properties(self.port, self.controller_port)
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+
     def _write_properties(self) -> Path:
         props = self.data_dir / "server.properties"
+        props.touch(mode=0o600)
+        props.chmod(0o600)  # a secure listener's passwords are in it
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            *self._listeners(),
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             f"log.dirs={self.data_dir / 'logs'}",
             "num.partitions=3",
             "offsets.topic.replication.factor=1",
@@ -148,12 +184,26 @@ class LocalKafka:
         ]))
         return props
 
+    @property
+    def _formatted(self) -> bool:
+        return (self.data_dir / "logs" / "meta.properties").exists()
+
     def _format(self, classpath: str, props: Path) -> None:
-        if (self.data_dir / "logs" / "meta.properties").exists():
+        if self._formatted:
             return
-        cmd = ["java", "-cp", classpath, f"-Dlog4j2.configurationFile={LOG4J}",
-               "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+        tool = ["kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)]
+        argfile = None
+        if self.secure:
+            # The SCRAM user is created with the metadata; its password goes through a java
+            # @argfile (main class and arguments) so it never shows on a command line.
+            argfile = self.listener.scram_argfile(tool)
+            tool = [f"@{argfile}"]
+        cmd = ["java", "-cp", classpath, f"-Dlog4j2.configurationFile={LOG4J}", *tool]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+        finally:
+            if argfile is not None:
+                argfile.unlink(missing_ok=True)
         if proc.returncode != 0:
             raise LocalKafkaError(f"Formatting the KRaft storage failed:\n{proc.stdout}{proc.stderr}")
 
@@ -174,6 +224,13 @@ class LocalKafka:
         require_tool("java", "Install a JDK 17+ (Debian: `apt-get install openjdk-17-jdk-headless`).")
         classpath = resolve_classpath(self.cache_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.secure and not self.listener.exists():
+            if self._formatted:
+                raise LocalKafkaError(
+                    f"{self.data_dir} holds a broker created without --secure (its storage has "
+                    "no SCRAM user); start the secure broker in another --data-dir.")
+            require_tool("keytool", "keytool comes with the JDK; put the JDK's bin on PATH.")
+            self.listener.ensure()
         props = self._write_properties()
         self._format(classpath, props)
         with open(self.log_path, "ab") as log:
@@ -198,7 +255,7 @@ class LocalKafka:
             if proc is not None and proc.poll() is not None:
                 raise LocalKafkaError(f"Kafka exited with code {proc.returncode} while starting. "
                                       f"Last broker log lines:\n{self.log_tail()}")
-            if port_in_use(self.port) and metadata_answers(self.bootstrap):
+            if port_in_use(self.port) and metadata_answers(self.client_settings()):
                 return True
             time.sleep(0.3)
         return False

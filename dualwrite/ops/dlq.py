@@ -2,7 +2,9 @@
 
 A dead letter is the original record (key and value bytes) with ``dlq.*`` headers naming the
 stage, map, error and original topic/partition/offset (`topics.dlq`). Re-driving produces the
-original key and value to the original topic again with the ``dualwrite.retry`` header. That
+original key and value to the original topic again with the ``dualwrite.retry`` header, but
+only to a topic the pipeline reads its input from (`redrive_topics`: CDC and command topics of
+the catalog, the worker's gate topic); the header is data and never picks another topic. That
 is safe because the pipeline is idempotent:
 
 - a CDC record dead-lettered at the ``transform`` stage had its source version recorded by the
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -26,8 +28,8 @@ from connectors.common.kafka import KafkaConfig, KafkaRecord, read_records
 from dualwrite.ops.errors import OpsError
 from dualwrite.ops.kafka import OutRecord, produce_records, reaching, require_topic
 from streams.pending import Pending
-from streams.wire import PendingMsg, encode_gate
-from topics import RETRY_HEADER, read_headers
+from streams.wire import ITEM_STAGES, PendingMsg, encode_gate
+from topics import RETRY_HEADER, ChangeEvent, Command, catalog, read_headers
 
 __all__ = [
     "DLQ_TOPIC",
@@ -41,6 +43,7 @@ __all__ = [
     "parse_position",
     "read_dead_letters",
     "redrive",
+    "redrive_topics",
     "retry_plan",
     "select",
     "summarize",
@@ -48,6 +51,7 @@ __all__ = [
 
 DLQ_TOPIC = "sync.dlq"
 GATE_SUFFIX = "-gate"  # the worker's internal topic, `<app id>-gate`
+DEFAULT_APP_ID = "dualwrite-streams"  # `dualwrite worker --app-id`'s default
 
 Position = tuple[int, int]  # (partition, offset) on sync.dlq
 
@@ -103,11 +107,6 @@ class DeadLetter:
         if raw is not None and raw.isdigit():
             return int(raw)
         return self.timestamp_ms
-
-    @property
-    def from_gate(self) -> bool:
-        """Dead-lettered by the worker's gate (original topic ``<app id>-gate``)."""
-        return (self.original_topic or "").endswith(GATE_SUFFIX)
 
     @property
     def retried(self) -> bool:
@@ -209,28 +208,45 @@ class RetryPlan:
     records: list[OutRecord]
     unroutable: list[DeadLetter]  # no original topic, or a gate value that is not a change
     repeats: list[DeadLetter]  # same record as one already in the plan (failed again after a retry)
+    refused: list[DeadLetter] = field(default_factory=list)  # original topic not a re-drive target
 
 
-def retry_plan(letters: Iterable[DeadLetter]) -> RetryPlan:
+def redrive_topics(topic_prefix: str = "", app_id: str = DEFAULT_APP_ID) -> frozenset[str]:
+    """Where a dead letter may be sent back: the catalog's topics that carry change events (CDC)
+    or commands, and the gate topic of the worker ``app_id``. A ``dlq.original.topic`` header is
+    data (anyone who can write to the DLQ writes it), so it never chooses another topic."""
+    names = {spec.name for spec in catalog() if spec.value_model in (ChangeEvent, Command)}
+    return frozenset({topic_prefix + name for name in names} | {app_id + GATE_SUFFIX})
+
+
+def retry_plan(letters: Iterable[DeadLetter], *, topic_prefix: str = "",
+               app_id: str = DEFAULT_APP_ID) -> RetryPlan:
     """The original key and value of each dead letter to its original topic, with the retry
     header and where it came from on the DLQ; a change the gate dead-lettered goes back to the
-    gate topic as the gate message it was.
+    gate topic as the gate message it was. An original topic outside `redrive_topics` is
+    refused (listed, never produced to).
 
     A record that was re-driven and failed again is on the DLQ twice; it is sent once (the
     first time it appears), so retrying everything twice does not double it each time.
     """
+    allowed = redrive_topics(topic_prefix, app_id)
+    gate = app_id + GATE_SUFFIX
     records: list[OutRecord] = []
     unroutable: list[DeadLetter] = []
     repeats: list[DeadLetter] = []
+    refused: list[DeadLetter] = []
     seen: set[tuple[str, bytes | None, bytes | None]] = set()
     for d in letters:
         if d.original_topic is None:
             unroutable.append(d)
             continue
+        if d.original_topic not in allowed:
+            refused.append(d)
+            continue
         headers: list[tuple[str, str | bytes | None]] = [
             (RETRY_HEADER, b"1"), ("dualwrite.retry.from", f"{DLQ_TOPIC}:{d.partition}:{d.offset}".encode())]
         value = d.value
-        if d.from_gate and d.stage == "transform":
+        if d.original_topic == gate and d.stage in ITEM_STAGES:
             # The gate dead-letters the change it was walking (a `Pending`, facts learned so
             # far included); on its topic that travels as a gate message. The gate re-plans
             # it and forwards it to the key of its next step.
@@ -245,7 +261,7 @@ def retry_plan(letters: Iterable[DeadLetter]) -> RetryPlan:
             continue
         seen.add(identity)
         records.append((d.original_topic, d.key, value, headers))
-    return RetryPlan(records, unroutable, repeats)
+    return RetryPlan(records, unroutable, repeats, refused)
 
 
 def read_dead_letters(config: KafkaConfig, *, topic: str = DLQ_TOPIC,

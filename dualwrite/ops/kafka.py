@@ -3,22 +3,27 @@
 Reading goes through `connectors.common.kafka` (`read_compacted`, `read_records`), writing
 through its idempotent `AsyncProducer`; a broker that does not answer becomes
 `KafkaUnreachable` (bootstrap address and a hint), a topic that was never created
-`TopicMissing`.
+`TopicMissing`. librdkafka reports a refused login or TLS handshake to the caller only as
+"transport failure", so after a failure `kafka_failure` asks a probe client what happened:
+a broker that answered but refused the credentials, the certificate or the protocol is
+`KafkaRefused` (authentication, tls, protocol), never "cannot reach".
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from connectors.common.kafka import AsyncProducer, Headers, KafkaConfig
-from dualwrite.ops.errors import KafkaUnreachable, TopicMissing
+from dualwrite.ops.errors import KafkaRefused, KafkaUnreachable, OpsError, TopicMissing
 
-__all__ = ["OutRecord", "produce_records", "quiet", "reaching", "require_topic"]
+__all__ = ["OutRecord", "kafka_failure", "produce_records", "quiet", "reaching", "require_topic"]
 
 OutRecord = tuple[str, bytes | None, bytes | None, Headers | None]
 
@@ -31,19 +36,61 @@ def quiet(config: KafkaConfig) -> KafkaConfig:
 
 @contextmanager
 def reaching(config: KafkaConfig) -> Iterator[None]:
-    """Turn the client's "no broker answered" errors into `KafkaUnreachable`."""
+    """Turn the client's "no broker answered" errors into `kafka_failure`'s typed error."""
     try:
         yield
     except KafkaException as exc:
-        raise KafkaUnreachable(config.bootstrap_servers, _describe(exc)) from None
+        raise kafka_failure(config, describe(exc)) from None
     except TimeoutError as exc:
-        raise KafkaUnreachable(config.bootstrap_servers, str(exc)) from None
+        raise kafka_failure(config, str(exc)) from None
 
 
-def _describe(exc: KafkaException) -> str:
+def describe(exc: KafkaException) -> str:
     err = exc.args[0] if exc.args else None
     text = err.str() if isinstance(err, KafkaError) else str(exc)
     return str(text) or type(exc).__name__
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def kafka_failure(config: KafkaConfig, detail: str, probe_s: float = 5.0) -> OpsError:
+    """What a failed call to the cluster means: `KafkaRefused` when a probe client finds the
+    broker answering but refusing the credentials, the TLS handshake or the protocol;
+    `KafkaUnreachable` (with ``detail``) otherwise."""
+    errors: list[KafkaError] = []
+    collect = _Collect()
+    logger = logging.Logger("dualwrite.kafka.diagnose", logging.DEBUG)  # not registered: no leak
+    logger.addHandler(collect)
+    protocol = str(config.client.get("security.protocol", "PLAINTEXT"))
+    producer = Producer({**config.base(), "error_cb": errors.append, "logger": logger,
+                         "log_level": 7})
+    try:
+        deadline = time.monotonic() + probe_s
+        while time.monotonic() < deadline:
+            producer.poll(0.2)
+            for err in errors:
+                if err.code() == KafkaError._AUTHENTICATION:
+                    return KafkaRefused(config.bootstrap_servers, "authentication", err.str())
+                if err.code() == KafkaError._SSL:
+                    return KafkaRefused(config.bootstrap_servers, "tls", err.str())
+            for line in collect.lines:
+                # Closed by the peer while asking for API versions, the first request of a
+                # connection: a TLS or SASL listener hearing a client that does not speak it.
+                if "Disconnected" in line and "APIVERSION_QUERY" in line:
+                    return KafkaRefused(config.bootstrap_servers, "protocol",
+                                        line.rpartition("]: ")[2], protocol)
+                if "Connect to" in line and "failed" in line:
+                    return KafkaUnreachable(config.bootstrap_servers, detail)
+    finally:
+        producer.flush(0)
+    return KafkaUnreachable(config.bootstrap_servers, detail)
 
 
 def require_topic(config: KafkaConfig, topic: str, timeout: float) -> None:

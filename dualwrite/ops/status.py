@@ -32,7 +32,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from connectors.common.kafka import KafkaConfig, read_compacted
 from connectors.common.sink import SinkSettings
 from dualwrite.ops.dlq import DeadLetter, read_dead_letters
-from dualwrite.ops.errors import KafkaUnreachable
+from dualwrite.ops.kafka import kafka_failure
 from dualwrite.settings import Settings
 from topics import DecodeError, MapState, SourceOffset, applied_topic, commands_topic, decode_model
 
@@ -311,7 +311,8 @@ class Cluster:
 
 
 def connect(settings: Settings, timeout_s: float, prefix: str = "") -> Cluster:
-    """Raises `KafkaUnreachable` when no broker answers within ``timeout_s``."""
+    """Raises `KafkaUnreachable` when no broker answers within ``timeout_s`` (`KafkaRefused`
+    when it answers but refuses the client's credentials, certificate or protocol)."""
     client = settings.kafka.client_config()
     quiet: dict[str, str | int | float | bool] = {
         **client, "log_level": 0,
@@ -322,7 +323,8 @@ def connect(settings: Settings, timeout_s: float, prefix: str = "") -> Cluster:
     except KafkaException as exc:
         error = exc.args[0] if exc.args else exc
         detail = error.str() if hasattr(error, "str") else str(error)
-        raise KafkaUnreachable(settings.kafka.bootstrap_servers, detail) from None
+        raise kafka_failure(KafkaConfig(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                        client=settings.kafka.librdkafka()), detail) from None
     topics = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
     servers = client.pop("bootstrap.servers")
     return Cluster(settings, admin, KafkaConfig(bootstrap_servers=servers,

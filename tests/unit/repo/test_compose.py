@@ -26,9 +26,22 @@ def compose() -> dict:  # type: ignore[type-arg]
 def test_kafka_is_the_official_kraft_image_on_localhost() -> None:
     kafka = compose()["services"]["kafka"]
     assert kafka["image"].startswith("apache/kafka:4.")
-    assert "9092:9092" in kafka["ports"]
+    assert "127.0.0.1:9092:9092" in kafka["ports"]
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert "EXTERNAL://localhost:9092" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_published_ports_answer_on_loopback_only() -> None:
+    published = [(name, str(port)) for name, service in compose()["services"].items()
+                 for port in service.get("ports", [])]
+    assert published, "nothing published?"
+    assert [(name, port) for name, port in published if not port.startswith("127.0.0.1:")] == []
+
+
+def test_no_secret_is_on_a_command_line() -> None:
+    commands = {name: " ".join(service.get("command", []))
+                for name, service in compose()["services"].items()}
+    assert {name: c for name, c in commands.items() if "SECRET" in c or "--client " in c} == {}
 
 
 def test_every_dualwrite_service_runs_an_existing_command() -> None:
