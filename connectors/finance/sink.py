@@ -12,6 +12,12 @@
 - ``DELETE``: 204; 404 = already gone = success.
 - An update-only command (a two-way edit flowing back) is only ever a PATCH: a 404 is
   dead-lettered, never turned into a POST that would create a half-filled row.
+- ``DELETE`` refused because other rows still reference the row ("The record is referenced by
+  ...", a 400 ``WriteFailed``): the deletes of the referencing rows (a child task's before its
+  parent's) are usually in the same flush window on another partition, so the delete is tried
+  again, up to ``REFERENCED_RETRIES`` times, before it is dead-lettered with Finance's message.
+  The processor does not order deletes of related rows yet; this keeps a parent's delete from
+  losing that race.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.common.batch import BatchOp, BatchResult
+from connectors.common.errors import RetryLater
+from connectors.common.http import ApiClient
 from connectors.common.sinkstate import Write
-from connectors.common.writer import Done, Judgement, ODataWriter
+from connectors.common.writer import Again, Done, Judgement, ODataWriter
 from connectors.finance.client import entity_key
 
-__all__ = ["FinanceWriter", "is_duplicate"]
+__all__ = ["REFERENCED_RETRIES", "FinanceWriter", "is_duplicate", "is_referenced"]
 
 RETURN_ROW = (("Prefer", "return=representation"),)
 _DUPLICATE_MARKERS = ("already exists", "duplicate", "cannot create a record")
+_REFERENCED_MARKER = "is referenced by"
+REFERENCED_RETRIES = 10
 
 
 def is_duplicate(result: BatchResult) -> bool:
@@ -38,7 +48,27 @@ def is_duplicate(result: BatchResult) -> bool:
     return any(marker in text for marker in _DUPLICATE_MARKERS)
 
 
+def is_referenced(result: BatchResult) -> bool:
+    """A delete refused because other rows still point at the row."""
+    return result.status == 400 and _REFERENCED_MARKER in result.body.decode("utf-8", "replace").lower()
+
+
 class FinanceWriter(ODataWriter):
+    def __init__(self, api: ApiClient, service_root: str, batch_size: int = 1) -> None:
+        super().__init__(api, service_root, batch_size)
+        self._referenced: dict[str, int] = {}  # command id -> tries of a still-referenced delete
+
+    def referenced_again(self, write: Write, result: BatchResult) -> Again | None:
+        """Again while a referenced row's delete still has tries left; None once they are used."""
+        cid = write.command.command_id
+        tries = self._referenced.pop(cid, 0) + 1
+        if tries > REFERENCED_RETRIES:
+            return None
+        self._referenced[cid] = tries
+        return Again(write, RetryLater(f"DELETE {write.command.entity}: still referenced (try {tries} of "
+                                       f"{REFERENCED_RETRIES}); the referencing rows' deletes may be on "
+                                       "their way", status=result.status))
+
     def _patch(self, write: Write) -> BatchOp:
         c = write.command
         # Key fields live in the URL; FO refuses a body that would change them.
@@ -58,6 +88,13 @@ class FinanceWriter(ODataWriter):
 
     def judge(self, write: Write, op: BatchOp, result: BatchResult) -> Judgement:
         status = result.status
+        if op.method == "DELETE":
+            if is_referenced(result):
+                again = self.referenced_again(write, result)
+                if again is not None:
+                    return again
+            else:
+                self._referenced.pop(write.command.command_id, None)
         if 200 <= status < 300:
             etag, target_id = result.headers.get("etag"), None
             body: Any = None

@@ -8,9 +8,9 @@ from connectors.common.clock import FakeClock
 from connectors.common.errors import Rejected
 from connectors.common.sinkstate import Write
 from connectors.common.source import BadRecord, Change, Page
-from connectors.common.writer import Done, Failed
+from connectors.common.writer import Again, Done, Failed
 from connectors.finance.client import entity_key, key_string, parse_metadata_keys
-from connectors.finance.sink import FinanceWriter
+from connectors.finance.sink import REFERENCED_RETRIES, FinanceWriter
 from connectors.finance.source import feed_entry_change, snapshot_row_change
 from tests.unit.connectors.fakes import FakeApi, api_client, applied, batch_handler, command
 
@@ -280,3 +280,33 @@ async def test_changes_of_one_source_transaction_carry_its_position_and_event_co
         "usmf|C-1": ("tx-a", 1, 1, 3), "usmf|P-1": ("tx-a", 2, 1, 3), "usmf|C-2": ("tx-a", 3, 2, 3),
         "usmf|C-3": ("tx-b", 1, 1, 1)}
     await reader.aclose()
+
+
+async def test_a_delete_refused_as_still_referenced_is_tried_again_then_dead_lettered() -> None:
+    """A parent task's delete that overtook its child's: Finance refuses it while the child
+    exists; the sink tries again (the child's delete is on its way) and gives up after a bound."""
+    referenced = httpx.Response(400, json={"error": {"code": "WriteFailed", "message":
+                                "Cannot delete a record in ProjectTasks. The record is referenced by ProjectTasks."}})
+    state = {"child": True, "deletes": 0}
+
+    def answer(method: str, url: str, body: bytes) -> httpx.Response:
+        assert method == "DELETE"
+        state["deletes"] += 1
+        if "CHILD" in url:
+            state["child"] = False
+            return httpx.Response(204)
+        return referenced if state["child"] else httpx.Response(204)
+
+    writer = FinanceWriter(api_client(FakeApi(batch_handler(answer)), FakeClock(), base=ROOT), ROOT, batch_size=1)
+    parent = Write(command("PARENT", 3, op="delete"))
+    (first,) = await writer.write([[parent]])
+    assert isinstance(first, Again) and "still referenced" in first.retry.reason
+    (child,) = await writer.write([[Write(command("CHILD", 3, op="delete"))]])
+    (second,) = await writer.write([[parent]])
+    assert isinstance(child, Done) and isinstance(second, Done)
+
+    state["child"] = True  # a reference that never goes away: dead-lettered after the bound
+    stuck = Write(command("STUCK", 3, op="delete"))
+    outcomes = [(await writer.write([[stuck]]))[0] for _ in range(REFERENCED_RETRIES + 1)]
+    assert all(isinstance(o, Again) for o in outcomes[:-1])
+    assert isinstance(outcomes[-1], Failed) and "referenced by ProjectTasks" in outcomes[-1].rejected.body
