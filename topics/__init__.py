@@ -22,7 +22,16 @@ from topics.codec import (
 )
 from topics.commands import Applied, Command, CommandSource, WriteOp, target_key
 from topics.control import MapState, SourceOffset, SourceOffsetKey
-from topics.dlq import DLQ_HEADERS, RETRY_HEADER, dlq_headers, is_retry, read_headers
+from topics.dlq import (
+    DLQ_HEADERS,
+    DLQ_SUPERSEDED_HEADER,
+    DLQ_TRUNCATED_HEADER,
+    DLQ_VALUE_HEADER,
+    RETRY_HEADER,
+    dlq_headers,
+    is_retry,
+    read_headers,
+)
 from topics.envelope import (
     MAX_VERSION,
     ChangeEvent,
@@ -39,6 +48,9 @@ from topics.schema import topic_schemas
 __all__ = [
     "DATAVERSE_CDC_TABLES",
     "DLQ_HEADERS",
+    "DLQ_SUPERSEDED_HEADER",
+    "DLQ_TRUNCATED_HEADER",
+    "DLQ_VALUE_HEADER",
     "FINANCE_CDC_ENTITIES",
     "MAX_VERSION",
     "RETRY_HEADER",

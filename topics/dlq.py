@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-__all__ = ["DLQ_HEADERS", "RETRY_HEADER", "dlq_headers", "is_retry", "read_headers"]
+__all__ = ["DLQ_HEADERS", "DLQ_SUPERSEDED_HEADER", "DLQ_TRUNCATED_HEADER", "DLQ_VALUE_HEADER", "RETRY_HEADER",
+           "dlq_headers", "is_retry", "read_headers"]
 
 DLQ_HEADERS = (
     "dlq.stage",  # decode | route | transform | plan | emit | gate | sink | source | capture
@@ -22,6 +23,11 @@ DLQ_HEADERS = (
     "dlq.http.status",
     "dlq.ts_ms",
 )
+
+# Present only where they apply:
+DLQ_TRUNCATED_HEADER = "dlq.payload.truncated"  # a capture dead letter's value was cut to fit: original size
+DLQ_VALUE_HEADER = "dlq.value"  # "merged-command": the value is the coalesced command a sink attempted
+DLQ_SUPERSEDED_HEADER = "dlq.superseded"  # ids of the commands merged into that one
 
 RETRY_HEADER = "dualwrite.retry"
 _UNSET: tuple[object, ...] = (None, b"", "", b"0", "0")

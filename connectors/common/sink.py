@@ -48,6 +48,8 @@ from connectors.common.sinkstate import (
 )
 from connectors.common.writer import Again, Done, Failed, ODataWriter
 from topics import (
+    DLQ_SUPERSEDED_HEADER,
+    DLQ_VALUE_HEADER,
     Applied,
     Command,
     DecodeError,
@@ -62,10 +64,6 @@ from topics import (
 __all__ = ["DlqFlood", "SinkEngine", "SinkSettings"]
 
 log = logging.getLogger(__name__)
-
-# Extra headers of a sink dead letter whose value is a merged (coalesced) command.
-DLQ_VALUE_HEADER = "dlq.value"
-DLQ_SUPERSEDED_HEADER = "dlq.superseded"
 
 
 class SinkSettings(BaseModel):

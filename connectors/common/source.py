@@ -16,7 +16,7 @@ Bad input is isolated at the smallest unit it spoils, and never stops another ta
 - a row: one that cannot become an event (no key, a version that is not 1-20 ASCII digits within
   0..2^64-1, integers beyond 64 bits, an event over the producer's ``message.max.bytes``, any
   failure while describing it) is a `BadRecord`, dead-lettered on ``sync.dlq`` at stage
-  ``capture`` with the raw payload (cut to fit, marked by the `TRUNCATED_HEADER`) and the reason;
+  ``capture`` with the raw payload (cut to fit, marked by the `DLQ_TRUNCATED_HEADER`) and the reason;
   the rest of its page goes on and the checkpoint moves past it (it is in the DLQ, not lost);
 - an answer: a page that is not JSON, HTML, truncated, a feed without a usable watermark, an
   unreadable ``$metadata`` is `UnreadableAnswer`; a link (next, delta) outside the configured
@@ -51,6 +51,7 @@ from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import AuthFailed, PositionExpired, Rejected, RetryLater
 from connectors.common.kafka import AsyncProducer, Headers, KafkaConfig
 from topics import (
+    DLQ_TRUNCATED_HEADER,
     ChangeEvent,
     SourceOffset,
     System,
@@ -63,7 +64,6 @@ from topics import (
 
 __all__ = [
     "CAPTURE_STAGE",
-    "TRUNCATED_HEADER",
     "BadRecord",
     "Change",
     "ChangeReader",
@@ -81,7 +81,6 @@ log = logging.getLogger(__name__)
 
 CAPTURE_STAGE = "capture"  # dlq.stage of a source row that could not become an event
 # On a dead letter whose payload was cut to fit the producer's limit: the original size in bytes.
-TRUNCATED_HEADER = "dlq.payload.truncated"
 LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
 # librdkafka counts key, value and headers plus a per-record overhead (measured: 36 bytes and
 # about 2 per header); these margins are above it, so a record we accept is one it accepts.
@@ -437,16 +436,16 @@ class SourceEngine:
     def _dead_letter(self, topic: str, key: bytes | None, payload: bytes, reason: str,
                      error_class: str) -> Record:
         """A capture-stage dead letter that fits the producer's limit: the payload is cut to the
-        room left by key and headers, and `TRUNCATED_HEADER` then names its original size."""
+        room left by key and headers, and `DLQ_TRUNCATED_HEADER` then names its original size."""
         headers: Headers = list(dlq_headers(stage=CAPTURE_STAGE, error_class=error_class[:100],
                                             message=reason[:max(100, self.max_message_bytes // 4)],
                                             topic=topic, ts_ms=int(self.clock.time() * 1000)))
         if key is not None and len(key) > self.max_message_bytes // 4:
             key = None  # a key that large is part of the problem; the payload still holds it
         room = self.max_message_bytes - record_size(key, None, headers) \
-            - _HEADER_OVERHEAD - len(TRUNCATED_HEADER) - 20
+            - _HEADER_OVERHEAD - len(DLQ_TRUNCATED_HEADER) - 20
         if len(payload) > room:
-            headers.append((TRUNCATED_HEADER, str(len(payload)).encode()))
+            headers.append((DLQ_TRUNCATED_HEADER, str(len(payload)).encode()))
             payload = payload[:max(room, 0)]
         metrics.DLQ.labels(self.system, CAPTURE_STAGE).inc()
         return (self.settings.dlq_topic, key, payload, headers)

@@ -14,7 +14,6 @@ from connectors.common.clock import FakeClock
 from connectors.common.errors import PositionExpired, Rejected
 from connectors.common.kafka import KafkaConfig
 from connectors.common.source import (
-    TRUNCATED_HEADER,
     BadRecord,
     Change,
     Page,
@@ -24,7 +23,14 @@ from connectors.common.source import (
     UntrustedPosition,
     record_size,
 )
-from topics import ChangeEvent, Source, SourceOffset, decode_event, decode_model
+from topics import (
+    DLQ_TRUNCATED_HEADER,
+    ChangeEvent,
+    Source,
+    SourceOffset,
+    decode_event,
+    decode_model,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -180,11 +186,11 @@ async def test_a_row_over_the_producer_limit_is_dead_lettered_cut_to_fit_and_the
         assert record_size(key, value, headers) <= limit  # the dead letter itself fits
     oversized, nameless = dict(producer.records[1][3]), dict(producer.records[3][3])
     assert oversized["dlq.stage"] == b"capture" and oversized["dlq.error.class"] == b"OversizedRow"
-    assert int(oversized[TRUNCATED_HEADER]) > 5000 and b"over the producer's message.max.bytes" in \
+    assert int(oversized[DLQ_TRUNCATED_HEADER]) > 5000 and b"over the producer's message.max.bytes" in \
         oversized["dlq.error.message"]
     assert producer.records[1][1] == b'{"id":"b"}'  # the original key
     assert producer.records[1][2].startswith(b'{"before":null,"after":{"accountid":"b","note":"xxx')
-    assert nameless[TRUNCATED_HEADER] == b"9000" and nameless["dlq.error.message"] == b"row without id"
+    assert nameless[DLQ_TRUNCATED_HEADER] == b"9000" and nameless["dlq.error.message"] == b"row without id"
     assert source.positions["accounts"] == "tok-7"  # past the dead letters: they are not lost
 
 
