@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import StreamsConfig
 from streams.gate import slot_from
+from streams.maps.model import key_fact
 
 __all__ = ["ParkedEntry", "parked_entries", "read_parked"]
 
@@ -27,6 +28,15 @@ class ParkedEntry:
     waits_for: str
     parked_ms: int
     age_s: float
+    # A delete waiting for the key its record was never written under (yet): not stuck, only
+    # held in case the record's create, parked elsewhere, is written after all.
+    unwritten_delete: bool = False
+
+
+def _unwritten_delete(key: str, item: dict[str, Any]) -> bool:
+    source = item.get("source") or {}
+    return item.get("op") == "delete" and isinstance(source, dict) and \
+        key == key_fact(str(item.get("map")), str(source.get("id")))
 
 
 def parked_entries(items: Iterable[tuple[str, Any]], now_ms: int) -> list[ParkedEntry]:
@@ -37,7 +47,8 @@ def parked_entries(items: Iterable[tuple[str, Any]], now_ms: int) -> list[Parked
             parked = int(item.get("parked_ms") or item.get("born_ms") or now_ms)
             out.append(ParkedEntry(map=str(item.get("map")), change_id=str(item.get("id")),
                                    waits_for=key, parked_ms=parked,
-                                   age_s=max(0.0, (now_ms - parked) / 1000)))
+                                   age_s=max(0.0, (now_ms - parked) / 1000),
+                                   unwritten_delete=_unwritten_delete(key, item)))
     return sorted(out, key=lambda e: e.parked_ms)
 
 

@@ -115,6 +115,7 @@ class ParkedSummary:
     oldest_change_id: str
     oldest_waits_for: str
     oldest_age_s: float
+    unwritten_deletes: int = 0  # deletes of records never written: held, not stuck (not in count)
 
 
 @dataclass(frozen=True)
@@ -238,15 +239,24 @@ def topic_lags(committed: dict[tuple[str, int], int],
 
 
 def summarize_parked(entries: Iterable[Any]) -> list[ParkedSummary]:
-    """Count per map and the oldest entry (`streams.status.ParkedEntry`-shaped items)."""
+    """Count per map and the oldest entry (`streams.status.ParkedEntry`-shaped items).
+
+    Deletes of records never written are counted apart: they wait, by design, for a create that
+    may still come and are no reason for alarm, so they never make the oldest age.
+    """
     by_map: dict[str, list[Any]] = {}
     for entry in entries:
         by_map.setdefault(entry.map, []).append(entry)
     out = []
     for name, items in sorted(by_map.items()):
-        oldest = min(items, key=lambda e: e.parked_ms)
-        out.append(ParkedSummary(name, len(items), oldest.change_id, oldest.waits_for,
-                                 round(oldest.age_s, 1)))
+        waiting = [e for e in items if not getattr(e, "unwritten_delete", False)]
+        held = len(items) - len(waiting)
+        if not waiting:
+            out.append(ParkedSummary(name, 0, "", "", 0.0, held))
+            continue
+        oldest = min(waiting, key=lambda e: e.parked_ms)
+        out.append(ParkedSummary(name, len(waiting), oldest.change_id, oldest.waits_for,
+                                 round(oldest.age_s, 1), held))
     return out
 
 
@@ -516,13 +526,14 @@ def tables(report: StatusReport) -> list[Any]:
                         str(t.committed), str(t.end), str(t.lag))
 
     parked = Table(title="Parked changes (worker's parked table)")
-    for col in ("map", "count", "oldest", "age", "waits for"):
+    for col in ("map", "count", "oldest", "age", "waits for", "unwritten deletes"):
         parked.add_column(col)
     if not report.parked_available:
-        parked.add_row("-", "", "no parked changelog: the worker never ran with this app id", "", "")
+        parked.add_row("-", "", "no parked changelog: the worker never ran with this app id", "", "", "")
     for p in report.parked:
         parked.add_row(p.map, str(p.count), escape(p.oldest_change_id),
-                       f"{p.oldest_age_s:.0f}s", escape(p.oldest_waits_for))
+                       f"{p.oldest_age_s:.0f}s" if p.count else "", escape(p.oldest_waits_for),
+                       str(p.unwritten_deletes))
 
     d = report.dlq
     newest = "" if d.newest_ts_ms is None else f", the newest {_ago(d.newest_age_s)}"

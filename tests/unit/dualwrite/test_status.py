@@ -236,3 +236,28 @@ def test_unreachable_broker_exits_1_with_a_hint(monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 1
     assert "dualwrite kafka status" in result.output and "b:9092" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_delete_of_a_record_never_written_is_counted_apart_and_raises_no_alarm() -> None:
+    """It waits for a create that may still come: held by design, not stuck."""
+    table = {
+        "key:project_tasks:t9": {"waiting": [
+            {"id": "project_tasks:t9:5", "map": "project_tasks", "op": "delete",
+             "source": {"id": "t9"}, "parked_ms": NOW - 900_000}]},
+        "present:ProjectsV2(ProjectId='P1',dataAreaId='usmf')": {"waiting": [
+            {"id": "project_tasks:t2:3", "map": "project_tasks", "op": "upsert",
+             "source": {"id": "t2"}, "parked_ms": NOW - 1_000}]},
+        "key:projects:p4": {"waiting": [  # an upsert waiting on a key fact (a lookup) is not held
+            {"id": "projects:x:1", "map": "projects", "op": "upsert", "source": {"id": "x"},
+             "parked_ms": NOW - 2_000}]},
+        "key:customers:c7": {"waiting": [
+            {"id": "customers:c7:2", "map": "customers", "op": "delete", "source": {"id": "c7"},
+             "parked_ms": NOW - 900_000}]},
+    }
+    summary = {p.map: p for p in summarize_parked(parked_entries(table.items(), NOW))}
+    assert (summary["project_tasks"].count, summary["project_tasks"].unwritten_deletes) == (1, 1)
+    assert summary["project_tasks"].oldest_age_s == 1.0
+    assert (summary["projects"].count, summary["projects"].unwritten_deletes) == (1, 0)
+    assert (summary["customers"].count, summary["customers"].unwritten_deletes) == (0, 1)
+    report = empty_report(parked=tuple(summary.values()))
+    assert health_problems(report, max_parked_age_s=300) == []
