@@ -22,7 +22,7 @@ from streams.app import Runtime
 from streams.gatekeeper import Gatekeeper, Position
 from streams.route import route_change
 from streams.watchdog import Positions, Watchdog
-from streams.wire import AppliedMsg, ControlMsg, TickMsg, decode_gate, encode_gate
+from streams.wire import AppliedMsg, ControlMsg, TickMsg, decode_gate, encode_gate, gate_records
 from topics import (
     RETRY_HEADER,
     DecodeError,
@@ -59,6 +59,8 @@ def register_agents(rt: Runtime) -> None:
     app, maps = rt.app, rt.maps
     versions = rt.table("versions")
     gatekeeper = Gatekeeper(rt)
+    # Room for a gate record under the producer's request limit (record framing and headers).
+    gate_max_bytes = int(app.conf.producer_max_request_size) - 16_384
 
     async def to_gate(key: str, msg: Any, partition: int | None = None) -> None:
         await rt.topic("gate").send(key=key.encode(), value=encode_gate(msg), partition=partition)
@@ -89,7 +91,8 @@ def register_agents(rt: Runtime) -> None:
             versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)
             try:
                 routed = route_change(maps, system, table, record_id, change, _now_ms())
-            except Exception as exc:  # a shape no check foresaw: this record only
+                records = gate_records(routed.messages, gate_max_bytes)
+            except Exception as exc:  # a shape no check foresaw, or too big: this record only
                 await _dead_letter(rt, event, "route", type(exc).__name__, str(exc))
                 continue
             for r in routed.rejected:
@@ -99,8 +102,8 @@ def register_agents(rt: Runtime) -> None:
                 await _dead_letter(rt, event, r.stage, r.error, r.message, r.map)
             for map_name, reason in routed.dropped:
                 metrics.DROPPED.labels(map_name, reason).inc()
-            for key, msg in routed.messages:
-                await to_gate(key, msg)
+            for key_bytes, value in records:
+                await rt.topic("gate").send(key=key_bytes, value=value)
 
     @app.agent(rt.topic("applied"), name="acks")
     async def acks(stream: Any) -> None:

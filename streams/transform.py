@@ -89,7 +89,11 @@ def normalize(kind: str, value: Any) -> Any:
             return value.date().isoformat()
         if isinstance(value, date):
             return value.isoformat()
-        return str(value)[:10]
+        text = str(value)[:10]
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise TransformError(f"not an ISO date: {str(value)[:40]!r}") from None
     if kind == "int":
         try:
             return int(value)
@@ -170,6 +174,11 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
         value = _value(m, f, row, resolved, f.source, reverse=False)
         if value is None or value == "":
             raise TransformError(f"map {m.name!r}: key field {f.target!r} has no value")
+        if f.kind == "text" and not isinstance(value, str):
+            # 12345 and '12345' are different keys to the target and to the gate's facts: a
+            # number where the column is text is the upstream's mistake, not ours to guess.
+            raise TransformError(f"map {m.name!r}: key field {f.target!r} must be text, got "
+                                 f"{type(value).__name__} {value!r}")
         key[f.target] = value
     fields: dict[str, Any] = {}
     readable: dict[str, Any] = {}

@@ -15,6 +15,7 @@ connectors use on their own topics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -28,12 +29,14 @@ __all__ = [
     "ControlMsg",
     "FactMsg",
     "GateMsg",
+    "GateRecordTooLarge",
     "ObservedMsg",
     "PendingMsg",
     "TickMsg",
     "TxMsg",
     "decode_gate",
     "encode_gate",
+    "gate_records",
 ]
 
 
@@ -102,3 +105,26 @@ def encode_gate(msg: BaseModel) -> bytes:
 
 def decode_gate(data: bytes) -> GateMsg:
     return _ADAPTER.validate_json(data)
+
+
+class GateRecordTooLarge(ValueError):
+    """A change whose gate message would be refused by the producer (over its request size)."""
+
+
+def gate_records(messages: Sequence[tuple[str, BaseModel]], max_bytes: int) -> list[tuple[bytes, bytes]]:
+    """Every (key, message) of one source record encoded, or an error for the record as a whole.
+
+    Encoding all of them before sending any keeps a record's effects whole: a message that cannot
+    be serialised (nesting deeper than pydantic serialises) or that the producer would refuse
+    (`GateRecordTooLarge`: a row holding a huge value, a 900 KB record id) makes the record a
+    dead letter instead of escaping the agent, which would restart it on the same record for ever.
+    """
+    out = []
+    for key, msg in messages:
+        record = (key.encode(), encode_gate(msg))
+        size = len(record[0]) + len(record[1])
+        if size > max_bytes:
+            raise GateRecordTooLarge(f"{type(msg).__name__} for {key[:80]!r} is {size} bytes, over the "
+                                     f"producer's limit of {max_bytes}")
+        out.append(record)
+    return out

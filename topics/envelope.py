@@ -6,9 +6,10 @@ value {"before", "after", "op", "ts_ms", "source", "transaction"}
 
 A delete is an ``op: "d"`` event followed by a tombstone (same key, null value).
 
-A source version is decimal ASCII digits, at most 20 of them, within 0..2^64-1 (`parse_version`):
-every store of the pipeline holds it as an unsigned 64-bit integer (orjson, which also backs the
-Faust tables, refuses anything larger), so a larger one is refused where it is decoded.
+A source version is decimal ASCII digits, at most 19 of them, within 0..2^63-1 (`parse_version`):
+both systems' versions are Edm.Int64 (Dataverse ``versionnumber``, Finance row versions), and the
+consumers of the topics read them as a signed 64-bit integer (a Java ``long`` in Flink, Int64 in
+ClickHouse), so a larger one is refused where it is decoded rather than wrapping around there.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ __all__ = [
     "parse_version",
 ]
 
-MAX_VERSION = 2**64 - 1
-_MAX_DIGITS = 20
+MAX_VERSION = 2**63 - 1  # Edm.Int64
+_MAX_DIGITS = 19
 
 
 def parse_version(text: object) -> int:
@@ -48,7 +49,7 @@ def parse_version(text: object) -> int:
         raise DecodeError(DecodeReason.BAD_VERSION, f"{len(text)} digits (at most {_MAX_DIGITS})")
     value = int(text)
     if value > MAX_VERSION:
-        raise DecodeError(DecodeReason.BAD_VERSION, f"{text} is above 2^64-1")
+        raise DecodeError(DecodeReason.BAD_VERSION, f"{text} is above 2^63-1 (Edm.Int64)")
     return value
 
 Op = Literal["c", "u", "d", "r"]

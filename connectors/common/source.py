@@ -14,7 +14,7 @@ never a gap.
 
 Bad input is isolated at the smallest unit it spoils, and never stops another table:
 - a row: one that cannot become an event (no key, a version that is not 1-20 ASCII digits within
-  0..2^64-1, integers beyond 64 bits, an event over the producer's ``message.max.bytes``, any
+  0..2^63-1, integers beyond 64 bits, an event over the producer's ``message.max.bytes``, any
   failure while describing it) is a `BadRecord`, dead-lettered on ``sync.dlq`` at stage
   ``capture`` with the raw payload (cut to fit, marked by the `DLQ_TRUNCATED_HEADER`) and the reason;
   the rest of its page goes on and the checkpoint moves past it (it is in the DLQ, not lost);
@@ -149,7 +149,7 @@ def capture_version(value: Any) -> str:
     """A row version as the envelope's decimal text; `topics.DecodeError` when it is not one.
 
     The API gives a JSON number or a string; either must be ASCII digits (``str.isdigit`` and
-    ``int()`` also take Arabic-Indic digits), at most 20, within 0..2^64-1 (`topics.parse_version`,
+    ``int()`` also take Arabic-Indic digits), at most 19, within 0..2^63-1 (`topics.parse_version`,
     the envelope's one rule). ``True`` is not a version although Python counts it an int.
     """
     if isinstance(value, int) and not isinstance(value, bool):

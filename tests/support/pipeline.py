@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
 
 from dualwrite.kafka import LocalKafka
 from dualwrite.stack import Stack, StackConfig
@@ -39,9 +41,15 @@ def fresh_kafka(workdir: Path) -> Iterator[LocalKafka]:
 
 @contextmanager
 def running_stack(workdir: Path, *, pipeline: bool = True,
-                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+                  extra_env: dict[str, str] | None = None,
+                  client_secret: SecretStr | None = None) -> Iterator[Stack]:
+    """``client_secret``: the one both emulators accept and every process uses (a test that
+    greps for leaks passes a distinctive one)."""
     with fresh_kafka(workdir) as broker:
-        stack = Stack(StackConfig(workdir=workdir, kafka_bootstrap=broker.bootstrap), extra_env)
+        cfg = StackConfig(workdir=workdir, kafka_bootstrap=broker.bootstrap)
+        if client_secret is not None:
+            cfg = replace(cfg, client_secret=client_secret)
+        stack = Stack(cfg, extra_env)
         try:
             stack.start_emulators()
             if pipeline:

@@ -48,7 +48,7 @@ def account(n: int, version: object) -> dict[str, object]:
     return {"accountid": f"a-{n}", "name": f"A{n}", "versionnumber": version}
 
 
-HOSTILE_VERSIONS = ["1" * 25, ARABIC_INDIC, 2**64, str(2**64), -3, "12a", True, 1.5, None]
+HOSTILE_VERSIONS = ["1" * 25, ARABIC_INDIC, 2**63, str(2**63), 2**64, -3, "12a", True, 1.5, None]
 
 
 async def test_dataverse_bad_rows_are_dead_letters_and_the_page_goes_on() -> None:
@@ -56,7 +56,7 @@ async def test_dataverse_bad_rows_are_dead_letters_and_the_page_goes_on() -> Non
     rows += [account(i + 1, v) for i, v in enumerate(HOSTILE_VERSIONS)]
     rows += [{"accountid": {"nested": 1}, "versionnumber": 9},  # a key that is not a scalar
              {"accountid": "a-big", "versionnumber": 8, "amount": 2**70},  # encoded (or not) later
-             "not an object", account(99, 2**64 - 1)]
+             "not an object", account(99, 2**63 - 1)]
     delta = f"{DV}/accounts?$deltatoken=100!1"
     reader, _ = dv_reader(lambda r: httpx.Response(200, json={"value": rows, "@odata.deltaLink": delta}))
     page = await reader.changes("accounts", f"{DV}/accounts?$deltatoken=90!1")
@@ -67,7 +67,7 @@ async def test_dataverse_bad_rows_are_dead_letters_and_the_page_goes_on() -> Non
     assert all("versionnumber" in b.reason for b in bad[:len(HOSTILE_VERSIONS)])
     assert bad[0].error_class == "BadVersion" and b'"1111111111111111111111111"' in bad[0].payload
     last = page.items[-1]
-    assert isinstance(last, Change) and last.event.source.version == str(2**64 - 1)
+    assert isinstance(last, Change) and last.event.source.version == str(2**63 - 1)
     await reader.aclose()
 
 
@@ -123,8 +123,8 @@ def feed_entry(version: object, account_num: object = "C-1", entity: str = "Cust
 async def test_finance_bad_feed_entries_are_dead_letters_and_the_position_moves_on() -> None:
     entries = [feed_entry(11), *[feed_entry(v, f"H-{i}") for i, v in enumerate(HOSTILE_VERSIONS)],
                feed_entry(12, {"x": 1}), feed_entry(13, "O-1", entity="Others"),
-               {**feed_entry(14, "T-1"), "ts_ms": 2**70}, feed_entry(2**64 - 1, "M-1")]
-    reader, _ = fo_reader(lambda r: httpx.Response(200, json={"value": entries, "watermark": 2**64 - 1}))
+               {**feed_entry(14, "T-1"), "ts_ms": 2**70}, feed_entry(2**63 - 1, "M-1")]
+    reader, _ = fo_reader(lambda r: httpx.Response(200, json={"value": entries, "watermark": 2**63 - 1}))
     page = await reader.changes("Custs", "10")
     changes = [i for i in page.items if isinstance(i, Change)]
     bad = [i for i in page.items if isinstance(i, BadRecord)]
@@ -132,11 +132,11 @@ async def test_finance_bad_feed_entries_are_dead_letters_and_the_position_moves_
     assert len(bad) == len(HOSTILE_VERSIONS) + 2
     assert any("not asked for" in b.reason for b in bad)  # never an event on this table's topic
     assert changes[1].event.source.ts_ms == 1_700_000_000_000  # an absurd ts_ms falls back to capture time
-    assert page.position == str(2**64 - 1)
+    assert page.position == str(2**63 - 1)
     await reader.aclose()
 
 
-@pytest.mark.parametrize("watermark", ["abc", ARABIC_INDIC, 2**64, -1, None, 1.5, "9" * 21])
+@pytest.mark.parametrize("watermark", ["abc", ARABIC_INDIC, 2**63, -1, None, 1.5, "9" * 20])
 async def test_finance_feed_without_a_usable_watermark_is_an_unreadable_answer(watermark: object) -> None:
     body = {"value": [feed_entry(11)], **({} if watermark is None else {"watermark": watermark})}
     reader, _ = fo_reader(lambda r: httpx.Response(200, json=body))
@@ -147,7 +147,7 @@ async def test_finance_feed_without_a_usable_watermark_is_an_unreadable_answer(w
     await reader.aclose()
 
 
-@pytest.mark.parametrize("stored", ["abc", ARABIC_INDIC, "9" * 21, str(2**64), "-1", "", "https://evil.example/1"])
+@pytest.mark.parametrize("stored", ["abc", ARABIC_INDIC, "9" * 20, str(2**63), "-1", "", "https://evil.example/1"])
 async def test_finance_stored_position_that_is_not_a_version_is_untrusted(stored: str) -> None:
     reader, fake = fo_reader(lambda r: httpx.Response(200, json={"value": [], "watermark": 1}))
     with pytest.raises(UntrustedPosition):

@@ -338,3 +338,28 @@ async def test_a_delete_never_removes_a_row_another_record_wrote_last(rt):
     await ingest_all(rt, [("t-old", gone)])
     await pump(rt, rec)
     assert commands(rec) == []  # the row is t-new's now
+
+
+def _nested_change(number: str, depth: int) -> tuple[str, bytes]:
+    """A project change one of whose columns nests ``depth`` levels (as raw JSON: no encoder
+    writes that deep, but a parser reads it)."""
+    record_id, value = project_change(number)
+    marker = b'"msdyn_description":null'
+    event = value.replace(b'"after":{', b'"after":{' + marker + b",", 1)
+    return record_id, event.replace(marker, b'"msdyn_description":' + b'{"x":' * depth + b'"deep"' + b"}" * depth)
+
+
+async def test_a_change_whose_gate_message_cannot_be_built_or_sent_is_a_dead_letter(rt):
+    """Nesting deeper than pydantic serialises, or a gate message over the producer's limit:
+    before, the agent raised on the same record again and again (a crash loop, the record lost)."""
+    rec = wire(rt)
+    huge_id = "p-" + "x" * 1_100_000
+    await ingest_all(rt, [*LOOKUPS,
+                          _nested_change("PRJ-N", 300),
+                          (huge_id, change("msdyn_projects", rows.project(msdyn_projectid=huge_id,
+                                                                          msdyn_projectnumber="PRJ-H"), 7)),
+                          project_change("PRJ-1")])
+    await pump(rt, rec)
+    assert [c.key["ProjectId"] for c in commands(rec)] == ["PRJ-1"]
+    letters = sorted((stage, error) for stage, _map, error, _message in dead_letters(rec))
+    assert letters == [("route", "GateRecordTooLarge"), ("route", "PydanticSerializationError")]

@@ -139,3 +139,21 @@ def test_observed_finance_dates_compare_with_mapped_dates():
     assert isinstance(out, Mapped)
     finance_row = {**out.fields, "ProjectedStartDate": "2026-01-05T12:00:00Z", "RecId": 5637144576}
     assert observed_fields(PROJECTS, finance_row) == out.readable
+
+
+@pytest.mark.parametrize("bad, named", [
+    ({"msdyn_projectnumber": 12345}, "key field 'ProjectId' must be text, got int 12345"),
+    ({"msdyn_projectnumber": 1.5}, "key field 'ProjectId' must be text, got float"),
+    ({"msdyn_scheduledstart": "not-a-date"}, "not an ISO date: 'not-a-date'"),
+    ({"msdyn_finish": "2026-13-45"}, "not an ISO date"),
+])
+def test_a_number_for_a_text_key_or_a_date_that_is_no_date_is_a_transform_error(bad, named):
+    """'12345' and 12345 are different keys; a date column holding no date is not guessed at."""
+    with pytest.raises(TransformError, match=re.escape(named)):
+        transform(PROJECTS, rows.project(**bad), PROJECT_FACTS)
+
+
+def test_a_task_whose_wbs_id_is_a_number_is_a_transform_error():
+    facts = {rows.PROJECT_KEY_FACT: {"dataAreaId": "usmf", "ProjectId": "PRJ-1"}}
+    with pytest.raises(TransformError, match="key field 'Task' must be text"):
+        transform(PROJECT_TASKS, rows.task(msdyn_wbsid=7), facts)
