@@ -91,21 +91,27 @@ def is_noop(state: TargetState, readable: dict[str, Any]) -> bool:
 
 
 def _source_ref(source: CommandSource) -> str:
-    return f"{source.system}:{source.table}:{source.id}"
+    return f"{source.system}:{source.table}:{source.id}"  # system and table hold no ':'; the id may
 
 
 def is_stale(state: TargetState, source: CommandSource, *, delete: bool = False) -> bool:
-    """A command for this row was sent from a newer version of the same source record, or (for
-    a delete) from another source record, which owns the row now.
+    """A command for this row was already sent from a newer version of the same source table,
+    or (for a delete) from another source record, which owns the row now.
 
-    Versions are compared only within one source record (the order `streams.dedupe` keeps).
+    Versions of one source table are comparable across its records: Dataverse's
+    ``versionnumber`` is the database's rowversion and Finance's change-feed version a global
+    sequence, both increasing with every change of any row. So when record A freed a key
+    (``DW-1``/task ``2``) and record B took it, A's upsert arriving late (it waited on another
+    partition) is older than B's and never overwrites B's row; and A's delete never removes it.
     """
     last = state.get("last")
     if not last:
         return False
-    if last.get("source") != _source_ref(source):
-        return delete
-    return source.version < int(last.get("version", 0))
+    ref = _source_ref(source)
+    if last.get("source") != ref and delete:
+        return True
+    same_table = str(last.get("source", "")).split(":", 2)[:2] == ref.split(":", 2)[:2]
+    return same_table and source.version < int(last.get("version", 0))
 
 
 def on_sent(state: TargetState, command_id: str, readable: dict[str, Any],

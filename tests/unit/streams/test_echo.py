@@ -72,9 +72,23 @@ def test_a_change_older_than_the_last_write_sent_for_its_record_is_stale_even_af
     assert is_stale(state, version(4))  # a parked update, or a delete the key was re-created after
     assert not is_stale(state, version(5))  # a replay or a DLQ retry of the same version
     assert not is_stale(state, version(6))
-    assert not is_stale(state, version(1, "another record"))  # versions order one record only
+    assert is_stale(state, version(1, "another record"))  # an older change of the same table
+    assert not is_stale(state, version(6, "another record"))  # a newer record took the key
     assert is_stale(state, version(9, "another record"), delete=True)  # the row is not its own
     assert not is_stale(state, version(6), delete=True)
     gone = on_ack(on_sent(state, "c7", {}, version(7)), "c7", "fp", delete=True)
     assert "sent" not in gone and is_stale(gone, version(6))
     assert not is_stale(TargetState(), version(1)) and not is_stale(TargetState(), version(1), delete=True)
+
+
+def test_a_record_that_freed_a_key_never_undoes_the_record_that_took_it():
+    """Fuzz run of issue 8: task A (version 43) held DW-00001/2, was deleted, task B (48) took
+    the same WBS id; A's upsert, late from another partition, overwrote B's row and A's delete
+    then removed it. Versions of one source table are global, so A's late changes are stale."""
+    b_wrote = on_sent(TargetState(), "b48", WRITTEN, version(48, "task-b"))
+    assert is_stale(b_wrote, version(43, "task-a"))  # A's late upsert
+    assert is_stale(b_wrote, version(45, "task-a"), delete=True)  # A's delete
+    other_table = SOURCE.model_copy(update={"version": 1, "id": "x", "table": "other"})
+    assert not is_stale(b_wrote, other_table)  # versions of another table do not compare
+    colon = on_sent(TargetState(), "c", WRITTEN, version(48, "a:b:c"))
+    assert is_stale(colon, version(47, "d:e"))  # ids may hold ':'
