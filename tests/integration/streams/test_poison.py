@@ -17,6 +17,7 @@ from topics import MAX_VERSION, cdc_topic, encode_key, read_headers
 pytestmark = pytest.mark.integration
 
 PROJECTS = "msdyn_projects"
+HUGE_ID = "p-" + "k" * 900 * 1024  # the record fits Kafka; its gate message (id twice) does not
 
 
 def project(number: str, record_id: str, **extra: Any) -> dict[str, Any]:
@@ -49,6 +50,12 @@ def test_poisoned_events_are_dead_letters_once_and_the_good_ones_go_on(
                {**s.task_row("t-list-project"), "_msdyn_project_value": [s.PROJECT_ID]}, 3, op="c")
     cdc.change("finance", "ProjectsV2", "5637000009",
                {"dataAreaId": "usmf", "ProjectId": {"x": 1}, "RecId": 5637000009}, 101, op="c")
+    # Too big or too deep for a gate message: before, the ingest agent raised on them for ever.
+    cdc.raw(cdc_topic("dataverse", PROJECTS), encode_key(HUGE_ID),
+            raw_event(project("PRJ-0006", "p-huge-id"), "7"))
+    cdc.raw(cdc_topic("dataverse", PROJECTS), encode_key("p-deep"), raw_event(
+        project("PRJ-0007", "p-deep", msdyn_description="@DEEP@"), "7").replace(
+        b'"@DEEP@"', b'{"x":' * 300 + b'"deep"' + b"}" * 300))
     # Good ones, around and between them.
     cdc.change("dataverse", PROJECTS, s.PROJECT_ID, s.project_row(), 7, op="c")
     cdc.raw(cdc_topic("dataverse", PROJECTS), encode_key("p-max-version"),
@@ -61,8 +68,8 @@ def test_poisoned_events_are_dead_letters_once_and_the_good_ones_go_on(
         [first] = [c for c in finance_commands.commands() if c.source.id == s.PROJECT_ID]
         s.ack(cdc, first)
         finance_commands.poll_until(lambda r: len(r) >= 3, timeout=60, worker=worker)
-        dlq.poll_until(lambda r: len(r) >= 5, timeout=60, worker=worker)
-        dlq.drain(5)  # and no second copy of any of them
+        dlq.poll_until(lambda r: len(r) >= 7, timeout=60, worker=worker)
+        dlq.drain(7)  # and no second copy of any of them
         finance_commands.drain(1)
     finally:
         dlq.close()
@@ -74,7 +81,11 @@ def test_poisoned_events_are_dead_letters_once_and_the_good_ones_go_on(
             (h["dlq.stage"], h.get("dlq.map"), h["dlq.error.class"], h["dlq.error.message"]))
     assert Counter({k: len(v) for k, v in letters.items()}) == Counter(
         {"p-list-state": 1, "p-dict-number": 1, "p-huge-version": 1, "t-list-project": 1,
-         "5637000009": 1}), letters
+         "5637000009": 1, HUGE_ID: 1, "p-deep": 1}), {k[:40]: v for k, v in letters.items()}
+    [(stage, _, error, _)] = letters[HUGE_ID]
+    assert (stage, error) == ("route", "GateRecordTooLarge")
+    [(stage, _, error, _)] = letters["p-deep"]
+    assert (stage, error) == ("route", "PydanticSerializationError")
     [(stage, map_name, error, message)] = letters["p-list-state"]
     assert (stage, map_name, error) == ("transform", "projects", "TransformError")
     assert "field 'ProjectStage' must be a scalar, got list" in message
