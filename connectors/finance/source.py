@@ -60,6 +60,16 @@ def _scalar_key(key: dict[str, Any]) -> bool:
     return all(isinstance(v, str | int | float) for v in key.values())
 
 
+def _version(raw: Any, value: Any, what: str, name: str) -> str | BadRecord:
+    """The row's version as the envelope carries it, or the row as a `BadRecord` saying why."""
+    if value is None:
+        return BadRecord.of(raw, f"{what} without an integer {name}")
+    try:
+        return capture_version(value)
+    except ValueError as exc:
+        return BadRecord.of(raw, f"{what} without a usable {name}: {exc}", "BadVersion")
+
+
 def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_ms: int,
                       before: dict[str, Any] | None = None) -> Change | BadRecord:
     """One change-feed entry as a change, or a BadRecord naming what is wrong with it."""
@@ -70,12 +80,9 @@ def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_m
     table = str(entry.get("entity") or "")
     if not table or op is None or not isinstance(key, dict) or not key or not _scalar_key(key):
         return BadRecord.of(entry, f"feed entry without entity/op/key: {str(entry)[:200]}")
-    if version is None:
-        return BadRecord.of(entry, f"{table}: feed entry without an integer version")
-    try:
-        version = capture_version(version)
-    except ValueError as exc:
-        return BadRecord.of(entry, f"{table}: feed entry without a usable version: {exc}", "BadVersion")
+    version = _version(entry, version, f"{table}: feed entry", "version")
+    if isinstance(version, BadRecord):
+        return version
     if op != "d" and not isinstance(row, dict):
         return BadRecord.of(entry, f"{table}: {op} entry without a row image")
     order = key_fields if key_fields and all(k in key for k in key_fields) else tuple(key)
@@ -103,12 +110,9 @@ def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
         return BadRecord.of(row, f"{table}: row without key field(s) {missing or 'unknown'}")
     if not _scalar_key({k: row[k] for k in key_fields}):
         return BadRecord.of(row, f"{table}: key field(s) {list(key_fields)} hold an object or a list")
-    if version is None:
-        return BadRecord.of(row, f"{table}: row without an integer RecVersion")
-    try:
-        version = capture_version(version)
-    except ValueError as exc:
-        return BadRecord.of(row, f"{table}: row without a usable RecVersion: {exc}", "BadVersion")
+    version = _version(row, version, f"{table}: row", "RecVersion")
+    if isinstance(version, BadRecord):
+        return version
     image = row_image(row)
     source = Source(system="finance", table=table, version=version,
                     ts_ms=iso_ms(image.get("ModifiedDateTime")) or captured_ms, snapshot="true",
