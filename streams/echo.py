@@ -37,6 +37,7 @@ __all__ = [
     "on_ack",
     "on_observed",
     "on_sent",
+    "on_unchanged",
     "state_from",
 ]
 
@@ -119,6 +120,13 @@ def on_sent(state: TargetState, command_id: str, readable: dict[str, Any],
     sent = {**(state.get("sent") or {}), **readable}
     return TargetState(**{**state, "sent": sent, "sent_fp": fingerprint(sent), "command_id": command_id,
                           "last": {"source": _source_ref(source), "version": source.version}})
+
+
+def on_unchanged(state: TargetState, source: CommandSource) -> TargetState:
+    """The row already holds every value this change would write (a no-op), but it is this
+    record's row from now on: another record that freed the same key (a WBS id deleted and
+    created again with the same values) must not delete it with its late delete."""
+    return TargetState(**{**state, "last": {"source": _source_ref(source), "version": source.version}})
 
 
 def on_ack(state: TargetState, command_id: str, fp: str, delete: bool) -> TargetState:

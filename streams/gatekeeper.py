@@ -251,6 +251,9 @@ class Gatekeeper:
             return
         if item.op == "upsert" and echo.is_noop(state, step.mapped.readable):
             metrics.NOOPS.labels(item.map).inc()
+            owned = echo.on_unchanged(state, item.source)
+            if owned != state:  # no changelog write when nothing changed
+                self.targets[record_key] = owned
             return
         try:
             command = to_command(item, step.mapped, self.maps)

@@ -340,6 +340,39 @@ async def test_a_delete_never_removes_a_row_another_record_wrote_last(rt):
     assert commands(rec) == []  # the row is t-new's now
 
 
+async def test_a_delete_never_removes_a_row_another_record_took_over_unchanged(rt):
+    """The same, when the new task carries the very same values: its upsert is a no-op, and
+    the row must still be the new task's (fuzz run: DW-00001/2 lost)."""
+    from streams.wire import AppliedMsg
+    from topics import Applied
+
+    def acked(command: Any, version: int) -> tuple[bytes, bytes]:
+        ack = Applied(command_id=command.command_id, map=command.map, target="finance",
+                      entity=command.entity, key=command.key, op="upsert", source_version=version,
+                      source_system="dataverse", source_table=command.source.table,
+                      source_id=command.source.id, fingerprint=command.fingerprint,
+                      target_id="5637144576", applied_ts_ms=1)
+        return f"present:{command.record_key}".encode(), encode_gate(AppliedMsg(ack=ack))
+
+    rec = wire(rt)
+    await ingest_all(rt, [*LOOKUPS, (rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
+    await pump(rt, rec)
+    [project] = commands(rec)
+    await pump(rt, rec, [acked(project, 7)])
+    await ingest_all(rt, [("t-old", change("msdyn_projecttasks", rows.task(msdyn_projecttaskid="t-old"), 2))])
+    await pump(rt, rec)
+    [old] = commands(rec)
+    await pump(rt, rec, [acked(old, 2)])
+    await ingest_all(rt, [("t-new", change("msdyn_projecttasks", rows.task(msdyn_projecttaskid="t-new"), 4))])
+    await pump(rt, rec)
+    assert commands(rec) == []  # the row holds these values already: a no-op
+    gone = encode(ChangeEvent(before=None, after=None, op="d", ts_ms=1, source=Source(
+        system="dataverse", table="msdyn_projecttasks", version="3", ts_ms=1)))
+    await ingest_all(rt, [("t-old", gone)])
+    await pump(rt, rec)
+    assert commands(rec) == []  # the row is t-new's now, unchanged
+
+
 def _nested_change(number: str, depth: int) -> tuple[str, bytes]:
     """A project change one of whose columns nests ``depth`` levels (as raw JSON: no encoder
     writes that deep, but a parser reads it)."""

@@ -11,6 +11,7 @@ from streams.echo import (
     on_ack,
     on_observed,
     on_sent,
+    on_unchanged,
 )
 from topics import CommandSource
 
@@ -92,3 +93,13 @@ def test_a_record_that_freed_a_key_never_undoes_the_record_that_took_it():
     assert not is_stale(b_wrote, other_table)  # versions of another table do not compare
     colon = on_sent(TargetState(), "c", WRITTEN, version(48, "a:b:c"))
     assert is_stale(colon, version(47, "d:e"))  # ids may hold ':'
+
+
+def test_a_no_op_write_still_makes_the_row_its_records():
+    """Fuzz run of issue 8, second form: task A wrote DW-00001/2 and was deleted; task B took
+    the WBS id with the very same values, so B's upsert was a no-op and A stayed the row's last
+    writer; A's delete then removed B's row. The no-op now records B as the owner."""
+    a_wrote = on_sent(TargetState(), "a44", WRITTEN, version(44, "task-a"))
+    b_owns = on_unchanged(a_wrote, version(49, "task-b"))
+    assert is_stale(b_owns, version(45, "task-a"), delete=True)
+    assert b_owns["sent"] == a_wrote["sent"]  # what the row holds is unchanged
