@@ -69,6 +69,8 @@ def register_agents(rt: Runtime) -> None:
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
             m = event.message
+            if watchdog.skipped(m.topic, m.partition, m.offset):
+                watchdog.exit(f"ingest skipped offsets of {m.topic} before {m.partition}:{m.offset}")
             if m.value is None:  # tombstone after a delete: the "d" event carried the change
                 metrics.DROPPED.labels("-", metrics.TOMBSTONE).inc()
                 continue
@@ -136,7 +138,7 @@ def register_agents(rt: Runtime) -> None:
     async def gate(stream: Any) -> None:
         async for event in stream.events():
             m = event.message
-            if watchdog.skipped(m.partition, m.offset):
+            if watchdog.skipped(m.topic, m.partition, m.offset):
                 watchdog.exit(f"the gate skipped offsets before {m.partition}:{m.offset}")
             try:
                 msg = decode_gate(m.value)

@@ -7,6 +7,9 @@ worker resumes fetching before seeking to committed offsets, cf. faust-streaming
 fetched in that window may never reach the agent while later ones do, and the committed offset
 then stays behind the skipped record). We produce the gate topic ourselves, without
 transactions or compaction, so its offsets are contiguous: a jump forward is a skipped record.
+The CDC topics are as contiguous (idempotent producers, no transactions, delete retention), so
+the ingest agent is watched the same way: a chaos run lost a task whose event was on its CDC
+topic but never reached ingest, while later events of that partition did.
 The gate also receives its own tick on every partition every
 `tick_interval_s`, so a gate that handled nothing for `stall_timeout_s` outside a rebalance is
 stuck, not idle. A rebalance or recovery excuses silence, but only for ``max_busy_s``: a worker
@@ -48,15 +51,15 @@ class Watchdog:
     stall_timeout_s: float
     max_busy_s: float | None = None  # default: four stall timeouts
     ticking_since: float | None = field(default=None)
-    last_offsets: dict[int, int] = field(default_factory=dict)
+    last_offsets: dict[Partition, int] = field(default_factory=dict)
     # partition -> [committed offset, since when it stands behind waiting records, busy time excused]
     lagging: dict[Partition, list[float | int | None]] = field(default_factory=dict)
     last_check: float | None = None
 
-    def skipped(self, partition: int, offset: int) -> bool:
+    def skipped(self, topic: str, partition: int, offset: int) -> bool:
         """True when records between the last handled offset and ``offset`` never arrived."""
-        last = self.last_offsets.get(partition)
-        self.last_offsets[partition] = offset  # a seek back (rebalance) simply restarts the count
+        last = self.last_offsets.get((topic, partition))
+        self.last_offsets[(topic, partition)] = offset  # a seek back (rebalance) simply restarts the count
         return last is not None and offset > last + 1
 
     def stalled(self, last_handled: float, busy: bool, now: float | None = None) -> bool:

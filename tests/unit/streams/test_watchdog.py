@@ -40,11 +40,11 @@ def test_a_rebalance_that_never_ends_is_a_stall_too():
 
 def test_contiguous_gate_offsets_are_fine_and_a_jump_is_a_skip():
     dog = Watchdog(stall_timeout_s=30)
-    assert not dog.skipped(0, 10)
-    assert not dog.skipped(0, 11)
-    assert not dog.skipped(1, 40)  # partitions are counted apart
-    assert not dog.skipped(0, 5)  # a seek back after a rebalance
-    assert dog.skipped(0, 7)
+    assert not dog.skipped("g", 0, 10)
+    assert not dog.skipped("g", 0, 11)
+    assert not dog.skipped("g", 1, 40)  # partitions are counted apart
+    assert not dog.skipped("g", 0, 5)  # a seek back after a rebalance
+    assert dog.skipped("g", 0, 7)
 
 
 CDC = ("dataverse.cdc.msdyn_projects", 0)
