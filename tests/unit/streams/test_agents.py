@@ -220,6 +220,19 @@ def dead_letters(rec: Recorded) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def acked(command: Any, version: int) -> tuple[bytes, bytes]:
+    """The gate record of Finance's ack of ``command`` (as the acks agent re-keys it)."""
+    from streams.wire import AppliedMsg
+    from topics import Applied
+
+    ack = Applied(command_id=command.command_id, map=command.map, target="finance",
+                  entity=command.entity, key=command.key, op="upsert", source_version=version,
+                  source_system="dataverse", source_table=command.source.table,
+                  source_id=command.source.id, fingerprint=command.fingerprint,
+                  target_id="5637144576", applied_ts_ms=1)
+    return f"present:{command.record_key}".encode(), encode_gate(AppliedMsg(ack=ack))
+
+
 LOOKUPS = [(rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
            (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1))]
 
@@ -287,8 +300,6 @@ async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeyp
 
 async def test_a_delete_that_overtook_its_parked_create_follows_it(rt):
     from streams import metrics
-    from streams.wire import AppliedMsg
-    from topics import Applied
 
     rec = wire(rt)
     waiting = metrics.PARKED.labels("project_tasks", metrics.DELETE_UNWRITTEN)
@@ -302,11 +313,7 @@ async def test_a_delete_that_overtook_its_parked_create_follows_it(rt):
     await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
     await pump(rt, rec)
     [project] = commands(rec)
-    ack = Applied(command_id=project.command_id, map="projects", target="finance",
-                  entity=project.entity, key=project.key, op="upsert", source_version=7,
-                  source_system="dataverse", source_table="msdyn_projects", source_id=rows.PROJECT,
-                  fingerprint=project.fingerprint, target_id="5637144576", applied_ts_ms=1)
-    await pump(rt, rec, [(f"present:{project.record_key}".encode(), encode_gate(AppliedMsg(ack=ack)))])
+    await pump(rt, rec, [acked(project, 7)])
     tasks = commands(rec)
     assert [(c.op, c.source.version) for c in tasks] == [("upsert", 2), ("delete", 3)]
     assert tasks[1].key == {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2"}
@@ -315,18 +322,12 @@ async def test_a_delete_that_overtook_its_parked_create_follows_it(rt):
 
 async def test_a_delete_never_removes_a_row_another_record_wrote_last(rt):
     """A WBS id freed by one task and taken by a new one: the old task's late delete is stale."""
-    from streams.wire import AppliedMsg
-    from topics import Applied
 
     rec = wire(rt)
     await ingest_all(rt, [*LOOKUPS, (rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
     await pump(rt, rec)
     [project] = commands(rec)
-    ack = Applied(command_id=project.command_id, map="projects", target="finance",
-                  entity=project.entity, key=project.key, op="upsert", source_version=7,
-                  source_system="dataverse", source_table="msdyn_projects", source_id=rows.PROJECT,
-                  fingerprint=project.fingerprint, target_id="5637144576", applied_ts_ms=1)
-    await pump(rt, rec, [(f"present:{project.record_key}".encode(), encode_gate(AppliedMsg(ack=ack)))])
+    await pump(rt, rec, [acked(project, 7)])
     old = rows.task(msdyn_projecttaskid="t-old")
     new = rows.task(msdyn_projecttaskid="t-new", msdyn_subject="Replacement")
     await ingest_all(rt, [("t-old", change("msdyn_projecttasks", old, 2)),
@@ -343,16 +344,6 @@ async def test_a_delete_never_removes_a_row_another_record_wrote_last(rt):
 async def test_a_delete_never_removes_a_row_another_record_took_over_unchanged(rt):
     """The same, when the new task carries the very same values: its upsert is a no-op, and
     the row must still be the new task's (fuzz run: DW-00001/2 lost)."""
-    from streams.wire import AppliedMsg
-    from topics import Applied
-
-    def acked(command: Any, version: int) -> tuple[bytes, bytes]:
-        ack = Applied(command_id=command.command_id, map=command.map, target="finance",
-                      entity=command.entity, key=command.key, op="upsert", source_version=version,
-                      source_system="dataverse", source_table=command.source.table,
-                      source_id=command.source.id, fingerprint=command.fingerprint,
-                      target_id="5637144576", applied_ts_ms=1)
-        return f"present:{command.record_key}".encode(), encode_gate(AppliedMsg(ack=ack))
 
     rec = wire(rt)
     await ingest_all(rt, [*LOOKUPS, (rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
