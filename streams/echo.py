@@ -5,7 +5,8 @@ State per target record (value of the ``targets`` table, keyed by its record key
     {"sent": {...readable fields we wrote, merged}, "sent_fp": ..., "command_id": ...,
      "applied_fp": <fingerprint of the last acknowledged write>,
      "current": {...readable fields the target holds, as last known},
-     "last": {"source": "<system>:<table>:<id>", "version": <source version of the last command>}}
+     "last": {"source": "<system>:<table>:<id>", "version": <source version of the last command>},
+     "deleted": true once we sent a delete for the row, until we write it again}
 
 A change from the target's own feed whose fingerprint equals what we wrote is our echo and
 stops. Otherwise the target was edited: two-way fields that differ from what the target held
@@ -16,6 +17,14 @@ sent for the row is stale (`is_stale`): an update parked behind its project that
 overtook, or a delete that waited for its record while the key was written again, never
 undoes the newer write. A delete is also stale once another source record wrote the row last
 (a key freed by one record and taken by a new one: the old record's delete no longer names it).
+
+What the target holds (``current``) is only ever a reason to *skip* a write (`is_noop`), so it
+must never claim a row we deleted: the target's feed and our acks reach the gate by different
+paths, so the feed's view of a row from before our delete can arrive after the delete's ack.
+Once we sent a delete, the feed's rows of that key are not taken as what the target holds
+until we write the row again, and a delete seen on the feed forgets what the row held. Without
+this, a record that took a freed key with the very same values (a task ``2`` deleted and made
+again) was dropped as a no-op and never written.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ class TargetState(TypedDict, total=False):
     applied_fp: str
     current: dict[str, Any]
     last: dict[str, Any]
+    deleted: bool
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,8 @@ def classify(state: TargetState, observed: dict[str, Any], two_way: tuple[str, .
 
 def is_noop(state: TargetState, readable: dict[str, Any]) -> bool:
     """The target already holds every one of these values: writing them changes nothing."""
+    if state.get("deleted"):
+        return False
     current = state.get("current")
     return current is not None and all(k in current and current[k] == v for k, v in readable.items())
 
@@ -116,10 +128,15 @@ def is_stale(state: TargetState, source: CommandSource, *, delete: bool = False)
 
 
 def on_sent(state: TargetState, command_id: str, readable: dict[str, Any],
-            source: CommandSource) -> TargetState:
+            source: CommandSource, *, delete: bool = False) -> TargetState:
+    last = {"source": _source_ref(source), "version": source.version}
+    if delete:  # what the row held and what we wrote there no longer describe it
+        return TargetState(command_id=command_id, last=last, deleted=True)
     sent = {**(state.get("sent") or {}), **readable}
-    return TargetState(**{**state, "sent": sent, "sent_fp": fingerprint(sent), "command_id": command_id,
-                          "last": {"source": _source_ref(source), "version": source.version}})
+    written = TargetState(**{**state, "sent": sent, "sent_fp": fingerprint(sent), "command_id": command_id,
+                             "last": last})
+    written.pop("deleted", None)  # ours again: what the feed shows of it counts once more
+    return written
 
 
 def on_unchanged(state: TargetState, source: CommandSource) -> TargetState:
@@ -131,12 +148,23 @@ def on_unchanged(state: TargetState, source: CommandSource) -> TargetState:
 
 def on_ack(state: TargetState, command_id: str, fp: str, delete: bool) -> TargetState:
     if delete:  # the row is gone; what was sent last still orders later changes
-        return TargetState(last=state["last"]) if "last" in state else TargetState()
+        gone = TargetState(deleted=True)
+        if "last" in state:
+            gone["last"] = state["last"]
+        return gone
     new = TargetState(**{**state, "applied_fp": fp})
     if state.get("command_id") == command_id and state.get("sent") is not None:
         new["current"] = {**(state.get("current") or {}), **(state.get("sent") or {})}
     return new
 
 
-def on_observed(state: TargetState, observed: dict[str, Any]) -> TargetState:
+def on_observed(state: TargetState, observed: dict[str, Any], *, deleted: bool = False) -> TargetState:
+    """The target's feed showed the row (``deleted``: showed it deleted). After a delete of ours,
+    a row on the feed may be from before it: it is not taken as what the target holds."""
+    if deleted:
+        gone = TargetState(**state)
+        gone.pop("current", None)
+        return gone
+    if state.get("deleted"):
+        return state
     return TargetState(**{**state, "current": observed})

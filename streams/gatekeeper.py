@@ -264,7 +264,7 @@ class Gatekeeper:
         await self.rt.topic(f"commands.{command.target}").send(
             key=command.record_key.encode(), value=payload)
         self.targets[record_key] = echo.on_sent(state, command.command_id, step.mapped.readable,
-                                                item.source)
+                                                item.source, delete=item.op == "delete")
         metrics.COMMANDS.labels(item.map, command.target).inc()
 
     # -- what the targets tell us --------------------------------------------------------
@@ -280,13 +280,20 @@ class Gatekeeper:
         await self.learn(at, {**known, "target_id": ack.target_id or known.get("target_id")})
 
     async def on_observed(self, msg: ObservedMsg, at: Position) -> None:
+        state = echo.state_from(self.targets.get(msg.record_key))
         if msg.op == "d":
             self.facts.pop(at.key, None)
+            if "current" in state:  # the row no longer holds what we knew of it
+                self.targets[msg.record_key] = echo.on_observed(state, {}, deleted=True)
+            return
+        if state.get("deleted"):
+            # We deleted this row since: the feed shows it from before (its delete follows on
+            # the feed). Neither its presence nor its values are taken until we write it again.
+            metrics.DROPPED.labels(msg.map, metrics.BEFORE_OUR_DELETE).inc()
             return
         await self.learn(at, {"target_id": msg.target_id})
         m = self.maps[msg.map]
         observed = observed_fields(m, msg.row)
-        state = echo.state_from(self.targets.get(msg.record_key))
         verdict = echo.classify(state, observed, tuple(f.read_name for f in m.two_way))
         self.targets[msg.record_key] = echo.on_observed(state, observed)
         if isinstance(verdict, echo.Echo):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 __all__ = [
+    "BEFORE_OUR_DELETE",
     "COMMANDS",
     "CONFLICTS",
     "DELETE_UNWRITTEN",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 # Reasons (label values).
+BEFORE_OUR_DELETE = "target row shown from before our delete"  # DROPPED: see streams.echo
 DELETE_UNWRITTEN = "delete of a record never written"  # PARKED: waits for the record's key fact
 STALE = "older than the last write sent for the row"  # DROPPED: see streams.echo.is_stale
 TOMBSTONE = "tombstone"  # DROPPED (map "-"): the null record after a delete event carries nothing

@@ -3,6 +3,7 @@ written under, never by its before image (a source that restarted has none to gi
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -85,3 +86,26 @@ def test_waiting_delete_never_undoes_a_newer_write_of_the_record(worker, cdc, fi
     # dropped; either way the delete (version 4) never follows the newer write.
     assert task_writes(finance_commands) in ([("upsert", 3), ("upsert", 5)], [("upsert", 5)]), worker.tail()
     assert tasks[-1].fields["Name"] == "Design again"
+
+
+def test_a_record_taking_a_deleted_key_with_the_same_values_is_written(worker, cdc, finance_commands):
+    """Task A is written and deleted; Finance's feed then shows A's row from before the delete
+    (the feed and the acks reach the gate by different paths); task B takes the same WBS id
+    with the same values. B must be written: the row is gone, whatever the late feed row says."""
+    s.seed_lookups(cdc)
+    project_written(cdc, finance_commands, worker)
+    cdc.change("dataverse", TASKS, s.TASK_ID, s.task_row(), 3, op="c")
+    [a_write] = wait_for_task_writes(finance_commands, worker, 1)
+    s.ack(cdc, a_write, target_id="5637145001")
+    delete_without_image(cdc, 4)
+    a_delete = wait_for_task_writes(finance_commands, worker, 2)[1]
+    s.ack(cdc, a_delete, target_id="5637145001")
+    cdc.change("finance", "ProjectTasks", "5637145001", {**a_write.fields, "RecId": 5637145001}, 11,
+               op="c")
+    time.sleep(2)  # let the late feed row reach the gate first
+    cdc.change("dataverse", TASKS, "task-b", s.task_row("task-b"), 5, op="c")
+
+    finance_commands.poll_until(lambda r: ("upsert", 5) in task_writes(finance_commands), timeout=90,
+                                worker=worker)
+    [b_write] = [c for c in finance_commands.commands() if c.source.version == 5]
+    assert b_write.key == TASK_KEY and b_write.fields["Name"] == a_write.fields["Name"]

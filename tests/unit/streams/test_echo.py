@@ -103,3 +103,30 @@ def test_a_no_op_write_still_makes_the_row_its_records():
     b_owns = on_unchanged(a_wrote, version(49, "task-b"))
     assert is_stale(b_owns, version(45, "task-a"), delete=True)
     assert b_owns["sent"] == a_wrote["sent"]  # what the row holds is unchanged
+
+
+def test_a_record_that_takes_a_deleted_key_with_the_same_values_is_written():
+    """Fuzz run of issue 9's first session: task A held DW-00001/2 and was deleted; task B took
+    the WBS id with the very same values. Once A's delete was sent, B's upsert is never a no-op:
+    not while the delete is in flight, not after its ack, and not after the target's feed showed
+    A's row late (the feed and our acks reach the gate by different paths)."""
+    a_wrote = on_ack(on_sent(TargetState(), "a44", WRITTEN, version(44, "task-a")), "a44", "fp", delete=False)
+    assert is_noop(a_wrote, WRITTEN)  # the row holds A's values
+    in_flight = on_sent(a_wrote, "a45", {}, version(45, "task-a"), delete=True)
+    assert not is_noop(in_flight, WRITTEN)
+    acked = on_ack(in_flight, "a45", "", delete=True)
+    assert not is_noop(acked, WRITTEN)
+    late = on_observed(acked, dict(WRITTEN))  # the feed's view of A's row from before the delete
+    assert not is_noop(late, WRITTEN) and "current" not in late
+    assert isinstance(classify(late, dict(WRITTEN), TWO_WAY), NoSync)  # and it is no edit either
+    b_wrote = on_sent(late, "b49", WRITTEN, version(49, "task-b"))
+    assert not b_wrote.get("deleted") and b_wrote["sent"] == WRITTEN
+    b_acked = on_ack(b_wrote, "b49", "fp", delete=False)
+    assert is_noop(b_acked, WRITTEN)  # written again: its values count once more
+
+
+def test_a_delete_on_the_feed_forgets_what_the_row_held():
+    state = on_observed(TargetState(), dict(WRITTEN))
+    assert is_noop(state, {"name": "Adatum"})
+    gone = on_observed(state, {}, deleted=True)
+    assert not is_noop(gone, {"name": "Adatum"})
