@@ -22,7 +22,15 @@ from streams.app import Runtime
 from streams.gatekeeper import Gatekeeper, Position
 from streams.route import route_change
 from streams.watchdog import Positions, Watchdog
-from streams.wire import AppliedMsg, ControlMsg, TickMsg, decode_gate, encode_gate, gate_records
+from streams.wire import (
+    AppliedMsg,
+    ControlMsg,
+    FactMsg,
+    TickMsg,
+    decode_gate,
+    encode_gate,
+    gate_records,
+)
 from topics import (
     RETRY_HEADER,
     DecodeError,
@@ -59,6 +67,7 @@ def register_agents(rt: Runtime) -> None:
     app, maps = rt.app, rt.maps
     versions = rt.table("versions")
     gatekeeper = Gatekeeper(rt)
+    view = gatekeeper.known
     # Room for a gate record under the producer's request limit (record framing and headers).
     gate_max_bytes = int(app.conf.producer_max_request_size) - 16_384
 
@@ -92,7 +101,7 @@ def register_agents(rt: Runtime) -> None:
                 continue
             versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)
             try:
-                routed = route_change(maps, system, table, record_id, change, _now_ms())
+                routed = route_change(maps, system, table, record_id, change, _now_ms(), view.get)
                 records = gate_records(routed.messages, gate_max_bytes)
             except Exception as exc:  # a shape no check foresaw, or too big: this record only
                 await _dead_letter(rt, event, "route", type(exc).__name__, str(exc))
@@ -104,6 +113,9 @@ def register_agents(rt: Runtime) -> None:
                 await _dead_letter(rt, event, r.stage, r.error, r.message, r.map)
             for map_name, reason in routed.dropped:
                 metrics.DROPPED.labels(map_name, reason).inc()
+            for key, msg in routed.messages:
+                if isinstance(msg, FactMsg) and msg.value is not None:
+                    view.learn(key, msg.value, msg.version)  # known here before the gate hears
             for key_bytes, value in records:
                 await rt.topic("gate").send(key=key_bytes, value=value)
 
@@ -133,6 +145,7 @@ def register_agents(rt: Runtime) -> None:
     @app.on_partitions_revoked.connect
     def _forget_offsets(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         watchdog.last_offsets.clear()  # partitions may come back moved on by another worker
+        view.clear()  # facts of partitions owned elsewhere from now on would go stale here
 
     @app.agent(rt.topic("gate"), name="gate")
     async def gate(stream: Any) -> None:

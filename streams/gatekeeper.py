@@ -20,6 +20,7 @@ from typing import Any
 
 from streams import conflict, echo, gate, metrics
 from streams.app import Runtime
+from streams.factview import FactView
 from streams.flood import FloodGuard
 from streams.pending import Drop, Emit, Group, Need, Pair, Pending, plan, to_command
 from streams.transform import TransformError, observed_fields
@@ -62,6 +63,7 @@ class Gatekeeper:
         self.states = rt.table("states")
         self.last_handled = time.monotonic()
         self.flood = FloodGuard(rt.config.pause_after_rejections)
+        self.known = FactView()  # mirrors `facts` for `ingest`, which reads it before sending a change
 
     async def handle(self, msg: GateMsg, at: Position) -> None:
         self.last_handled = time.monotonic()
@@ -70,7 +72,7 @@ class Gatekeeper:
         elif isinstance(msg, TxMsg):
             await self.group(at, msg.event, msg.total, msg.items)
         elif isinstance(msg, FactMsg):
-            await self.learn(at, msg.value)
+            await self.learn(at, msg.value, msg.version)
         elif isinstance(msg, AppliedMsg):
             await self.on_applied(msg, at)
         elif isinstance(msg, ObservedMsg):
@@ -118,13 +120,18 @@ class Gatekeeper:
             map=map_name, state="paused", reason=reason, ts_ms=int(time.time() * 1000))))
 
     # -- facts and parking ---------------------------------------------------------------
-    async def learn(self, at: Position, value: dict[str, Any] | None) -> None:
+    async def learn(self, at: Position, value: dict[str, Any] | None, version: int | None = None) -> None:
         if value is None:
-            self.facts.pop(at.key, None)
+            self.forget(at.key)
             return
         if self.facts.get(at.key) != value:  # republished unchanged (every emit): no changelog write
             self.facts[at.key] = value
+        self.known.learn(at.key, value, version)
         await self.release(at.key, at, reason="fact")
+
+    def forget(self, key: str) -> None:
+        self.facts.pop(key, None)
+        self.known.forget(key)
 
     async def release(self, slot_key: str, at: Position, reason: str) -> list[Pending]:
         before = gate.slot_from(self.parked.get(slot_key))
@@ -182,6 +189,7 @@ class Gatekeeper:
                     await self.park(step.key, item, at, reason=metrics.DELETE_UNWRITTEN
                                     if item.op == "delete" else "waits")
                     return
+                self.known.fill(step.key, fact)  # the next change needing it asks at ingest
                 item = item.with_fact(step.key, fact)
             elif isinstance(step, Group):
                 await self.group(at, item.id, item.tx_total or 1, [item])
@@ -239,7 +247,7 @@ class Gatekeeper:
 
     async def emit(self, item: Pending, step: Emit, at: Position) -> None:
         for fact_key, value in step.publish:
-            await self.send(fact_key, FactMsg(key=fact_key, value=value))
+            await self.send(fact_key, FactMsg(key=fact_key, value=value, version=item.source.version))
         if self.paused(item.map, at.partition):
             await self.park(f"paused:{item.map}@{at.partition}", item, at, reason="paused")
             return
@@ -274,7 +282,7 @@ class Gatekeeper:
         self.targets[ack.record_key] = echo.on_ack(state, ack.command_id, ack.fingerprint,
                                                    delete=ack.op == "delete")
         if ack.op == "delete":
-            self.facts.pop(at.key, None)
+            self.forget(at.key)
             return
         known = self.facts.get(at.key) or {}
         await self.learn(at, {**known, "target_id": ack.target_id or known.get("target_id")})
@@ -282,7 +290,7 @@ class Gatekeeper:
     async def on_observed(self, msg: ObservedMsg, at: Position) -> None:
         state = echo.state_from(self.targets.get(msg.record_key))
         if msg.op == "d":
-            self.facts.pop(at.key, None)
+            self.forget(at.key)
             if "current" in state:  # the row no longer holds what we knew of it
                 self.targets[msg.record_key] = echo.on_observed(state, {}, deleted=True)
             return

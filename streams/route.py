@@ -8,6 +8,10 @@ An event of a multi-event source transaction goes to the transaction's key as on
 the changes it starts (none when no map reads its table): the gate counts events, not changes,
 against the transaction's size, so a transaction completes whatever the maps make of it.
 
+Facts the worker already knows (``known``, a `streams.factview.FactView`'s ``get``) are collected
+here: a change whose facts are all known leaves ``ingest`` keyed by its next real step (its
+pairing or its emit key), not by the first fact it needs.
+
 A change one map cannot take is a `Rejection` of that map (stage ``transform`` for a
 `TransformError`, ``plan`` for any other error of its first step, ``route`` for a target row
 whose key holds a list or an object); the other maps still get the event.
@@ -15,16 +19,19 @@ whose key holds a list or an object); the other maps still get the event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from streams.factview import LOOKUPS
 from streams.maps.model import row_fact
 from streams.maps.registry import MapRegistry
-from streams.pending import Drop, Pending, plan, tx_key
+from streams.pending import Drop, Need, Pending, plan, tx_key
 from streams.transform import TransformError
 from streams.wire import FactMsg, ObservedMsg, PendingMsg, TxMsg
 from topics import ChangeEvent, CommandSource, target_key
 
-__all__ = ["Rejection", "Routed", "first_key", "route_change"]
+__all__ = ["Known", "Rejection", "Routed", "first_step", "route_change"]
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,40 @@ class Routed:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-def first_key(item: Pending, maps: MapRegistry) -> str | Drop:
-    """Gate key of the item's next step (raises `TransformError`)."""
-    step = plan(item, maps)
-    return step if isinstance(step, Drop) else step.key
+Known = Callable[[str], dict[str, Any] | None]
+
+
+def _nothing_known(key: str) -> None:
+    return None
+
+
+def first_step(item: Pending, maps: MapRegistry, known: Known = _nothing_known) -> tuple[Pending, str | Drop]:
+    """The item with the facts ``known`` answers, and the gate key of its next step (raises
+    `TransformError`).
+
+    A change the map refuses once a locally known fact is added goes to the gate without that
+    fact, keyed by it, as it would have without the view: the gate dead-letters it there, or
+    parks it when its map is paused (``ingest`` has no gate state to park in).
+    """
+    before: tuple[Pending, str] | None = None
+    while True:
+        try:
+            step = plan(item, maps)
+        except Exception:
+            if before is None:
+                raise
+            return before
+        if isinstance(step, Drop):
+            return item, step
+        if isinstance(step, Need):
+            value = known(step.key)
+            if value is not None:
+                LOOKUPS.labels("local").inc()
+                before = (item, step.key)
+                item = item.with_fact(step.key, value)
+                continue
+            LOOKUPS.labels("gate").inc()
+        return item, step.key
 
 
 def command_source(system: str, table: str, record_id: str, event: ChangeEvent) -> CommandSource:
@@ -62,14 +99,15 @@ def command_source(system: str, table: str, record_id: str, event: ChangeEvent) 
 
 
 def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
-                 event: ChangeEvent, now_ms: int) -> Routed:
+                 event: ChangeEvent, now_ms: int, known: Known = _nothing_known) -> Routed:
     out = Routed()
     row = event.row
     indexed = maps.indexed(system, table)
+    source = command_source(system, table, record_id, event)
     if indexed and not event.is_delete:
         key = row_fact(system, table, record_id)
-        out.messages.append((key, FactMsg(key=key, value={c: row.get(c) for c in indexed})))
-    source = command_source(system, table, record_id, event)
+        out.messages.append((key, FactMsg(key=key, value={c: row.get(c) for c in indexed},
+                                          version=source.version)))
     tx = event.transaction
     grouped = tx is not None and (tx.event_count or 1) > 1 and bool(source.txid)
     members: list[Pending] = []
@@ -83,7 +121,7 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
             members.append(item)  # its first step is the transaction (see `plan`)
             continue
         try:
-            routed = first_key(item, maps)
+            item, routed = first_step(item, maps, known)
         except Exception as exc:  # one map's problem with this change, not the line's
             out.rejected.append(Rejection.of(m.name, exc))
             continue

@@ -48,6 +48,7 @@ class FactMsg(_Msg):
     kind: Literal["fact"] = "fact"
     key: str
     value: dict[str, Any] | None
+    version: int | None = None  # a lookup row's source version (`streams.lookups`)
 
 
 class PendingMsg(_Msg):

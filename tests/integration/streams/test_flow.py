@@ -51,3 +51,62 @@ def test_project_task_and_child_task_reach_finance_in_dependency_order(worker, c
     assert [t.key["Task"] for t in tasks] == ["1", "1.1"], worker.tail()
     assert tasks[1].fields["ParentTask"] == "1"
     assert tasks[1].fields["Name"] == "Design review"
+
+
+def test_a_task_changed_after_its_project_was_renumbered_is_written_under_the_new_number(
+        worker, cdc, finance_commands):
+    """The task row never changes its project: only the project's number does. The task's
+    next command must carry the new Finance key, whichever way the lookup is answered (the
+    worker's view of lookup rows, or the gate)."""
+    s.seed_lookups(cdc)
+    cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, s.project_row(), 7, op="c")
+    finance_commands.poll_until(lambda r: len(r) >= 1, timeout=90, worker=worker)
+    s.ack(cdc, of(finance_commands.commands(), "ProjectsV2")[0])
+    cdc.change("dataverse", "msdyn_projecttasks", s.TASK_ID, s.task_row(), 3, op="c")
+    finance_commands.poll_until(lambda r: len(of(finance_commands.commands(), "ProjectTasks")) >= 1,
+                                timeout=60, worker=worker)
+    [first] = of(finance_commands.commands(), "ProjectTasks")
+    assert first.key["ProjectId"] == "PRJ-0001"
+
+    cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID,
+               {**s.project_row(), "msdyn_projectnumber": "PRJ-0002"}, 8)
+    finance_commands.poll_until(lambda r: len(of(finance_commands.commands(), "ProjectsV2")) >= 2,
+                                timeout=60, worker=worker)
+    renumbered = of(finance_commands.commands(), "ProjectsV2")[1]
+    assert renumbered.key["ProjectId"] == "PRJ-0002"
+    s.ack(cdc, renumbered, target_id="5637144577")
+    cdc.change("dataverse", "msdyn_projecttasks", s.TASK_ID, s.task_row(name="Design, renamed"), 4)
+    finance_commands.poll_until(lambda r: len(of(finance_commands.commands(), "ProjectTasks")) >= 2,
+                                timeout=60, worker=worker)
+    second = of(finance_commands.commands(), "ProjectTasks")[1]
+    assert second.key == {"dataAreaId": "usmf", "ProjectId": "PRJ-0002", "Task": "1"}
+    assert second.fields["Name"] == "Design, renamed"
+
+
+def test_a_child_task_changed_after_its_parent_was_renumbered_names_the_new_parent(
+        worker, cdc, finance_commands):
+    """The child row never changes its parent: only the parent's WBS id does (a lookup row the
+    worker has seen before). The child's next command must name the parent's new id."""
+    s.seed_lookups(cdc)
+    cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, s.project_row(), 7, op="c")
+    finance_commands.poll_until(lambda r: len(r) >= 1, timeout=90, worker=worker)
+    s.ack(cdc, of(finance_commands.commands(), "ProjectsV2")[0])
+
+    def tasks(count: int) -> list:
+        finance_commands.poll_until(lambda r: len(of(finance_commands.commands(), "ProjectTasks")) >= count,
+                                    timeout=60, worker=worker)
+        return of(finance_commands.commands(), "ProjectTasks")
+
+    cdc.change("dataverse", "msdyn_projecttasks", s.TASK_ID, s.task_row(), 3, op="c")
+    s.ack(cdc, tasks(1)[0], target_id="5637145101")
+    child = s.task_row(s.CHILD_TASK_ID, "1.1", parent=s.TASK_ID, name="Design review")
+    cdc.change("dataverse", "msdyn_projecttasks", s.CHILD_TASK_ID, child, 4, op="c")
+    assert tasks(2)[1].fields["ParentTask"] == "1"
+    s.ack(cdc, tasks(2)[1], target_id="5637145102")
+
+    cdc.change("dataverse", "msdyn_projecttasks", s.TASK_ID, s.task_row(wbs="3"), 5)
+    renumbered = tasks(3)[2]
+    assert renumbered.key["Task"] == "3"
+    s.ack(cdc, renumbered, target_id="5637145103")
+    cdc.change("dataverse", "msdyn_projecttasks", s.CHILD_TASK_ID, {**child, "msdyn_subject": "Review"}, 6)
+    assert tasks(4)[3].fields["ParentTask"] == "3"

@@ -280,8 +280,8 @@ async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeyp
         return call
 
     monkeypatch.setattr(streams.agents, "route_change", failing_route(streams.agents.route_change))
-    monkeypatch.setattr(streams.route, "first_key",
-                        failing(streams.route.first_key, "PRJ-I", KeyError("at ingest")))
+    monkeypatch.setattr(streams.route, "first_step",
+                        failing(streams.route.first_step, "PRJ-I", KeyError("at ingest")))
     monkeypatch.setattr(streams.gatekeeper, "plan",
                         failing(streams.gatekeeper.plan, "PRJ-P", OverflowError("in plan")))
     monkeypatch.setattr(streams.gatekeeper, "to_command",
@@ -387,3 +387,38 @@ async def test_a_change_whose_gate_message_cannot_be_built_or_sent_is_a_dead_let
     assert [c.key["ProjectId"] for c in commands(rec)] == ["PRJ-1"]
     letters = sorted((stage, error) for stage, _map, error, _message in dead_letters(rec))
     assert letters == [("route", "GateRecordTooLarge"), ("route", "PydanticSerializationError")]
+
+
+async def test_a_change_whose_facts_the_worker_knows_crosses_the_gate_topic_once(rt):
+    """Issue 9: a project whose company and customer rows this worker has seen goes from ingest
+    straight to its emit key; only the key fact it publishes makes a second gate record."""
+    rec = wire(rt)
+    await ingest_all(rt, [(rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
+                          (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1))])
+    await pump(rt, rec)
+    await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
+    gate = rec.take("gate")
+    assert [k.decode().split("(")[0] for k, _, _ in gate if k.decode().startswith("present:")] == \
+        ["present:ProjectsV2"]
+    assert not [k for k, _, _ in gate if k.decode().startswith("row:")]  # no lookup hop
+    handled = len(gate)
+    async with agent(rt, "gate").test_context() as g:
+        queue = [(k, v) for k, v, _ in gate]
+        while queue:
+            key, value = queue.pop(0)
+            await g.put(value, key=key)
+            more = [(k, v) for k, v, _ in rec.take("gate")]
+            handled += len(more)
+            queue.extend(more)
+    assert [c.key["ProjectId"] for c in commands(rec)] == [rows.project()["msdyn_projectnumber"]]
+    assert handled == 2  # the change at its emit key, and the key fact it publishes
+
+
+async def test_a_fact_the_worker_does_not_know_is_still_asked_at_the_gate(rt):
+    rec = wire(rt)
+    await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
+    assert [k for n, k, _, _ in rec.sent if n == "gate" and k == rows.COMPANY_FACT.encode()]  # waits there
+    await ingest_all(rt, [(rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
+                          (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1))])
+    await pump(rt, rec)
+    assert len(commands(rec)) == 1

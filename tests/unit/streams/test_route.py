@@ -112,3 +112,40 @@ def test_a_list_or_object_where_a_scalar_belongs_is_rejected_with_its_stage(tabl
     assert (rejected.map, rejected.stage, rejected.error) == expected[:3]
     assert expected[3] in rejected.message
     assert not [m for _k, m in out.messages if isinstance(m, (PendingMsg, ObservedMsg))]
+
+
+KNOWN = {rows.COMPANY_FACT: {"cdm_companycode": "usmf"},
+         rows.ACCOUNT_FACT: {"accountnumber": "US-001", "msdyn_company": "usmf"}}
+
+
+def test_a_change_whose_lookups_are_known_goes_straight_to_its_emit_key():
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
+                       event("dataverse", "msdyn_projects", rows.project()), 0, KNOWN.get)
+    [(key, msg)] = out.messages
+    assert key.startswith("present:ProjectsV2(") and isinstance(msg, PendingMsg)
+    assert set(msg.item.facts) == {rows.COMPANY_FACT, rows.ACCOUNT_FACT}
+
+
+def test_a_lookup_the_view_does_not_know_is_still_asked_at_the_gate():
+    known = {rows.COMPANY_FACT: KNOWN[rows.COMPANY_FACT]}
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
+                       event("dataverse", "msdyn_projects", rows.project()), 0, known.get)
+    [(key, msg)] = out.messages
+    assert key == rows.ACCOUNT_FACT and set(msg.item.facts) == {rows.COMPANY_FACT}  # type: ignore[union-attr]
+
+
+def test_a_change_refused_once_a_known_row_is_added_goes_to_the_gate_to_be_refused_there():
+    """Only the gate can park it when its map is paused: it leaves as it would without the view."""
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
+                       event("dataverse", "msdyn_projects", rows.project(statecode=9)), 0, KNOWN.get)
+    assert not out.rejected
+    [(key, msg)] = out.messages
+    assert key == rows.ACCOUNT_FACT and set(msg.item.facts) == {rows.COMPANY_FACT}  # type: ignore[union-attr]
+
+
+def test_a_lookup_row_carries_its_version_to_the_gate():
+    row = {"cdm_companyid": rows.COMPANY, "cdm_companycode": "usmf"}
+    out = route_change(MAPS, "dataverse", "cdm_companies", rows.COMPANY,
+                       event("dataverse", "cdm_companies", row), 0)
+    [fact] = [m for _, m in out.messages if isinstance(m, FactMsg)]
+    assert fact.version == 4

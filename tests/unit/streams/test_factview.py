@@ -1,0 +1,41 @@
+import pytest
+
+from streams.factview import FactView
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_versioned_fact_is_replaced_only_by_a_version_at_least_as_new():
+    view = FactView()
+    view.learn("row:a", {"n": "v5"}, 5)
+    view.learn("row:a", {"n": "v4"}, 4)  # the gate hearing a row late
+    assert view.get("row:a") == {"n": "v5"}
+    view.learn("row:a", {"n": "v6"}, 6)
+    assert view.get("row:a") == {"n": "v6"}
+
+
+def test_an_unversioned_fact_follows_the_gates_order():
+    view = FactView()
+    view.learn("present:P", {"target_id": "1"}, None)
+    view.learn("present:P", {"target_id": "2"}, None)
+    assert view.get("present:P") == {"target_id": "2"}
+    view.forget("present:P")
+    assert view.get("present:P") is None
+
+
+def test_a_fact_read_back_only_fills_a_gap():
+    view = FactView()
+    view.fill("row:a", {"n": "read"})
+    assert view.get("row:a") == {"n": "read"}
+    view.learn("row:a", {"n": "v1"}, 1)
+    view.fill("row:a", {"n": "read again"})
+    assert view.get("row:a") == {"n": "v1"}
+
+
+def test_the_view_is_bounded_and_can_be_emptied():
+    view = FactView(max_facts=2)
+    for i in range(3):
+        view.learn(f"row:{i}", {"i": i}, i)
+    assert len(view) == 2 and view.get("row:0") is None and view.get("row:2") == {"i": 2}
+    view.clear()
+    assert len(view) == 0 and view.get("row:2") is None
