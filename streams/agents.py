@@ -3,7 +3,7 @@
     ingest   CDC topics -> dedupe -> gate topic (facts, pending changes, target observations)
     acks     sync.applied.<target> -> gate topic, keyed by the target record
     control  sync.control -> gate topic, one copy per partition
-    gate     gate topic -> `Gatekeeper` (park, release, pair, emit commands)
+    gate     gate topic -> `streams.handlers` (park, release, pair, emit) -> `Gatekeeper.apply`
     tick     a timer -> gate topic, one tick per partition (transaction time-outs)
 
 No record stops an agent: one that cannot be decoded, routed or handled goes to ``sync.dlq``
@@ -19,7 +19,6 @@ from typing import Any
 
 from streams import dedupe, metrics
 from streams.app import Runtime
-from streams.backlog import GateBacklog
 from streams.gatekeeper import Gatekeeper, Position
 from streams.route import route_change
 from streams.watchdog import Positions, Watchdog
@@ -78,7 +77,6 @@ def register_agents(rt: Runtime) -> None:
     @app.agent(rt.topic("cdc"), name="ingest")
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
-            await backlog.admit()
             m = event.message
             if watchdog.skipped(m.topic, m.partition, m.offset):
                 watchdog.exit(f"ingest skipped offsets of {m.topic} before {m.partition}:{m.offset}")
@@ -143,21 +141,6 @@ def register_agents(rt: Runtime) -> None:
                 await to_gate(f"control:{state.map}", ControlMsg(map=state.map, state=state.state), p)
 
     watchdog = Watchdog(rt.config.stall_timeout_s)
-    gate_topics = set(rt.topic("gate").topics)
-
-    def gate_lag() -> int:
-        """Records of the gate partitions this worker owns that its gate has yet to handle."""
-        try:
-            consumer = app.consumer
-            ends = {(tp.topic, tp.partition): consumer.highwater(tp)
-                    for tp in list(consumer.assignment()) if tp.topic in gate_topics}
-        except Exception:  # not started, or reassigned meanwhile: no bound this time
-            return 0
-        handled = watchdog.last_offsets
-        return sum(max(0, end - handled[tp] - 1) for tp, end in ends.items()
-                   if end is not None and tp in handled)
-
-    backlog = GateBacklog(rt.config.gate_backlog, gate_lag)
 
     @app.on_partitions_revoked.connect
     def _forget_offsets(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -41,9 +41,6 @@ class StreamsConfig(BaseModel):
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
     pause_after_rejections: int = Field(
         100, ge=0, description="Pause a map after this many rejected changes in a row (0: never).")
-    gate_backlog: int = Field(
-        2_000, ge=0, description="Ingest waits (briefly, capped) while this worker's gate lags more "
-        "records than this behind its partitions' ends, so a burst does not starve the gate (0: off).")
     producer_linger_ms: int = Field(
         10, ge=0, description="Let the producer gather sends this long: fewer, larger produce "
         "requests (each change makes several sends; at 0 the socket writes dominate).")
