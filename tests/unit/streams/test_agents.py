@@ -262,7 +262,7 @@ async def test_wrong_value_types_are_dead_letters_and_the_line_goes_on(rt):
 async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeypatch):
     """Errors no check foresaw, at each guarded step: that change only goes to the DLQ."""
     import streams.agents
-    import streams.gatekeeper
+    import streams.handlers
     import streams.route
 
     def failing(real: Any, number: str, exc: Exception) -> Any:
@@ -282,10 +282,10 @@ async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeyp
     monkeypatch.setattr(streams.agents, "route_change", failing_route(streams.agents.route_change))
     monkeypatch.setattr(streams.route, "first_step",
                         failing(streams.route.first_step, "PRJ-I", KeyError("at ingest")))
-    monkeypatch.setattr(streams.gatekeeper, "plan",
-                        failing(streams.gatekeeper.plan, "PRJ-P", OverflowError("in plan")))
-    monkeypatch.setattr(streams.gatekeeper, "to_command",
-                        failing(streams.gatekeeper.to_command, "PRJ-E", ValueError("in emit")))
+    monkeypatch.setattr(streams.handlers, "plan",
+                        failing(streams.handlers.plan, "PRJ-P", OverflowError("in plan")))
+    monkeypatch.setattr(streams.handlers, "to_command",
+                        failing(streams.handlers.to_command, "PRJ-E", ValueError("in emit")))
     rec = wire(rt)
     await ingest_all(rt, [*LOOKUPS, *(project_change(n) for n in ("PRJ-R", "PRJ-I", "PRJ-P", "PRJ-E",
                                                                    "PRJ-1"))])

@@ -1,0 +1,417 @@
+"""The gate's handlers: one pure function per gate message kind, from (message, position, state)
+to the effects that handling it has (`streams.effects`).
+
+    on_pending   a change's walk: plan, collect facts, group, pair, emit (or park / dead-letter)
+    on_tx        one event of a source transaction: hold its changes until all events were seen
+    on_fact      a fact learned or forgotten: store it, release what waited for it
+    on_applied   a sink's ack: what the target holds now, presence of the row
+    on_observed  a row on the target's own feed: presence, echo, or a target edit flowing back
+    on_control   a map paused or resumed (resume releases the changes its pause parked)
+    on_tick      release transactions whose missing events never came
+    reject       count a rejected change of a map; a run of them pauses the map
+
+``state`` maps a table name to a read-only mapping (Faust tables in the worker, plain dicts in
+tests); none of them is written. A handler reads through a `streams.effects.Recorder`, which
+lays the effects it has produced so far over ``state``: a walk of several steps on one key sees
+its own writes. Each reads the tables for its key, calls the pure decisions (`plan`, `gate`,
+`echo`, `conflict`) and records what follows. All state a handler touches is keyed by the
+message's gate key (or is partition-local, "<map>@<partition>"), so it lives in the partition
+the message came from.
+
+Every change is guarded where it is decided: an exception while planning it (stage ``transform``
+for a `TransformError`, ``plan`` otherwise) or while building its command (``emit``) dead-letters
+that change, with its stage, map, error class and message, and the gate goes on with the next.
+Changes that end without a command are counted with their reason (``streams/README.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams import conflict, echo, gate, metrics
+from streams.config import StreamsConfig
+from streams.effects import (
+    FLOOD,
+    CommandSend,
+    ControlSend,
+    Count,
+    DeadLetter,
+    Effect,
+    Fill,
+    Forget,
+    GateSend,
+    Learn,
+    Log,
+    Recorder,
+    Tables,
+)
+from streams.flood import FloodGuard
+from streams.maps.registry import MapRegistry
+from streams.pending import Drop, Emit, Group, Need, Pair, Pending, plan, to_command
+from streams.transform import TransformError, observed_fields
+from streams.wire import (
+    AppliedMsg,
+    ControlMsg,
+    FactMsg,
+    GateMsg,
+    ObservedMsg,
+    PendingMsg,
+    TickMsg,
+    TxMsg,
+)
+from topics import MapState, dlq_headers, encode
+
+__all__ = [
+    "Context",
+    "Position",
+    "handle",
+    "on_applied",
+    "on_control",
+    "on_fact",
+    "on_observed",
+    "on_pending",
+    "on_tick",
+    "on_tx",
+    "reject",
+]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the gate record being handled sits, and the clock."""
+
+    key: str
+    partition: int
+    offset: int
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class Context:
+    """What handlers read besides the tables: the maps and the settings that shape decisions."""
+
+    maps: MapRegistry
+    config: StreamsConfig
+    gate_topic: str  # named in dead letters' headers
+
+
+# -- the pure entry points -----------------------------------------------------------------
+def on_pending(msg: PendingMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    return _run(state, ctx, lambda g: g.advance(msg.item, at))
+
+
+def on_tx(msg: TxMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    return _run(state, ctx, lambda g: g.group(at, msg.event, msg.total, msg.items))
+
+
+def on_fact(msg: FactMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    return _run(state, ctx, lambda g: g.learn(at, msg.value, msg.version))
+
+
+def on_applied(msg: AppliedMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    return _run(state, ctx, lambda g: g.on_applied(msg, at))
+
+
+def on_observed(msg: ObservedMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    return _run(state, ctx, lambda g: g.on_observed(msg, at))
+
+
+def on_control(msg: ControlMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    return _run(state, ctx, lambda g: g.on_control(msg, at))
+
+
+def on_tick(msg: TickMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    return _run(state, ctx, lambda g: g.on_tick(msg, at))
+
+
+def reject(map_name: str, partition: int | None, now_ms: int, state: Tables, ctx: Context) -> list[Effect]:
+    """A change of ``map_name`` was rejected (``partition``: None when not at the gate)."""
+    return _run(state, ctx, lambda g: g.rejected(map_name, partition, now_ms))
+
+
+def handle(msg: GateMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    """The effects of any gate message."""
+    if isinstance(msg, PendingMsg):
+        return on_pending(msg, at, state, ctx)
+    if isinstance(msg, TxMsg):
+        return on_tx(msg, at, state, ctx)
+    if isinstance(msg, FactMsg):
+        return on_fact(msg, at, state, ctx)
+    if isinstance(msg, AppliedMsg):
+        return on_applied(msg, at, state, ctx)
+    if isinstance(msg, ObservedMsg):
+        return on_observed(msg, at, state, ctx)
+    if isinstance(msg, ControlMsg):
+        return on_control(msg, at, state, ctx)
+    return on_tick(msg, at, state, ctx)
+
+
+def _run(state: Tables, ctx: Context, body: Callable[[_Gate], Any]) -> list[Effect]:
+    g = _Gate(ctx, Recorder(state))
+    body(g)
+    return g.fx.effects
+
+
+# -- the decisions, recorded ---------------------------------------------------------------
+class _Gate:
+    """One handler run: reads and records through ``fx``; nothing outside it is touched."""
+
+    def __init__(self, ctx: Context, fx: Recorder) -> None:
+        self.ctx = ctx
+        self.maps = ctx.maps
+        self.fx = fx
+
+    def paused(self, map_name: str, partition: int) -> bool:
+        return bool(self.fx.get("states", f"{map_name}@{partition}") == "paused")
+
+    def dead_letter(self, item: Pending, at: Position, stage: str, exc: Exception) -> None:
+        """Dead-letter the change being walked (stage: one of `streams.wire.ITEM_STAGES`)."""
+        if self.paused(item.map, at.partition):
+            # A paused map's failures wait with its other changes: once the map is fixed and
+            # resumed they are planned again, instead of piling up in the DLQ.
+            self.park(f"paused:{item.map}@{at.partition}", item, at, reason="paused")
+            return
+        self.rejected(item.map, at.partition, at.now_ms)
+        error = type(exc).__name__
+        headers = dlq_headers(stage=stage, error_class=error, message=str(exc), map_name=item.map,
+                              topic=self.ctx.gate_topic, partition=at.partition, offset=at.offset,
+                              ts_ms=at.now_ms)
+        self.fx.add(Count(metrics.DLQ, (stage, error)),
+                    DeadLetter(item.source.id.encode(), item.model_dump_json().encode(), tuple(headers)))
+
+    def rejected(self, map_name: str, partition: int | None, now_ms: int) -> None:
+        """Count a rejected change of ``map_name``; a run of them pauses the map everywhere."""
+        guard = self.flood(map_name)
+        tripped = guard.failed(map_name)
+        self.fx.put(FLOOD, map_name, guard.runs[map_name])
+        if not tripped:
+            return
+        reason = (f"paused by the processor: {guard.limit} changes in a row failed to transform "
+                  "(see `dualwrite dlq list`; fix the map, then `dualwrite maps resume`)")
+        self.fx.add(Log(logging.CRITICAL, "map %s: %s", (map_name, reason)),
+                    Count(metrics.MAPS_PAUSED, (map_name,)))
+        if partition is not None:
+            self.fx.put("states", f"{map_name}@{partition}", "paused")  # here at once; elsewhere via control
+        self.fx.add(ControlSend(MapState(map=map_name, state="paused", reason=reason, ts_ms=now_ms)))
+
+    def succeeded(self, map_name: str) -> None:
+        guard = self.flood(map_name)
+        run = guard.runs[map_name]
+        guard.succeeded(map_name)
+        if guard.runs[map_name] != run:
+            self.fx.put(FLOOD, map_name, guard.runs[map_name])
+
+    def flood(self, map_name: str) -> FloodGuard:
+        """A `FloodGuard` holding this map's run as recorded: its rules, applied to a copy."""
+        return FloodGuard(self.ctx.config.pause_after_rejections,
+                          {map_name: int(self.fx.get(FLOOD, map_name) or 0)})
+
+    # -- facts and parking ---------------------------------------------------------------
+    def learn(self, at: Position, value: dict[str, Any] | None, version: int | None = None) -> None:
+        if value is None:
+            self.forget(at.key)
+            return
+        if self.fx.get("facts", at.key) != value:  # republished unchanged (every emit): no changelog write
+            self.fx.put("facts", at.key, value)
+        self.fx.add(Learn(at.key, value, version))
+        self.release(at.key, at, reason="fact")
+
+    def forget(self, key: str) -> None:
+        self.fx.delete("facts", key)
+        self.fx.add(Forget(key))
+
+    def release(self, slot_key: str, at: Position, reason: str) -> list[Pending]:
+        before = gate.slot_from(self.fx.get("parked", slot_key))
+        slot, items = gate.release(before, at.offset)
+        if slot != before:
+            self.fx.put("parked", slot_key, slot)
+        released = [Pending.model_validate(i) for i in items]
+        if released:
+            self.fx.add(Count(metrics.RELEASED, (reason,), len(released)))
+        if reason in ("fact", "resume"):
+            for item in released:  # back to the gate key they waited on / their emit key
+                self.forward(item, at)
+        return released
+
+    def park(self, slot_key: str, item: Pending, at: Position, reason: str) -> None:
+        parked = item.model_copy(update={"parked_ms": item.parked_ms or at.now_ms})
+        slot, added = gate.park(gate.slot_from(self.fx.get("parked", slot_key)), parked.model_dump(mode="json"))
+        if added:
+            self.fx.put("parked", slot_key, slot)
+            self.fx.add(Count(metrics.PARKED, (item.map, reason)))
+
+    def next_step(self, item: Pending, at: Position) -> Group | Need | Pair | Emit | None:
+        """The item's next step; None when it ends here (dead-lettered or dropped)."""
+        try:
+            step = plan(item, self.maps)
+        except TransformError as exc:
+            self.dead_letter(item, at, "transform", exc)
+            return None
+        except Exception as exc:  # a value no check foresaw: this change only, never the gate
+            self.dead_letter(item, at, "plan", exc)
+            return None
+        if isinstance(step, Drop):
+            self.fx.add(Count(metrics.DROPPED, (item.map, step.reason)))
+            return None
+        return step
+
+    def forward(self, item: Pending, at: Position) -> None:
+        step = self.next_step(item, at)
+        if step is not None:
+            self.fx.add(GateSend(step.key, PendingMsg(item=item)))
+
+    # -- the walk of one pending change --------------------------------------------------
+    def advance(self, item: Pending, at: Position) -> None:
+        while True:
+            step = self.next_step(item, at)
+            if step is None:
+                return
+            if step.key != at.key:
+                self.fx.add(GateSend(step.key, PendingMsg(item=item)))
+                return
+            if isinstance(step, Need):
+                fact = self.fx.get("facts", step.key)
+                if fact is None:
+                    # A delete waits only for the key its record was written under.
+                    self.park(step.key, item, at, reason=metrics.DELETE_UNWRITTEN
+                              if item.op == "delete" else "waits")
+                    return
+                self.fx.add(Fill(step.key, fact))  # the next change needing it asks at ingest
+                item = item.with_fact(step.key, fact)
+            elif isinstance(step, Group):
+                self.group(at, item.id, item.tx_total or 1, [item])
+                return
+            elif isinstance(step, Pair):
+                item = self.pair(item, step)
+            elif isinstance(step, Emit):
+                self.emit(item, step, at)
+                return
+
+    def group(self, at: Position, event: str, total: int, items: list[Pending]) -> None:
+        """Hold a source transaction's changes until all ``total`` of its events were seen."""
+        before = gate.slot_from(self.fx.get("parked", at.key))
+        slot = gate.count_event(before, event)
+        for item in items:
+            stamped = item.model_copy(update={"parked_ms": item.parked_ms or at.now_ms})
+            slot, added = gate.park(slot, stamped.model_dump(mode="json"))
+            if added:
+                self.fx.add(Count(metrics.PARKED, (item.map, "transaction")))
+        if slot != before:
+            self.fx.put("parked", at.key, slot)
+        replayed = any(r["offset"] == at.offset for r in slot["released"])
+        if replayed or len(slot["events"]) >= total:
+            self.release_transaction(at)
+        elif slot["waiting"]:
+            # Remember the open transaction for the partition's tick (tables are not scanned).
+            index_key = f"open-tx@{at.partition}"
+            opened = dict(self.fx.get("states", index_key) or {})
+            if at.key not in opened:
+                opened[at.key] = at.now_ms
+                self.fx.put("states", index_key, opened)
+
+    def release_transaction(self, at: Position) -> None:
+        members = self.release(at.key, at, reason="transaction")
+        index_key = f"open-tx@{at.partition}"
+        opened = dict(self.fx.get("states", index_key) or {})
+        if opened.pop(at.key, None) is not None:
+            self.fx.put("states", index_key, opened)
+        ids = tuple(m.source.id for m in members)
+        for member in members:
+            self.forward(member.model_copy(update={"tx_members": ids}), at)
+
+    def pair(self, item: Pending, step: Pair) -> Pending:
+        m = self.maps[item.map]
+        decision = conflict.resolve(self.fx.get("pairs", step.key) or {}, step.side,  # type: ignore[arg-type]
+                                    item.source.ts_ms, step.values, m.master,
+                                    self.ctx.config.conflict_window_ms, item.source.version)
+        self.fx.put("pairs", step.key, decision.state)
+        for loss in decision.losses:
+            self.fx.add(Count(metrics.CONFLICTS, (m.name, loss.side)),
+                        Log(logging.WARNING, "two-way conflict on %s %s: %s value %r lost to %s value %r",
+                            (step.key, loss.field, loss.side, loss.value, loss.winner_side,
+                             loss.winner_value)))
+        return item.model_copy(update={"paired": True, "dropped": decision.drop})
+
+    def emit(self, item: Pending, step: Emit, at: Position) -> None:
+        for fact_key, value in step.publish:
+            self.fx.add(GateSend(fact_key, FactMsg(key=fact_key, value=value, version=item.source.version)))
+        if self.paused(item.map, at.partition):
+            self.park(f"paused:{item.map}@{at.partition}", item, at, reason="paused")
+            return
+        self.succeeded(item.map)
+        record_key = step.mapped.record_key
+        state = echo.state_from(self.fx.get("targets", record_key))
+        if echo.is_stale(state, item.source, delete=item.op == "delete"):
+            self.fx.add(Count(metrics.DROPPED, (item.map, metrics.STALE)))
+            return
+        if item.op == "upsert" and echo.is_noop(state, step.mapped.readable):
+            self.fx.add(Count(metrics.NOOPS, (item.map,)))
+            owned = echo.on_unchanged(state, item.source)
+            if owned != state:  # no changelog write when nothing changed
+                self.fx.put("targets", record_key, owned)
+            return
+        try:
+            command = to_command(item, step.mapped, self.maps)
+            payload = encode(command)
+        except Exception as exc:  # a value the command model or the encoder refuses
+            self.dead_letter(item, at, "emit", exc)
+            return
+        self.fx.add(CommandSend(command.target, command.record_key, payload))
+        self.fx.put("targets", record_key, echo.on_sent(state, command.command_id, step.mapped.readable,
+                                                        item.source, delete=item.op == "delete"))
+        self.fx.add(Count(metrics.COMMANDS, (item.map, command.target)))
+
+    # -- what the targets tell us --------------------------------------------------------
+    def on_applied(self, msg: AppliedMsg, at: Position) -> None:
+        ack = msg.ack
+        state = echo.state_from(self.fx.get("targets", ack.record_key))
+        self.fx.put("targets", ack.record_key, echo.on_ack(state, ack.command_id, ack.fingerprint,
+                                                           delete=ack.op == "delete"))
+        if ack.op == "delete":
+            self.forget(at.key)
+            return
+        known = self.fx.get("facts", at.key) or {}
+        self.learn(at, {**known, "target_id": ack.target_id or known.get("target_id")})
+
+    def on_observed(self, msg: ObservedMsg, at: Position) -> None:
+        state = echo.state_from(self.fx.get("targets", msg.record_key))
+        if msg.op == "d":
+            self.forget(at.key)
+            if "current" in state:  # the row no longer holds what we knew of it
+                self.fx.put("targets", msg.record_key, echo.on_observed(state, {}, deleted=True))
+            return
+        if state.get("deleted"):
+            # We deleted this row since: the feed shows it from before (its delete follows on
+            # the feed). Neither its presence nor its values are taken until we write it again.
+            self.fx.add(Count(metrics.DROPPED, (msg.map, metrics.BEFORE_OUR_DELETE)))
+            return
+        self.learn(at, {"target_id": msg.target_id})
+        m = self.maps[msg.map]
+        observed = observed_fields(m, msg.row)
+        verdict = echo.classify(state, observed, tuple(f.read_name for f in m.two_way))
+        self.fx.put("targets", msg.record_key, echo.on_observed(state, observed))
+        if isinstance(verdict, echo.Echo):
+            self.fx.add(Count(metrics.ECHOES, (m.name,)))
+        elif isinstance(verdict, echo.Edit):
+            item = Pending(id=f"{m.name}:{msg.source.id}:{msg.source.version}", map=m.name,
+                           reverse=True, op="upsert", row=msg.row, source=msg.source,
+                           born_ms=at.now_ms)
+            self.forward(item, at)
+        else:
+            self.fx.add(Count(metrics.DROPPED, (m.name, verdict.reason)))
+
+    def on_control(self, msg: ControlMsg, at: Position) -> None:
+        self.fx.put("states", f"{msg.map}@{at.partition}", msg.state)
+        if msg.state == "running":
+            self.release(f"paused:{msg.map}@{at.partition}", at, reason="resume")
+
+    def on_tick(self, msg: TickMsg, at: Position) -> None:
+        """Release source transactions whose missing members never came (tables we do not read)."""
+        limit = msg.ts_ms - self.ctx.config.tx_timeout_ms
+        opened = self.fx.get("states", f"open-tx@{at.partition}") or {}
+        for key, opened_ms in sorted(opened.items(), key=lambda kv: kv[1]):
+            if int(opened_ms) <= limit:
+                self.release_transaction(Position(key, at.partition, at.offset, at.now_ms))

@@ -1,0 +1,367 @@
+"""The gate's handlers as pure functions: plain dicts as tables, effects as values. No Faust."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from streams import metrics
+from streams.config import StreamsConfig
+from streams.effects import (
+    FLOOD,
+    CommandSend,
+    ControlSend,
+    Count,
+    DeadLetter,
+    Delete,
+    Effect,
+    Fill,
+    Forget,
+    GateSend,
+    Learn,
+    Put,
+    Recorder,
+)
+from streams.fingerprint import fingerprint
+from streams.handlers import (
+    Context,
+    Position,
+    handle,
+    on_applied,
+    on_control,
+    on_fact,
+    on_observed,
+    on_pending,
+    on_tick,
+    on_tx,
+    reject,
+)
+from streams.maps import default_registry
+from streams.pending import Pending
+from streams.transform import observed_fields
+from streams.wire import (
+    AppliedMsg,
+    ControlMsg,
+    FactMsg,
+    ObservedMsg,
+    PendingMsg,
+    TickMsg,
+    TxMsg,
+)
+from tests.unit.streams import rows
+from topics import Applied, CommandSource, decode_command
+
+pytestmark = pytest.mark.unit
+
+MAPS = default_registry()
+PROJECT_KEY = {"dataAreaId": "usmf", "ProjectId": "PRJ-1"}
+PROJECT_RECORD = "ProjectsV2(ProjectId='PRJ-1',dataAreaId='usmf')"
+EMIT_KEY = f"present:{PROJECT_RECORD}"
+COMPANY = {"cdm_companycode": "usmf"}
+ACCOUNT = {"accountnumber": "US-001"}
+Tables = dict[str, dict[str, Any]]
+
+
+def ctx(**config: Any) -> Context:
+    return Context(maps=MAPS, config=StreamsConfig(**config), gate_topic="unit-gate")
+
+
+def at(key: str, offset: int = 10, partition: int = 0) -> Position:
+    return Position(key=key, partition=partition, offset=offset, now_ms=5_000)
+
+
+def tables(**given: dict[str, Any]) -> Tables:
+    return {"facts": {}, "targets": {}, "parked": {}, "pairs": {}, "states": {}, FLOOD: {}, **given}
+
+
+def run(handler: Callable[..., list[Effect]], msg: Any, where: Position, state: Tables,
+        context: Context | None = None) -> list[Effect]:
+    """The handler's effects; it must leave the tables it read untouched."""
+    before = copy.deepcopy(state)
+    effects = handler(msg, where, state, context or ctx())
+    assert state == before
+    return effects
+
+
+def apply(state: Tables, effects: list[Effect]) -> None:
+    """What the applier does to the tables (sends and metrics are not state)."""
+    for e in effects:
+        if isinstance(e, Put):
+            state[e.table][e.key] = e.value
+        elif isinstance(e, Delete):
+            state[e.table].pop(e.key, None)
+
+
+def of(kind: type, effects: list[Effect]) -> list[Any]:
+    return [e for e in effects if isinstance(e, kind)]
+
+
+def puts(effects: list[Effect], table: str) -> dict[str, Any]:
+    return {e.key: e.value for e in effects if isinstance(e, Put) and e.table == table}
+
+
+def counted(effects: list[Effect], metric: Any) -> list[tuple[str, ...]]:
+    return [e.labels for e in effects if isinstance(e, Count) and e.metric is metric]
+
+
+def project(*, version: int = 3, op: str = "upsert", facts: dict[str, Any] | None = None, **row: Any) -> Pending:
+    source = CommandSource(system="dataverse", table="msdyn_projects", id=rows.PROJECT, version=version,
+                           ts_ms=1_000)
+    known = {rows.COMPANY_FACT: COMPANY, rows.ACCOUNT_FACT: ACCOUNT} if facts is None else facts
+    return Pending(id=f"projects:{rows.PROJECT}:{version}", map="projects", op=op,
+                   row=rows.project(**row) if op == "upsert" else {}, source=source, facts=known, born_ms=0)
+
+
+def broken_project(number: str = "PRJ-9") -> Pending:
+    """statecode 9 has no value-map entry: the projects map refuses it once its lookups are known."""
+    item = project(statecode=9, msdyn_projectnumber=number)
+    return item.model_copy(update={"id": f"projects:{number}", "source": item.source.model_copy(
+        update={"id": f"p-{number}"})})
+
+
+# -- pending ---------------------------------------------------------------------------------
+def test_a_ready_change_publishes_its_key_then_sends_its_command_then_records_it():
+    effects = run(on_pending, PendingMsg(item=project()), at(EMIT_KEY), tables())
+    kinds = [type(e).__name__ for e in effects if not isinstance(e, Count)]
+    assert kinds == ["GateSend", "CommandSend", "Put"]
+    [fact] = of(GateSend, effects)
+    assert fact.key == rows.PROJECT_KEY_FACT and fact.msg == FactMsg(key=rows.PROJECT_KEY_FACT,
+                                                                     value=PROJECT_KEY, version=3)
+    [command] = of(CommandSend, effects)
+    assert (command.target, command.key) == ("finance", PROJECT_RECORD)
+    assert decode_command(command.payload).command_id == f"projects:{rows.PROJECT}:3"
+    assert puts(effects, "targets")[PROJECT_RECORD]["command_id"] == f"projects:{rows.PROJECT}:3"
+    assert counted(effects, metrics.COMMANDS) == [("projects", "finance")]
+
+
+def test_a_fact_found_at_its_own_key_is_collected_and_the_walk_goes_on_to_the_next_key():
+    state = tables(facts={rows.COMPANY_FACT: COMPANY})
+    effects = run(on_pending, PendingMsg(item=project(facts={})), at(rows.COMPANY_FACT), state)
+    assert of(Fill, effects) == [Fill(rows.COMPANY_FACT, COMPANY)]
+    [send] = of(GateSend, effects)
+    assert send.key == rows.ACCOUNT_FACT
+    assert send.msg.item.facts == {rows.COMPANY_FACT: COMPANY}
+
+
+def test_a_fact_not_yet_known_parks_the_change_at_its_key():
+    effects = run(on_pending, PendingMsg(item=project(facts={})), at(rows.COMPANY_FACT), tables())
+    [slot] = puts(effects, "parked").values()
+    assert [i["id"] for i in slot["waiting"]] == [f"projects:{rows.PROJECT}:3"]
+    assert slot["waiting"][0]["parked_ms"] == 5_000
+    assert counted(effects, metrics.PARKED) == [("projects", "waits")]
+    assert not of(GateSend, effects)
+
+
+def test_a_stale_change_is_dropped():
+    newer = {"last": {"source": f"dataverse:msdyn_projects:{rows.PROJECT}", "version": 9}}
+    effects = run(on_pending, PendingMsg(item=project(version=3)), at(EMIT_KEY),
+                  tables(targets={PROJECT_RECORD: newer}))
+    assert not of(CommandSend, effects) and "targets" not in {e.table for e in of(Put, effects)}
+    assert counted(effects, metrics.DROPPED) == [("projects", metrics.STALE)]
+
+
+def test_a_delete_marks_the_row_deleted():
+    item = project(op="delete", version=8, facts={rows.PROJECT_KEY_FACT: PROJECT_KEY})
+    effects = run(on_pending, PendingMsg(item=item), at(EMIT_KEY), tables())
+    [command] = of(CommandSend, effects)
+    assert decode_command(command.payload).op == "delete"
+    target = puts(effects, "targets")[PROJECT_RECORD]
+    assert target["deleted"] is True and target["last"]["version"] == 8
+
+
+def test_a_failing_change_is_a_dead_letter_with_its_stage_and_position():
+    effects = run(on_pending, PendingMsg(item=broken_project()), at(EMIT_KEY, offset=42), tables())
+    [letter] = of(DeadLetter, effects)
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["dlq.stage"] == "transform" and headers["dlq.map"] == "projects"
+    assert headers["dlq.original.topic"] == "unit-gate" and headers["dlq.original.offset"] == "42"
+    assert Pending.model_validate_json(letter.value).id == "projects:PRJ-9"
+    assert puts(effects, FLOOD) == {"projects": 1}
+
+
+def test_a_paused_map_parks_its_failing_change():
+    effects = run(on_pending, PendingMsg(item=broken_project()), at(EMIT_KEY),
+                  tables(states={"projects@0": "paused"}))
+    assert not of(DeadLetter, effects)
+    [slot] = [v for k, v in puts(effects, "parked").items() if k == "paused:projects@0"]
+    assert [i["id"] for i in slot["waiting"]] == ["projects:PRJ-9"]
+    assert counted(effects, metrics.PARKED) == [("projects", "paused")]
+
+
+def test_a_run_of_failures_pauses_the_map_and_the_next_failure_in_the_same_walk_parks():
+    # A transaction releases two changes the map refuses, with a pause after one rejection: the
+    # first is dead-lettered and pauses the map; the second, in the same handler run, reads that
+    # pause (its own write, not yet in the tables) and waits with the paused map instead.
+    key = "tx:dataverse:tx1"
+    first, second = in_tx(broken_project("PRJ-8")), in_tx(broken_project("PRJ-9"))
+    state = tables()
+    apply(state, run(on_tx, TxMsg(event="e1", total=2, items=[first, second]), at(key, 1), state))
+    effects = run(on_tx, TxMsg(event="e2", total=2, items=[]), at(key, 2), state,
+                  ctx(pause_after_rejections=1))
+    [letter] = of(DeadLetter, effects)
+    assert Pending.model_validate_json(letter.value).id == "projects:PRJ-8"
+    [control] = of(ControlSend, effects)
+    assert control.state.map == "projects" and control.state.state == "paused"
+    apply(state, effects)
+    assert state["states"]["projects@0"] == "paused"
+    assert [i["id"] for i in state["parked"]["paused:projects@0"]["waiting"]] == ["projects:PRJ-9"]
+
+
+def test_a_walk_reads_its_own_writes():
+    rec = Recorder({"facts": {"a": {"x": 1}}})
+    rec.put("facts", "b", {"y": 2})
+    rec.delete("facts", "a")
+    assert rec.get("facts", "a") is None and rec.get("facts", "b") == {"y": 2}
+    assert rec.get("parked", "a") is None  # a table not given reads as empty
+    assert rec.effects == [Put("facts", "b", {"y": 2}), Delete("facts", "a")]
+
+
+# -- transactions and ticks ------------------------------------------------------------------
+def in_tx(item: Pending) -> Pending:
+    return item.model_copy(update={"tx_total": 2, "source": item.source.model_copy(update={"txid": "tx1"})})
+
+
+def test_a_transaction_waits_for_all_its_events_then_releases_its_changes_together():
+    state = tables()
+    key = "tx:dataverse:tx1"
+    item = in_tx(project())
+    first = run(on_tx, TxMsg(event="dataverse:msdyn_projects:p:3", total=2, items=[item]), at(key, 1), state)
+    apply(state, first)
+    assert not of(GateSend, first) and state["states"]["open-tx@0"] == {key: 5_000}
+    second = run(on_tx, TxMsg(event="dataverse:other:o:3", total=2, items=[]), at(key, 2), state)
+    apply(state, second)
+    [send] = of(GateSend, second)
+    assert send.key == EMIT_KEY and send.msg.item.tx_members == (rows.PROJECT,)
+    assert state["states"]["open-tx@0"] == {} and state["parked"][key]["waiting"] == []
+
+
+def test_the_tick_releases_a_transaction_whose_missing_events_never_came():
+    key = "tx:dataverse:tx1"
+    state = tables()
+    apply(state, run(on_tx, TxMsg(event="e1", total=3, items=[in_tx(project())]), at(key, 1), state))
+    early = run(on_tick, TickMsg(ts_ms=5_000), at("tick", 2), state, ctx(tx_timeout_ms=1_000))
+    assert early == []
+    late = run(on_tick, TickMsg(ts_ms=6_000), at("tick", 3), state, ctx(tx_timeout_ms=1_000))
+    [send] = of(GateSend, late)
+    assert send.key == EMIT_KEY and send.msg.item.tx_members == (rows.PROJECT,)
+    assert puts(late, "states")["open-tx@0"] == {}
+
+
+# -- facts -----------------------------------------------------------------------------------
+def waiting_on_account() -> Tables:
+    item = project(facts={rows.COMPANY_FACT: COMPANY}).model_dump(mode="json")
+    return tables(parked={rows.ACCOUNT_FACT: {"waiting": [item], "released": [], "events": []}})
+
+
+def test_a_fact_is_stored_mirrored_and_releases_what_waited_for_it():
+    state = waiting_on_account()
+    effects = run(on_fact, FactMsg(key=rows.ACCOUNT_FACT, value=ACCOUNT, version=4), at(rows.ACCOUNT_FACT), state)
+    assert puts(effects, "facts") == {rows.ACCOUNT_FACT: ACCOUNT}
+    assert of(Learn, effects) == [Learn(rows.ACCOUNT_FACT, ACCOUNT, 4)]
+    [send] = of(GateSend, effects)
+    assert send.key == rows.ACCOUNT_FACT  # back to the key it waited on: the walk goes on there
+    order = [type(e).__name__ for e in effects if isinstance(e, Put | GateSend)]
+    assert order == ["Put", "Put", "GateSend"]  # fact, then the release recorded, then forwarded
+    assert counted(effects, metrics.RELEASED) == [("fact",)]
+
+
+def test_a_replayed_release_returns_the_same_items():
+    state = waiting_on_account()
+    fact = FactMsg(key=rows.ACCOUNT_FACT, value=ACCOUNT)
+    first = run(on_fact, fact, at(rows.ACCOUNT_FACT, offset=7), state)
+    apply(state, first)
+    replay = run(on_fact, fact, at(rows.ACCOUNT_FACT, offset=7), state)
+    assert of(GateSend, replay) == of(GateSend, first) and len(of(GateSend, replay)) == 1
+    assert "facts" not in {e.table for e in of(Put, replay)}  # unchanged: no changelog write
+    later = run(on_fact, fact, at(rows.ACCOUNT_FACT, offset=8), state)
+    assert of(GateSend, later) == []  # a later record of the same fact releases nothing again
+
+
+def test_a_forgotten_fact_is_deleted_and_unmirrored():
+    effects = run(on_fact, FactMsg(key=rows.ACCOUNT_FACT, value=None), at(rows.ACCOUNT_FACT),
+                  tables(facts={rows.ACCOUNT_FACT: ACCOUNT}))
+    assert effects == [Delete("facts", rows.ACCOUNT_FACT), Forget(rows.ACCOUNT_FACT)]
+
+
+# -- what the targets tell us ----------------------------------------------------------------
+def ack(op: str = "upsert") -> AppliedMsg:
+    return AppliedMsg(ack=Applied(command_id="c1", map="projects", target="finance", entity="ProjectsV2",
+                                  key=PROJECT_KEY, op=op, source_version=3,
+                                  source_system="dataverse", source_table="msdyn_projects",
+                                  source_id=rows.PROJECT, fingerprint="fp1", target_id="5637", applied_ts_ms=1))
+
+
+def test_an_ack_records_what_the_row_holds_and_its_presence():
+    sent = {"sent": {"a": 1}, "sent_fp": "fp1", "command_id": "c1"}
+    effects = run(on_applied, ack(), at(EMIT_KEY), tables(targets={PROJECT_RECORD: sent}))
+    target = puts(effects, "targets")[PROJECT_RECORD]
+    assert target["applied_fp"] == "fp1" and target["current"] == {"a": 1}
+    assert puts(effects, "facts") == {EMIT_KEY: {"target_id": "5637"}}
+    assert of(Learn, effects) == [Learn(EMIT_KEY, {"target_id": "5637"}, None)]
+
+
+def test_an_ack_of_a_delete_forgets_the_row():
+    effects = run(on_applied, ack("delete"), at(EMIT_KEY), tables(facts={EMIT_KEY: {"target_id": "5637"}}))
+    assert puts(effects, "targets")[PROJECT_RECORD] == {"deleted": True}
+    assert of(Delete, effects) == [Delete("facts", EMIT_KEY)] and of(Forget, effects) == [Forget(EMIT_KEY)]
+
+
+def observed(op: str = "u", **row: Any) -> ObservedMsg:
+    source = CommandSource(system="finance", table="ProjectsV2", id="5637", version=4, ts_ms=1)
+    return ObservedMsg(map="projects", record_key=PROJECT_RECORD, op=op,
+                       row={"dataAreaId": "usmf", "ProjectId": "PRJ-1", **row}, target_id="5637",
+                       source=source)
+
+
+def test_an_observed_row_from_before_our_delete_is_ignored():
+    effects = run(on_observed, observed(), at(EMIT_KEY), tables(targets={PROJECT_RECORD: {"deleted": True}}))
+    assert effects == [Count(metrics.DROPPED, ("projects", metrics.BEFORE_OUR_DELETE))]
+
+
+def test_an_observed_echo_of_our_write_stops_and_records_presence():
+    msg = observed()
+    fp = fingerprint(observed_fields(MAPS["projects"], msg.row))
+    effects = run(on_observed, msg, at(EMIT_KEY), tables(targets={PROJECT_RECORD: {"sent_fp": fp, "sent": {}}}))
+    assert counted(effects, metrics.ECHOES) == [("projects",)]
+    assert puts(effects, "facts") == {EMIT_KEY: {"target_id": "5637"}}
+    assert not of(GateSend, effects)
+
+
+def test_an_observed_delete_forgets_presence_and_what_the_row_held():
+    effects = run(on_observed, observed("d"), at(EMIT_KEY),
+                  tables(targets={PROJECT_RECORD: {"current": {"a": 1}, "sent": {"a": 1}}}))
+    assert of(Forget, effects) == [Forget(EMIT_KEY)]
+    assert puts(effects, "targets")[PROJECT_RECORD] == {"sent": {"a": 1}}
+
+
+# -- control ---------------------------------------------------------------------------------
+def test_a_pause_is_recorded_and_a_resume_releases_what_the_pause_parked():
+    item = project().model_dump(mode="json")
+    state = tables(parked={"paused:projects@0": {"waiting": [item], "released": [], "events": []}})
+    paused = run(on_control, ControlMsg(map="projects", state="paused"), at("control:projects"), state)
+    assert paused == [Put("states", "projects@0", "paused")]
+    apply(state, paused)
+    resumed = run(on_control, ControlMsg(map="projects", state="running"), at("control:projects"), state)
+    assert puts(resumed, "states") == {"projects@0": "running"}
+    [send] = of(GateSend, resumed)
+    assert send.key == EMIT_KEY and counted(resumed, metrics.RELEASED) == [("resume",)]
+
+
+def test_a_rejection_at_ingest_counts_towards_the_pause_without_a_partition():
+    state = tables()
+    first = reject("projects", None, 9_000, state, ctx(pause_after_rejections=2))
+    assert first == [Put(FLOOD, "projects", 1)]
+    apply(state, first)
+    second = reject("projects", None, 9_000, state, ctx(pause_after_rejections=2))
+    [control] = of(ControlSend, second)
+    assert control.state.ts_ms == 9_000 and "states" not in {e.table for e in of(Put, second)}
+
+
+def test_handle_dispatches_every_kind():
+    state = tables(facts={rows.ACCOUNT_FACT: ACCOUNT})
+    assert handle(FactMsg(key=rows.ACCOUNT_FACT, value=None), at(rows.ACCOUNT_FACT), state, ctx()) == \
+        on_fact(FactMsg(key=rows.ACCOUNT_FACT, value=None), at(rows.ACCOUNT_FACT), state, ctx())
+    assert handle(TickMsg(ts_ms=1), at("tick"), state, ctx()) == []
