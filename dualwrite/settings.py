@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.common.pacing import DEFAULT_PACE
+
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
@@ -184,6 +186,22 @@ class ProcessorSettings(BaseModel):
                                         "changes failed to transform in a row; 0 never pauses.")
     producer_linger_ms: int = Field(10, ge=0, description="How long the worker's producer gathers "
                                     "sends into one request (throughput against per-hop latency).")
+    maps: str = Field("", description="The table maps as module:attribute (a MapRegistry, a "
+                      "sequence of TableMap or a function returning one); empty: the built-in "
+                      "maps. Every process reads it: the worker runs these maps, the sources "
+                      "capture their tables, `topics apply` creates their CDC topics.")
+
+    @field_validator("maps")
+    @classmethod
+    def _loadable(cls, value: str) -> str:
+        """A registry that cannot be imported, or whose tables lack a declaration, is one line
+        at start, not a traceback in one of the processes."""
+        if value:
+            from streams.maps import load_registry
+
+            registry = load_registry(value)  # RegistryError is a ValueError: one settings line
+            registry.captured("dataverse")
+        return value
 
 
 class ApiSettings(BaseModel):
@@ -195,6 +213,30 @@ class ApiSettings(BaseModel):
     client_id: str = Field("dualwrite", description="OAuth2 client (application) id.")
     client_secret: SecretStr = Field(SecretStr("dualwrite-local-secret"), description="OAuth2 client secret.")
     scope: str | None = Field(None, description="OAuth2 scope (default <url>/.default).")
+    # Sources poll all the time and sinks write in bursts: separate identities give each its
+    # own service-protection budget (counted per user) and their own audit trail.
+    source_client_id: str = Field("dualwrite-source", description="OAuth2 client id of the source "
+                                  "(change capture); the sink uses CLIENT_ID.")
+    source_client_secret: SecretStr | None = Field(
+        None, description="OAuth2 client secret of the source (default: CLIENT_SECRET).")
+    extra_tables: str = Field("", description="Comma-separated tables to capture that no map "
+                              "reads (for other consumers of the CDC topics); a Dataverse one as "
+                              "entityset:primarykeycolumn.")
+    poll_interval_s: float = Field(DEFAULT_PACE.active_s, gt=0, description="Source: wait between "
+                                   "polls of a table that changed recently.")
+    poll_idle_max_s: float = Field(DEFAULT_PACE.idle_max_s, gt=0, description="Source: longest wait "
+                                   "between polls of an idle table (the wait doubles up to it).")
+    poll_hot_s: float = Field(DEFAULT_PACE.hot_s, ge=0, description="Source: a table is polled at "
+                              "POLL_INTERVAL_S for this long after its last change.")
+
+    def extra(self) -> list[tuple[str, str | None]]:
+        """`extra_tables` as (table, declared primary key or None)."""
+        out: list[tuple[str, str | None]] = []
+        for item in self.extra_tables.split(","):
+            name, _, key = item.strip().partition(":")
+            if name.strip():
+                out.append((name.strip(), key.strip() or None))
+        return out
 
 
 class DataverseSettings(ApiSettings):

@@ -3,8 +3,6 @@ provisioning. Imports nothing of the project."""
 
 from topics.admin import ApplyReport, Drift, apply_topics
 from topics.catalog import (
-    DATAVERSE_CDC_TABLES,
-    FINANCE_CDC_ENTITIES,
     TopicSpec,
     applied_topic,
     catalog,
@@ -46,12 +44,10 @@ from topics.errors import DecodeError, DecodeReason
 from topics.schema import topic_schemas
 
 __all__ = [
-    "DATAVERSE_CDC_TABLES",
     "DLQ_HEADERS",
     "DLQ_SUPERSEDED_HEADER",
     "DLQ_TRUNCATED_HEADER",
     "DLQ_VALUE_HEADER",
-    "FINANCE_CDC_ENTITIES",
     "MAX_VERSION",
     "RETRY_HEADER",
     "Applied",

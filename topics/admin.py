@@ -1,7 +1,13 @@
 """Provision the catalog on a cluster through the confluent-kafka AdminClient.
 
 `apply` creates what is missing and reports drift it cannot fix silently: a topic with the
-wrong partition count, cleanup policy or retention is named, never recreated.
+wrong partition count, replication factor, cleanup policy, retention or ``min.insync.replicas``
+is named, never recreated.
+
+Durability follows replication, decided here once: a topic replicated N > 1 times is created
+with ``min.insync.replicas`` N - 1 (3 replicas: writes with ``acks=all``, which every producer
+of the project uses, survive one broker down and are refused, not silently weakened, when two
+are), and a cluster's default replication is ``min(3, brokers)`` (`default_replication`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from topics.catalog import TopicSpec
 
-__all__ = ["ApplyReport", "Drift", "apply_topics"]
+__all__ = ["ApplyReport", "Drift", "apply_topics", "default_replication", "min_insync", "topic_configs"]
+
+MAX_REPLICATION = 3
 
 
 @dataclass(frozen=True)
@@ -43,13 +51,35 @@ class ApplyReport:
         return not self.drifts
 
 
+def default_replication(brokers: int) -> int:
+    """The replication factor of a cluster of `brokers`: 3 where there are 3 or more."""
+    return max(1, min(MAX_REPLICATION, brokers))
+
+
+def min_insync(replication: int) -> int:
+    """In-sync replicas a write needs: all but one (at least one)."""
+    return max(1, replication - 1)
+
+
+def topic_configs(spec: TopicSpec) -> dict[str, str]:
+    """What the broker must hold for `spec`: the catalog's configs plus, when replicated,
+    ``min.insync.replicas`` (left to the broker's default for a single replica)."""
+    configs = spec.configs()
+    if spec.replication > 1:
+        configs["min.insync.replicas"] = str(min_insync(spec.replication))
+    return configs
+
+
 def _admin(client_config: Mapping[str, str]) -> AdminClient:
     return AdminClient(dict(client_config))
 
 
-def _existing(admin: AdminClient, timeout: float) -> dict[str, int]:
+def _existing(admin: AdminClient, timeout: float) -> dict[str, tuple[int, int]]:
+    """Existing topics: name -> (partition count, smallest replica count of a partition)."""
     meta = admin.list_topics(timeout=timeout)
-    return {name: len(t.partitions) for name, t in meta.topics.items() if not t.error}
+    return {name: (len(t.partitions), min((len(p.replicas) for p in t.partitions.values()),
+                                          default=0))
+            for name, t in meta.topics.items() if not t.error}
 
 
 def _config_drifts(admin: AdminClient, specs: list[TopicSpec], timeout: float) -> list[Drift]:
@@ -62,7 +92,7 @@ def _config_drifts(admin: AdminClient, specs: list[TopicSpec], timeout: float) -
     for resource, future in futures.items():
         spec = by_name[resource.name]
         entries = future.result(timeout=timeout)
-        for key, expected in spec.configs().items():
+        for key, expected in topic_configs(spec).items():
             actual = entries[key].value if key in entries else "<unset>"
             if actual != expected:
                 drifts.append(Drift(spec.name, key, expected, str(actual)))
@@ -89,14 +119,18 @@ def apply_topics(
     present = [s for s in specs if s.name in existing]
     for spec in present:
         report.present.append(spec.name)
-        if existing[spec.name] != spec.partitions:
+        partitions, replicas = existing[spec.name]
+        if partitions != spec.partitions:
             report.drifts.append(Drift(spec.name, "partition count", str(spec.partitions),
-                                       str(existing[spec.name])))
+                                       str(partitions)))
+        if replicas != spec.replication:
+            report.drifts.append(Drift(spec.name, "replication factor", str(spec.replication),
+                                       str(replicas)))
     if check:
         report.drifts.extend(Drift(s.name, "topic", "present", "missing") for s in missing)
     elif missing:
         new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication,
-                        config=s.configs()) for s in missing]
+                        config=topic_configs(s)) for s in missing]
         for name, future in admin.create_topics(new, request_timeout=timeout).items():
             try:
                 future.result(timeout=timeout)

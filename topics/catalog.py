@@ -6,10 +6,16 @@ its own changelog topics, which are not declared here.
 
 All keyed topics that the processor joins share one partition count, so a record's CDC events,
 its commands and its acks are co-partitioned.
+
+Which tables have a CDC topic is not kept here: the map registry derives it (every table some
+map reads or writes, plus tables the settings add), and its caller passes them as
+``cdc_tables`` (`dualwrite.capture.topic_catalog`), since this package imports nothing of the
+project.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,8 +26,6 @@ from topics.control import MapState, SourceOffset, SourceOffsetKey
 from topics.envelope import ChangeEvent, ChangeKey, System
 
 __all__ = [
-    "DATAVERSE_CDC_TABLES",
-    "FINANCE_CDC_ENTITIES",
     "Cleanup",
     "TopicSpec",
     "applied_topic",
@@ -33,61 +37,7 @@ __all__ = [
 Cleanup = Literal["delete", "compact", "compact,delete"]
 
 DAY_MS = 24 * 3600 * 1000
-
-# Dataverse entity sets captured (domain.md 5.1): DV-mastered rows that flow to Finance, and the
-# FO-originated rows whose arrival in Dataverse the processor must see (presence, echoes).
-DATAVERSE_CDC_TABLES: tuple[str, ...] = (
-    "cdm_companies",
-    "accounts",
-    "msdyn_vendors",
-    "bookableresourcecategories",
-    "bookableresources",
-    "msdyn_transactioncategories",
-    "msdyn_expensecategories",
-    "salesorders",
-    "msdyn_projectcontractsplitbillingrules",
-    "msdyn_projects",
-    "msdyn_projecttasks",
-    "salesorderdetails",
-    "msdyn_contractlinescheduleofvalues",
-    "msdyn_resourceassignments",
-    "msdyn_estimatelines",
-    "msdyn_actuals",
-    "msdyn_transactionconnections",
-    "invoices",
-    "msdyn_expenses",
-    "msdyn_projectvendorinvoices",
-    "msdyn_projectvendorinvoicelines",
-)
-
-# Finance public collections captured from the emulator's change feed (domain.md 5.2).
-FINANCE_CDC_ENTITIES: tuple[str, ...] = (
-    "LegalEntities",
-    "ExchangeRates",
-    "CustomersV3",
-    "VendorsV2",
-    "ResourceRoles",
-    "TransactionCategories",
-    "ExpenseCategories",
-    "ProjectContractHeaders",
-    "ProjectFundingSources",
-    "ProjectsV2",
-    "ProjectTasks",
-    "ProjectContractLines",
-    "OnAccountTransactions",
-    "HourEstimateStaging",
-    "ExpenseEstimateStaging",
-    "ActualsStaging",
-    "TransactionRelationships",
-    "InvoiceProposals",
-    "ExpenseReportLines",
-    "PendingVendorInvoices",
-    "PendingVendorInvoiceLines",
-    # Rows that posting an expense report / a vendor invoice writes: what flows on to Dataverse.
-    "ProjectExpenses",
-    "ProjectVendorInvoices",
-    "ProjectVendorInvoiceLines",
-)
+_SYSTEMS: dict[str, System] = {"dataverse": "dataverse", "finance": "finance"}
 
 
 @dataclass(frozen=True)
@@ -129,18 +79,21 @@ def catalog(
     replication: int = 1,
     cdc_retention_days: int = 14,
     dlq_retention_days: int = 30,
+    *,
+    cdc_tables: Iterable[tuple[str, str]],
 ) -> list[TopicSpec]:
-    """Every topic of the system, in a stable order."""
+    """Every topic of the system, in a stable order: a CDC topic per (system, table) of
+    ``cdc_tables`` (each once), then the command, ack, DLQ, control and checkpoint topics."""
     cdc_ms = cdc_retention_days * DAY_MS
     specs: list[TopicSpec] = []
-    sources: tuple[tuple[System, tuple[str, ...]], ...] = (
-        ("dataverse", DATAVERSE_CDC_TABLES), ("finance", FINANCE_CDC_ENTITIES))
-    for system, tables in sources:
-        for table in tables:
-            specs.append(TopicSpec(
-                cdc_topic(system, table), partitions, replication, "delete", cdc_ms, ChangeKey,
-                ChangeEvent, f"Changes captured from {system} {table} (Debezium-compatible JSON).",
-            ))
+    for system, table in dict.fromkeys(cdc_tables):
+        known: System | None = _SYSTEMS.get(system)
+        if known is None:
+            raise ValueError(f"CDC table {table!r} of unknown system {system!r}")
+        specs.append(TopicSpec(
+            cdc_topic(known, table), partitions, replication, "delete", cdc_ms, ChangeKey,
+            ChangeEvent, f"Changes captured from {system} {table} (Debezium-compatible JSON).",
+        ))
     targets: tuple[System, ...] = ("finance", "dataverse")
     for target in targets:
         specs.append(TopicSpec(

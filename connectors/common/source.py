@@ -8,7 +8,9 @@ Per table:
 2. poll changes from the position, produce each event (a delete is followed by a tombstone),
    dead-letter rows the reader could not describe, await every delivery, and only then write
    the new position to ``sync.source-offsets`` (and await that too);
-3. sleep ``poll_interval_s`` when the feed is drained.
+3. when the feed is drained, wait as `connectors.common.pacing` decides for that table: the
+   poll interval while it changes (and ``hot_s`` after), doubling up to ``idle_max_s`` while it
+   stays idle, so idle capture costs little of the service-protection budget.
 A crash between 2's produce and its checkpoint re-emits that page after restart: duplicates,
 never a gap.
 
@@ -50,6 +52,7 @@ from connectors.common.checkpoints import CheckpointStore
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import AuthFailed, PositionExpired, Rejected, RetryLater
 from connectors.common.kafka import AsyncProducer, Headers, KafkaConfig
+from connectors.common.pacing import DEFAULT_PACE, Pace, PollState, next_poll
 from topics import (
     DLQ_TRUNCATED_HEADER,
     ChangeEvent,
@@ -65,6 +68,7 @@ from topics import (
 __all__ = [
     "CAPTURE_STAGE",
     "BadRecord",
+    "CaptureTable",
     "Change",
     "ChangeReader",
     "Page",
@@ -254,6 +258,19 @@ class ChangeReader(Protocol):
         """Release the HTTP client."""
 
 
+class CaptureTable(BaseModel):
+    """What a reader must know of one captured table, declared by the map registry (the CLI
+    builds these from it), never guessed from the table's name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    primary_key: str | None = Field(None, description="Dataverse: the primary id column.")
+    company: str | None = Field(None, description="Column holding the row's company code.")
+    company_lookup: str | None = Field(
+        None, description="Dataverse: lookup column holding the row's cdm_company GUID.")
+
+
 class SourceSettings(BaseModel):
     """Tables, topics and pacing of one source (topic names injectable for test isolation)."""
 
@@ -261,7 +278,14 @@ class SourceSettings(BaseModel):
 
     system: System
     tables: tuple[str, ...] = Field(description="Entity sets / public collections to capture.")
-    poll_interval_s: float = Field(default=2.0, gt=0, description="Wait between polls of a drained feed.")
+    declared: tuple[CaptureTable, ...] = Field(
+        default=(), description="Primary key and company column of captured tables (from the maps).")
+    poll_interval_s: float = Field(default=DEFAULT_PACE.active_s, gt=0,
+                                   description="Wait between polls of a table while it changes.")
+    idle_max_s: float = Field(default=DEFAULT_PACE.idle_max_s, gt=0,
+                              description="Longest wait between polls of an idle table (doubling up to it).")
+    hot_s: float = Field(default=DEFAULT_PACE.hot_s, ge=0,
+                         description="A table is polled at poll_interval_s this long after its last change.")
     max_backoff_s: float = Field(default=60.0, gt=0,
                                  description="Longest wait of a failing table (doubles from the poll interval).")
     offsets_topic: str = Field(default="sync.source-offsets", description="Compacted checkpoint topic.")
@@ -271,6 +295,10 @@ class SourceSettings(BaseModel):
 
     def topic(self, table: str) -> str:
         return self.topic_prefix + cdc_topic(self.system, table)
+
+    @property
+    def pace(self) -> Pace:
+        return Pace(self.poll_interval_s, max(self.idle_max_s, self.poll_interval_s), self.hot_s)
 
 
 Record = tuple[str, bytes | None, bytes | None, Headers | None]
@@ -285,6 +313,7 @@ class SourceEngine:
         self.producer = producer or AsyncProducer(kafka)
         self.checkpoints = CheckpointStore(kafka, self.producer, settings.offsets_topic)
         self.positions: dict[str, str] = {}
+        self.changed: dict[str, bool] = {}  # the last step of each table found changes
         self.system = settings.system
         self.max_message_bytes = message_limit(kafka)
 
@@ -313,6 +342,8 @@ class SourceEngine:
 
     async def _run_table(self, table: str, stop: asyncio.Event) -> None:
         failures = 0  # in a row, for the backoff
+        pace: PollState | None = None
+        found = False  # changes since the last drained poll (a chain of pages counts once)
         while not stop.is_set():
             try:
                 more = await self.step(table)
@@ -331,8 +362,11 @@ class SourceEngine:
                 await self._wait(stop, delay)
                 continue
             failures = 0
+            found = self.changed.pop(table, False) or found
             if not more:
-                await self._wait(stop, self.settings.poll_interval_s)
+                pace = next_poll(self.settings.pace, pace, changed=found, now=self.clock.monotonic())
+                found = False
+                await self._wait(stop, pace.delay)
 
     def _backoff(self, exc: Exception, failures: int) -> float:
         """The server's Retry-After when it named one, else doubling from the poll interval."""
@@ -362,6 +396,7 @@ class SourceEngine:
     async def step(self, table: str) -> bool:
         """Snapshot (if no position) or one change poll; True if more is ready right away."""
         position = self.positions.get(table)
+        self.changed[table] = True  # a snapshot, or a page with items (below)
         if position is None:
             await self.snapshot(table)
             return True
@@ -377,6 +412,7 @@ class SourceEngine:
                         self.system, table, exc)
             await self.snapshot(table)
             return True
+        self.changed[table] = bool(page.items)
         await self._emit(table, page.items)
         if page.position and page.position != position:
             await self._checkpoint(table, page.position)

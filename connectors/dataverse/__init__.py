@@ -28,7 +28,8 @@ def dataverse_source(conn: DataverseConnection, kafka: KafkaConfig, settings: So
                      clock: Clock | None = None) -> SourceEngine:
     """A ready source engine: ``await engine.run(stop_event)``."""
     reader = DataverseReader(conn, build_api(conn, transport, clock), clock,
-                             captured=tuple(settings.tables))
+                             captured=tuple(settings.tables),
+                             declared={d.name: d for d in settings.declared})
     return SourceEngine(settings, kafka, reader, clock)
 
 

@@ -49,7 +49,8 @@ class DataverseConnection(BaseModel):
     page_size: int = Field(default=5000, ge=1, le=5000, description="Prefer odata.maxpagesize.")
     primary_keys: dict[str, str] = Field(
         default_factory=dict,
-        description="Primary key column per entity set when it is not <singular>id.")
+        description="Primary key column per entity set, as the map registry declares it "
+        "(the CLI fills it; the naming convention only for an entity set no map declares).")
 
     @property
     def api_url(self) -> str:
@@ -70,7 +71,8 @@ def primary_key(entity_set: str, overrides: dict[str, str] | None = None) -> str
     """``msdyn_projects`` -> ``msdyn_projectid``; ``cdm_companies`` -> ``cdm_companyid``.
 
     Dataverse names the primary key after the logical (singular) name; the entity set is its
-    plural. Irregular plurals go in ``overrides``.
+    plural, which does not always say the singular: the declared key in ``overrides`` (from the
+    map registry) wins, and this convention serves only an entity set nobody declared.
     """
     if overrides and entity_set in overrides:
         return overrides[entity_set]

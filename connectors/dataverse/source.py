@@ -16,6 +16,11 @@
   (each is one event, whichever delta window it lands in), so the processor can release the
   transaction whole. A row changed again by a later transaction before it is read shows that
   later one; the first then never completes and the processor releases it on its time-out.
+- What each table's rows are keyed by and which column names their company comes from the
+  map registry (`CaptureTable`: ``primary_key``, ``company`` code column or ``company_lookup``
+  GUID column), so nothing is guessed for a table the pipeline captures. A reader given no
+  declaration for a table (library use) falls back to Dataverse's naming convention
+  (``<singular>id``) and the common company lookups.
 - Hostile answers (see `connectors.common.source`): every row goes through one guard (`isolate`)
   and its version through `capture_version`, so a bad row is a dead letter and its page goes on;
   a page that is not a JSON object with a ``value`` array is `UnreadableAnswer`; a next or delta
@@ -26,7 +31,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -36,6 +41,7 @@ from connectors.common.errors import PositionExpired, Rejected
 from connectors.common.http import ApiClient, error_message, rejection
 from connectors.common.source import (
     BadRecord,
+    CaptureTable,
     Change,
     ImageCache,
     Page,
@@ -54,7 +60,8 @@ __all__ = ["DataverseReader", "parse_delta_page", "row_change"]
 EXPIRED_CODES = ("0x80044352", "ExpiredVersionStamp")
 _TOKEN_VERSION = re.compile(r"\$deltatoken=([0-9]+)")  # ASCII only: \d takes any script's digits
 LINKS = ("@odata.nextLink", "@odata.deltaLink")
-# Lookup columns naming a row's legal entity (cdm_company) in the Web API's _x_value form.
+# Without a declaration: lookup columns naming a row's legal entity (cdm_company) in the Web
+# API's _x_value form.
 COMPANY_LOOKUPS = ("_msdyn_owningcompany_value", "_msdyn_company_value")
 
 
@@ -154,10 +161,13 @@ class DataverseReader:
 
     def __init__(self, conn: DataverseConnection, api: ApiClient, clock: Clock | None = None,
                  company_fields: dict[str, str] | None = None,
-                 captured: tuple[str, ...] | None = None) -> None:
-        """``captured``: the entity sets this source reads (counts a transaction's events)."""
+                 captured: tuple[str, ...] | None = None,
+                 declared: Mapping[str, CaptureTable] | None = None) -> None:
+        """``captured``: the entity sets this source reads (counts a transaction's events);
+        ``declared``: their primary key and company column, by entity set."""
         self.conn = conn
         self.captured = captured
+        self.declared = dict(declared or {})
         self.api = api
         self.origin = ApiOrigin.of(api.http.base_url)
         self.clock = clock or SystemClock()
@@ -194,22 +204,40 @@ class DataverseReader:
                 self.origin.check_link(str(body[name]), f"GET {table}: {name}")
         return body
 
+    def primary_key(self, table: str) -> str:
+        """The declared primary id column (the naming convention only for an undeclared table)."""
+        declared = self.declared.get(table)
+        if declared is not None and declared.primary_key:
+            return declared.primary_key
+        return primary_key(table, self.conn.primary_keys)
+
+    def _company_field(self, table: str) -> str | None:
+        declared = self.declared.get(table)
+        return declared.company if declared is not None else self.company_fields.get(table)
+
+    def _company_lookups(self, table: str) -> tuple[str, ...]:
+        declared = self.declared.get(table)
+        if declared is None:
+            return COMPANY_LOOKUPS
+        return (declared.company_lookup,) if declared.company_lookup else ()
+
     def _parse(self, table: str, body: dict[str, Any], snapshot: bool) -> Page:
-        page = parse_delta_page(table, primary_key(table, self.conn.primary_keys), body,
+        page = parse_delta_page(table, self.primary_key(table), body,
                                 snapshot=snapshot, captured_ms=int(self.clock.time() * 1000),
                                 images=self._images.table(table),
-                                company_field=self.company_fields.get(table),
+                                company_field=self._company_field(table),
                                 captured=self.captured)
         self._images.remember(table, page.items)
         return page
 
-    async def _with_companies(self, page: Page) -> Page:
+    async def _with_companies(self, table: str, page: Page) -> Page:
         """Fill ``source.company`` (the legal entity code) from the row's company lookup GUID."""
+        lookups = self._company_lookups(table)
         for index, item in enumerate(page.items):
-            if not isinstance(item, Change) or item.event.source.company:
+            if not lookups or not isinstance(item, Change) or item.event.source.company:
                 continue
             row = item.event.row
-            guid = next((row.get(c) for c in COMPANY_LOOKUPS if row.get(c)), None)
+            guid = next((row.get(c) for c in lookups if row.get(c)), None)
             if not guid:
                 continue
             code = await self._company_code(str(guid))
@@ -239,7 +267,7 @@ class DataverseReader:
         url = table
         while True:
             page = self._parse(table, await self._get(table, url, tracking=True), snapshot=True)
-            page = await self._with_companies(page)
+            page = await self._with_companies(table, page)
             if not page.more:
                 if not page.position:
                     raise Rejected(f"{table}: tracked read returned no delta link "
@@ -255,4 +283,4 @@ class DataverseReader:
         except ForeignOrigin as exc:
             raise UntrustedPosition(exc.reason) from None
         page = self._parse(table, await self._get(table, position, tracking=False), snapshot=False)
-        return await self._with_companies(page)
+        return await self._with_companies(table, page)

@@ -27,7 +27,8 @@ def finance_source(conn: FinanceConnection, kafka: KafkaConfig, settings: Source
                    transport: httpx.AsyncBaseTransport | None = None,
                    clock: Clock | None = None) -> SourceEngine:
     """A ready source engine: ``await engine.run(stop_event)``."""
-    reader = FinanceReader(conn, build_api(conn, transport, clock), clock)
+    reader = FinanceReader(conn, build_api(conn, transport, clock), clock,
+                           declared={d.name: d for d in settings.declared})
     return SourceEngine(settings, kafka, reader, clock)
 
 

@@ -10,6 +10,10 @@ rows are read across companies in RecId order by keyset paging
 (``$filter=RecId gt <last>&$orderby=RecId``), which, unlike ``$skip`` paging, cannot skip a row
 when another row is deleted meanwhile. Changes after the captured watermark come from the feed.
 
+The column naming a row's company (``source.company``) is declared per table by the map
+registry (`CaptureTable.company`); a table without a declaration uses ``dataAreaId``, the
+company field of every company-specific Finance entity.
+
 Hostile answers (see `connectors.common.source`): every feed entry and snapshot row goes through
 one guard (`isolate`), its version through `capture_version` and its key values must be scalars,
 so a bad one is a dead letter and its page goes on (an entry of an entity not asked for is one
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from typing import Any
 from xml.etree.ElementTree import ParseError
@@ -35,6 +39,7 @@ from connectors.common.errors import ConnectorError, Rejected
 from connectors.common.http import ApiClient, rejection
 from connectors.common.source import (
     BadRecord,
+    CaptureTable,
     Change,
     ImageCache,
     Page,
@@ -53,6 +58,7 @@ __all__ = ["FinanceReader", "feed_entry_change", "snapshot_row_change"]
 log = logging.getLogger(__name__)
 _OPS: dict[str, Op] = {"c": "c", "u": "u", "d": "d", "insert": "c", "update": "u", "delete": "d"}
 _MAX_TS_MS = 2**63 - 1
+COMPANY_FIELD = "dataAreaId"  # an undeclared table's company field
 
 
 def _scalar_key(key: dict[str, Any]) -> bool:
@@ -71,7 +77,8 @@ def _version(raw: Any, value: Any, what: str, name: str) -> str | BadRecord:
 
 
 def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_ms: int,
-                      before: dict[str, Any] | None = None) -> Change | BadRecord:
+                      before: dict[str, Any] | None = None,
+                      company: str | None = COMPANY_FIELD) -> Change | BadRecord:
     """One change-feed entry as a change, or a BadRecord naming what is wrong with it."""
     if not isinstance(entry, dict):
         return BadRecord.of(entry, "feed entry is not an object")
@@ -89,7 +96,7 @@ def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_m
     ts = entry.get("ts_ms")
     source = Source(system="finance", table=table, version=version,
                     ts_ms=ts if isinstance(ts, int) and 0 <= ts <= _MAX_TS_MS else captured_ms, snapshot="false",
-                    company=str(key["dataAreaId"]) if key.get("dataAreaId") else None,
+                    company=_company(key, row, company),
                     txid=str(entry["txid"]) if entry.get("txid") else None,
                     origin=str(entry["principal"]) if entry.get("principal") else None)
     if op == "d":
@@ -100,8 +107,16 @@ def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_m
     return Change(key_string(key, order), event)
 
 
+def _company(key: dict[str, Any], row: Any, field: str | None) -> str | None:
+    """The row's company code from its key, else its image (None when not declared or empty)."""
+    if not field:
+        return None
+    value = key.get(field) or (row.get(field) if isinstance(row, dict) else None)
+    return str(value) if value else None
+
+
 def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
-                        captured_ms: int) -> Change | BadRecord:
+                        captured_ms: int, company: str | None = COMPANY_FIELD) -> Change | BadRecord:
     if not isinstance(row, dict):
         return BadRecord.of(row, f"{table}: row is not an object")
     missing = [k for k in key_fields if row.get(k) in (None, "")]
@@ -116,7 +131,7 @@ def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
     image = row_image(row)
     source = Source(system="finance", table=table, version=version,
                     ts_ms=iso_ms(image.get("ModifiedDateTime")) or captured_ms, snapshot="true",
-                    company=str(image["dataAreaId"]) if image.get("dataAreaId") else None)
+                    company=_company({}, image, company))
     event = ChangeEvent(before=None, after=image, op="r", ts_ms=captured_ms, source=source)
     return Change(key_string(image, key_fields), event)
 
@@ -148,8 +163,10 @@ class FinanceReader:
     system: System = "finance"
 
     def __init__(self, conn: FinanceConnection, api: ApiClient, clock: Clock | None = None,
-                 coalesce_s: float = 0.05) -> None:
+                 coalesce_s: float = 0.05, declared: Mapping[str, CaptureTable] | None = None) -> None:
+        """``declared``: the captured collections' company field, by collection."""
         self.conn = conn
+        self.declared = dict(declared or {})
         self.api = api
         self.origin = ApiOrigin.of(api.http.base_url)
         self.clock = clock or SystemClock()
@@ -177,6 +194,10 @@ class FinanceReader:
             self._keys = {**declared, **self.conn.keys}
             self._metadata_loaded = True
         return self._keys.get(table, ())
+
+    def company_field(self, table: str) -> str | None:
+        declared = self.declared.get(table)
+        return declared.company if declared is not None else COMPANY_FIELD
 
     def _now_ms(self) -> int:
         return int(self.clock.time() * 1000)
@@ -242,8 +263,9 @@ class FinanceReader:
             if not isinstance(body, dict) or not isinstance(rows, list):
                 # Never end a snapshot on a page we could not read: that would be a gap.
                 raise UnreadableAnswer(f"GET {table}: answer is not a JSON object with a 'value' array")
-            items = [isolate(row, table, partial(snapshot_row_change, table, row, keys, self._now_ms()))
-                     for row in rows]
+            company = self.company_field(table)
+            items = [isolate(row, table, partial(snapshot_row_change, table, row, keys, self._now_ms(),
+                                                 company)) for row in rows]
             self._images.remember(table, items)
             recids: list[int] = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
             if params is not None and len(rows) >= self.conn.page_size and recids:
@@ -320,7 +342,7 @@ class FinanceReader:
         if isinstance(key, dict) and key:
             order = keys if keys and all(k in key for k in keys) else None
             before = self._images.get(table, key_string(key, order))
-        return feed_entry_change(entry, keys, self._now_ms(), before)
+        return feed_entry_change(entry, keys, self._now_ms(), before, self.company_field(table))
 
     async def _read_feed(self, positions: dict[str, int]) -> dict[str, Page | Exception]:
         since = min(positions.values())

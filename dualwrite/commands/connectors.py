@@ -3,6 +3,11 @@
 Each command builds the connector's frozen configuration from `dualwrite.settings.Settings`
 (environment ``DUALWRITE_*`` or ``.env``) plus its options, then runs the engine until SIGINT or
 SIGTERM. Secrets stay `SecretStr` all the way down; nothing here prints them.
+
+A source captures the tables the map registry derives (`dualwrite.capture`) with their
+declared keys, signs in as the source identity (``SOURCE_CLIENT_ID``: its own
+service-protection budget, apart from the sink's) and paces each table by itself
+(`connectors.common.pacing`).
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from connectors.common.sink import SinkSettings
 from connectors.common.source import SourceSettings
 from connectors.dataverse import DataverseConnection, dataverse_sink, dataverse_source
 from connectors.finance import FinanceConnection, finance_sink, finance_source
-from dualwrite.settings import Settings
-from topics import DATAVERSE_CDC_TABLES, FINANCE_CDC_ENTITIES
+from dualwrite.capture import capture_tables
+from dualwrite.settings import ApiSettings, Settings
+from topics import System
 
-__all__ = ["dataverse_connection", "finance_connection", "kafka_config", "sink_app", "source_app"]
+__all__ = ["dataverse_connection", "finance_connection", "kafka_config", "sink_app", "source_app",
+           "source_settings"]
 
 source_app = typer.Typer(help="Capture changes from Dataverse or Finance into the CDC topics.",
                          no_args_is_help=True)
@@ -31,8 +38,10 @@ sink_app = typer.Typer(help="Apply sync.commands.<target> to Dataverse or Financ
                        no_args_is_help=True)
 
 TablesOpt = Annotated[list[str] | None, typer.Option(
-    "--table", help="Table to capture (repeatable; default: every table of the topic catalog).")]
-PollOpt = Annotated[float, typer.Option(help="Seconds between polls of a drained change feed.")]
+    "--table", help="Table to capture (repeatable; default: every table the maps read, plus "
+    "EXTRA_TABLES).")]
+PollOpt = Annotated[float | None, typer.Option(
+    help="Seconds between polls of a table that changed recently (default: POLL_INTERVAL_S).")]
 # Dataverse's guidance is to start with batches of about 10 and prefer parallel requests.
 BatchOpt = Annotated[int, typer.Option(help="Operations per $batch request (1 = plain requests).")]
 FlushOpt = Annotated[float, typer.Option(help="Flush window in seconds (coalescing horizon).")]
@@ -46,18 +55,39 @@ def kafka_config(settings: Settings) -> KafkaConfig:
                        client=settings.kafka.librdkafka())
 
 
-def dataverse_connection(settings: Settings, concurrency: int = 32) -> DataverseConnection:
+def _identity(api: ApiSettings, source: bool) -> dict[str, object]:
+    """The client id and secret of the sink (CLIENT_ID) or of the source (SOURCE_CLIENT_ID)."""
+    if source:
+        return {"client_id": api.source_client_id,
+                "client_secret": api.source_client_secret or api.client_secret}
+    return {"client_id": api.client_id, "client_secret": api.client_secret}
+
+
+def dataverse_connection(settings: Settings, concurrency: int = 32, *,
+                         source: bool = False) -> DataverseConnection:
     dv = settings.dataverse
-    return DataverseConnection(url=dv.url, token_url=dv.token_url, client_id=dv.client_id,
-                               client_secret=dv.client_secret, scope=dv.scope,
-                               http=HttpConfig(concurrency_max=concurrency))
+    keys = {t.name: t.primary_key for t in capture_tables(settings, "dataverse") if t.primary_key}
+    return DataverseConnection.model_validate({
+        "url": dv.url, "token_url": dv.token_url, **_identity(dv, source), "scope": dv.scope,
+        "http": HttpConfig(concurrency_max=concurrency), "primary_keys": keys})
 
 
-def finance_connection(settings: Settings, concurrency: int = 32) -> FinanceConnection:
+def finance_connection(settings: Settings, concurrency: int = 32, *,
+                       source: bool = False) -> FinanceConnection:
     fo = settings.finance
-    return FinanceConnection(url=fo.url, token_url=fo.token_url, client_id=fo.client_id,
-                             client_secret=fo.client_secret, scope=fo.scope, company=fo.company,
-                             http=HttpConfig(concurrency_max=concurrency))
+    return FinanceConnection.model_validate({
+        "url": fo.url, "token_url": fo.token_url, **_identity(fo, source), "scope": fo.scope,
+        "company": fo.company, "http": HttpConfig(concurrency_max=concurrency)})
+
+
+def source_settings(settings: Settings, system: System, tables: list[str] | None,
+                    poll_interval: float | None) -> SourceSettings:
+    """What one source captures (the maps' tables unless ``--table`` names others) and its pace."""
+    api = settings.dataverse if system == "dataverse" else settings.finance
+    declared = capture_tables(settings, system)
+    return SourceSettings(system=system, tables=tuple(tables or (t.name for t in declared)),
+                          declared=declared, poll_interval_s=poll_interval or api.poll_interval_s,
+                          idle_max_s=api.poll_idle_max_s, hot_s=api.poll_hot_s)
 
 
 def _serve(settings: Settings) -> None:
@@ -69,24 +99,22 @@ def _serve(settings: Settings) -> None:
 
 
 @source_app.command("dataverse")
-def source_dataverse(table: TablesOpt = None, poll_interval: PollOpt = 2.0) -> None:
+def source_dataverse(table: TablesOpt = None, poll_interval: PollOpt = None) -> None:
     """Capture Dataverse changes (change tracking / delta links) into dataverse.cdc.<table>."""
     settings = Settings()
     _serve(settings)
-    config = SourceSettings(system="dataverse", tables=tuple(table or DATAVERSE_CDC_TABLES),
-                            poll_interval_s=poll_interval)
-    engine = dataverse_source(dataverse_connection(settings), kafka_config(settings), config)
+    config = source_settings(settings, "dataverse", table, poll_interval)
+    engine = dataverse_source(dataverse_connection(settings, source=True), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))
 
 
 @source_app.command("finance")
-def source_finance(table: TablesOpt = None, poll_interval: PollOpt = 2.0) -> None:
+def source_finance(table: TablesOpt = None, poll_interval: PollOpt = None) -> None:
     """Capture Finance changes (the change feed) into finance.cdc.<entity>."""
     settings = Settings()
     _serve(settings)
-    config = SourceSettings(system="finance", tables=tuple(table or FINANCE_CDC_ENTITIES),
-                            poll_interval_s=poll_interval)
-    engine = finance_source(finance_connection(settings), kafka_config(settings), config)
+    config = source_settings(settings, "finance", table, poll_interval)
+    engine = finance_source(finance_connection(settings, source=True), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))
 
 

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.syntax import Syntax
 from rich.table import Table
 
+from dualwrite.capture import map_registry
 from dualwrite.commands.opscli import (
     JsonOpt,
     PrefixOpt,
@@ -26,7 +27,7 @@ from dualwrite.commands.opscli import (
 from dualwrite.ops import dlq as ops
 from dualwrite.ops.errors import OpsError
 from dualwrite.ops.maps import resolve
-from streams.maps import default_registry
+from dualwrite.settings import Settings
 
 app = typer.Typer(help="Inspect dead letters on sync.dlq and re-drive them to their topics.",
                   no_args_is_help=True)
@@ -48,7 +49,7 @@ def _check_filters(stage: str | None, map_name: str | None) -> None:
     if stage is not None and stage not in STAGES:
         raise BadSelection(f"unknown stage {stage!r}. Stages: {', '.join(STAGES)}.")
     if map_name is not None:
-        resolve(default_registry(), map_name)
+        resolve(map_registry(Settings()), map_name)
 
 
 def _positions(texts: list[str] | None) -> list[ops.Position] | None:

@@ -8,6 +8,7 @@ import orjson
 import typer
 from rich.table import Table
 
+from dualwrite.capture import map_registry
 from dualwrite.commands.opscli import (
     JsonOpt,
     PrefixOpt,
@@ -19,7 +20,7 @@ from dualwrite.commands.opscli import (
     when,
 )
 from dualwrite.ops import maps as ops
-from streams.maps import default_registry
+from dualwrite.settings import Settings
 
 app = typer.Typer(help="List the table maps with their state; pause or resume one.",
                   no_args_is_help=True)
@@ -39,7 +40,7 @@ def list_maps(json: JsonOpt = False, timeout: TimeoutOpt = 10.0, topic_prefix: P
     with expected_failures():
         states = ops.read_states(config(), topic=topic_prefix + ops.CONTROL_TOPIC,
                                  timeout=timeout)
-    rows = ops.map_rows(default_registry(), states)
+    rows = ops.map_rows(map_registry(Settings()), states)
     if json:
         _print_json({"maps": [r.as_json() for r in rows]})
         return
@@ -64,7 +65,7 @@ def _set(name: str, state: Literal["running", "paused"], reason: str | None, jso
          timeout: float, topic_prefix: str) -> None:
     topic = topic_prefix + ops.CONTROL_TOPIC
     with expected_failures():
-        ops.resolve(default_registry(), name)
+        ops.resolve(map_registry(Settings()), name)
         kafka = config()
         current = ops.read_states(kafka, topic=topic, timeout=timeout).get(name)
         if (current.state if current else "running") == state and reason is None:

@@ -45,6 +45,7 @@ def status(
     change is parked longer than --max-parked-age, or Kafka cannot be reached; 2 on usage errors.
     The sinks' throttling budget is in their Prometheus metrics, not on Kafka.
     """
+    from dualwrite.capture import map_registry
     from dualwrite.ops.errors import KafkaUnreachable, OpsError
     from dualwrite.ops.status import (
         StatusOptions,
@@ -53,7 +54,6 @@ def status(
         report_json,
         tables,
     )
-    from streams import default_registry
 
     since_ms = None
     if dlq_since is not None:
@@ -65,7 +65,7 @@ def status(
     options = StatusOptions(app_id=app_id, timeout_s=timeout, dlq_since_ms=since_ms,
                             max_parked_age_s=max_parked_age, topic_prefix=topic_prefix,
                             finance_group=finance_group, dataverse_group=dataverse_group)
-    known = [m.name for m in default_registry().maps]
+    known = [m.name for m in map_registry(settings).maps]
     try:
         report = gather(settings, options, known)
     except KafkaUnreachable as exc:

@@ -10,19 +10,18 @@ from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.markup import escape
 
+from dualwrite.capture import topic_catalog
 from dualwrite.commands.connectors import kafka_config
 from dualwrite.ops.kafka import describe, kafka_failure
 from dualwrite.settings import Settings
-from topics import apply_topics, catalog, topic_schemas
+from topics import apply_topics, topic_schemas
 
 app = typer.Typer(help="Create, verify and document the topic catalog.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
 def settings_catalog(settings: Settings) -> list:  # type: ignore[type-arg]
-    t = settings.topics
-    return catalog(partitions=t.partitions, replication=t.replication,
-                   cdc_retention_days=t.cdc_retention_days, dlq_retention_days=t.dlq_retention_days)
+    return topic_catalog(settings)
 
 
 @app.command()

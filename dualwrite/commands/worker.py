@@ -58,11 +58,13 @@ def worker(
     Reads the CDC topics of every table map, sync.applied.* and sync.control; writes
     sync.commands.<target> and sync.dlq. Kafka and topic layout come from DUALWRITE_* settings.
     """
+    from dualwrite.capture import map_registry
     from streams import run_worker
 
-    config = build_config(Settings(), app_id=app_id, data_dir=data_dir, topic_prefix=topic_prefix,
+    settings = Settings()
+    config = build_config(settings, app_id=app_id, data_dir=data_dir, topic_prefix=topic_prefix,
                           session_timeout_s=session_timeout, stall_timeout_s=stall_timeout)
-    run_worker(config, loglevel=log_level)
+    run_worker(config, loglevel=log_level, maps=map_registry(settings))
 
 
 if __name__ == "__main__":

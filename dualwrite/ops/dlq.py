@@ -29,7 +29,7 @@ from dualwrite.ops.errors import OpsError
 from dualwrite.ops.kafka import OutRecord, produce_records, reaching, require_topic
 from streams.pending import Pending
 from streams.wire import ITEM_STAGES, PendingMsg, encode_gate
-from topics import RETRY_HEADER, ChangeEvent, Command, catalog, read_headers
+from topics import RETRY_HEADER, ChangeEvent, Command, read_headers
 
 __all__ = [
     "DLQ_TOPIC",
@@ -215,7 +215,10 @@ def redrive_topics(topic_prefix: str = "", app_id: str = DEFAULT_APP_ID) -> froz
     """Where a dead letter may be sent back: the catalog's topics that carry change events (CDC)
     or commands, and the gate topic of the worker ``app_id``. A ``dlq.original.topic`` header is
     data (anyone who can write to the DLQ writes it), so it never chooses another topic."""
-    names = {spec.name for spec in catalog() if spec.value_model in (ChangeEvent, Command)}
+    from dualwrite.capture import topic_catalog
+    from dualwrite.settings import Settings
+
+    names = {spec.name for spec in topic_catalog(Settings()) if spec.value_model in (ChangeEvent, Command)}
     return frozenset({topic_prefix + name for name in names} | {app_id + GATE_SUFFIX})
 
 

@@ -12,7 +12,7 @@ from streams.maps.model import (
     present_fact,
     row_fact,
 )
-from streams.maps.registry import MapRegistry, default_registry
+from streams.maps.registry import MapRegistry, RegistryError, default_registry, load_registry
 from streams.maps.setup import CUSTOMERS, LEGAL_ENTITIES, PROJECT_TASKS, PROJECTS, SETUP_MAPS
 
 __all__ = [
@@ -28,9 +28,11 @@ __all__ = [
     "FieldMap",
     "Lookup",
     "MapRegistry",
+    "RegistryError",
     "TableMap",
     "default_registry",
     "key_fact",
+    "load_registry",
     "present_fact",
     "row_fact",
 ]

@@ -59,10 +59,31 @@ class _Frozen(BaseModel):
 
 
 class Endpoint(_Frozen):
-    """One side of a map: a system and its table (Dataverse entity set / Finance collection)."""
+    """One side of a map: a system and its table (Dataverse entity set / Finance collection),
+    with what a source needs to capture it, declared here so that no connector guesses it.
+
+    ``primary_key`` is a Dataverse entity set's primary id column (its rows' record id on the
+    CDC topic): Dataverse names it after the singular logical name, which a plural does not
+    reliably give (``msdyn_projects`` -> ``msdyn_projectid`` but ``cdm_companies`` ->
+    ``cdm_companyid``). A Finance row is keyed by its entity key from ``$metadata``, so it is
+    not needed there. ``company`` names the column holding the row's legal entity code
+    (``dataAreaId``, ``cdm_companycode``); ``company_lookup`` the Dataverse lookup column
+    holding the row's ``cdm_company`` GUID, which the source resolves to the code. Either fills
+    the change event's ``source.company``. The same table may be declared by several maps; the
+    registry merges them and refuses two different values.
+    """
 
     system: System
     table: str
+    primary_key: str | None = None
+    company: str | None = None
+    company_lookup: str | None = None
+
+    @model_validator(mode="after")
+    def _one_company_source(self) -> Endpoint:
+        if self.company and self.company_lookup:
+            raise ValueError(f"{self.system} {self.table}: declare company or company_lookup, not both")
+        return self
 
 
 class Lookup(_Frozen):
@@ -177,6 +198,9 @@ class TableMap(_Frozen):
     reverse_lookups: tuple[Lookup, ...] = ()
     master: System | None = Field(None, description="Wins a same-window conflict on two-way fields.")
     target_id_column: str | None = Field(None, description="Primary id column in the target row.")
+    reads: tuple[Endpoint, ...] = Field(
+        (), description="Declarations of other tables this map's lookups read that no map has as "
+        "its source or target (their primary key and company column), so a source can capture them.")
 
     @model_validator(mode="after")
     def _dependencies_use_known_lookups(self) -> TableMap:

@@ -1,14 +1,29 @@
-"""The set of maps a worker runs, and the questions the agents ask of it."""
+"""The set of maps a worker runs, and the questions the agents and the sources ask of it.
+
+The registry is the one place that says which tables are captured: every table a map reads
+(source, row lookups) or writes (the target's own feed: presence and echoes) is in
+`cdc_tables`; `captured` gives one system's tables with their merged `Endpoint` declarations
+(primary key, company column), from which the CLI configures the sources and the topic
+catalog. `load_registry` resolves a ``module:attr`` name (setting ``DUALWRITE_PROCESSOR__MAPS``)
+so a deployment or a test can run another set of maps without editing any other file.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streams.maps.model import TableMap
+from streams.maps.model import Endpoint, TableMap
 from streams.maps.setup import SETUP_MAPS
 
-__all__ = ["MapRegistry", "default_registry"]
+__all__ = ["MapRegistry", "RegistryError", "default_registry", "load_registry"]
+
+_DECLARED = ("primary_key", "company", "company_lookup")
+
+
+class RegistryError(ValueError):
+    """A registry that cannot be loaded, or whose table declarations are missing or disagree."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +38,8 @@ class MapRegistry:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate map names in {names}")
         object.__setattr__(self, "_by_name", {m.name: m for m in self.maps})
+        for system, table in self.cdc_tables():
+            self.endpoint(system, table)  # two maps declaring one table differently: refused now
 
     def __getitem__(self, name: str) -> TableMap:
         return self._by_name[name]
@@ -60,6 +77,58 @@ class MapRegistry:
                 if lk.ref == "row")
         return out
 
+    def endpoint(self, system: str, table: str) -> Endpoint:
+        """Every map's declaration of this table merged into one (`RegistryError` when two
+        declare a field differently)."""
+        merged: dict[str, str] = {}
+        for m in self.maps:
+            for ep in (m.source, m.target, *m.reads):
+                if (ep.system, ep.table) != (system, table):
+                    continue
+                for name in _DECLARED:
+                    value = getattr(ep, name)
+                    if value is None:
+                        continue
+                    if merged.setdefault(name, value) != value:
+                        raise RegistryError(f"{system} {table}: {name} declared as both "
+                                            f"{merged[name]!r} and {value!r}")
+        if merged.get("company") and merged.get("company_lookup"):
+            raise RegistryError(f"{system} {table}: declared with both company and company_lookup")
+        return Endpoint(system=system, table=table, **merged)
+
+    def captured(self, system: str) -> tuple[Endpoint, ...]:
+        """The tables of ``system`` whose changes the maps need, with their declarations. A
+        Dataverse table without a declared primary key is a `RegistryError`: its source could
+        not name its rows."""
+        out = tuple(self.endpoint(s, t) for s, t in self.cdc_tables() if s == system)
+        undeclared = [ep.table for ep in out if system == "dataverse" and not ep.primary_key]
+        if undeclared:
+            raise RegistryError(f"dataverse tables {undeclared} are read by a map but no map "
+                                "declares their primary_key (on its Endpoint, or in `reads`)")
+        return out
+
 
 def default_registry() -> MapRegistry:
     return MapRegistry(SETUP_MAPS)
+
+
+def load_registry(spec: str | None) -> MapRegistry:
+    """The registry named ``module:attr`` (a `MapRegistry`, a sequence of `TableMap`, or a
+    callable returning either); the default registry for None or an empty name."""
+    if not spec:
+        return default_registry()
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise RegistryError(f"maps registry {spec!r}: expected module:attribute")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise RegistryError(f"maps registry {spec!r}: {exc}") from None
+    if callable(found) and not isinstance(found, MapRegistry):
+        found = found()
+    if isinstance(found, MapRegistry):
+        return found
+    if isinstance(found, tuple | list) and all(isinstance(m, TableMap) for m in found):
+        return MapRegistry(tuple(found))
+    raise RegistryError(f"maps registry {spec!r} is a {type(found).__name__}, "
+                        "not a MapRegistry or a sequence of TableMap")

@@ -3,6 +3,9 @@
 Legal entities and customers are Finance-mastered and flow to Dataverse; projects and project
 tasks are born in Dataverse and flow to Finance. Dependency order (1.7): legal entity ->
 customer; project -> project task; parent task -> child task.
+
+Each endpoint also declares what the sources need to capture its table (primary key, company
+column or company lookup): the registry hands these to the connectors, which guess nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ __all__ = ["CUSTOMERS", "LEGAL_ENTITIES", "PROJECTS", "PROJECT_TASKS", "SETUP_MA
 
 LEGAL_ENTITIES = TableMap(
     name="legal_entities",
-    source=Endpoint(system="finance", table="LegalEntities"),
-    target=Endpoint(system="dataverse", table="cdm_companies"),
+    source=Endpoint(system="finance", table="LegalEntities", company="dataAreaId"),
+    target=Endpoint(system="dataverse", table="cdm_companies", primary_key="cdm_companyid",
+                    company="cdm_companycode"),
     key=(FieldMap(target="cdm_companycode", source="dataAreaId", direction="to_dataverse"),),
     fields=(
         FieldMap(target="cdm_name", source="Name", direction="to_dataverse"),
@@ -33,8 +37,9 @@ _COMPANY_IN_DATAVERSE = Lookup(name="company", column="dataAreaId", ref="present
 
 CUSTOMERS = TableMap(
     name="customers",
-    source=Endpoint(system="finance", table="CustomersV3"),
-    target=Endpoint(system="dataverse", table="accounts"),
+    source=Endpoint(system="finance", table="CustomersV3", company="dataAreaId"),
+    target=Endpoint(system="dataverse", table="accounts", primary_key="accountid",
+                    company_lookup="_msdyn_company_value"),
     key=(
         FieldMap(target="accountnumber", source="CustomerAccount", direction="to_dataverse"),
         FieldMap(target="_msdyn_company_value", lookup="company", lookup_field="target_id",
@@ -64,8 +69,9 @@ CUSTOMERS = TableMap(
 
 PROJECTS = TableMap(
     name="projects",
-    source=Endpoint(system="dataverse", table="msdyn_projects"),
-    target=Endpoint(system="finance", table="ProjectsV2"),
+    source=Endpoint(system="dataverse", table="msdyn_projects", primary_key="msdyn_projectid",
+                    company_lookup="_msdyn_owningcompany_value"),
+    target=Endpoint(system="finance", table="ProjectsV2", company="dataAreaId"),
     key=(
         FieldMap(target="dataAreaId", lookup="company", lookup_field="cdm_companycode"),
         FieldMap(target="ProjectId", source="msdyn_projectnumber"),
@@ -93,8 +99,8 @@ PROJECTS = TableMap(
 
 PROJECT_TASKS = TableMap(
     name="project_tasks",
-    source=Endpoint(system="dataverse", table="msdyn_projecttasks"),
-    target=Endpoint(system="finance", table="ProjectTasks"),
+    source=Endpoint(system="dataverse", table="msdyn_projecttasks", primary_key="msdyn_projecttaskid"),
+    target=Endpoint(system="finance", table="ProjectTasks", company="dataAreaId"),
     key=(
         FieldMap(target="dataAreaId", lookup="project", lookup_field="dataAreaId"),
         FieldMap(target="ProjectId", lookup="project", lookup_field="ProjectId"),

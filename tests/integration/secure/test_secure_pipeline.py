@@ -25,6 +25,7 @@ from dualwrite.kafka import LocalKafka
 from dualwrite.scenario import Scenario
 from dualwrite.settings import Settings
 from dualwrite.stack import Stack, StackConfig
+from streams.maps import default_registry
 from tests.support.kafka import wait_for_leaders
 from tests.support.pipeline import wait_for
 from tests.support.ports import free_port
@@ -131,7 +132,7 @@ def test_a_plaintext_client_on_the_sasl_ssl_port_is_told_so(broker: LocalKafka) 
 
 def test_the_pipeline_runs_through_sasl_ssl(broker: LocalKafka, settings: Settings, password: str,
                                            tmp_path: Path) -> None:
-    specs = catalog(partitions=3)
+    specs = catalog(partitions=3, cdc_tables=default_registry().cdc_tables())
     assert apply_topics(settings.kafka.client_config(), specs).ok
     admin_config: dict[str, str | int | float | bool] = {**settings.kafka.client_config()}
     wait_for_leaders(AdminClient(admin_config), [s.name for s in specs])

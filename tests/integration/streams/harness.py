@@ -36,7 +36,8 @@ def create_topics(bootstrap: str, prefix: str) -> None:
     wanted = {cdc_topic(s, t) for s, t in default_registry().cdc_tables()}  # type: ignore[arg-type]
     wanted |= {"sync.commands.finance", "sync.commands.dataverse", "sync.applied.finance",
                "sync.applied.dataverse", "sync.dlq", "sync.control"}
-    specs = [s for s in catalog(partitions=PARTITIONS) if s.name in wanted]
+    specs = [s for s in catalog(partitions=PARTITIONS, cdc_tables=default_registry().cdc_tables())
+             if s.name in wanted]
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics([NewTopic(prefix + s.name, s.partitions, 1, config=s.configs())
                                    for s in specs])

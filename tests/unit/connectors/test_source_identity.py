@@ -1,0 +1,38 @@
+"""The source command's configuration: its own client identity by default, the registry's
+tables with their declarations, and the pace from the settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from dualwrite.commands.connectors import dataverse_connection, finance_connection, source_settings
+from dualwrite.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_sources_and_sinks_sign_in_as_separate_clients_by_default() -> None:
+    s = Settings.model_validate({"dataverse": {"client_secret": "dv-secret"}})
+    sink, source = dataverse_connection(s), dataverse_connection(s, source=True)
+    assert (sink.client_id, source.client_id) == ("dualwrite", "dualwrite-source")
+    assert source.client_secret.get_secret_value() == "dv-secret"  # shared unless set
+    assert finance_connection(s, source=True).client_id == "dualwrite-source"
+
+
+def test_a_source_secret_of_its_own_is_used_and_stays_secret() -> None:
+    s = Settings.model_validate({"finance": {"source_client_id": "capture", "source_client_secret": "src-42"}})
+    conn = finance_connection(s, source=True)
+    assert conn.client_id == "capture" and conn.client_secret.get_secret_value() == "src-42"
+    assert "src-42" not in repr(conn) and "src-42" not in repr(s)
+
+
+def test_the_source_captures_the_registry_tables_with_their_keys_and_the_pace_of_the_settings() -> None:
+    s = Settings.model_validate({"dataverse": {"poll_idle_max_s": 20, "poll_hot_s": 5}})
+    cfg = source_settings(s, "dataverse", None, None)
+    assert cfg.tables == ("cdm_companies", "accounts", "msdyn_projects", "msdyn_projecttasks")
+    declared = {d.name: d for d in cfg.declared}
+    assert declared["msdyn_projecttasks"].primary_key == "msdyn_projecttaskid"
+    assert (cfg.poll_interval_s, cfg.idle_max_s, cfg.hot_s) == (0.25, 20, 5)
+    assert source_settings(s, "dataverse", ["accounts"], 1.0).tables == ("accounts",)
+    # The sink addresses rows by the same declared keys.
+    assert dataverse_connection(s).primary_keys["accounts"] == "accountid"
