@@ -3,6 +3,10 @@
 `dualwrite demo` runs it for people; the integration and chaos tests run it to kill parts of it.
 Every process is a real `dualwrite ...` command configured only through the environment, exactly
 as a deployment would configure it.
+
+Several workers (``StackConfig.workers``) join one consumer group, as replicas of a deployment
+would: ``worker``, ``worker-2``, ... each with its own RocksDB state dir (RocksDB locks its
+directory; Faust's web server is off, so there is no port to share).
 """
 
 from __future__ import annotations
@@ -19,11 +23,21 @@ from dualwrite.apiclient import ApiSession
 from dualwrite.supervisor import Supervisor
 from emulators.common.config import CLIENT_SECRET_ENV
 
-__all__ = ["PIPELINE", "Stack", "StackConfig", "free_port"]
+__all__ = ["PIPELINE", "Stack", "StackConfig", "free_port", "pipeline", "worker_names"]
 
 TENANT = "local"
 # Start order matters only for readiness: the sinks and the worker wait for their topics.
 PIPELINE = ("worker", "sink-finance", "sink-dataverse", "source-dataverse", "source-finance")
+
+
+def worker_names(workers: int) -> tuple[str, ...]:
+    """``worker``, ``worker-2``, ...: the first keeps the name a single worker always had."""
+    return ("worker", *(f"worker-{i}" for i in range(2, workers + 1)))
+
+
+def pipeline(workers: int = 1) -> tuple[str, ...]:
+    """The pipeline's process names with `workers` workers, in start order."""
+    return (*worker_names(workers), *PIPELINE[1:])
 
 
 def free_port() -> int:
@@ -39,8 +53,11 @@ class StackConfig:
     dataverse_port: int = 0
     finance_port: int = 0
     client_id: str = "dualwrite"
+    source_client_id: str = "dualwrite-source"  # the sources' own identity and budget
     client_secret: SecretStr = field(default_factory=lambda: SecretStr("dualwrite-local-secret"))
     seed: bool = True
+    workers: int = 1
+    replication: int = 1  # of the topics the workers create (the cluster's: min(3, brokers))
 
 
 class Stack:
@@ -57,11 +74,14 @@ class Stack:
             "DUALWRITE_DATAVERSE__TOKEN_URL": f"{self.dv_url}/{TENANT}/oauth2/v2.0/token",
             "DUALWRITE_DATAVERSE__CLIENT_ID": cfg.client_id,
             "DUALWRITE_DATAVERSE__CLIENT_SECRET": secret,
+            "DUALWRITE_DATAVERSE__SOURCE_CLIENT_ID": cfg.source_client_id,
             "DUALWRITE_FINANCE__URL": self.fo_url,
             "DUALWRITE_FINANCE__TOKEN_URL": f"{self.fo_url}/{TENANT}/oauth2/v2.0/token",
             "DUALWRITE_FINANCE__CLIENT_ID": cfg.client_id,
             "DUALWRITE_FINANCE__CLIENT_SECRET": secret,
+            "DUALWRITE_FINANCE__SOURCE_CLIENT_ID": cfg.source_client_id,
             "DUALWRITE_STATE_DIR": str(cfg.workdir / "state"),
+            "DUALWRITE_TOPICS__REPLICATION": str(cfg.replication),
             **(extra_env or {}),
         }
         self.sup = Supervisor(cfg.workdir / "logs", self.env)
@@ -87,19 +107,25 @@ class Stack:
                 f"emulator-{name}",
                 Supervisor.dualwrite("emulator", name, "--port", str(port), "--db",
                                      str(self.cfg.workdir / f"{name}.db"),
-                                     "--client-id", self.cfg.client_id, *seed),
+                                     "--client-id", self.cfg.client_id,
+                                     "--client-id", self.cfg.source_client_id, *seed),
                 env=secret, ready=functools.partial(self._healthy, url), timeout=60)
 
+    @property
+    def pipeline(self) -> tuple[str, ...]:
+        return pipeline(self.cfg.workers)
+
     def argv(self, name: str) -> list[str]:
-        if name == "worker":
-            return Supervisor.dualwrite("worker")
+        if name == "worker" or name.startswith("worker-"):
+            return Supervisor.dualwrite("worker", "--data-dir", str(self.cfg.workdir / "state" / name))
         kind, system = name.split("-", 1)
         return Supervisor.dualwrite(kind, system)
 
-    def start_pipeline(self, names: tuple[str, ...] = PIPELINE) -> None:
-        """Start pipeline processes; any that exits non-zero is restarted (the worker exits 75
-        on purpose when it must re-read its input)."""
-        for name in names:
+    def start_pipeline(self, names: tuple[str, ...] | None = None) -> None:
+        """Start pipeline processes (default: all of them, with the configured workers); any
+        that exits non-zero is restarted (the worker exits 75 on purpose when it must re-read
+        its input)."""
+        for name in names or self.pipeline:
             self.sup.start(name, self.argv(name), restart=True)
         self.sup.watch()
 

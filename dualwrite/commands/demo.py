@@ -21,9 +21,15 @@ def demo(
     drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline to drain.")]
     = 180.0,
     keep_kafka: Annotated[bool, typer.Option(help="Leave Kafka running at the end.")] = False,
+    workers: Annotated[int, typer.Option(
+        min=1, max=8, help="Worker processes in the processor's consumer group.")] = 1,
+    brokers: Annotated[int, typer.Option(
+        min=1, max=3, help="Kafka nodes: 3 is a local cluster (ports port..port+5, "
+        "replication 3, min.insync.replicas 2).")] = 1,
 ) -> None:
     """Local Kafka, both emulators, topics, worker, sources, sinks and a scenario, with live
     progress; Ctrl-C stops everything cleanly."""
     from dualwrite.demo.run import DemoOptions, run_demo
 
-    raise typer.Exit(run_demo(DemoOptions(workdir.resolve(), port, seconds, drain_timeout, keep_kafka)))
+    raise typer.Exit(run_demo(DemoOptions(workdir.resolve(), port, seconds, drain_timeout, keep_kafka,
+                                          workers=workers, brokers=brokers)))

@@ -1,5 +1,8 @@
 """`dualwrite demo`: local Kafka, both emulators, topics, worker, sources and sinks as child
 processes, realistic activity in Dataverse and Finance, live progress, and a check at the end.
+
+``--workers N`` runs N workers in one consumer group; ``--brokers 3`` a local three-node cluster
+whose topics (the catalog's and the workers' own) are replicated 3 times.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from dualwrite.capture import topic_catalog
 from dualwrite.demo.roundtrip import roundtrip
 from dualwrite.kafka import ClasspathError, LocalKafka, LocalKafkaError
 from dualwrite.kafka.broker import port_in_use
@@ -20,7 +24,7 @@ from dualwrite.scenario import Progress, Scenario
 from dualwrite.settings import Settings
 from dualwrite.stack import Stack, StackConfig
 from dualwrite.supervisor import ChildFailed
-from topics import apply_topics, catalog
+from topics import apply_topics
 
 console = Console()
 
@@ -32,6 +36,8 @@ class DemoOptions:
     seconds: float | None
     drain_timeout: float
     keep_running: bool
+    workers: int = 1
+    brokers: int = 1
 
 
 def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: str) -> Group:
@@ -77,12 +83,16 @@ def _scripted(scenario: Scenario) -> list[str]:
 
 def run_demo(opts: DemoOptions) -> int:
     settings = Settings()
-    kafka = LocalKafka(opts.workdir / "kafka", port=opts.port, heap=settings.local_kafka.heap)
-    kafka.down()  # a previous demo's broker in this workdir
+    LocalKafka(opts.workdir / "kafka").down()  # a previous demo's broker in this workdir
     shutil.rmtree(opts.workdir, ignore_errors=True)  # every demo starts from a fresh tenant
     opts.workdir.mkdir(parents=True)
-    if port_in_use(opts.port):
-        console.print(f"[red]error:[/red] port {opts.port} is taken; run `dualwrite demo --port N`.")
+    kafka = LocalKafka(opts.workdir / "kafka", port=opts.port, heap=settings.local_kafka.heap,
+                       brokers=opts.brokers)
+    # The topics (the catalog's here, the workers' own through the stack) follow the cluster.
+    settings.topics.replication = kafka.replication
+    taken = [n.port for n in kafka.nodes if port_in_use(n.port)]
+    if taken:
+        console.print(f"[red]error:[/red] port {taken[0]} is taken; run `dualwrite demo --port N`.")
         return 1
     try:
         with console.status(f"Starting Kafka on {kafka.bootstrap} (the first start fetches jars with Maven) ..."):
@@ -91,7 +101,8 @@ def run_demo(opts: DemoOptions) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 1
     console.print(f"[green]✓[/green] Kafka ready on {kafka.bootstrap}")
-    stack = Stack(StackConfig(workdir=opts.workdir, kafka_bootstrap=kafka.bootstrap))
+    stack = Stack(StackConfig(workdir=opts.workdir, kafka_bootstrap=kafka.bootstrap,
+                              workers=opts.workers, replication=kafka.replication))
     try:
         return _run(opts, settings, kafka, stack)
     except KeyboardInterrupt:
@@ -109,7 +120,7 @@ def run_demo(opts: DemoOptions) -> int:
 
 def _run(opts: DemoOptions, settings: Settings, kafka: LocalKafka, stack: Stack) -> int:
     client = {"bootstrap.servers": kafka.bootstrap}
-    report = apply_topics(client, catalog(partitions=settings.topics.partitions))
+    report = apply_topics(client, topic_catalog(settings))
     console.print(f"[green]✓[/green] topics: {len(report.created)} created")
     if roundtrip(client) is None:
         console.print("[red]error:[/red] a sample change event did not make the round trip")

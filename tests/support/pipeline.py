@@ -20,17 +20,28 @@ from pydantic import SecretStr
 
 from dualwrite.kafka import LocalKafka
 from dualwrite.stack import Stack, StackConfig
+from streams.maps import default_registry
 from tests.support.kafka import end_offset, wait_for_leaders
 from tests.support.ports import free_port
 from topics import apply_topics, catalog
 
 
+def local_kafka(workdir: Path, brokers: int = 1) -> LocalKafka:
+    """A launcher on free ports: one node, or a cluster of `brokers` nodes (smaller heaps)."""
+    if brokers == 1:
+        return LocalKafka(workdir / "kafka", port=free_port(), controller_port=free_port(),
+                          heap="512m")
+    return LocalKafka(workdir / "kafka", brokers=brokers, heap="384m",
+                      ports=[(free_port(), free_port()) for _ in range(brokers)])
+
+
 @contextmanager
-def fresh_kafka(workdir: Path) -> Iterator[LocalKafka]:
-    broker = LocalKafka(workdir / "kafka", port=free_port(), controller_port=free_port(), heap="512m")
-    broker.up(timeout=120)
+def fresh_kafka(workdir: Path, brokers: int = 1) -> Iterator[LocalKafka]:
+    broker = local_kafka(workdir, brokers)
+    broker.up(timeout=180)
     try:
-        specs = catalog(partitions=3)
+        specs = catalog(partitions=3, replication=broker.replication,
+                        cdc_tables=default_registry().cdc_tables())
         report = apply_topics({"bootstrap.servers": broker.bootstrap}, specs)
         assert report.ok, report.drifts
         wait_for_leaders(AdminClient({"bootstrap.servers": broker.bootstrap}), [s.name for s in specs])
@@ -42,11 +53,15 @@ def fresh_kafka(workdir: Path) -> Iterator[LocalKafka]:
 @contextmanager
 def running_stack(workdir: Path, *, pipeline: bool = True,
                   extra_env: dict[str, str] | None = None,
-                  client_secret: SecretStr | None = None) -> Iterator[Stack]:
+                  client_secret: SecretStr | None = None, brokers: int = 1,
+                  workers: int = 1) -> Iterator[Stack]:
     """``client_secret``: the one both emulators accept and every process uses (a test that
-    greps for leaks passes a distinctive one)."""
-    with fresh_kafka(workdir) as broker:
-        cfg = StackConfig(workdir=workdir, kafka_bootstrap=broker.bootstrap)
+    greps for leaks passes a distinctive one); ``brokers``: nodes of the Kafka (3: a cluster;
+    ``LocalKafka(workdir / "kafka")`` finds its nodes again); ``workers``: worker processes in
+    one consumer group."""
+    with fresh_kafka(workdir, brokers) as broker:
+        cfg = StackConfig(workdir=workdir, kafka_bootstrap=broker.bootstrap, workers=workers,
+                          replication=broker.replication)
         if client_secret is not None:
             cfg = replace(cfg, client_secret=client_secret)
         stack = Stack(cfg, extra_env)

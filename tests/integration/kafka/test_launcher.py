@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -109,3 +110,63 @@ def test_storage_is_formatted_whatever_the_random_cluster_id(tmp_path: Path, mon
     kafka.data_dir.mkdir(parents=True)
     kafka._format(resolve_classpath(kafka.cache_dir), kafka._write_properties())
     assert (kafka.data_dir / "logs" / "meta.properties").read_text().count("cluster.id=-AAAA") == 1
+
+
+def free_run(length: int) -> int:
+    """The first of `length` consecutive free loopback ports (a cluster takes port..port+5)."""
+    import random
+
+    for _ in range(200):
+        base = random.randint(20000, 60000)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + length):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise AssertionError(f"no {length} consecutive free ports")
+
+
+def test_cluster_up_status_a_killed_node_comes_back_with_up_then_down(tmp_path: Path) -> None:
+    """`--brokers 3`: three nodes on loopback; topics applied with the printed variables are
+    replicated 3 times with min.insync.replicas 2; a SIGKILLed node is reported and `up`
+    (idempotent) starts it again, and only it; `down` stops every node."""
+    import signal
+
+    from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+
+    data = tmp_path / "k"
+    where = ["--data-dir", str(data)]
+    first = dw("kafka", "up", "--brokers", "3", "--port", str(free_run(6)), *where)
+    try:
+        assert first.returncode == 0, first.stderr
+        env = dict(line.removeprefix("export ").split("=", 1) for line in first.stdout.splitlines())
+        bootstrap = env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
+        assert len(bootstrap.split(",")) == 3 and env["DUALWRITE_TOPICS__REPLICATION"] == "3"
+        applied = subprocess.run([sys.executable, "-m", "dualwrite", "topics", "apply"],
+                                 env={**os.environ, **env}, capture_output=True, text=True,
+                                 timeout=120, check=False)
+        assert applied.returncode == 0, applied.stderr
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        topic = admin.list_topics(timeout=10).topics["sync.dlq"]
+        assert {len(p.replicas) for p in topic.partitions.values()} == {3}
+        resource = ConfigResource(ConfigResource.Type.TOPIC, "sync.dlq")
+        assert admin.describe_configs([resource])[resource].result(30)["min.insync.replicas"].value == "2"
+
+        pids = [(data / f"node-{i}" / "broker.pid").read_text().strip() for i in (1, 2, 3)]
+        os.kill(int(pids[1]), signal.SIGKILL)
+        degraded = dw("kafka", "status", *where)
+        assert degraded.returncode == 1 and "node 2 DOWN" in degraded.stdout
+
+        again = dw("kafka", "up", *where)  # the data dir's layout: no --brokers needed
+        assert again.returncode == 0, again.stderr
+        after = [(data / f"node-{i}" / "broker.pid").read_text().strip() for i in (1, 2, 3)]
+        assert after[0] == pids[0] and after[2] == pids[2] and after[1] != pids[1]
+        status = dw("kafka", "status", *where)
+        assert status.returncode == 0 and "3 running" in status.stdout, status.stdout
+    finally:
+        down = dw("kafka", "down", *where)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert dw("kafka", "status", *where).returncode == 1

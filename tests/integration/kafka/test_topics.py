@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streams.maps import default_registry
 from tests.support.kafka import wait_for_leaders
 from topics import (
     ChangeEvent,
@@ -32,7 +34,7 @@ def prefixed(specs: list[TopicSpec], prefix: str) -> list[TopicSpec]:
 
 
 def test_apply_creates_then_is_a_noop_then_check_passes(kafka_bootstrap: str, unique: str) -> None:
-    specs = prefixed(catalog(partitions=2), f"t{unique}")
+    specs = prefixed(catalog(partitions=2, cdc_tables=default_registry().cdc_tables()), f"t{unique}")
     cfg = {"bootstrap.servers": kafka_bootstrap}
     first = apply_topics(cfg, specs)
     assert sorted(first.created) == sorted(s.name for s in specs) and first.ok
@@ -42,7 +44,7 @@ def test_apply_creates_then_is_a_noop_then_check_passes(kafka_bootstrap: str, un
 
 
 def test_check_names_each_drift(kafka_bootstrap: str, unique: str) -> None:
-    specs = prefixed(catalog(partitions=3), f"d{unique}")
+    specs = prefixed(catalog(partitions=3, cdc_tables=default_registry().cdc_tables()), f"d{unique}")
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     wrong_parts, wrong_cleanup, missing = specs[0], specs[1], specs[2]
     futures = admin.create_topics([
@@ -62,6 +64,23 @@ def test_check_names_each_drift(kafka_bootstrap: str, unique: str) -> None:
     assert (wrong_cleanup.name, "cleanup.policy") in found
     assert (missing.name, "topic") in found
     assert not report.ok
+
+
+def test_check_names_a_replication_factor_below_the_catalogs(kafka_bootstrap: str, unique: str) -> None:
+    """A cluster's catalog (replication 3 on a cluster of three) against topics made with one
+    replica, as a `topics apply` that forgot DUALWRITE_TOPICS__REPLICATION would leave them."""
+    single = prefixed(catalog(partitions=3, cdc_tables=[("dataverse", "msdyn_projects")]),
+                      f"r{unique}")[:2]
+    first = apply_topics({"bootstrap.servers": kafka_bootstrap}, single)
+    assert first.ok and len(first.created) == 2
+    wait_for_leaders(AdminClient({"bootstrap.servers": kafka_bootstrap}), [s.name for s in single])
+    replicated = [replace(s, replication=3) for s in single]
+    report = apply_topics({"bootstrap.servers": kafka_bootstrap}, replicated, check=True)
+    assert {(d.topic, d.what, d.expected, d.actual) for d in report.drifts} >= {
+        (s.name, "replication factor", "3", "1") for s in single}
+    # and the durability a replicated topic must have, named too
+    assert {(d.topic, d.what) for d in report.drifts} >= {
+        (s.name, "min.insync.replicas") for s in single}
 
 
 def test_cli_apply_and_check(kafka_bootstrap: str) -> None:
@@ -105,7 +124,7 @@ def test_envelope_round_trip_with_tombstone(kafka_bootstrap: str, unique: str) -
     consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"g{unique}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
-    got = []
+    got: list[tuple[str, ChangeEvent | None]] = []
     deadline = time.monotonic() + 30
     while len(got) < 3 and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
