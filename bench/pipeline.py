@@ -3,7 +3,9 @@ to a peer measured in the same run on the same broker.
 
 1. Replay: a CDC topic of project changes is pre-filled; the processor (`dualwrite worker`, sinks
    off) turns it into commands. Its rate (first to last command) is compared with raw aiokafka
-   consumption of the same topic and a naive per-event Faust agent that writes a table per event.
+   consumption of the same topic and a naive per-event Faust agent that writes a table per event;
+   the records it appends per change (gate, changelogs, commands) come from end offsets (P1).
+   The same with actuals of six lookups each (`bench.registry`, own broker) gives P1b.
 2. Burst: every record is updated ten times within one flush window; the Finance sink writes the
    burst to the Finance emulator, next to a naive sink that sends one request per command. The
    figure is requests (counted at the emulator) per source change.
@@ -11,23 +13,28 @@ to a peer measured in the same run on the same broker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench.offsets import WORKER_APP_ID, end_offsets, produced, settled_end_offsets, worker_topic
 from bench.peers import naive_faust_rate, raw_aiokafka_rate
-from bench.workload import produce, project_events
+from bench.registry import ACTUALS_REGISTRY, ACTUALS_TABLE, REGISTRY_SPEC
+from bench.workload import actuals_events, produce, project_events
 from dualwrite.apiclient import ApiSession
 from dualwrite.kafka import LocalKafka
 from dualwrite.stack import Stack, StackConfig, free_port
+from streams.maps import default_registry
 from topics import Command, apply_topics, catalog, cdc_topic, commands_topic, encode
 
-__all__ = ["PipelineBench", "run_pipeline_bench"]
+__all__ = ["PipelineBench", "Replay", "run_actuals_replay", "run_pipeline_bench"]
 
 
 @dataclass
@@ -36,6 +43,7 @@ class PipelineBench:
     raw_aiokafka_eps: float
     naive_faust_eps: float
     processor_eps: float
+    worker_produced_per_change: float
     burst_changes: int
     burst_records: int
     sink_requests: int
@@ -43,48 +51,125 @@ class PipelineBench:
     sink_seconds: float
     naive_sink_requests_per_change: float
     naive_sink_seconds: float
+    replay_commands: int = 0
+    replay_restarts: int = 0
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
 
-def _commands_rate(bootstrap: str, expected: int, timeout: float) -> float:
+def _consumed(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed every record of ``topic`` (its effects are durable)."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = [TopicPartition(topic, p) for p in probe.list_topics(topic, timeout=10).topics[topic].partitions]
+        ends = sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in parts)
+        return sum(max(tp.offset, 0) for tp in probe.committed(parts, timeout=10)) >= ends
+    finally:
+        probe.close()
+
+
+def _command_span(bootstrap: str, source_topic: str, timeout: float) -> tuple[float, int]:
+    """Seconds from the first to the last command, and how many commands, once the worker
+    committed all of ``source_topic`` and no command came for two seconds after. Completion is
+    the worker's committed input, not a count of commands: a version the worker drops as stale
+    (an older one released after a newer one, as when it waited for a fact while the newer did
+    not) makes none, and a worker that stalls and restarts is waited for, not cut short."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([commands_topic("finance")])
     first = last = None
     seen = 0
     deadline = time.monotonic() + timeout
+    checked, done_at = 0.0, None
     try:
-        while seen < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error():
-                    continue
+        while time.monotonic() < deadline:
+            batch = [m for m in consumer.consume(1000, 0.5) if not m.error()]
+            for msg in batch:
                 ts = msg.timestamp()[1] / 1000.0
                 first = ts if first is None else min(first, ts)
                 last = ts if last is None else max(last, ts)
-                seen += 1
+            seen += len(batch)
+            if batch:
+                done_at = None
+            if done_at is None and time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                if _consumed(bootstrap, WORKER_APP_ID, source_topic):
+                    done_at = checked
+            if done_at is not None and time.monotonic() - done_at > 2.0:
+                break
+        else:
+            raise RuntimeError(f"the worker did not consume {source_topic} within {timeout:.0f}s "
+                               f"({seen} commands)")
     finally:
         consumer.close()
-    if seen < expected or first is None or last is None:
-        raise RuntimeError(f"processor produced {seen}/{expected} commands in {timeout:.0f}s")
-    return seen / max(last - first, 1e-3)
+    if first is None or last is None:
+        raise RuntimeError(f"the worker consumed {source_topic} but produced no command")
+    return max(last - first, 1e-3), seen
 
 
-def _replay(workdir: Path, kafka: LocalKafka, records: int, updates: int) -> tuple[int, float, float, float]:
+@dataclass(frozen=True)
+class Replay:
+    """One replay of a pre-filled CDC topic by the worker (sinks off)."""
+
+    events: int
+    eps: float  # source events per second, first to last command
+    worker_records: int  # appended to the worker's gate, changelogs, commands and DLQ
+    commands: int = 0  # fewer than events when stale versions make none, more after restarts
+    restarts: int = 0  # the worker's (the supervisor restarts it after exit 75)
+
+    @property
+    def produced_per_change(self) -> float:
+        return self.worker_records / self.events
+
+
+def _replay_worker(workdir: Path, kafka: LocalKafka, topic: str, events: int, maps_spec: str = "") -> Replay:
+    """Start one worker over the pre-filled topics: its events per second from the first to the
+    last command, and what it appended, from end offsets (settled, so trailing changelog writes
+    count)."""
+    before = end_offsets(kafka.bootstrap)
+    env = {"DUALWRITE_PROCESSOR__MAPS": maps_spec} if maps_spec else {}
+    stack = Stack(StackConfig(workdir=workdir, kafka_bootstrap=kafka.bootstrap, seed=False), env)
+    try:
+        stack.start_pipeline(("worker",))
+        span, commands = _command_span(kafka.bootstrap, topic, timeout=900)
+        after = settled_end_offsets(kafka.bootstrap)
+        restarts = stack.sup.children["worker"].starts - 1
+    finally:
+        stack.stop()
+    return Replay(events, events / span, produced(before, after, worker_topic), commands, restarts)
+
+
+def _replay(workdir: Path, kafka: LocalKafka, records: int, updates: int) -> tuple[Replay, float, float]:
+    """P1: the project workload, with raw aiokafka and the naive Faust agent on the same topic."""
     client = {"bootstrap.servers": kafka.bootstrap}
-    produced = produce(client, project_events(records, updates))
-    projects = produced - 1  # the first event is the legal entity
+    produced_events = produce(client, project_events(records, updates))
+    projects = produced_events - 1  # the first event is the legal entity
     topic = cdc_topic("dataverse", "msdyn_projects")
     raw = raw_aiokafka_rate(kafka.bootstrap, topic, projects)
     naive = naive_faust_rate(kafka.bootstrap, topic, projects, workdir / "naive")
-    stack = Stack(StackConfig(workdir=workdir / "replay", kafka_bootstrap=kafka.bootstrap, seed=False))
+    return _replay_worker(workdir / "replay", kafka, topic, projects), raw, naive
+
+
+def run_actuals_replay(workdir: Path, records: int, updates: int) -> Replay:
+    """P1b on its own broker (the worker's group and internal topics start empty): actuals with
+    six lookups each, the lookup rows pre-filled, run with the bench registry."""
+    with _broker(workdir, ACTUALS_REGISTRY.cdc_tables()) as kafka:
+        produce({"bootstrap.servers": kafka.bootstrap}, actuals_events(records, updates))
+        return _replay_worker(workdir / "replay", kafka, cdc_topic("dataverse", ACTUALS_TABLE),
+                              records * updates, REGISTRY_SPEC)
+
+
+@contextlib.contextmanager
+def _broker(workdir: Path, cdc_tables: list[tuple[str, str]]) -> Iterator[LocalKafka]:
+    """A broker of its own under ``workdir`` with the catalog for these CDC tables."""
+    kafka = LocalKafka(workdir / "kafka", port=free_port(), controller_port=free_port())
+    kafka.up(timeout=120)
     try:
-        stack.start_pipeline(("worker",))
-        rate = _commands_rate(kafka.bootstrap, projects, timeout=900)
+        apply_topics({"bootstrap.servers": kafka.bootstrap}, catalog(partitions=3, cdc_tables=cdc_tables))
+        yield kafka
     finally:
-        stack.stop()
-    return projects, raw, naive, rate
+        kafka.down()
 
 
 def _burst_commands(records: int, updates: int) -> list[Command]:
@@ -163,18 +248,14 @@ def _wait_applied(bootstrap: str, commands: int, timeout: float) -> None:
 
 def run_pipeline_bench(workdir: Path, records: int = 2000, updates: int = 10,
                        burst_records: int = 200, burst_updates: int = 10) -> PipelineBench:
-    kafka = LocalKafka(workdir / "kafka", port=free_port(), controller_port=free_port())
-    kafka.up(timeout=120)
-    try:
-        apply_topics({"bootstrap.servers": kafka.bootstrap}, catalog(partitions=3))
-        events, raw, naive, processor = _replay(workdir, kafka, records, updates)
+    with _broker(workdir, default_registry().cdc_tables()) as kafka:
+        replay, raw, naive = _replay(workdir, kafka, records, updates)
         burst = _burst(workdir, kafka, burst_records, burst_updates)
-    finally:
-        kafka.down()
     return PipelineBench(
-        replay_events=events, raw_aiokafka_eps=raw, naive_faust_eps=naive, processor_eps=processor,
+        replay_events=replay.events, raw_aiokafka_eps=raw, naive_faust_eps=naive,
+        processor_eps=replay.eps, worker_produced_per_change=replay.produced_per_change,
         burst_changes=burst_records * burst_updates, burst_records=burst_records,
         sink_requests=int(burst["requests"]), sink_requests_per_change=burst["per_change"],
         sink_seconds=burst["seconds"], naive_sink_requests_per_change=burst["naive_per_change"],
-        naive_sink_seconds=burst["naive_seconds"])
-
+        naive_sink_seconds=burst["naive_seconds"], replay_commands=replay.commands,
+        replay_restarts=replay.restarts)

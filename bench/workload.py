@@ -1,7 +1,9 @@
 """Synthetic but realistic CDC workloads for the benchmarks.
 
 Projects in one legal entity, each updated several times with increasing versions, preceded by the
-legal entity's own change event so the processor can resolve the owning company lookup.
+legal entity's own change event so the processor can resolve the owning company lookup (P1).
+Actuals (`bench.registry`), each row referencing six pre-filled lookup rows, updated the same
+way (P1b): the same number of changes with six lookups instead of one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator, Mapping
 
 from confluent_kafka import Producer
 
+from bench.registry import ACTUALS_TABLE, LOOKUP_TABLES
 from topics import ChangeEvent, cdc_topic, encode, encode_key
 
 COMPANY_ID = "0b1c1d2e-0000-4000-8000-00000000c0de"
@@ -43,6 +46,43 @@ def project_events(records: int, updates: int) -> Iterator[tuple[str, str, Chang
                    "statecode": 0, "versionnumber": version}
             yield (cdc_topic("dataverse", "msdyn_projects"), pid,
                    _event("msdyn_projects", row, version, "c" if round_ == 0 else "u"))
+
+
+def _lookup_rows(name: str, count: int) -> Iterator[tuple[str, dict[str, object]]]:
+    """(id, row) of `count` rows of one lookup table of `bench.registry`."""
+    table, pk, column = LOOKUP_TABLES[name]
+    for i in range(count):
+        rid = COMPANY_ID if name == "company" else str(uuid.uuid5(uuid.NAMESPACE_OID, f"{table}:{i}"))
+        yield rid, {pk: rid, column: "usmf" if name == "company" else f"{name.upper()}-{i:04d}",
+                    "statecode": 0}
+
+
+# Rows per lookup table: a company, a few dozen projects and their tasks, the reference data.
+LOOKUP_COUNTS = {"company": 1, "project": 50, "task": 200, "resource": 40, "category": 12, "role": 8}
+
+
+def actuals_events(records: int, updates: int) -> Iterator[tuple[str, str, ChangeEvent]]:
+    """(topic, key, event): the lookup rows, then `updates` versions of each of `records` actuals
+    whose six lookup columns each name one of those rows."""
+    ids: dict[str, list[str]] = {}
+    for name, count in LOOKUP_COUNTS.items():
+        table = LOOKUP_TABLES[name][0]
+        ids[name] = []
+        for rid, ref_row in _lookup_rows(name, count):
+            ids[name].append(rid)
+            yield cdc_topic("dataverse", table), rid, _event(table, ref_row, 1, "c")
+    version = 1
+    for round_ in range(updates):
+        for i in range(records):
+            version += 1
+            aid = str(uuid.UUID(int=i + 1))
+            row: dict[str, object] = {"msdyn_actualid": aid, "msdyn_transactionnumber": f"A-{i:07d}",
+                                      "msdyn_quantity": 1 + round_, "msdyn_documentdate": "2026-12-01",
+                                      "statecode": 0, "versionnumber": version}
+            for name, refs in ids.items():
+                row[f"_msdyn_{name}_value"] = refs[i % len(refs)]
+            yield (cdc_topic("dataverse", ACTUALS_TABLE), aid,
+                   _event(ACTUALS_TABLE, row, version, "c" if round_ == 0 else "u"))
 
 
 def produce(client: Mapping[str, str], events: Iterator[tuple[str, str, ChangeEvent]]) -> int:

@@ -1,18 +1,84 @@
-"""`dualwrite bench ...`: benchmarks, each figure next to a peer measured in the same run."""
+"""`dualwrite bench`: every figure next to its peer, measured in the same run, as one table.
+
+`dualwrite bench` alone runs the whole suite (`bench.suite`); `bench pipeline` and `bench idle`
+run one part. All of them print the same five columns (`bench.figures`) and write the same
+JSON with ``--json FILE``.
+"""
 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-app = typer.Typer(help="Benchmarks (not tests): figures next to peers measured in the same run.",
-                  no_args_is_help=True)
+from bench.figures import Figure, figures_json, figures_table
+
+app = typer.Typer(help="Benchmarks (not tests): `dualwrite bench` alone measures every figure next "
+                  "to its peer and prints one table (about 10 minutes); a sub-command runs one part.",
+                  invoke_without_command=True)
 console = Console()
+
+Workdir = Annotated[Path | None, typer.Option(help="Scratch directory (default: a temp dir).")]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write the figures here (JSON).")]
+
+
+def _show(figures: list[Figure], title: str, json_out: Path | None, meta: dict[str, object]) -> None:
+    console.print(figures_table(figures, title))
+    if json_out is not None:
+        json_out.write_text(figures_json(figures, meta))
+
+
+def _load() -> list[float]:
+    with open("/proc/loadavg") as fh:
+        return [float(x) for x in fh.read().split()[:3]]
+
+
+@app.callback()
+def suite(
+    ctx: typer.Context,
+    records: Annotated[int, typer.Option(help="P1: projects in the replay workload.")] = 2000,
+    updates: Annotated[int, typer.Option(help="P1: versions of each project.")] = 10,
+    actuals: Annotated[int, typer.Option(help="P1b: actuals in the replay workload.")] = 2000,
+    actuals_updates: Annotated[int, typer.Option(help="P1b: versions of each actual.")] = 10,
+    burst_records: Annotated[int, typer.Option(help="Sink burst: records.")] = 200,
+    burst_updates: Annotated[int, typer.Option(help="Sink burst: updates of each record.")] = 10,
+    rate: Annotated[list[float] | None, typer.Option(help="P3: paced rates in changes/s (repeat).")] = None,
+    rate_seconds: Annotated[float, typer.Option(help="P3: seconds of writes at each rate.")] = 10.0,
+    burst_projects: Annotated[int, typer.Option(help="P3: burst projects (three tasks each).")] = 200,
+    poll_interval: Annotated[float, typer.Option(help="P3: the sources' active poll interval (s).")] = 0.25,
+    idle_settle: Annotated[float, typer.Option(help="Idle: seconds after the snapshots.")] = 45.0,
+    idle_window: Annotated[float, typer.Option(help="Idle: seconds counted.")] = 60.0,
+    skip: Annotated[list[str] | None, typer.Option(help="Parts to leave out: p1b, p3, idle.")] = None,
+    workdir: Workdir = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Every figure of the processor (P1, P1b, records per change, P3 latency, idle polling,
+    P6) next to its peer, in one table. Starts its own brokers and stacks, one at a time;
+    about 10 minutes at the defaults on 2 cores."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bench.suite import BenchSizes, run_suite
+
+    unknown = set(skip or ()) - {"p1b", "p3", "idle"}
+    if unknown:
+        raise typer.BadParameter(f"unknown parts {sorted(unknown)}; choose from p1b, p3, idle", param_hint="--skip")
+    sizes = BenchSizes(records, updates, actuals, actuals_updates, burst_records, burst_updates,
+                       tuple(rate or (50.0, 200.0)), rate_seconds, burst_projects, poll_interval,
+                       idle_settle, idle_window)
+    started = time.monotonic()
+    load_before = _load()
+    with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:
+        figures = run_suite((workdir or Path(tmp)).resolve(), sizes, skip=frozenset(skip or ()),
+                            progress=lambda msg: console.print(f"[dim]bench: {msg}[/dim]"))
+    seconds = time.monotonic() - started
+    load_after = _load()
+    _show(figures, f"dualwrite bench ({seconds:.0f} s; load average {load_after[0]:.2f} at the end)",
+          json_out, {"sizes": sizes.__dict__, "seconds": seconds, "load_before": load_before,
+                     "load_after": load_after})
 
 
 @app.command()
@@ -21,33 +87,35 @@ def pipeline(
     updates: Annotated[int, typer.Option(help="Versions of each project in the replay workload.")] = 10,
     burst_records: Annotated[int, typer.Option(help="Records in the sink burst.")] = 200,
     burst_updates: Annotated[int, typer.Option(help="Updates of each record in one flush window.")] = 10,
-    workdir: Annotated[Path | None, typer.Option(help="Scratch directory (default: a temp dir).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures here.")] = None,
+    workdir: Workdir = None,
+    json_out: JsonOut = None,
 ) -> None:
-    """Processor replay throughput vs raw aiokafka and a naive Faust agent; sink requests per
-    change in an update burst vs a naive per-event sink. Starts its own Kafka broker."""
+    """P1 only: processor replay throughput vs raw aiokafka and a naive Faust agent, records per
+    change in the worker, sink requests per change in a burst. Starts its own Kafka broker."""
     from bench.pipeline import run_pipeline_bench
+    from bench.suite import replay_figures
 
     with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:
         result = run_pipeline_bench((workdir or Path(tmp)).resolve(), records, updates,
                                     burst_records, burst_updates)
-    table = Table(title=f"dualwrite bench pipeline ({result.replay_events} replayed events, "
-                        f"{result.burst_changes} burst changes)")
-    table.add_column("figure")
-    table.add_column("dualwrite", justify="right")
-    table.add_column("peer", justify="right")
-    table.add_column("ratio", justify="right")
-    table.add_row("replay, events/s vs raw aiokafka", f"{result.processor_eps:,.0f}",
-                  f"{result.raw_aiokafka_eps:,.0f}", f"{result.processor_eps / result.raw_aiokafka_eps:.1%}")
-    table.add_row("replay, events/s vs naive Faust agent", f"{result.processor_eps:,.0f}",
-                  f"{result.naive_faust_eps:,.0f}", f"{result.processor_eps / result.naive_faust_eps:.2f}x")
-    table.add_row("burst, requests per change vs naive sink", f"{result.sink_requests_per_change:.3f}",
-                  f"{result.naive_sink_requests_per_change:.3f}",
-                  f"{result.sink_requests_per_change / max(result.naive_sink_requests_per_change, 1e-9):.1%}")
-    table.add_row("burst, seconds to apply vs naive sink", f"{result.sink_seconds:.1f}",
-                  f"{result.naive_sink_seconds:.1f}", "")
-    console.print(table)
-    console.print("Targets: replay >= 25% of raw consumption and >= 5x the naive agent; "
-                  "<= 0.25 requests per change in the burst.")
-    if json_out is not None:
-        json_out.write_text(result.as_json())
+    _show(replay_figures(result, None, p1b_row=False),
+          f"dualwrite bench pipeline ({result.replay_events} replayed events, "
+          f"{result.burst_changes} burst changes)", json_out, {"load_after": _load()})
+
+
+@app.command()
+def idle(
+    settle: Annotated[float, typer.Option(help="Seconds after the snapshots before counting.")] = 45.0,
+    window: Annotated[float, typer.Option(help="Seconds during which requests are counted.")] = 60.0,
+    workdir: Workdir = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Idle source requests per second per target, next to one user's service-protection budget.
+    Starts its own Kafka broker, both emulators and both sources."""
+    from bench.polling import run_idle_bench
+    from bench.suite import idle_figures
+
+    with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:
+        figures = run_idle_bench((workdir or Path(tmp)).resolve(), settle, window)
+    _show(idle_figures(figures), f"dualwrite bench idle ({window:.0f} s counted at the emulators)",
+          json_out, {"load_after": _load()})
