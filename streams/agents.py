@@ -19,6 +19,7 @@ from typing import Any
 
 from streams import dedupe, metrics
 from streams.app import Runtime
+from streams.factview import deleted_key
 from streams.gatekeeper import Gatekeeper, Position
 from streams.route import route_change
 from streams.watchdog import Positions, Watchdog
@@ -100,6 +101,8 @@ def register_agents(rt: Runtime) -> None:
                 metrics.DUPLICATES.labels(system, table).inc()
                 continue
             versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)
+            if change.is_delete:
+                view.learn(deleted_key(system, table, record_id), {"version": version}, version)
             try:
                 routed = route_change(maps, system, table, record_id, change, _now_ms(), view.get)
                 records = gate_records(routed.messages, gate_max_bytes)

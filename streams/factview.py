@@ -8,7 +8,9 @@ gate's ``facts`` table holds each in the partition of its key, so reading one fr
 is a repartition: a send to the gate topic and a consume. `FactView` keeps, in memory, what this
 process has learned:
 
-- ``ingest`` learns every lookup row it routes (before it sends the row's fact to the gate);
+- ``ingest`` learns every lookup row it routes (before it sends the row's fact to the gate) and
+  every delete it reads (`deleted_key`: an older change of that record, parked meanwhile behind
+  its dependencies, is dropped at its emit instead of writing a row its delete already passed);
 - the gate mirrors every fact it learns, forgets or reads for its own partitions;
 
 and `streams.route.first_step` answers a change's needs from it before the change leaves
@@ -34,12 +36,19 @@ from typing import Any
 
 from prometheus_client import Counter
 
-__all__ = ["LOOKUPS", "FactView"]
+__all__ = ["KNOWN", "LOOKUPS", "FactView", "deleted_key"]
 
 LOOKUPS = Counter("dualwrite_streams_lookups_total",
                   "Facts a change needed at ingest, by where they were answered.", ["where"])
 
 UNVERSIONED = -1
+KNOWN = "known"  # the name handlers read the view under (`streams.effects.Recorder.get`)
+
+
+def deleted_key(system: str, table: str, record_id: str) -> str:
+    """The fact that ``ingest`` saw this source record deleted (value ``{"version": ...}``): a
+    change of the record older than its delete, still on its way, is not written any more."""
+    return f"deleted:{system}:{table}:{record_id}"
 
 
 class FactView:

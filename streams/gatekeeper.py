@@ -48,7 +48,7 @@ from streams.effects import (
     Log,
     Put,
 )
-from streams.factview import FactView
+from streams.factview import KNOWN, FactView
 from streams.flood import FloodGuard
 from streams.handlers import Context, Position, handle, reject
 from streams.wire import GateMsg, encode_gate
@@ -70,6 +70,7 @@ class Gatekeeper:
         self.known = FactView()  # mirrors `facts` for `ingest`, which reads it before sending a change
         self.tables: dict[str, Any] = {name: rt.table(name) for name in GATE_TABLES}
         self.tables[FLOOD] = self.flood.runs
+        self.tables[KNOWN] = self.known  # read-only for handlers; changed through Learn/Forget/Fill
 
     async def handle(self, msg: GateMsg, at: Position) -> None:
         self.last_handled = time.monotonic()

@@ -48,6 +48,7 @@ from streams.effects import (
     Recorder,
     Tables,
 )
+from streams.factview import KNOWN, deleted_key
 from streams.flood import FloodGuard
 from streams.maps.registry import MapRegistry
 from streams.pending import Drop, Emit, Group, Need, Pair, Pending, plan, to_command
@@ -336,6 +337,15 @@ class _Gate:
         return item.model_copy(update={"paired": True, "dropped": decision.drop})
 
     def emit(self, item: Pending, step: Emit, at: Position) -> None:
+        if item.op == "upsert" and not item.reverse:
+            src = item.source
+            deleted = self.fx.get(KNOWN, deleted_key(src.system, src.table, src.id))
+            if deleted and int(deleted.get("version", 0)) > src.version:
+                # Its record was deleted after this change was made (it waited here meanwhile):
+                # writing it now would make a row the delete has already passed, or one whose
+                # parent is gone. Its key is not published either: its delete finds nothing to do.
+                self.fx.add(Count(metrics.DROPPED, (item.map, metrics.OVERTAKEN)))
+                return
         for fact_key, value in step.publish:
             self.fx.add(GateSend(fact_key, FactMsg(key=fact_key, value=value, version=item.source.version)))
         if self.paused(item.map, at.partition):

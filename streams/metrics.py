@@ -19,6 +19,7 @@ __all__ = [
     "ECHOES",
     "EVENTS_IN",
     "NOOPS",
+    "OVERTAKEN",
     "PARKED",
     "RELEASED",
     "STALE",
@@ -28,6 +29,7 @@ __all__ = [
 # Reasons (label values).
 BEFORE_OUR_DELETE = "target row shown from before our delete"  # DROPPED: see streams.echo
 DELETE_UNWRITTEN = "delete of a record never written"  # PARKED: waits for the record's key fact
+OVERTAKEN = "its record was deleted since"  # DROPPED: an upsert older than its record's delete
 STALE = "older than the last write sent for the row"  # DROPPED: see streams.echo.is_stale
 TOMBSTONE = "tombstone"  # DROPPED (map "-"): the null record after a delete event carries nothing
 

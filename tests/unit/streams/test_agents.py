@@ -298,7 +298,11 @@ async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeyp
         ("route", "-", "RecursionError", "deep")]
 
 
-async def test_a_delete_that_overtook_its_parked_create_follows_it(rt):
+async def test_a_create_whose_delete_was_read_meanwhile_is_not_written(rt):
+    """The task's create waits for its project; its delete arrives meanwhile. Once the project
+    is there the create is dropped (its record is gone), and the delete waits for a key that is
+    never written: no row is made and nothing is deleted (chaos run of issue 9: a child created
+    after its parent's delete was refused by Finance and dead-lettered)."""
     from streams import metrics
 
     rec = wire(rt)
@@ -313,10 +317,10 @@ async def test_a_delete_that_overtook_its_parked_create_follows_it(rt):
     await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
     await pump(rt, rec)
     [project] = commands(rec)
+    overtaken = metrics.DROPPED.labels("project_tasks", metrics.OVERTAKEN)
+    dropped = overtaken._value.get()
     await pump(rt, rec, [acked(project, 7)])
-    tasks = commands(rec)
-    assert [(c.op, c.source.version) for c in tasks] == [("upsert", 2), ("delete", 3)]
-    assert tasks[1].key == {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "Task": "1.2"}
+    assert commands(rec) == [] and overtaken._value.get() == dropped + 1
     assert rec.take("dlq") == []
 
 
