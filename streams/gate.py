@@ -59,14 +59,21 @@ def waiting_ids(slot: Slot) -> set[str]:
     return {str(item["id"]) for item in slot["waiting"]}
 
 
-def _released_ids(slot: Slot) -> set[str]:
-    return {str(item["id"]) for r in slot["released"] for item in r["items"]}
+def _released_after(slot: Slot, offset: int) -> set[str]:
+    return {str(item["id"]) for r in slot["released"] if r["offset"] > offset for item in r["items"]}
 
 
-def park(slot: Slot, item: dict[str, Any]) -> tuple[Slot, bool]:
-    """Add ``item`` unless it is already waiting or was released; (slot, added)."""
+def park(slot: Slot, item: dict[str, Any], offset: int) -> tuple[Slot, bool]:
+    """Add ``item`` (parked by the gate record at ``offset``) unless it is already waiting, or a
+    later record released it already; (slot, added).
+
+    A park replayed after a crash comes from a record before the release that let the item go:
+    parking it again would send it twice. A change released and parked again by the releasing
+    record itself or a later one (a resumed map whose change fails and pauses the map again, a
+    fact forgotten meanwhile) is a new wait, and must be kept.
+    """
     item_id = str(item["id"])
-    if item_id in waiting_ids(slot) or item_id in _released_ids(slot):
+    if item_id in waiting_ids(slot) or item_id in _released_after(slot, offset):
         return slot, False
     return Slot(waiting=[*slot["waiting"], item], released=slot["released"], events=slot["events"]), True
 

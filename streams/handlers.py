@@ -239,7 +239,8 @@ class _Gate:
 
     def park(self, slot_key: str, item: Pending, at: Position, reason: str) -> None:
         parked = item.model_copy(update={"parked_ms": item.parked_ms or at.now_ms})
-        slot, added = gate.park(gate.slot_from(self.fx.get("parked", slot_key)), parked.model_dump(mode="json"))
+        slot, added = gate.park(gate.slot_from(self.fx.get("parked", slot_key)), parked.model_dump(mode="json"),
+                                at.offset)
         if added:
             self.fx.put("parked", slot_key, slot)
             self.fx.add(Count(metrics.PARKED, (item.map, reason)))
@@ -297,7 +298,7 @@ class _Gate:
         slot = gate.count_event(before, event)
         for item in items:
             stamped = item.model_copy(update={"parked_ms": item.parked_ms or at.now_ms})
-            slot, added = gate.park(slot, stamped.model_dump(mode="json"))
+            slot, added = gate.park(slot, stamped.model_dump(mode="json"), at.offset)
             if added:
                 self.fx.add(Count(metrics.PARKED, (item.map, "transaction")))
         if slot != before:
