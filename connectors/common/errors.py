@@ -21,7 +21,7 @@ caller must choose between waiting, dead-lettering and re-snapshotting.
 
 from __future__ import annotations
 
-__all__ = ["AuthFailed", "ConnectorError", "PositionExpired", "Rejected", "RetryLater"]
+__all__ = ["AuthFailed", "ConnectorError", "Deferred", "PositionExpired", "Rejected", "RetryLater"]
 
 
 class ConnectorError(Exception):
@@ -39,6 +39,12 @@ class RetryLater(ConnectorError):
 
     def __repr__(self) -> str:
         return f"RetryLater(reason={self.reason!r}, retry_after={self.retry_after}, status={self.status})"
+
+
+class Deferred(RetryLater):
+    """A write that can only succeed after commands still to come (a row still referenced by
+    rows whose deletes follow): the sink holds it and goes on with the next window, instead of
+    retrying it in place while the very commands it waits for queue behind it."""
 
 
 class Rejected(ConnectorError):

@@ -7,7 +7,9 @@ One round (a flush window):
    on other partitions) for up to ``tx_wait_s``, so the transaction is written whole;
 4. coalesce per target record, skip what the applied state says is already there;
 5. write the units through the system's `ODataWriter`; transient failures are retried (after the
-   target's Retry-After window) until every unit is done or rejected, never dropped;
+   target's Retry-After window) until every unit is done or rejected, never dropped; a single
+   write the target can only take after commands still to come (`Deferred`: a row still
+   referenced by rows whose deletes follow) is held for a later window instead, uncommitted;
 6. publish an `Applied` ack per write and a dead letter per rejection (the command as attempted:
    a coalesced winner is dead-lettered with the fields it took over, so a retry re-drives them),
    await Kafka's acks;
@@ -30,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.common import metrics
 from connectors.common.clock import Clock, SystemClock
-from connectors.common.errors import ConnectorError
+from connectors.common.errors import ConnectorError, Deferred
 from connectors.common.kafka import (
     AsyncProducer,
     Headers,
@@ -111,6 +113,7 @@ class _Entry:
     message: Message
     command: Command | None
     arrived: float = field(default_factory=time.monotonic)
+    not_before: float = 0.0  # a deferred write (`Deferred`) is held until then
 
     @property
     def position(self) -> tuple[str, int, int]:
@@ -177,12 +180,22 @@ class SinkEngine:
                 entries.append(_Entry(msg, None))
                 self._rejects_in_a_row += 1
         ready, self._held = release(self._held + entries, time.monotonic(), self.settings.tx_wait_s)
-        await self._apply([e.command for e in ready if e.command is not None], dead, ready)
+        deferred = await self._apply([e.command for e in ready if e.command is not None], dead, ready)
+        if deferred:
+            # Held, not committed: they go again with a later window (or at once with a newer
+            # command for their record), while the commands they wait for get their turn.
+            later = time.monotonic() + self.settings.retry_pause_s
+            for e in ready:
+                if e.command is not None and e.command.record_key in deferred:
+                    e.not_before = later
+                    self._held.append(e)
+            ready = [e for e in ready if e.not_before < later]
         await self._commit(ready)
         return len(messages)
 
     async def _apply(self, commands: list[Command], dead: list[tuple[str, bytes | None, bytes | None, Headers | None]],
-                     entries: list[_Entry]) -> None:
+                     entries: list[_Entry]) -> set[str]:
+        """Write the window; returns the record keys of single writes `Deferred` to a later one."""
         winners, superseded = coalesce(commands)
         # A winner may be a merged copy: find its record by command id.
         origin = {e.command.command_id: e.message for e in entries if e.command is not None}
@@ -201,8 +214,10 @@ class SinkEngine:
         pending = [[Write(c, self.state.get(c.record_key)) for c in unit] for unit in units(todo)]
         acks: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
         applied: list[Applied] = []
+        deferred: set[str] = set()
         while pending:
             outcomes = await self.writer.write(pending)
+            alone = {u[0].command.command_id for u in pending if len(u) == 1}
             again: dict[str, Again] = {}
             for outcome in outcomes:
                 command = outcome.write.command
@@ -225,6 +240,8 @@ class SinkEngine:
                     dead.append(self._dead_letter(msg, command, r.error_class, f"{r.reason}: {r.body}", r.status,
                                                   absorbed.get(command.record_key)))
                     self._rejects_in_a_row += 1
+                elif isinstance(outcome.retry, Deferred) and command.command_id in alone:
+                    deferred.add(command.record_key)
                 else:
                     again[command.command_id] = outcome
             # Units come back whole: resend those with any transient failure, after the wait.
@@ -253,6 +270,7 @@ class SinkEngine:
         await self.producer.produce_all(acks + dead)
         for ack in applied:
             self.state.record(ack)
+        return deferred
 
     def _ack(self, command: Command, done: Done) -> Applied:
         return Applied(

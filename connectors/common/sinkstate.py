@@ -129,6 +129,9 @@ class Pending(Protocol):
     def arrived(self) -> float: ...  # monotonic seconds
 
     @property
+    def not_before(self) -> float: ...  # monotonic seconds; a deferred write waits until then
+
+    @property
     def position(self) -> tuple[str, int, int]: ...  # topic, partition, offset
 
 
@@ -137,21 +140,27 @@ P = TypeVar("P", bound=Pending)
 
 def release(entries: list[P], now: float, wait_s: float) -> tuple[list[P], list[P]]:
     """(ready, held): members of a transaction wait until ``tx_size`` of them are here, or
-    until the oldest has waited ``wait_s`` (then it goes as far as it got rather than never)."""
+    until the oldest has waited ``wait_s`` (then it goes as far as it got rather than never);
+    a deferred write waits until its ``not_before``, unless a newer command for its record is
+    here (they go together, so the record's commands keep their order and coalesce)."""
     seen: dict[str, int] = defaultdict(int)
     oldest: dict[str, float] = {}
+    fresh: set[str] = set()  # records with a command that is not waiting for its time
     for e in entries:
         c = e.command
         if c is not None and c.source.txid:
             seen[c.source.txid] += 1
             oldest[c.source.txid] = min(oldest.get(c.source.txid, e.arrived), e.arrived)
+        if c is not None and e.not_before <= now:
+            fresh.add(c.record_key)
     ready: list[P] = []
     held: list[P] = []
     for e in entries:
         c = e.command
         waiting = (c is not None and c.source.txid is not None and c.tx_size is not None
                    and seen[c.source.txid] < c.tx_size and now - oldest[c.source.txid] < wait_s)
-        (held if waiting else ready).append(e)
+        deferred = c is not None and e.not_before > now and c.record_key not in fresh
+        (held if waiting or deferred else ready).append(e)
     return ready, held
 
 

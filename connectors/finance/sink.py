@@ -14,10 +14,11 @@
   dead-lettered, never turned into a POST that would create a half-filled row.
 - ``DELETE`` refused because other rows still reference the row ("The record is referenced by
   ...", a 400 ``WriteFailed``): the deletes of the referencing rows (a child task's before its
-  parent's) are usually in the same flush window on another partition, so the delete is tried
-  again, up to ``REFERENCED_RETRIES`` times, before it is dead-lettered with Finance's message.
-  The processor does not order deletes of related rows yet; this keeps a parent's delete from
-  losing that race.
+  parent's) are on their way, in this window or a later one, maybe behind this very delete on
+  its partition. The delete is `Deferred`: held for a later window (uncommitted) while the sink
+  goes on, and tried again up to ``REFERENCED_RETRIES`` times before it is dead-lettered with
+  Finance's message. The processor does not order deletes of related rows yet; this keeps a
+  parent's delete from losing that race.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.common.batch import BatchOp, BatchResult
-from connectors.common.errors import RetryLater
+from connectors.common.errors import Deferred
 from connectors.common.http import ApiClient
 from connectors.common.sinkstate import Write
 from connectors.common.writer import Again, Done, Judgement, ODataWriter
@@ -65,9 +66,9 @@ class FinanceWriter(ODataWriter):
         if tries > REFERENCED_RETRIES:
             return None
         self._referenced[cid] = tries
-        return Again(write, RetryLater(f"DELETE {write.command.entity}: still referenced (try {tries} of "
-                                       f"{REFERENCED_RETRIES}); the referencing rows' deletes may be on "
-                                       "their way", status=result.status))
+        return Again(write, Deferred(f"DELETE {write.command.entity}: still referenced (try {tries} of "
+                                     f"{REFERENCED_RETRIES}); the referencing rows' deletes may be on "
+                                     "their way", status=result.status))
 
     def _patch(self, write: Write) -> BatchOp:
         c = write.command

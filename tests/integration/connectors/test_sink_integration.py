@@ -307,3 +307,49 @@ async def test_finance_sink_survives_hostile_keys_and_dead_letters_what_it_attem
     assert attempted.fields["Name"] == "second" and attempted.fields["NoSuchField"] == "x"
     assert letter[2]["dlq.value"] == b"merged-command"
     assert letter[2]["dlq.superseded"] == merged_v1.command_id.encode()
+
+
+def finance_command(entity: str, key: dict[str, str], version: int, op: str = "upsert",
+                    **fields: object) -> Command:
+    record = ",".join(f"{v}" for v in key.values())
+    return Command.model_validate({
+        "command_id": f"{entity}:{record}:{version}", "map": entity.lower(), "target": "finance",
+        "entity": entity, "key": key, "op": op, "fields": fields if op == "upsert" else {},
+        "fingerprint": f"{entity}|{record}|{version}",
+        "source": {"system": "dataverse", "table": entity.lower(), "id": f"id-{record}",
+                   "version": version, "ts_ms": 1}})
+
+
+async def test_a_delete_refused_while_its_row_is_referenced_waits_for_the_referencing_rows_delete(
+        kafka_bootstrap: str, kafka: KafkaConfig, finance_emu: RunningEmulator, unique: str) -> None:
+    """Chaos run of issue 9: a parent's delete reached the sink a moment before its child's and
+    was retried in place until the DLQ, while the child's delete queued behind it. Now the
+    refused delete waits for a later window and the child's delete goes first."""
+    cfg = sink_settings("finance", unique)
+    create_topics(kafka_bootstrap, [cfg.commands, cfg.applied, cfg.dlq_topic], partitions=1)
+    contract = {"dataAreaId": "usmf", "ProjectContractId": f"PC{unique[:8]}"}
+    project = {"dataAreaId": "usmf", "ProjectId": f"P{unique[:8]}"}
+    made = [finance_command("ProjectContractHeaders", contract, 1, Name="Contract",
+                            CustomerAccountNumber="US-001", SalesCurrencyCode="USD"),
+            finance_command("ProjectsV2", project, 1, ProjectName="Project", CustomerAccountNumber="US-001",
+                            ProjectContractId=contract["ProjectContractId"], ProjectStage="InProcess",
+                            ProjectedStartDate="2026-01-01")]
+    engine = finance_sink(finance_conn(finance_emu), kafka, cfg)
+    await engine.start()
+    produce_raw(kafka_bootstrap, cfg.commands, records(made))
+    await drain(engine, 2)
+    produce_raw(kafka_bootstrap, cfg.commands, records([finance_command("ProjectContractHeaders", contract, 2,
+                                                                        op="delete")]))
+    await drain(engine, 1)  # refused: the project still references the contract
+    produce_raw(kafka_bootstrap, cfg.commands, records([finance_command("ProjectsV2", project, 2, op="delete")]))
+    await drain(engine, 1)
+    deadline = time.monotonic() + 30
+    while len(read_all(kafka_bootstrap, cfg.applied)) < 4 and time.monotonic() < deadline:
+        await engine.step()
+    await engine.close()
+    assert read_all(kafka_bootstrap, cfg.dlq_topic) == []
+    acks = [decode_ack(v) for _, v, _ in read_all(kafka_bootstrap, cfg.applied) if v]
+    assert [(a.entity, a.op) for a in acks][-2:] == [("ProjectsV2", "delete"), ("ProjectContractHeaders", "delete")]
+    with finance_emu.client() as api:
+        gone = api.get(f"ProjectContractHeaders(dataAreaId='usmf',ProjectContractId='{contract['ProjectContractId']}')")
+    assert gone.status_code == 404

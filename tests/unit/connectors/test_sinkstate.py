@@ -98,6 +98,7 @@ class Rec:
     command: Command | None
     arrived: float
     position: tuple[str, int, int]
+    not_before: float = 0.0
 
 
 def test_incomplete_transaction_is_held_until_complete_or_timed_out() -> None:
@@ -110,6 +111,15 @@ def test_incomplete_transaction_is_held_until_complete_or_timed_out() -> None:
     assert ready == [h, line] and held == []
     lonely = Rec(command("Q", 1, txid="t9", tx_size=3), 10.0, ("c", 2, 0))
     assert release([lonely], now=40.1, wait_s=30.0) == ([lonely], [])  # waited long enough
+
+
+def test_a_deferred_write_waits_for_its_time_unless_a_newer_command_for_its_record_came() -> None:
+    parent = Rec(command("P", 1, op="delete"), 10.0, ("c", 0, 5), not_before=12.0)
+    other = Rec(command("X", 1), 11.0, ("c", 0, 6))
+    assert release([parent, other], now=11.0, wait_s=30.0) == ([other], [parent])
+    assert release([parent], now=12.0, wait_s=30.0) == ([parent], [])  # its time has come
+    again = Rec(command("P", 2), 11.5, ("c", 0, 8))  # the record written again meanwhile
+    assert release([parent, again], now=11.5, wait_s=30.0) == ([parent, again], [])
 
 
 def test_commits_never_pass_a_held_record() -> None:
