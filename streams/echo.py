@@ -6,7 +6,8 @@ State per target record (value of the ``targets`` table, keyed by its record key
      "applied_fp": <fingerprint of the last acknowledged write>,
      "current": {...readable fields the target holds, as last known},
      "last": {"source": "<system>:<table>:<id>", "version": <source version of the last command>},
-     "deleted": true once we sent a delete for the row, until we write it again}
+     "deleted": true once we sent a delete for the row, until we write it again,
+     "acked": "<id of the last command whose ack came back>"}
 
 A change from the target's own feed whose fingerprint equals what we wrote is our echo and
 stops. Otherwise the target was edited: two-way fields that differ from what the target held
@@ -59,6 +60,7 @@ class TargetState(TypedDict, total=False):
     current: dict[str, Any]
     last: dict[str, Any]
     deleted: bool
+    acked: str  # id of the last command whose ack came back
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,24 @@ def classify(state: TargetState, observed: dict[str, Any], two_way: tuple[str, .
     return NoSync("only fields mastered by the other side changed")
 
 
+def _holds(row: dict[str, Any] | None, readable: dict[str, Any]) -> bool:
+    return row is not None and all(k in row and row[k] == v for k, v in readable.items())
+
+
+def in_flight(state: TargetState) -> bool:
+    """A command was sent for the row and its ack has not come back yet."""
+    return "command_id" in state and state.get("acked") != state["command_id"]
+
+
 def is_noop(state: TargetState, readable: dict[str, Any]) -> bool:
-    """The target already holds every one of these values: writing them changes nothing."""
+    """The target already holds every one of these values, or will once the command in flight
+    lands: writing them changes nothing. (If that command is dead-lettered, it carries these
+    very values: retrying it restores them.)"""
     if state.get("deleted"):
         return False
-    current = state.get("current")
-    return current is not None and all(k in current and current[k] == v for k, v in readable.items())
+    if in_flight(state):
+        return _holds(state.get("sent"), readable)
+    return _holds(state.get("current"), readable)
 
 
 def _source_ref(source: CommandSource) -> str:
@@ -153,8 +167,10 @@ def on_ack(state: TargetState, command_id: str, fp: str, delete: bool) -> Target
             gone["last"] = state["last"]
         return gone
     new = TargetState(**{**state, "applied_fp": fp})
-    if state.get("command_id") == command_id and state.get("sent") is not None:
-        new["current"] = {**(state.get("current") or {}), **(state.get("sent") or {})}
+    if state.get("command_id") == command_id:
+        new["acked"] = command_id
+        if state.get("sent") is not None:
+            new["current"] = {**(state.get("current") or {}), **(state.get("sent") or {})}
     return new
 
 

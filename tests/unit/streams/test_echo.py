@@ -130,3 +130,17 @@ def test_a_delete_on_the_feed_forgets_what_the_row_held():
     assert is_noop(state, {"name": "Adatum"})
     gone = on_observed(state, {}, deleted=True)
     assert not is_noop(gone, {"name": "Adatum"})
+
+
+def test_a_change_with_the_values_of_the_command_in_flight_is_a_no_op():
+    """The ack of a write and the next source change race to the gate (issue 9 review): a
+    change carrying what the command in flight writes changes nothing, ack or not."""
+    sent = on_sent(TargetState(), "c7", WRITTEN, version(7))
+    assert is_noop(sent, WRITTEN) and not is_noop(sent, {**WRITTEN, "name": "Other"})
+
+
+def test_once_acked_what_the_target_holds_decides_again():
+    acked = on_ack(on_sent(TargetState(), "c7", WRITTEN, version(7)), "c7", "fp", delete=False)
+    assert is_noop(acked, WRITTEN)
+    edited = on_observed(acked, {**WRITTEN, "msdyn_customergroupid": "40"})  # someone changed it
+    assert not is_noop(edited, WRITTEN)  # the source's values are written again
