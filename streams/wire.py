@@ -48,7 +48,7 @@ class FactMsg(_Msg):
     kind: Literal["fact"] = "fact"
     key: str
     value: dict[str, Any] | None
-    version: int | None = None  # a lookup row's source version (`streams.lookups`)
+    version: int | None = None  # the source version of a row or written key (`streams.factview`)
 
 
 class PendingMsg(_Msg):
