@@ -106,11 +106,18 @@ def in_flight(state: TargetState) -> bool:
     return "command_id" in state and state.get("acked") != state["command_id"]
 
 
-def is_noop(state: TargetState, readable: dict[str, Any]) -> bool:
+def is_noop(state: TargetState, readable: dict[str, Any], command_id: str) -> bool:
     """The target already holds every one of these values, or will once the command in flight
     lands: writing them changes nothing. (If that command is dead-lettered, it carries these
-    very values: retrying it restores them.)"""
+    very values: retrying it restores them.)
+
+    Never when the command in flight is this very one (``command_id``): the change is being
+    replayed after a crash, and the table's changelog may have recorded the send while the
+    command itself never reached its topic. It is sent again; the sink applies a repeated
+    command id once."""
     if state.get("deleted"):
+        return False
+    if in_flight(state) and state["command_id"] == command_id:
         return False
     if in_flight(state):
         return _holds(state.get("sent"), readable)

@@ -358,7 +358,7 @@ class _Gate:
         if echo.is_stale(state, item.source, delete=item.op == "delete"):
             self.fx.add(Count(metrics.DROPPED, (item.map, metrics.STALE)))
             return
-        if item.op == "upsert" and echo.is_noop(state, step.mapped.readable):
+        if item.op == "upsert" and echo.is_noop(state, step.mapped.readable, item.id):
             self.fx.add(Count(metrics.NOOPS, (item.map,)))
             owned = echo.on_unchanged(state, item.source)
             if owned != state:  # no changelog write when nothing changed
