@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.maps.model import Endpoint, TableMap
+from streams.maps.contracts import CONTRACT_MAPS
+from streams.maps.prerequisites import PREREQUISITE_MAPS
 from streams.maps.setup import SETUP_MAPS
 
 __all__ = ["MapRegistry", "RegistryError", "default_registry", "load_registry"]
@@ -109,7 +111,8 @@ class MapRegistry:
 
 
 def default_registry() -> MapRegistry:
-    return MapRegistry(SETUP_MAPS)
+    """Every built-in map: component 1's setup and configuration data."""
+    return MapRegistry((*SETUP_MAPS, *PREREQUISITE_MAPS, *CONTRACT_MAPS))
 
 
 def load_registry(spec: str | None) -> MapRegistry:
