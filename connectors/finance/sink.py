@@ -10,6 +10,8 @@
 - ``Prefer: return=representation`` on both, so the answer carries ``RecId`` (the Applied
   ack's ``target_id``) and ``@odata.etag``.
 - ``DELETE``: 204; 404 = already gone = success.
+- Keyed URLs carry ``?cross-company=true``: FO resolves them in the caller's default company
+  otherwise, so another company's row would be "not found".
 - An update-only command (a two-way edit flowing back) is only ever a PATCH: a 404 is
   dead-lettered, never turned into a POST that would create a half-filled row.
 - ``DELETE`` refused because other rows still reference the row ("The record is referenced by
@@ -70,11 +72,18 @@ class FinanceWriter(ODataWriter):
                                      f"{REFERENCED_RETRIES}); the referencing rows' deletes may be on "
                                      "their way", status=result.status))
 
+    def keyed(self, entity: str, key: dict[str, Any]) -> str:
+        """A row's URL. FO resolves a keyed URL in the caller's default company unless
+        ``cross-company=true``: without it, a PATCH to another company's row is a 404 and a
+        DELETE of it a 404 taken for "already gone", so demf's rows were never updated or
+        deleted by a usmf caller."""
+        return self.url(f"{entity_key(entity, key)}?cross-company=true")
+
     def _patch(self, write: Write) -> BatchOp:
         c = write.command
         # Key fields live in the URL; FO refuses a body that would change them.
         body = {k: v for k, v in c.fields.items() if k not in c.key}
-        return BatchOp("PATCH", self.url(entity_key(c.entity, dict(c.key))), body, RETURN_ROW)
+        return BatchOp("PATCH", self.keyed(c.entity, dict(c.key)), body, RETURN_ROW)
 
     def _post(self, write: Write) -> BatchOp:
         c = write.command
@@ -83,7 +92,7 @@ class FinanceWriter(ODataWriter):
     def plan(self, write: Write) -> BatchOp:
         command = write.command
         if command.op == "delete":
-            return BatchOp("DELETE", self.url(entity_key(command.entity, dict(command.key))))
+            return BatchOp("DELETE", self.keyed(command.entity, dict(command.key)))
         exists = write.prior is not None and write.prior.op == "upsert"
         return self._patch(write) if exists or command.update_only else self._post(write)
 

@@ -22,11 +22,12 @@ pytestmark = pytest.mark.contract
 
 
 def customer_command(account: str, version: int, op: str = "upsert", name: str = "Northwind",
-                     txid: str | None = None, tx_size: int | None = None, **fields: object) -> Command:
+                     txid: str | None = None, tx_size: int | None = None, company: str = "usmf",
+                     **fields: object) -> Command:
     body = {"Name": name, "CustomerGroupId": "30", "SalesCurrencyCode": "USD", **fields}
     return Command.model_validate({
         "command_id": f"customers:{account}:{version}", "map": "customers", "target": "finance",
-        "entity": "CustomersV3", "key": {"dataAreaId": "usmf", "CustomerAccount": account},
+        "entity": "CustomersV3", "key": {"dataAreaId": company, "CustomerAccount": account},
         "op": op, "fields": body if op == "upsert" else {}, "fingerprint": f"{name}-{version}",
         "source": {"system": "dataverse", "table": "accounts", "id": f"guid-{account}",
                    "version": version, "ts_ms": 1, "txid": txid}, "tx_size": tx_size})
@@ -37,9 +38,10 @@ def writer(emu: RunningEmulator, batch_size: int = 1) -> FinanceWriter:
     return FinanceWriter(build_api(conn), conn.api_url, batch_size)
 
 
-def find(emu: RunningEmulator, account: str) -> list[dict[str, object]]:
+def find(emu: RunningEmulator, account: str, company: str = "usmf") -> list[dict[str, object]]:
     with emu.client() as client:
-        response = client.get(f"CustomersV3(dataAreaId='usmf',CustomerAccount='{account}')")
+        response = client.get(f"CustomersV3(dataAreaId='{company}',CustomerAccount='{account}')",
+                              params={"cross-company": "true"})
     return [] if response.status_code == 404 else [response.json()]
 
 
@@ -87,6 +89,22 @@ async def test_sink_creates_with_post_updates_with_patch_and_deletes(finance_emu
         (gone,) = await fo.write([[Write(customer_command(account, version, op="delete"))]])
         assert isinstance(gone, Done)
     assert find(finance_emu, account) == []
+    await fo.api.aclose()
+
+
+async def test_rows_of_another_company_than_the_callers_are_updated_and_deleted(
+        finance_emu: RunningEmulator) -> None:
+    """FO resolves a keyed URL in the caller's default company (usmf) unless cross-company:
+    a demf row's PATCH was a 404, and its DELETE a 404 taken for "already gone"."""
+    account = f"D-{uuid.uuid4().hex[:6]}"
+    fo = writer(finance_emu)
+    (created,) = await fo.write([[Write(customer_command(account, 1, company="demf"))]])
+    assert isinstance(created, Done) and find(finance_emu, account, "demf")[0]["Name"] == "Northwind"
+    # POST first (no prior ack), a duplicate, then the PATCH of the demf row.
+    (updated,) = await fo.write([[Write(customer_command(account, 2, name="Zweite", company="demf"))]])
+    assert isinstance(updated, Done) and find(finance_emu, account, "demf")[0]["Name"] == "Zweite"
+    (gone,) = await fo.write([[Write(customer_command(account, 3, op="delete", company="demf"))]])
+    assert isinstance(gone, Done) and find(finance_emu, account, "demf") == []
     await fo.api.aclose()
 
 

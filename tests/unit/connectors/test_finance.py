@@ -152,7 +152,7 @@ async def test_change_set_replans_only_the_failing_request() -> None:
     outcomes = await writer.write([unit])
     assert [type(o) for o in outcomes] == [Done, Done]
     # round 1: POST A fails (duplicate) -> rolled back; round 2: PATCH A + POST B in one change set
-    assert fo.calls == [("POST", f"{ROOT}/ProjectsV2"), ("PATCH", f"{ROOT}/ProjectsV2(dataAreaId='usmf',ProjectId='A')"),
+    assert fo.calls == [("POST", f"{ROOT}/ProjectsV2"), ("PATCH", f"{ROOT}/ProjectsV2(dataAreaId='usmf',ProjectId='A')?cross-company=true"),
                         ("POST", f"{ROOT}/ProjectsV2")]
     assert fo.rows == {"A", "B"}
 
