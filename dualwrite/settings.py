@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.common.pacing import DEFAULT_PACE
+from connectors.common.pacing import DEFAULT_PACE, IDLE_BUDGET_RPS
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
@@ -228,6 +228,9 @@ class ApiSettings(BaseModel):
                                    "between polls of an idle table (the wait doubles up to it).")
     poll_hot_s: float = Field(DEFAULT_PACE.hot_s, ge=0, description="Source: a table is polled at "
                               "POLL_INTERVAL_S for this long after its last change.")
+    poll_idle_budget_rps: float = Field(IDLE_BUDGET_RPS, gt=0, description="Source: requests per "
+                                        "second all idle tables together may cost (the idle wait "
+                                        "grows with the number of tables to stay within it).")
 
     def extra(self) -> list[tuple[str, str | None]]:
         """`extra_tables` as (table, declared primary key or None)."""

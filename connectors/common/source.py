@@ -52,7 +52,7 @@ from connectors.common.checkpoints import CheckpointStore
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import AuthFailed, PositionExpired, Rejected, RetryLater
 from connectors.common.kafka import AsyncProducer, Headers, KafkaConfig
-from connectors.common.pacing import DEFAULT_PACE, Pace, PollState, next_poll
+from connectors.common.pacing import DEFAULT_PACE, IDLE_BUDGET_RPS, Pace, PollState, next_poll
 from topics import (
     DLQ_TRUNCATED_HEADER,
     ChangeEvent,
@@ -286,6 +286,9 @@ class SourceSettings(BaseModel):
                               description="Longest wait between polls of an idle table (doubling up to it).")
     hot_s: float = Field(default=DEFAULT_PACE.hot_s, ge=0,
                          description="A table is polled at poll_interval_s this long after its last change.")
+    idle_budget_rps: float = Field(default=IDLE_BUDGET_RPS, gt=0, description=(
+        "Requests per second all idle tables together may cost: with many tables the idle wait "
+        "grows past idle_max_s to tables / idle_budget_rps."))
     max_backoff_s: float = Field(default=60.0, gt=0,
                                  description="Longest wait of a failing table (doubles from the poll interval).")
     offsets_topic: str = Field(default="sync.source-offsets", description="Compacted checkpoint topic.")
@@ -298,7 +301,10 @@ class SourceSettings(BaseModel):
 
     @property
     def pace(self) -> Pace:
-        return Pace(self.poll_interval_s, max(self.idle_max_s, self.poll_interval_s), self.hot_s)
+        """Each idle table waits at least ``idle_max_s``, and long enough that all of them
+        together stay within ``idle_budget_rps`` (the budget holds however many maps run)."""
+        idle = max(self.idle_max_s, self.poll_interval_s, len(self.tables) / self.idle_budget_rps)
+        return Pace(self.poll_interval_s, idle, self.hot_s)
 
 
 Record = tuple[str, bytes | None, bytes | None, Headers | None]

@@ -87,7 +87,8 @@ def source_settings(settings: Settings, system: System, tables: list[str] | None
     declared = capture_tables(settings, system)
     return SourceSettings(system=system, tables=tuple(tables or (t.name for t in declared)),
                           declared=declared, poll_interval_s=poll_interval or api.poll_interval_s,
-                          idle_max_s=api.poll_idle_max_s, hot_s=api.poll_hot_s)
+                          idle_max_s=api.poll_idle_max_s, hot_s=api.poll_hot_s,
+                          idle_budget_rps=api.poll_idle_budget_rps)
 
 
 def _serve(settings: Settings) -> None:

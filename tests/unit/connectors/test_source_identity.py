@@ -7,6 +7,7 @@ import pytest
 
 from dualwrite.commands.connectors import dataverse_connection, finance_connection, source_settings
 from dualwrite.settings import Settings
+from streams.maps import default_registry
 
 pytestmark = pytest.mark.unit
 
@@ -29,10 +30,24 @@ def test_a_source_secret_of_its_own_is_used_and_stays_secret() -> None:
 def test_the_source_captures_the_registry_tables_with_their_keys_and_the_pace_of_the_settings() -> None:
     s = Settings.model_validate({"dataverse": {"poll_idle_max_s": 20, "poll_hot_s": 5}})
     cfg = source_settings(s, "dataverse", None, None)
-    assert cfg.tables == ("cdm_companies", "accounts", "msdyn_projects", "msdyn_projecttasks")
+    # Exactly the registry's Dataverse tables, in its order (maps are added there, not here).
+    assert cfg.tables == tuple(ep.table for ep in default_registry().captured("dataverse"))
+    assert {"cdm_companies", "accounts", "msdyn_projects", "msdyn_projecttasks"} <= set(cfg.tables)
     declared = {d.name: d for d in cfg.declared}
     assert declared["msdyn_projecttasks"].primary_key == "msdyn_projecttaskid"
     assert (cfg.poll_interval_s, cfg.idle_max_s, cfg.hot_s) == (0.25, 20, 5)
     assert source_settings(s, "dataverse", ["accounts"], 1.0).tables == ("accounts",)
     # The sink addresses rows by the same declared keys.
     assert dataverse_connection(s).primary_keys["accounts"] == "accountid"
+
+
+def test_many_idle_tables_together_stay_within_the_idle_budget() -> None:
+    """The idle wait grows with the number of tables: 17 tables at 0.8 requests/s wait 21.25 s
+    each (at the 10 s cap alone they would cost 1.7 requests/s); few tables keep the cap."""
+    many = source_settings(Settings(), "dataverse", [f"t{i}" for i in range(17)], None)
+    assert many.pace.idle_max_s == pytest.approx(17 / 0.8)
+    assert len(many.tables) / many.pace.idle_max_s <= 0.8
+    few = source_settings(Settings(), "dataverse", ["accounts", "cdm_companies"], None)
+    assert few.pace.idle_max_s == 10.0
+    tight = Settings.model_validate({"dataverse": {"poll_idle_budget_rps": 4.0}})
+    assert source_settings(tight, "dataverse", [f"t{i}" for i in range(17)], None).pace.idle_max_s == 10.0
