@@ -3,6 +3,7 @@ to the effects that handling it has (`streams.effects`).
 
     on_pending   a change's walk: plan, collect facts, group, pair, emit (or park / dead-letter)
     on_tx        one event of a source transaction: hold its changes until all events were seen
+    on_member    a member of a fan-out map seen or deleted: the map's rows written for it
     on_fact      a fact learned or forgotten: store it, release what waited for it
     on_applied   a sink's ack: what the target holds now, presence of the row
     on_observed  a row on the target's own feed: presence, echo, or a target edit flowing back
@@ -51,13 +52,14 @@ from streams.effects import (
 from streams.factview import KNOWN, deleted_key
 from streams.flood import FloodGuard
 from streams.maps.registry import MapRegistry
-from streams.pending import Drop, Emit, Group, Need, Pair, Pending, plan, to_command
+from streams.pending import Drop, Emit, Group, Need, Pair, Pending, Spread, plan, to_command
 from streams.transform import TransformError, observed_fields
 from streams.wire import (
     AppliedMsg,
     ControlMsg,
     FactMsg,
     GateMsg,
+    MemberMsg,
     ObservedMsg,
     PendingMsg,
     TickMsg,
@@ -72,6 +74,7 @@ __all__ = [
     "on_applied",
     "on_control",
     "on_fact",
+    "on_member",
     "on_observed",
     "on_pending",
     "on_tick",
@@ -108,6 +111,10 @@ def on_tx(msg: TxMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]
     return _run(state, ctx, lambda g: g.group(at, msg.event, msg.total, msg.items))
 
 
+def on_member(msg: MemberMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
+    return _run(state, ctx, lambda g: g.on_member(msg, at))
+
+
 def on_fact(msg: FactMsg, at: Position, state: Tables, ctx: Context) -> list[Effect]:
     return _run(state, ctx, lambda g: g.learn(at, msg.value, msg.version))
 
@@ -141,6 +148,8 @@ def handle(msg: GateMsg, at: Position, state: Tables, ctx: Context) -> list[Effe
         return on_tx(msg, at, state, ctx)
     if isinstance(msg, FactMsg):
         return on_fact(msg, at, state, ctx)
+    if isinstance(msg, MemberMsg):
+        return on_member(msg, at, state, ctx)
     if isinstance(msg, AppliedMsg):
         return on_applied(msg, at, state, ctx)
     if isinstance(msg, ObservedMsg):
@@ -245,7 +254,7 @@ class _Gate:
             self.fx.put("parked", slot_key, slot)
             self.fx.add(Count(metrics.PARKED, (item.map, reason)))
 
-    def next_step(self, item: Pending, at: Position) -> Group | Need | Pair | Emit | None:
+    def next_step(self, item: Pending, at: Position) -> Group | Need | Pair | Emit | Spread | None:
         """The item's next step; None when it ends here (dead-lettered or dropped)."""
         try:
             step = plan(item, self.maps)
@@ -291,6 +300,9 @@ class _Gate:
             elif isinstance(step, Emit):
                 self.emit(item, step, at)
                 return
+            elif isinstance(step, Spread):
+                self.spread(item, at)
+                return
 
     def group(self, at: Position, event: str, total: int, items: list[Pending]) -> None:
         """Hold a source transaction's changes until all ``total`` of its events were seen."""
@@ -323,6 +335,51 @@ class _Gate:
         ids = tuple(m.source.id for m in members)
         for member in members:
             self.forward(member.model_copy(update={"tx_members": ids}), at)
+
+    # -- fan-out: one source row, a copy per member ----------------------------------------
+    def fanout(self, key: str) -> dict[str, Any]:
+        """A fan-out map's hub state: ``members`` (member -> the source version and gate offset
+        that added it) and ``rows`` (source id -> its last change, a `Pending` dump); deleted rows are kept
+        as ``{"deleted": version}`` so that an older change arriving late stays stale."""
+        value = self.fx.get("states", key) or {}
+        return {"members": dict(value.get("members") or {}), "rows": dict(value.get("rows") or {})}
+
+    def spread(self, item: Pending, at: Position) -> None:
+        """A fan-out map's change: remember it, and write (or delete) it for every member."""
+        hub = self.fanout(at.key)
+        last = hub["rows"].get(item.source.id) or {}
+        seen = int(last.get("deleted") or (last.get("source") or {}).get("version") or 0)
+        if item.source.version < seen:  # a newer change of the record is spread already
+            self.fx.add(Count(metrics.DROPPED, (item.map, metrics.STALE)))
+            return
+        hub["rows"][item.source.id] = ({"deleted": item.source.version} if item.op == "delete"
+                                       else item.model_dump(mode="json"))
+        self.fx.put("states", at.key, hub)
+        m = self.maps[item.map]
+        for member in sorted(hub["members"]):
+            self.forward(item.for_member(m, member), at)
+
+    def on_member(self, msg: MemberMsg, at: Position) -> None:
+        """A member appeared: every row seen so far is written for it. A member deleted gets
+        no more copies (what was written for it stays: Finance keeps a legal entity's roles)."""
+        hub = self.fanout(at.key)
+        before = hub["members"].get(msg.member)
+        if msg.deleted:
+            if before is not None:
+                del hub["members"][msg.member]
+                self.fx.put("states", at.key, hub)
+            return
+        # The gate offset that added the member is kept: handling that record again is a replay
+        # after a crash (the changelog may hold the member while the copies were never sent).
+        replay = before is not None and before.get("offset") == at.offset
+        if before is not None and not replay:
+            return  # an update of a member already written for
+        hub["members"][msg.member] = {"version": msg.version, "offset": at.offset}
+        self.fx.put("states", at.key, hub)
+        m = self.maps[msg.map]
+        for row in hub["rows"].values():
+            if "deleted" not in row:
+                self.forward(Pending.model_validate(row).for_member(m, msg.member), at)
 
     def pair(self, item: Pending, step: Pair) -> Pending:
         m = self.maps[item.map]

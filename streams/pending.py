@@ -7,6 +7,7 @@ goes. `plan` is pure: from the map and what the item has collected it names the 
     Need(fact key)     wait for a lookup row or for a referenced target row (dependency)
     Pair(pair key)     decide two-way fields against the other side's recent changes
     Emit(record key)   the command is ready (pause check, no-op check, then produce)
+    Spread(fanout key) a fan-out map's change: one copy per member (`streams.maps.model.FanOut`)
     Drop(reason)       the map's filter rejects the row, or conflicts removed every field
 
 A delete does not go through the map: a source may send it without a before image (after a
@@ -28,12 +29,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from streams.fingerprint import fingerprint
-from streams.maps.model import TableMap, key_fact, present_fact
+from streams.maps.model import TableMap, fanout_key, key_fact, present_fact
 from streams.maps.registry import MapRegistry
 from streams.transform import Filtered, Mapped, NeedFacts, TransformError, lookup_facts, transform
 from topics import Command, CommandSource, WriteOp, target_key
 
-__all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Step", "plan", "to_command"]
+__all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "plan", "record_ref", "to_command"]
 
 
 class Pending(BaseModel):
@@ -55,9 +56,29 @@ class Pending(BaseModel):
     dropped: tuple[str, ...] = ()
     born_ms: int
     parked_ms: int | None = None
+    member: str | None = None  # the fan-out member this copy is written for (`FanOut`)
 
     def with_fact(self, key: str, value: dict[str, Any] | None) -> Pending:
         return self.model_copy(update={"facts": {**self.facts, key: value or {}}})
+
+    @property
+    def record_ref(self) -> str:
+        """The source record this change writes, as its key fact names it (`record_ref`)."""
+        return record_ref(self.source.id, self.member)
+
+    def for_member(self, m: TableMap, member: str) -> Pending:
+        """The copy of a fan-out map's change written for one member: the member fills the
+        row's ``fill`` column, and the copy is a change (and a command) of its own."""
+        assert m.fan_out is not None
+        return self.model_copy(update={
+            "id": f"{m.name}:{record_ref(self.source.id, member)}:{self.source.version}",
+            "member": member, "row": {**self.row, m.fan_out.fill: member}})
+
+
+def record_ref(source_id: str, member: str | None) -> str:
+    """A source record id, or for a fan-out copy the id with its member (``<id>@<member>``):
+    each copy is written under its own key, so a delete of the record deletes each copy's."""
+    return source_id if member is None else f"{source_id}@{member}"
 
 
 @dataclass(frozen=True)
@@ -85,11 +106,16 @@ class Emit:
 
 
 @dataclass(frozen=True)
+class Spread:
+    key: str
+
+
+@dataclass(frozen=True)
 class Drop:
     reason: str
 
 
-Step = Group | Need | Pair | Emit | Drop
+Step = Group | Need | Pair | Emit | Spread | Drop
 
 
 def tx_key(source: CommandSource) -> str:
@@ -141,7 +167,7 @@ def _without(m: TableMap, item: Pending, mapped: Mapped) -> Mapped:
 
 def _delete(m: TableMap, item: Pending) -> Need | Emit:
     """A delete addresses the target key the processor wrote for the record, nothing else."""
-    fact = key_fact(m.name, item.source.id)
+    fact = key_fact(m.name, item.record_ref)
     if fact not in item.facts:
         return Need(fact)
     key = dict(item.facts[fact] or {})
@@ -156,6 +182,8 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
     if item.tx_total is not None and item.tx_total > 1 and item.tx_members is None \
             and item.source.txid:
         return Group(tx_key(item.source))
+    if m.fan_out is not None and item.member is None and not item.reverse:
+        return Spread(fanout_key(m.name))
     if item.op == "delete":
         return _delete(m, item)
     result = transform(m, item.row, item.facts, reverse=item.reverse)
@@ -173,7 +201,7 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
     mapped = _without(m, item, result) if item.dropped else result
     if item.reverse and not any(k not in mapped.key for k in mapped.fields):
         return Drop("every two-way field lost or was unchanged")
-    publish = () if item.reverse else ((key_fact(m.name, item.source.id), dict(mapped.key)),)
+    publish = () if item.reverse else ((key_fact(m.name, item.record_ref), dict(mapped.key)),)
     return Emit(present_fact(mapped.record_key), mapped, publish)
 
 

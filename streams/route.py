@@ -1,8 +1,8 @@
 """Where a decoded CDC event goes: pure, from the maps alone.
 
-One change event of table T may be three things at once: a lookup row other maps index (a
-`FactMsg`), the source of a map (a `Pending` per map) and the target's own feed of a map (an
-`ObservedMsg`). Each result is (gate key, message); the agent sends it keyed by that key.
+One change event of table T may be four things at once: a lookup row other maps index (a
+`FactMsg`), the source of a map (a `Pending` per map), a member of a fan-out map (a `MemberMsg`)
+and the target's own feed of a map (an `ObservedMsg`). Each result is (gate key, message); the agent sends it keyed by that key.
 
 An event of a multi-event source transaction goes to the transaction's key as one `TxMsg` with
 the changes it starts (none when no map reads its table): the gate counts events, not changes,
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.factview import LOOKUPS
-from streams.maps.model import row_fact
+from streams.maps.model import fanout_key, row_fact
 from streams.maps.registry import MapRegistry
 from streams.pending import Drop, Need, Pending, plan, tx_key
 from streams.transform import TransformError
-from streams.wire import FactMsg, ObservedMsg, PendingMsg, TxMsg
+from streams.wire import FactMsg, MemberMsg, ObservedMsg, PendingMsg, TxMsg
 from topics import ChangeEvent, CommandSource, target_key
 
 __all__ = ["Known", "Rejection", "Routed", "first_step", "route_change"]
@@ -51,7 +51,7 @@ class Rejection:
 
 @dataclass
 class Routed:
-    messages: list[tuple[str, FactMsg | PendingMsg | ObservedMsg | TxMsg]] = field(default_factory=list)
+    messages: list[tuple[str, FactMsg | PendingMsg | ObservedMsg | TxMsg | MemberMsg]] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (map, reason)
     rejected: list[Rejection] = field(default_factory=list)
 
@@ -133,6 +133,16 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
         key = tx_key(source)
         out.messages.append((key, TxMsg(event=f"{system}:{table}:{record_id}:{source.version}",
                                         total=tx.event_count or 1, items=members)))
+    for m in maps.fanned_over(system, table):
+        assert m.fan_out is not None
+        member = row.get(m.fan_out.column)
+        if member is None or member == "" or isinstance(member, dict | list | bool):
+            if not event.is_delete:  # a delete without its before image names no member
+                out.dropped.append((m.name, "member row without its member column"))
+            continue
+        out.messages.append((fanout_key(m.name), MemberMsg(map=m.name, member=str(member),
+                                                           version=source.version,
+                                                           deleted=event.is_delete)))
     for m in maps.targeting(system, table):
         key_values = {f.target: row.get(f.read_name) for f in m.key}
         if any(v is None or v == "" for v in key_values.values()):

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.config import StreamsConfig
 from streams.gate import slot_from
 from streams.maps.model import key_fact
+from streams.pending import record_ref
 
 __all__ = ["ParkedEntry", "parked_entries", "read_parked"]
 
@@ -36,7 +37,7 @@ class ParkedEntry:
 def _unwritten_delete(key: str, item: dict[str, Any]) -> bool:
     source = item.get("source") or {}
     return item.get("op") == "delete" and isinstance(source, dict) and \
-        key == key_fact(str(item.get("map")), str(source.get("id")))
+        key == key_fact(str(item.get("map")), record_ref(str(source.get("id")), item.get("member")))
 
 
 def parked_entries(items: Iterable[tuple[str, Any]], now_ms: int) -> list[ParkedEntry]:

@@ -4,7 +4,9 @@ Pure. The forward direction applies the map's fields whose direction leads to th
 (and two-way fields); the reverse direction writes only two-way fields back to the source
 table, addressed by the map's ``reverse_key``. Every result carries a *readable* view of the
 fields: the values as the target's own feed will show them (``_msdyn_company_value`` rather than
-the ``@odata.bind`` path), which is what fingerprints and echo checks compare.
+the ``@odata.bind`` path), which is what fingerprints and echo checks compare. A composed field
+(``FieldMap.compose``) joins several source columns into one target column, e.g. a released
+product's ``productnumber`` from its company and item number.
 
 A change event's images are arbitrary JSON: every value a map reads (a field, a key field, a
 value-mapped field, a lookup reference) must be a scalar, or the row is refused with a
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from string import Formatter
 from typing import Any
 
 from streams.fingerprint import fingerprint
@@ -125,6 +128,8 @@ def _value(m: TableMap, f: FieldMap, row: Mapping[str, Any], resolved: Mapping[s
     if f.lookup is not None:
         fact = resolved.get(f.lookup)
         value = fact.get(f.lookup_field or "") if fact is not None else None
+    elif f.compose is not None:
+        value = _composed(m, f, row)
     elif source_name is not None:
         value = row.get(source_name)
     else:
@@ -139,6 +144,16 @@ def _value(m: TableMap, f: FieldMap, row: Mapping[str, Any], resolved: Mapping[s
     if value is None or value == "":
         value = f.default
     return normalize(f.kind, value)
+
+
+def _composed(m: TableMap, f: FieldMap, row: Mapping[str, Any]) -> str | None:
+    """``f.compose`` filled from the row's columns; None while any of them is empty."""
+    assert f.compose is not None
+    names = [name for _text, name, _spec, _conv in Formatter().parse(f.compose) if name]
+    parts = {name: _scalar(m, f"field {f.target!r} part {name!r}", row.get(name)) for name in names}
+    if any(v is None or v == "" for v in parts.values()):
+        return None
+    return f.compose.format_map(parts)
 
 
 def _field_plan(m: TableMap, reverse: bool) -> tuple[list[FieldMap], list[tuple[FieldMap, str, str | None]]]:

@@ -3,6 +3,7 @@
     fact      a lookup row, a mapped key or a target row's presence was learned (or forgotten)
     pending   a change on its way to a command (`streams.pending.Pending`)
     tx        one event of a multi-event source transaction, with the changes it starts (maybe none)
+    member    a member of a fan-out map's member table seen or deleted (`streams.maps.model.FanOut`)
     applied   a sink's ack, re-keyed from ``sync.applied.<target>``
     observed  a row from the target's own feed (presence, echo check, target edits)
     control   a map's run state, sent to every partition
@@ -30,6 +31,7 @@ __all__ = [
     "FactMsg",
     "GateMsg",
     "GateRecordTooLarge",
+    "MemberMsg",
     "ObservedMsg",
     "PendingMsg",
     "TickMsg",
@@ -65,6 +67,17 @@ class TxMsg(_Msg):
     items: list[Pending]
 
 
+class MemberMsg(_Msg):
+    """A member of a fan-out map's member table was seen (or deleted): keyed by the map's
+    ``fanout:<map>`` key, where its rows are written for every member."""
+
+    kind: Literal["member"] = "member"
+    map: str
+    member: str
+    version: int
+    deleted: bool = False
+
+
 class AppliedMsg(_Msg):
     kind: Literal["applied"] = "applied"
     ack: Applied
@@ -95,7 +108,8 @@ class TickMsg(_Msg):
 # `dualwrite dlq retry` sends it back as a `PendingMsg`).
 ITEM_STAGES = ("transform", "plan", "emit")
 
-GateMsg = Annotated[FactMsg | PendingMsg | TxMsg | AppliedMsg | ObservedMsg | ControlMsg | TickMsg,
+GateMsg = Annotated[FactMsg | PendingMsg | TxMsg | MemberMsg | AppliedMsg | ObservedMsg | ControlMsg
+                    | TickMsg,
                     Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[GateMsg] = TypeAdapter(GateMsg)
 

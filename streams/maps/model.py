@@ -12,6 +12,7 @@ Fact keys (what the gate waits for) are strings built here, once:
     key:<map>:<source id>       target key a map computed for one of its source rows (a delete
                                 of that row deletes this key: it needs no before image)
     present:<record key>        the target row exists (from acks or the target's own feed)
+    fanout:<map>                a fan-out map's members and source rows (`FanOut`)
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ __all__ = [
     "Dependency",
     "Direction",
     "Endpoint",
+    "FanOut",
     "FieldMap",
     "Kind",
     "Lookup",
     "TableMap",
+    "fanout_key",
     "key_fact",
     "present_fact",
     "row_fact",
@@ -52,6 +55,10 @@ def key_fact(map_name: str, record_id: str) -> str:
 
 def present_fact(record_key: str) -> str:
     return f"present:{record_key}"
+
+
+def fanout_key(map_name: str) -> str:
+    return f"fanout:{map_name}"
 
 
 class _Frozen(BaseModel):
@@ -115,7 +122,9 @@ class FieldMap(_Frozen):
     """One target field: where its value comes from and in which direction it flows.
 
     Exactly one of ``source`` (a column of the source row), ``lookup`` + ``lookup_field`` (a
-    field of a referenced row's fact) or ``const`` gives the value. ``template`` formats it
+    field of a referenced row's fact), ``compose`` (source columns joined by a format string,
+    ``{dataAreaId}-{ItemNumber}``: a key that Dataverse keeps as one column; null while any of
+    them is empty) or ``const`` gives the value. ``template`` formats it
     (``/cdm_companies({})`` for an OData bind). ``read_as`` names the column under which the
     target's own feed shows the value (``_msdyn_company_value`` for the bind), so echoes compare
     like with like.
@@ -125,6 +134,7 @@ class FieldMap(_Frozen):
     source: str | None = None
     lookup: str | None = None
     lookup_field: str | None = None
+    compose: str | None = None
     const: Scalar = None
     direction: Direction = "to_finance"
     kind: Kind = "text"
@@ -181,6 +191,23 @@ class Dependency(_Frozen):
         return tuple(dict.fromkeys(lookup for _target, lookup, _field in self.key))
 
 
+class FanOut(_Frozen):
+    """One source row written once per member of another table: a global Dataverse resource
+    role becomes one Finance role per legal entity (map "Project resource roles for all
+    companies").
+
+    The members are the rows of ``table`` (in ``system``); a member is named by its ``column``
+    (``cdm_companycode``) and fills the source row's ``fill`` column (``dataAreaId``) of the
+    copy written for it, so the map's key and fields read it like any other column. A member
+    that appears later gets every row already seen; a source delete deletes every copy.
+    """
+
+    system: System = "dataverse"
+    table: str
+    column: str
+    fill: str
+
+
 class TableMap(_Frozen):
     """A table map: one source table to one target entity, declared once."""
 
@@ -198,6 +225,12 @@ class TableMap(_Frozen):
     reverse_lookups: tuple[Lookup, ...] = ()
     master: System | None = Field(None, description="Wins a same-window conflict on two-way fields.")
     target_id_column: str | None = Field(None, description="Primary id column in the target row.")
+    target_scope: tuple[Condition, ...] = Field(
+        (), description="Conditions on a target row (its own columns) that make it this map's: "
+        "`dualwrite reconcile` reports only such rows as extra, since a target may hold rows no "
+        "map writes (Finance's own shared categories, Dataverse accounts that are vendors).")
+    fan_out: FanOut | None = Field(None, description="Write each source row once per member of "
+                                   "another table (`FanOut`).")
     reads: tuple[Endpoint, ...] = Field(
         (), description="Declarations of other tables this map's lookups read that no map has as "
         "its source or target (their primary key and company column), so a source can capture them.")

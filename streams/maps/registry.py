@@ -14,9 +14,10 @@ import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streams.maps.model import Endpoint, TableMap
 from streams.maps.contracts import CONTRACT_MAPS
+from streams.maps.model import Endpoint, TableMap
 from streams.maps.prerequisites import PREREQUISITE_MAPS
+from streams.maps.roles import ROLE_MAPS
 from streams.maps.setup import SETUP_MAPS
 
 __all__ = ["MapRegistry", "RegistryError", "default_registry", "load_registry"]
@@ -53,6 +54,11 @@ class MapRegistry:
         """Maps whose source is this table (its changes flow to the other system)."""
         return [m for m in self.maps if (m.source.system, m.source.table) == (system, table)]
 
+    def fanned_over(self, system: str, table: str) -> list[TableMap]:
+        """Fan-out maps whose members are the rows of this table (`FanOut`)."""
+        return [m for m in self.maps if m.fan_out is not None
+                and (m.fan_out.system, m.fan_out.table) == (system, table)]
+
     def targeting(self, system: str, table: str) -> list[TableMap]:
         """Maps that write into this table (its feed shows our echoes and target edits)."""
         return [m for m in self.maps if (m.target.system, m.target.table) == (system, table)]
@@ -77,6 +83,8 @@ class MapRegistry:
             add([(m.source.system, m.source.table), (m.target.system, m.target.table)])
             add((lk.system, lk.table) for lk in (*m.lookups, *m.reverse_lookups)
                 if lk.ref == "row")
+            if m.fan_out is not None:
+                add([(m.fan_out.system, m.fan_out.table)])
         return out
 
     def endpoint(self, system: str, table: str) -> Endpoint:
@@ -111,8 +119,9 @@ class MapRegistry:
 
 
 def default_registry() -> MapRegistry:
-    """Every built-in map: component 1's setup and configuration data."""
-    return MapRegistry((*SETUP_MAPS, *PREREQUISITE_MAPS, *CONTRACT_MAPS))
+    """Every built-in map: component 1's setup and configuration data (the roles map first, as
+    dual-write runs it)."""
+    return MapRegistry((*ROLE_MAPS, *SETUP_MAPS, *PREREQUISITE_MAPS, *CONTRACT_MAPS))
 
 
 def load_registry(spec: str | None) -> MapRegistry:

@@ -2,7 +2,15 @@ import pytest
 
 from streams.maps import default_registry
 from streams.route import route_change
-from streams.wire import FactMsg, ObservedMsg, PendingMsg, TxMsg, decode_gate, encode_gate
+from streams.wire import (
+    FactMsg,
+    MemberMsg,
+    ObservedMsg,
+    PendingMsg,
+    TxMsg,
+    decode_gate,
+    encode_gate,
+)
 from tests.unit.streams import rows
 from topics import ChangeEvent, TransactionBlock
 from topics.envelope import Source
@@ -79,7 +87,8 @@ def test_an_event_no_map_reads_still_counts_for_its_transaction():
     out = route_change(MAPS, "dataverse", "cdm_companies", rows.COMPANY, e, 0)
     txs = [m for _, m in out.messages if isinstance(m, TxMsg)]
     assert len(txs) == 1 and txs[0].items == [] and txs[0].total == 3
-    assert {type(m) for _, m in out.messages} == {FactMsg, ObservedMsg, TxMsg}
+    # A company is also a member of the roles map's fan-out.
+    assert {type(m) for _, m in out.messages} == {FactMsg, ObservedMsg, TxMsg, MemberMsg}
 
 
 def test_a_transaction_of_one_event_is_not_held():
