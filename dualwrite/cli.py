@@ -15,6 +15,8 @@ from dualwrite.commands import (
     emulator,
     kafka,
     maps,
+    reconcile,
+    scenario,
     status,
     topics,
     worker,
@@ -38,6 +40,8 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(maps.app, name="maps")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(status.app, name="status")
+app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(scenario.app, name="scenario")
 
 
 @app.command()

@@ -4,7 +4,8 @@ The scenario acts only through the public HTTP APIs, as people and apps would: p
 create projects and their work breakdown (two levels: "1", "1.1") in Dataverse, rename projects
 and drop leaf tasks; finance creates customers in Finance. It remembers what the other side must
 end up holding so a run can be checked (`progress()`), which is what `dualwrite demo --seconds N`
-and the integration tests use.
+and the integration tests use. The `dualwrite scenario` command's activity (every setup and
+contract table, seeded plans, an adversarial order) is `dualwrite.activity`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,391 @@
+"""The people's activity of domain.md 1.1 as a plan of API requests (`dualwrite.activity_run`
+makes them).
+
+`dualwrite scenario` uses it; `dualwrite.scenario.Scenario` (the demo's and chaos tier's random
+projects, tasks and customers, with its own expectations) is separate and unchanged.
+
+Planning is apart from acting so that a run is repeatable and testable without I/O: `plan` turns
+what the two systems hold at the start (`World`: Dataverse companies and their customer
+accounts, Finance legal entities) and a seed into a list of `Op` (one write request each). The
+same world and seed give the same requests. Every row the plan creates carries the seed in its
+number (``S7-K0001``), so runs with different seeds do not collide; the same seed against the
+same data is refused as a duplicate (exit 1, "use another --seed").
+
+Who does what (domain.md 1.1, 1.7):
+
+- finance, in Finance: a new legal entity and its ledger, exchange rates, customers and vendors
+  in every legal entity, workers, units; renames a customer, changes a worker's e-mail;
+- project managers, in Dataverse: transaction categories and roles (renamed, one deleted),
+  contracts (``salesorders``) with a funding source per contract customer, a project on the
+  contract with a two-level work breakdown ("1", "1.1"), a time-and-material and a fixed-price
+  contract line, two milestones on the fixed-price line; then edits, a task and a milestone
+  deleted, every other project closed (statecode 1), one contract in four torn down (children
+  before parents: milestones, lines, funding sources, child tasks, tasks, project, contract).
+
+Orders. ``natural``: finance first, then project managers, company by company, parents before
+children. ``adversarial``: the same work interleaved across companies and kinds (a seeded
+shuffle of units of work that do not depend on each other), children created before their
+parents wherever Dataverse accepts it (a funding source before its contract, a milestone before
+its contract line, contract lines before their project, a child task before its parent; each
+bound to its parent by a later PATCH), bursts of five updates to one project, and one
+contract's project (with everything that needs it) arriving late: held back until ``late_s``
+after the start, while the rest goes on. A bind (``@odata.bind``) always names a row that
+exists: Dataverse refuses any other.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from topics import System
+
+__all__ = ["Company", "NothingToWorkOn", "Op", "Order", "Ref", "ScenarioError", "SizeName", "World",
+           "plan", "summary"]
+
+
+class ScenarioError(Exception):
+    """The scenario cannot go on: one line saying what to do next."""
+
+
+class NothingToWorkOn(ScenarioError):
+    """Dataverse holds no company with a customer account to make contracts for (exit 2)."""
+
+
+class Order(StrEnum):
+    natural = "natural"
+    adversarial = "adversarial"
+
+
+class SizeName(StrEnum):
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+@dataclass(frozen=True)
+class Size:
+    """How many of each kind one run creates."""
+
+    legal_entities: int
+    customers: int
+    vendors: int
+    workers: int
+    units: int
+    rates: int
+    categories: int
+    roles: int
+    contracts: int
+
+
+SIZES = {SizeName.small: Size(1, 3, 2, 2, 1, 2, 2, 2, 2),
+         SizeName.medium: Size(1, 8, 4, 6, 2, 4, 4, 4, 8),
+         SizeName.large: Size(3, 80, 40, 60, 10, 40, 20, 10, 100)}
+
+
+@dataclass(frozen=True)
+class Company:
+    """A legal entity as a project manager sees it in Dataverse."""
+
+    code: str
+    currency: str
+    accounts: tuple[str, ...]  # its customer account numbers
+
+
+@dataclass(frozen=True)
+class World:
+    """What the plan builds on: Dataverse companies with customers, Finance legal entities."""
+
+    dataverse: tuple[Company, ...]
+    finance: tuple[tuple[str, str], ...]  # (dataAreaId, accounting currency)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A Dataverse row of the plan: ``company:usmf``, ``account:usmf/US-001`` (found by
+    `read_world`) or a handle an earlier ``POST`` of the plan named."""
+
+    handle: str
+
+
+VERBS = {"POST": "created", "PATCH": "updated", "DELETE": "deleted"}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One write request. Dataverse: ``row`` names the created (POST) or addressed row, and a
+    `Ref` value in ``body`` becomes ``<column>@odata.bind``. Finance: ``key`` addresses the row."""
+
+    kind: str
+    system: System
+    method: str
+    table: str
+    body: Mapping[str, Any] = field(default_factory=dict)
+    row: Ref | None = None
+    key: Mapping[str, str] | None = None
+    late: bool = False
+
+    def binds(self) -> list[str]:
+        return [v.handle for v in self.body.values() if isinstance(v, Ref)]
+
+
+Chunk = list[Op]  # ops made back to back (a burst), never interleaved with others
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+def _dv(kind: str, method: str, table: str, row: str, body: Mapping[str, Any] | None = None) -> Op:
+    return Op(kind, "dataverse", method, table, dict(body or {}), row=Ref(row))
+
+
+def _fo(kind: str, method: str, table: str, body: Mapping[str, Any],
+        key: Mapping[str, str] | None = None) -> Op:
+    return Op(kind, "finance", method, table, dict(body), key=key)
+
+
+def _le_code(seed: int, n: int) -> str:
+    """A 4-character legal entity code unique per (seed, n < 4), starting with a digit so it
+    never names a real company: base 36 of ``seed * 4 + n``."""
+    value, digits = seed * 4 + n, ""
+    for _ in range(4):
+        value, d = divmod(value, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
+    return digits
+
+
+class _Planner:
+    def __init__(self, world: World, seed: int, size: Size, adversarial: bool) -> None:
+        self.world, self.seed, self.size, self.adv = world, seed, size, adversarial
+        self.rng = random.Random(seed)
+        self.p = f"S{seed}"
+
+    # Finance ---------------------------------------------------------------------------------
+    def finance_units(self) -> list[list[Chunk]]:
+        new = [(_le_code(self.seed, n), ("USD", "EUR", "GBP")[n % 3])
+               for n in range(1, self.size.legal_entities + 1)]
+        companies = [*self.world.finance, *new]
+        customers: dict[str, list[str]] = {c: [] for c, _ in companies}
+        vendors: dict[str, list[str]] = {c: [] for c, _ in companies}
+        for i in range(self.size.customers):
+            customers[companies[i % len(companies)][0]].append(f"{self.p}-C{i + 1:04d}")
+        for i in range(self.size.vendors):
+            vendors[companies[i % len(companies)][0]].append(f"{self.p}-V{i + 1:04d}")
+        units: list[list[Chunk]] = []
+        for code, currency in companies:
+            unit: list[Chunk] = []
+            if (code, currency) in new:
+                unit.append([_fo("legal entity", "POST", "LegalEntities", {
+                    "dataAreaId": code, "Name": f"Contoso {code.upper()} ({self.p})",
+                    "AccountingCurrency": currency})])
+                unit.append([_fo("ledger", "POST", "Ledgers", {
+                    "LegalEntityId": code, "Name": code.upper(), "Description": f"Ledger {code.upper()}",
+                    "AccountingCurrency": currency, "ReportingCurrency": "USD"})])
+            for account in customers[code]:
+                unit.append([_fo("customer", "POST", "CustomersV3", {
+                    "dataAreaId": code, "CustomerAccount": account, "Name": f"Customer {account}",
+                    "CustomerGroupId": "30", "SalesCurrencyCode": currency})])
+            for account in vendors[code]:
+                unit.append([_fo("vendor", "POST", "VendorsV2", {
+                    "dataAreaId": code, "VendorAccountNumber": account, "Name": f"Vendor {account}",
+                    "VendorGroupId": "10", "CurrencyCode": currency})])
+            if customers[code]:
+                account = customers[code][0]
+                key = {"dataAreaId": code, "CustomerAccount": account}
+                unit.append([_fo("customer", "PATCH", "CustomersV3", {"Name": f"Customer {account} rev {r}"},
+                                 key) for r in range(1, (5 if self.adv else 1) + 1)])
+            if unit:
+                units.append(unit)
+        units.append([[_fo("exchange rate", "POST", "ExchangeRates", {
+            "RateType": f"Budget {self.p}", "FromCurrency": src, "ToCurrency": dst,
+            "ValidFrom": f"{2027 + i // 12}-{i % 12 + 1:02d}-01", "Rate": round(self.rng.uniform(0.5, 1.5), 4)})]
+            for i, (src, dst) in enumerate(self._pairs(self.size.rates))])
+        workers: list[Chunk] = []
+        for i in range(1, self.size.workers + 1):
+            first, last = self.rng.choice(_FIRST), self.rng.choice(_LAST)
+            workers.append([_fo("worker", "POST", "Workers", {
+                "PersonnelNumber": f"{self.p}-W{i:04d}", "FirstName": first, "LastName": last,
+                "Name": f"{first} {last}", "WorkerType": ("Employee", "Contractor")[i % 2],
+                "PrimaryContactEmail": f"{first.lower()}.{i}@contoso.com"})])
+        workers.append([_fo("worker", "PATCH", "Workers", {"PrimaryContactEmail": f"{self.p.lower()}.w1@contoso.com"},
+                            {"PersonnelNumber": f"{self.p}-W0001"})])
+        units.append(workers)
+        units.append([[_fo("unit", "POST", "Units", {
+            "UnitSymbol": f"{self.p}U{i}", "Description": f"Unit {i} of {self.p}", "UnitClass": "Quantity",
+            "DecimalPrecision": 0})] for i in range(1, self.size.units + 1)])
+        return units
+
+    def _pairs(self, n: int) -> list[tuple[str, str]]:
+        pairs = [(a, b) for a in _CURRENCIES for b in _CURRENCIES if a != b]
+        return [pairs[i % len(pairs)] for i in range(n)]
+
+    # Dataverse: setup --------------------------------------------------------------------------
+    def setup_units(self) -> list[list[Chunk]]:
+        categories = [[_dv("transaction category", "POST", "msdyn_transactioncategories", f"category:{i}", {
+            "msdyn_integrationid": f"TCN-{self.seed:05d}{i:05d}-DW",
+            "msdyn_name": f"{self.rng.choice(_CATEGORIES)} {self.p}-{i}", "statecode": 0})]
+            for i in range(1, self.size.categories + 1)]
+        categories.append([_dv("transaction category", "PATCH", "msdyn_transactioncategories", "category:1",
+                               {"msdyn_name": f"Renamed {self.p}-1"})])
+        roles = [[_dv("role", "POST", "bookableresourcecategories", f"role:{i}", {
+            "name": f"{self.rng.choice(_ROLES)} {self.p}-{i}", "description": "Project role", "statecode": 0})]
+            for i in range(1, self.size.roles + 1)]
+        roles.append([_dv("role", "PATCH", "bookableresourcecategories", "role:1",
+                          {"description": "Project role, billable"})])
+        for unit, kind, table, handle, n in ((categories, "transaction category", "msdyn_transactioncategories",
+                                              "category", self.size.categories),
+                                             (roles, "role", "bookableresourcecategories", "role", self.size.roles)):
+            if n >= 2:
+                unit.append([_dv(kind, "DELETE", table, f"{handle}:{n}")])
+        return [categories, roles]
+
+    # Dataverse: contracts and projects -------------------------------------------------------
+    def contract_units(self) -> list[list[Chunk]]:
+        companies = [c for c in self.world.dataverse if c.accounts]
+        if not companies:
+            raise NothingToWorkOn("Dataverse holds no company with a customer account: start the "
+                                  "emulators with --seed, or let the pipeline bring customers over first")
+        return [self._contract(i, companies[i % len(companies)]) for i in range(self.size.contracts)]
+
+    def _contract(self, i: int, company: Company) -> list[Chunk]:
+        k = f"{self.p}-K{i + 1:04d}"
+        number = f"{self.p}-P{i + 1:04d}"
+        co, cur = Ref(f"company:{company.code}"), company.currency
+        payers = self.rng.sample(company.accounts, min(len(company.accounts), 2))
+        h = {name: f"{name}:{k}" for name in ("contract", "project", "tm", "fixed", "m1", "m2")}
+        contract = Ref(h["contract"])
+        late = self.adv and i == 0
+        header = _dv("contract", "POST", "salesorders", h["contract"], {
+            "ordernumber": k, "name": f"Contract {k}", "customerid": Ref(f"account:{company.code}/{payers[0]}"),
+            "msdyn_owningcompany": co, "transactioncurrencyid": cur, "statecode": 0})
+        funding = [_dv("funding source", "POST", "msdyn_projectcontractsplitbillingrules", f"fs{n}:{k}", {
+            "msdyn_name": f"{payer} {100 // len(payers)}%", "msdyn_customer": Ref(f"account:{company.code}/{payer}"),
+            "msdyn_percentage": 100 // len(payers), "statecode": 0}) for n, payer in enumerate(payers)]
+        project = _dv("project", "POST", "msdyn_projects", h["project"], {
+            "msdyn_projectnumber": number, "msdyn_subject": f"Implementation {number}",
+            "msdyn_customer": Ref(f"account:{company.code}/{payers[0]}"), "msdyn_salesorderid": contract,
+            "msdyn_owningcompany": co, "msdyn_scheduledstart": "2027-01-04", "msdyn_finish": "2027-06-30",
+            "transactioncurrencyid": cur, "statecode": 0})
+        amount = float(self.rng.randrange(20, 200) * 500)
+
+        def line(handle: str, n: int, method: int, what: str, with_project: bool) -> Op:
+            body: dict[str, Any] = {
+                "salesorderid": contract, "msdyn_linenumber": str(n), "productdescription": f"{what} {k}",
+                "msdyn_billingmethod": method, "priceperunit": amount, "extendedamount": amount,
+                "transactioncurrencyid": cur, "msdyn_owningcompany": co}
+            if with_project:
+                body["msdyn_project"] = Ref(h["project"])
+            return _dv("contract line", "POST", "salesorderdetails", h[handle], body)
+
+        def milestone(handle: str, n: int, with_line: bool) -> Op:
+            body: dict[str, Any] = {"msdyn_contract": contract, "msdyn_name": f"Milestone {n} {k}",
+                                    "msdyn_amount": amount / 2, "msdyn_invoicedate": f"2027-0{2 * n}-26",
+                                    "msdyn_invoicestatus": 192350000, "transactioncurrencyid": cur}
+            if with_line:
+                body["msdyn_contractlineid"] = Ref(h["fixed"])
+            return _dv("milestone", "POST", "msdyn_contractlinescheduleofvalues", h[handle], body)
+
+        def task(wbs: str, parent: str | None, bind_parent: bool = True) -> Op:
+            body: dict[str, Any] = {"msdyn_project": Ref(h["project"]), "msdyn_wbsid": wbs,
+                                    "msdyn_subject": f"{_TASKS[wbs]} {number}", "msdyn_isleaf": "." in wbs,
+                                    "msdyn_scheduledstart": "2027-01-04", "msdyn_scheduledend": "2027-03-31"}
+            if parent is not None and bind_parent:
+                body["msdyn_parenttask"] = Ref(f"task{parent}:{k}")
+            return _dv("project task", "POST", "msdyn_projecttasks", f"task{wbs}:{k}", body)
+
+        wbs = (("1", None), ("1.1", "1"), ("1.2", "1"), ("2", None), ("2.1", "2"))
+        chunks: list[Chunk]
+        if not self.adv:
+            chunks = [[header], *([_with(f, msdyn_salesorder=contract)] for f in funding), [project],
+                      *([task(w, p)] for w, p in wbs),
+                      [line("tm", 1, 192350000, "Consulting", True)], [line("fixed", 2, 192350001, "Go-live", True)],
+                      [milestone("m1", 1, True)], [milestone("m2", 2, True)]]
+        else:
+            before = [*([f] for f in funding), [header],
+                      *([_dv("funding source", "PATCH", f.table, _row(f), {"msdyn_salesorder": contract})]
+                        for f in funding),
+                      [milestone("m1", 1, False)],
+                      [line("fixed", 2, 192350001, "Go-live", False)], [line("tm", 1, 192350000, "Consulting", False)],
+                      [_dv("milestone", "PATCH", "msdyn_contractlinescheduleofvalues", h["m1"],
+                           {"msdyn_contractlineid": Ref(h["fixed"])})],
+                      [milestone("m2", 2, True)]]
+            after = [[project],
+                     *([_dv("contract line", "PATCH", "salesorderdetails", h[n], {"msdyn_project": Ref(h["project"])})]
+                       for n in ("tm", "fixed")),
+                     [task("1.1", "1", bind_parent=False)], [task("1", None)],
+                     [_dv("project task", "PATCH", "msdyn_projecttasks", f"task1.1:{k}",
+                          {"msdyn_parenttask": Ref(f"task1:{k}")})],
+                     [task("2", None)], [task("2.1", "2")], [task("1.2", "1")]]
+            chunks = before + [[_late(op) for op in c] if late else c for c in after]
+        edits: list[Chunk] = [
+            [_dv("project", "PATCH", "msdyn_projects", h["project"], {"msdyn_subject": f"Implementation {number} rev {r}"})
+             for r in range(1, (5 if self.adv else 1) + 1)],
+            [_dv("contract line", "PATCH", "salesorderdetails", h["tm"],
+                 {"priceperunit": amount * 1.1, "extendedamount": amount * 1.1})],
+            [_dv("contract", "PATCH", "salesorders", h["contract"], {"name": f"Contract {k} (signed)"})],
+            [_dv("project task", "DELETE", "msdyn_projecttasks", f"task1.2:{k}")],
+            [_dv("milestone", "DELETE", "msdyn_contractlinescheduleofvalues", h["m2"])],
+        ]
+        if i % 4 == 1:  # torn down, children before parents
+            edits += [[_dv(kind, "DELETE", table, row)] for kind, table, row in (
+                ("milestone", "msdyn_contractlinescheduleofvalues", h["m1"]),
+                ("contract line", "salesorderdetails", h["tm"]), ("contract line", "salesorderdetails", h["fixed"]),
+                *(("funding source", "msdyn_projectcontractsplitbillingrules", _row(f)) for f in funding),
+                ("project task", "msdyn_projecttasks", f"task2.1:{k}"),
+                ("project task", "msdyn_projecttasks", f"task1.1:{k}"),
+                ("project task", "msdyn_projecttasks", f"task2:{k}"), ("project task", "msdyn_projecttasks", f"task1:{k}"),
+                ("project", "msdyn_projects", h["project"]), ("contract", "salesorders", h["contract"]))]
+        elif i % 2 == 0:
+            edits.append([_dv("project", "PATCH", "msdyn_projects", h["project"], {"statecode": 1})])
+        if late:
+            edits = [[_late(op) for op in c] for c in edits]
+        return chunks + edits
+
+
+def _row(op: Op) -> str:
+    assert op.row is not None
+    return op.row.handle
+
+
+def _with(op: Op, **binds: Ref) -> Op:
+    return Op(op.kind, op.system, op.method, op.table, {**op.body, **binds}, op.row, op.key, op.late)
+
+
+def _late(op: Op) -> Op:
+    return Op(op.kind, op.system, op.method, op.table, op.body, op.row, op.key, late=True)
+
+
+_CURRENCIES = ("USD", "EUR", "GBP", "CAD")
+_FIRST = ("Alice", "Bob", "Chen", "Dana", "Emil", "Fatima", "Goran", "Hana", "Ines", "Jonas")
+_LAST = ("Adams", "Brown", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Huang", "Ito", "Jensen")
+_CATEGORIES = ("Design", "Development", "Travel", "Hardware", "Training", "Support")
+_ROLES = ("Solution Architect", "Developer", "Consultant", "Tester", "Project Manager")
+_TASKS = {"1": "Design", "1.1": "Workshops", "1.2": "Specification", "2": "Build", "2.1": "Sprint 1"}
+
+
+def plan(world: World, seed: int, size: SizeName, order: Order) -> list[Op]:
+    """The run's requests, in order. Natural: finance, then setup, then contracts, each unit
+    whole; adversarial: the units' chunks drawn at random (seeded), so companies interleave."""
+    planner = _Planner(world, seed, SIZES[size], order is Order.adversarial)
+    units = [*planner.finance_units(), *planner.setup_units(), *planner.contract_units()]
+    if order is Order.natural:
+        return [op for unit in units for chunk in unit for op in chunk]
+    ops: list[Op] = []
+    queues = [list(u) for u in units if u]
+    while queues:
+        queue = planner.rng.choice(queues)
+        ops.extend(queue.pop(0))
+        if not queue:
+            queues.remove(queue)
+    return ops
+
+
+def summary(done: Iterable[Op]) -> str:
+    """``contract 2 created 3 updated, ...``: changes per kind, in first-seen order."""
+    counts = Counter((op.kind, VERBS[op.method]) for op in done)
+    kinds = dict.fromkeys(kind for kind, _ in counts)
+    return ", ".join(kind + " " + " ".join(f"{counts[kind, verb]} {verb}" for verb in VERBS.values()
+                                           if counts[kind, verb]) for kind in kinds)

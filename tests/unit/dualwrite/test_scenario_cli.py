@@ -1,0 +1,205 @@
+"""`dualwrite scenario`: its options, the plan it makes (`dualwrite.activity.plan`, no I/O), and
+how `dualwrite.activity_run.run` holds the late ops back (a recording fake session).
+
+The plan is checked against what Dataverse requires of any order (a bind names a row that exists,
+a row is deleted only once nothing bound to it is left) and against what each order promises:
+natural creates every parent before its children; adversarial creates children first, bursts,
+interleaves companies and holds a project back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import groupby, pairwise
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dualwrite import activity, activity_run
+from dualwrite.activity import Company, Op, Order, SizeName, World, plan, summary
+from dualwrite.activity_run import run
+from dualwrite.cli import app
+
+pytestmark = pytest.mark.unit
+
+WORLD = World(dataverse=(Company("demf", "EUR", ("DE-001",)), Company("usmf", "USD", ("US-001", "US-002")),
+                         Company("empty", "USD", ())),
+              finance=(("demf", "EUR"), ("usmf", "USD")))
+KNOWN = {"company:demf", "company:usmf", "company:empty", "account:demf/DE-001", "account:usmf/US-001",
+         "account:usmf/US-002"}
+
+
+def _first(ops: list[Op], pred: Callable[[Op], bool]) -> int:
+    return next(i for i, op in enumerate(ops) if pred(op))
+
+
+def _post(table: str, handle: str) -> Callable[[Op], bool]:
+    return lambda op: op.method == "POST" and op.table == table and op.row is not None and op.row.handle == handle
+
+
+# -- options -----------------------------------------------------------------------------------
+
+def test_help_names_every_option() -> None:
+    result = CliRunner().invoke(app, ["scenario", "--help"])
+    assert result.exit_code == 0
+    for option in ("--seed", "--rate", "--size", "--seconds", "--order", "adversarial", "large"):
+        assert option in result.output
+
+
+@pytest.mark.parametrize("args", [["--order", "random"], ["--size", "huge"], ["--rate", "-1"],
+                                  ["--seed", "100000"], ["--seconds", "0"]])
+def test_bad_option_values_are_usage_errors(args: list[str]) -> None:
+    assert CliRunner().invoke(app, ["scenario", *args]).exit_code == 2
+
+
+def test_options_reach_the_plan_and_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(activity_run, "read_world", lambda sessions: (WORLD, {}))
+
+    def fake_run(ops: list[Op], sessions: object, ids: object, **kw: Any) -> list[Op]:
+        seen.update(kw, ops=ops)
+        return ops[:3]
+
+    monkeypatch.setattr(activity_run, "run", fake_run)
+    result = CliRunner().invoke(app, ["scenario", "--seed", "5", "--rate", "4", "--size", "medium",
+                                      "--seconds", "20", "--order", "adversarial"])
+    assert result.exit_code == 0, result.output
+    assert seen["ops"] == plan(WORLD, 5, SizeName.medium, Order.adversarial)
+    assert (seen["seed"], seen["rate"], seen["seconds"], seen["late_s"]) == (5, 4.0, 20.0, 5.0)
+    assert f"3 of {len(seen['ops'])} changes" in result.stdout
+
+
+# -- the plan ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("order", list(Order))
+def test_same_seed_same_plan_other_seed_other_rows(order: Order) -> None:
+    assert plan(WORLD, 7, SizeName.small, order) == plan(WORLD, 7, SizeName.small, order)
+    assert plan(WORLD, 7, SizeName.small, order) != plan(WORLD, 8, SizeName.small, order)
+
+
+@pytest.mark.parametrize("order", list(Order))
+@pytest.mark.parametrize("size", list(SizeName))
+def test_binds_name_live_rows_and_deletes_go_children_first(order: Order, size: SizeName) -> None:
+    """What Dataverse enforces: a bind or an address names an existing row; and deletes go
+    children before parents (no live row still bound to the deleted one)."""
+    live = set(KNOWN)
+    bound: dict[str, dict[str, str]] = {}  # row -> column -> handle it is bound to
+    for op in plan(WORLD, 3, size, order):
+        if op.system == "finance":
+            continue
+        assert op.row is not None
+        assert set(op.binds()) <= live, op
+        if op.method == "POST":
+            live.add(op.row.handle)
+        else:
+            assert op.row.handle in live, op
+        bound.setdefault(op.row.handle, {}).update(
+            {k: v.handle for k, v in op.body.items() if isinstance(v, activity.Ref)})
+        if op.method == "DELETE":
+            children = [r for r in live if op.row.handle in bound.get(r, {}).values()]
+            assert not children, (op, children)
+            live.discard(op.row.handle)
+
+
+def test_natural_creates_parents_first_adversarial_children_first() -> None:
+    natural = plan(WORLD, 3, SizeName.small, Order.natural)
+    adversarial = plan(WORLD, 3, SizeName.small, Order.adversarial)
+    k = "S3-K0001"
+    pairs = [  # (child, parent)
+        (_post("msdyn_projectcontractsplitbillingrules", f"fs0:{k}"), _post("salesorders", f"contract:{k}")),
+        (_post("salesorderdetails", f"tm:{k}"), _post("msdyn_projects", f"project:{k}")),
+        (_post("msdyn_contractlinescheduleofvalues", f"m1:{k}"), _post("salesorderdetails", f"fixed:{k}")),
+        (_post("msdyn_projecttasks", f"task1.1:{k}"), _post("msdyn_projecttasks", f"task1:{k}")),
+    ]
+    for child, parent in pairs:
+        assert _first(natural, parent) < _first(natural, child)
+        assert _first(adversarial, child) < _first(adversarial, parent)
+    # ... and each such child is bound to its parent later.
+    rebinds = {(op.table, op.row.handle if op.row else "") for op in adversarial
+               if op.method == "PATCH" and op.binds()}
+    assert {("msdyn_projectcontractsplitbillingrules", f"fs0:{k}"), ("salesorderdetails", f"tm:{k}"),
+            ("msdyn_contractlinescheduleofvalues", f"m1:{k}"), ("msdyn_projecttasks", f"task1.1:{k}")} <= rebinds
+
+
+def _contract_of(op: Op) -> str | None:
+    handle = op.row.handle if op.row else ""
+    return handle.split(":", 1)[1] if ":" in handle and "-K" in handle else None
+
+
+def test_adversarial_interleaves_companies_bursts_and_holds_a_project_back() -> None:
+    for order in Order:
+        ops = plan(WORLD, 3, SizeName.medium, order)
+        contracts = [c for c in map(_contract_of, ops) if c]
+        # one contract's changes at a time (natural) or mixed with another's (adversarial)
+        switches = sum(1 for a, b in pairwise(contracts) if a != b)
+        distinct = len(set(contracts))
+        if order is Order.natural:
+            assert switches == distinct - 1
+            assert not any(op.late for op in ops)
+        else:
+            assert switches > 3 * distinct
+            late = [op for op in ops if op.late]
+            assert late[0].table == "msdyn_projects" and late[0].method == "POST"
+            finance_companies = [str(op.body["dataAreaId"]) for op in ops if op.table == "CustomersV3"
+                                 and op.method == "POST"]
+            assert finance_companies != sorted(finance_companies)
+        # a burst: updates to one row back to back
+        updates = [(op.table, op.row.handle if op.row else str(op.key)) if op.method == "PATCH" else i
+                   for i, op in enumerate(ops)]
+        assert max(sum(1 for _ in g) for _, g in groupby(updates)) == (
+            5 if order is Order.adversarial else 1)
+
+
+def test_every_kind_is_created_in_its_system() -> None:
+    ops = plan(WORLD, 3, SizeName.small, Order.natural)
+    created = {(op.system, op.table) for op in ops if op.method == "POST"}
+    assert created == {
+        ("finance", t) for t in ("LegalEntities", "Ledgers", "ExchangeRates", "CustomersV3", "VendorsV2",
+                                 "Workers", "Units")} | {
+        ("dataverse", t) for t in ("msdyn_transactioncategories", "bookableresourcecategories", "salesorders",
+                                   "salesorderdetails", "msdyn_contractlinescheduleofvalues",
+                                   "msdyn_projectcontractsplitbillingrules", "msdyn_projects",
+                                   "msdyn_projecttasks")}
+    assert any(op.table == "msdyn_projects" and op.body.get("statecode") == 1 for op in ops)
+
+
+def test_no_company_with_customers_is_a_typed_error() -> None:
+    with pytest.raises(activity.NothingToWorkOn, match="no company with a customer account"):
+        plan(World((Company("usmf", "USD", ()),), ()), 1, SizeName.small, Order.natural)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+class _Resp:
+    def __init__(self, status: int = 204, entity: str = "") -> None:
+        self.status_code, self.text = status, ""
+        self.headers = {"OData-EntityId": entity} if entity else {}
+
+
+class _Session:
+    """Records requests; answers a Dataverse POST with a fresh entity id."""
+
+    api_url, client_id = "http://api", "me"
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def request(self, method: str, url: str, **kw: Any) -> _Resp:
+        self.log.append(f"{method} {url}")
+        n = len(self.log)
+        return _Resp(entity=f"http://api/{url}(00000000-0000-0000-0000-{n:012d})" if method == "POST" else "")
+
+
+def test_run_holds_late_ops_back_in_order_while_the_rest_goes_on() -> None:
+    ops = [Op("a", "dataverse", "POST", "t1", row=activity.Ref("a")),
+           Op("b", "dataverse", "POST", "t2", row=activity.Ref("b"), late=True),
+           Op("c", "dataverse", "PATCH", "t2", {"x": activity.Ref("a")}, row=activity.Ref("b"), late=True),
+           Op("d", "finance", "POST", "T3", {"k": 1})]
+    log: list[str] = []
+    session = _Session(log)
+    done = run(ops, {"dataverse": session, "finance": session}, {}, seed=1, rate=0, seconds=None,  # type: ignore[dict-item]
+               late_s=0.2)
+    assert [op.kind for op in done] == ["a", "d", "b", "c"]
+    assert log[:3] == ["POST t1", "POST T3", "POST t2"] and log[3].startswith("PATCH t2(")
+    assert summary(done) == "a 1 created, d 1 created, b 1 created, c 1 updated"
