@@ -8,7 +8,9 @@ increasing integer shared by all tables; the ``@odata.etag`` is ``W/"<versionnum
 Emulator simplifications (documented contract for connectors):
 
 - ``transactioncurrencyid`` is a plain ISO currency code string, not a lookup to
-  ``transactioncurrencies``.
+  ``transactioncurrencies``; so are the ledger's ``msdyn_accountingcurrency`` and
+  ``msdyn_reportingcurrency``, and its chart of accounts and fiscal calendar are their names
+  (real Dataverse: lookups to ``msdyn_chartofaccounts`` / ``msdyn_fiscalcalendars``).
 - Polymorphic customer lookups (``salesorder.customerid``, ``invoice.customerid``) target
   ``accounts`` only; bind them as ``customerid@odata.bind`` (real Dataverse uses
   ``customerid_account@odata.bind``; both spellings are accepted here).
@@ -100,11 +102,39 @@ TABLES: tuple[Table, ...] = (
            L("msdyn_company", "cdm_companies"), S("msdyn_vendorgroupid", 10), CURRENCY,
            *_choice("statecode")),
           (("msdyn_vendoraccountnumber", "msdyn_company"),)),
-    Table("uom", "uoms", "uomid", (S("name", 100, required=True), K("quantity", "dec")), (("name",),)),
+    # msdyn_symbol is the integration key of units synced from Finance (the "Units" map).
+    Table("uom", "uoms", "uomid",
+          (S("name", 100, required=True), K("quantity", "dec"), S("msdyn_symbol", 10),
+           S("msdyn_description", 60), S("msdyn_externalunitclassname", 20),
+           K("msdyn_decimalprecision", "int")),
+          (("name",), ("msdyn_symbol",))),
+    # A released product's productnumber joins its company and item number (the integration
+    # key of "CDS released distinct products"); msdyn_productnumber is the bare number.
     Table("product", "products", "productid",
           (S("productnumber", 100, required=True), S("name", 100), L("defaultuomid", "uoms"),
-           *_choice("statecode")),
+           *_choice("statecode"), S("msdyn_productnumber", 70), S("msdyn_itemnumber", 20),
+           S("description", 2000), L("msdyn_company", "cdm_companies"),
+           *_choice("producttypecode"), K("price", "money"), K("currentcost", "money")),
           (("productnumber",),)),
+    Table("msdyn_currencyexchangerate", "msdyn_currencyexchangerates",
+          "msdyn_currencyexchangerateid",
+          (S("msdyn_exchangeratetypename", 20, required=True),
+           S("msdyn_fromcurrencycode", 3, required=True), S("msdyn_tocurrencycode", 3, required=True),
+           K("msdyn_validfrom", "date"), K("msdyn_validto", "date"), K("msdyn_exchangerate", "dec")),
+          (("msdyn_exchangeratetypename", "msdyn_fromcurrencycode", "msdyn_tocurrencycode",
+            "msdyn_validfrom"),)),
+    # One ledger per legal entity: it carries the company's accounting currency.
+    Table("msdyn_ledger", "msdyn_ledgers", "msdyn_ledgerid",
+          (L("msdyn_company", "cdm_companies", required=True), S("msdyn_name", 60),
+           S("msdyn_description", 60), S("msdyn_accountingcurrency", 3),
+           S("msdyn_reportingcurrency", 3), S("msdyn_chartofaccounts", 60),
+           S("msdyn_fiscalcalendar", 60)),
+          (("msdyn_company",),)),
+    Table("cdm_worker", "cdm_workers", "cdm_workerid",
+          (S("cdm_workernumber", 25, required=True), S("cdm_firstname", 100),
+           S("cdm_middlename", 100), S("cdm_lastname", 100), S("cdm_fullname", 200),
+           *_choice("cdm_type"), S("cdm_primaryemailaddress", 100)),
+          (("cdm_workernumber",),)),
     Table("msdyn_organizationalunit", "msdyn_organizationalunits", "msdyn_organizationalunitid",
           (S("msdyn_name", 100, required=True), S("msdyn_currency", 3),
            L("msdyn_company", "cdm_companies")),
@@ -159,7 +189,9 @@ TABLES: tuple[Table, ...] = (
           (("salesorderid", "msdyn_linenumber"),)),
     Table("msdyn_contractlinescheduleofvalue", "msdyn_contractlinescheduleofvalues",
           "msdyn_contractlinescheduleofvalueid",
-          (L("msdyn_contract", "salesorders"), S("msdyn_contractline", 100), S("msdyn_name", 100),
+          # msdyn_contractline (text) is deprecated for the msdyn_contractlineid lookup.
+          (L("msdyn_contract", "salesorders"), S("msdyn_contractline", 100),
+           L("msdyn_contractlineid", "salesorderdetails", parental=True), S("msdyn_name", 100),
            K("msdyn_amount", "money"), K("msdyn_invoicedate", "date"),
            *_choice("msdyn_invoicestatus", "msdyn_transactionclassification"),
            L("msdyn_project", "msdyn_projects"), L("msdyn_projecttask", "msdyn_projecttasks"),
@@ -254,6 +286,8 @@ CHOICE_VALUES: dict[str | tuple[str, str], tuple[int, ...]] = {
     "msdyn_invoicestatus": tuple(range(192350000, 192350004)),
     "msdyn_billingmethod": (192350000, 192350001),
     "msdyn_entrystatus": (192350000, 192350001, 192350002, 192354320),
+    "cdm_type": (754400000, 754400001),  # worker type: Employee, Contractor [inf values]
+    "producttypecode": (1, 2, 3, 4),  # Sales Inventory, Miscellaneous Charges, Services, Flat Fees
 }
 
 

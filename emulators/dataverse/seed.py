@@ -79,8 +79,10 @@ def _rows() -> list[tuple[str, str, dict[str, object]]]:
             "msdyn_vendoraccountnumber": number, "msdyn_vendorname": name,
             "msdyn_company": _company(company), "msdyn_vendorgroupid": "10",
             "transactioncurrencyid": currency, "statecode": 0}))
-    for name in ("Hour", "Each", "Day"):
-        rows.append(("uoms", name, {"name": name, "quantity": 1.0}))
+    # msdyn_symbol matches each unit to its Finance unit, as Microsoft asks before dual-write
+    # starts (the Units map then updates these rows instead of adding duplicates).
+    for name, symbol in (("Hour", "h"), ("Each", "ea"), ("Day", "day")):
+        rows.append(("uoms", name, {"name": name, "quantity": 1.0, "msdyn_symbol": symbol}))
     for number, name in (("P-0001", "Cable kit"), ("P-0002", "Server rack")):
         rows.append(("products", number, {"productnumber": number, "name": name, "statecode": 0,
                                           "defaultuomid": seed_id("uoms", "Each")}))

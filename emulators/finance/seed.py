@@ -1,7 +1,8 @@
 """The demo tenant's Finance reference data (loaded with ``--seed`` into an empty database).
 
-Two legal entities like the Contoso demo data: ``usmf`` (USD) and ``demf`` (EUR), with
-exchange rates between their currencies, customers, vendors, units, resource roles and the
+Two legal entities like the Contoso demo data: ``usmf`` (USD) and ``demf`` (EUR), with their
+ledgers, exchange rates between their currencies, customers, vendors (also the two the
+Dataverse seed holds), units, workers, released products, resource roles and the
 category chain a project accountant sets up: transaction categories (with their automatic
 shared categories), project categories per legal entity, expense categories. Seeding goes
 through the normal ``Writer``, so the rows also appear in the change feed (principal
@@ -40,6 +41,17 @@ _VENDORS = {
     "demf": (("DE-01001", "Contoso Büroartikel", "10", "EUR"),
              ("DE-01002", "Adatum Hardware", "10", "EUR")),
 }
+# Vendors the Dataverse seed already holds, with the same values: the vendors map finds them.
+_SHARED_VENDORS = {"usmf": (("USPM-000001", "Fabrikam Supplies", "10", "USD"),),
+                   "demf": (("DEPM-000001", "Fabrikam Europe", "10", "EUR"),)}
+# (legal entity, chart of accounts, fiscal calendar)
+_LEDGERS = (("usmf", "Shared", "Fiscal"), ("demf", "Shared", "Fiscal"))
+# The people behind the Dataverse seed's bookable resources (msdyn_personnelnumber).
+_WORKERS = (("000101", "Alice", "Adams", "Employee"), ("000102", "Bob", "Brown", "Contractor"))
+# (company, item number, name, type, sales unit, sales price, unit cost)
+_PRODUCTS = (("usmf", "D0001", "Cable kit", "Item", "ea", 25.0, 11.5),
+             ("usmf", "S0001", "Installation service", "Service", "h", 95.0, 60.0),
+             ("demf", "D0001", "Cable kit", "Item", "ea", 23.0, 10.5))
 _UNITS = (("ea", "Each", "Quantity"), ("h", "Hours", "Time"), ("day", "Days", "Time"),
           ("km", "Kilometers", "Length"))
 _ROLES = ("Project Manager", "Solution Architect", "Consultant", "Developer", "Tester")
@@ -76,6 +88,22 @@ def _companies(writer: Writer) -> None:
     for unit, description, unit_class in _UNITS:
         _put(writer, "Units", {"UnitSymbol": unit, "Description": description,
                                "UnitClass": unit_class})
+    for area, chart, calendar in _LEDGERS:
+        currency = next(c for a, _, c in LEGAL_ENTITIES if a == area)
+        _put(writer, "Ledgers", {"LegalEntityId": area, "Name": area.upper(),
+                                 "Description": f"Ledger {area.upper()}",
+                                 "AccountingCurrency": currency, "ReportingCurrency": "USD",
+                                 "ChartOfAccounts": chart, "FiscalCalendar": calendar})
+    for number, first, last, kind in _WORKERS:
+        _put(writer, "Workers", {"PersonnelNumber": number, "FirstName": first,
+                                 "LastName": last, "Name": f"{first} {last}",
+                                 "WorkerType": kind,
+                                 "PrimaryContactEmail": f"{first.lower()}@contoso.com"})
+    for area, item, name, kind, unit, price, cost in _PRODUCTS:
+        _put(writer, "ReleasedProductsV2", {"dataAreaId": area, "ItemNumber": item,
+                                            "ProductNumber": item, "ProductName": name,
+                                            "ProductType": kind, "SalesUnitSymbol": unit,
+                                            "SalesPrice": price, "UnitCost": cost})
 
 
 def _parties(writer: Writer) -> None:
@@ -85,16 +113,16 @@ def _parties(writer: Writer) -> None:
                                          "Name": name, "CustomerGroupId": group,
                                          "SalesCurrencyCode": currency,
                                          "PartyNumber": f"{area.upper()}-P{n:05d}"})
-    for area, rows in _VENDORS.items():
-        for account, name, group, currency in rows:
+    for area in _VENDORS:
+        for account, name, group, currency in (*_VENDORS[area], *_SHARED_VENDORS.get(area, ())):
             _put(writer, "VendorsV2", {"dataAreaId": area, "VendorAccountNumber": account,
                                        "Name": name, "VendorGroupId": group,
                                        "CurrencyCode": currency,
                                        "Language": "de" if area == "demf" else "en-us"})
     for area, _, _ in LEGAL_ENTITIES:
-        for n, role in enumerate(_ROLES, start=1):
-            _put(writer, "ResourceRoles", {"dataAreaId": area, "RoleId": f"ROLE-{n:03d}",
-                                           "Name": role, "SourceDataId": None})
+        for role in _ROLES:  # the role id is the Dataverse role's name (the roles map's key)
+            _put(writer, "ResourceRoles", {"dataAreaId": area, "RoleId": role, "Name": role,
+                                           "SourceDataId": None})
 
 
 def _categories(writer: Writer) -> None:

@@ -28,6 +28,8 @@ RESOURCE_ROLES = TableMap(
         FieldMap(target="SourceDataId", source="bookableresourcecategoryid"),
     ),
     filter=(Condition(column="name", op="present"),),
+    # Roles set up in Finance itself (no Dataverse id) are not this map's rows.
+    target_scope=(Condition(column="SourceDataId", op="present"),),
     fan_out=FanOut(system="dataverse", table="cdm_companies", column="cdm_companycode",
                    fill="dataAreaId"),
     reads=(Endpoint(system="dataverse", table="cdm_companies", primary_key="cdm_companyid",

@@ -2,7 +2,8 @@
 
 Legal entities and customers are Finance-mastered and flow to Dataverse; projects and project
 tasks are born in Dataverse and flow to Finance. Dependency order (1.7): legal entity ->
-customer; project -> project task; parent task -> child task.
+customer; contract header (`streams.maps.contracts`) -> project on that contract -> project
+task; parent task -> child task.
 
 Each endpoint also declares what the sources need to capture its table (primary key, company
 column or company lookup): the registry hands these to the connectors, which guess nothing.
@@ -10,6 +11,7 @@ column or company lookup): the registry hands these to the connectors, which gue
 
 from __future__ import annotations
 
+from streams.maps.contracts import contract_key, waits_for_contract
 from streams.maps.model import Condition, Dependency, Endpoint, FieldMap, Lookup, TableMap
 
 __all__ = ["CUSTOMERS", "LEGAL_ENTITIES", "PROJECTS", "PROJECT_TASKS", "SETUP_MAPS"]
@@ -64,9 +66,17 @@ CUSTOMERS = TableMap(
     reverse_lookups=(Lookup(name="company", column="_msdyn_company_value", ref="row",
                             table="cdm_companies", fields=("cdm_companycode",)),),
     master="finance",
+    # An account that is a vendor (customertypecode 11) is not a customer this map writes.
+    target_scope=(Condition(column="customertypecode", op="ne", value=11),),
     target_id_column="accountid",
 )
 
+# Map version 1.0.0.3: statecode 0 active <-> InProcess, 1 inactive <-> Finished. Dataverse to
+# Finance only here: the model can make it two-way (direction "both", a reverse_key with a
+# `present` company lookup, as customers do), but every project change would then take the
+# two-way pairing hop, undoing issue 9's one gate crossing per project change.
+# Not mapped: ProjectManagerPersonnelNumber (Dataverse's manager is a system user; its personnel
+# number is two lookups away: user -> bookable resource -> worker).
 PROJECTS = TableMap(
     name="projects",
     source=Endpoint(system="dataverse", table="msdyn_projects", primary_key="msdyn_projectid",
@@ -78,12 +88,15 @@ PROJECTS = TableMap(
     ),
     fields=(
         FieldMap(target="ProjectName", source="msdyn_subject"),
-        # Map version 1.0.0.3: statecode 0 active <-> InProcess, 1 inactive <-> Finished.
         FieldMap(target="ProjectStage", source="statecode",
                  value_map=((0, "InProcess"), (1, "Finished")), default="InProcess"),
         FieldMap(target="ProjectedStartDate", source="msdyn_scheduledstart", kind="date"),
         FieldMap(target="ProjectedEndDate", source="msdyn_finish", kind="date"),
         FieldMap(target="CustomerAccountNumber", lookup="customer", lookup_field="accountnumber"),
+        FieldMap(target="ProjectContractId", lookup="contract", lookup_field="ProjectContractId"),
+        # Dataverse has no project group: a constant, as dual-write's Default transform gives a
+        # required Finance column (TM, time and material; a deployment declares its own group).
+        FieldMap(target="ProjectGroupId", const="TM"),
         FieldMap(target="IntegrationSourceDataId", source="msdyn_projectid"),
     ),
     lookups=(
@@ -91,9 +104,12 @@ PROJECTS = TableMap(
                table="cdm_companies", fields=("cdm_companycode",)),
         Lookup(name="customer", column="_msdyn_customer_value", ref="row",
                table="accounts", fields=("accountnumber",)),
+        contract_key("_msdyn_salesorderid_value"),
     ),
     filter=(Condition(column="msdyn_projectnumber", op="present"),
             Condition(column="_msdyn_owningcompany_value", op="present")),
+    # A project on a contract waits for the contract in Finance; one without waits for none.
+    depends=(waits_for_contract("_msdyn_salesorderid_value"),),
     target_id_column="RecId",
 )
 

@@ -1,29 +1,20 @@
-"""A test registry: the built-in maps plus one more (Finance vendors -> Dataverse vendors),
-declared here and nowhere else. Processes load it through ``DUALWRITE_PROCESSOR__MAPS``."""
+"""A test registry: the setup maps plus one more (Finance operating units -> Dataverse
+organizational units), declared here and nowhere else: no built-in map reads either table.
+Processes load it through ``DUALWRITE_PROCESSOR__MAPS``."""
 
 from __future__ import annotations
 
-from streams.maps import SETUP_MAPS, Endpoint, FieldMap, Lookup, MapRegistry, TableMap
+from streams.maps import SETUP_MAPS, Endpoint, FieldMap, MapRegistry, TableMap
 
-VENDORS = TableMap(
-    name="vendors",
-    source=Endpoint(system="finance", table="VendorsV2", company="dataAreaId"),
-    target=Endpoint(system="dataverse", table="msdyn_vendors", primary_key="msdyn_vendorid",
-                    company_lookup="_msdyn_company_value"),
-    key=(
-        FieldMap(target="msdyn_vendoraccountnumber", source="VendorAccountNumber", direction="to_dataverse"),
-        FieldMap(target="_msdyn_company_value", lookup="company", lookup_field="target_id",
-                 direction="to_dataverse", in_fields=False),
-    ),
-    fields=(
-        FieldMap(target="msdyn_vendorname", source="Name", direction="to_dataverse"),
-        FieldMap(target="msdyn_vendorgroupid", source="VendorGroupId", direction="to_dataverse"),
-        FieldMap(target="msdyn_company@odata.bind", lookup="company", lookup_field="target_id",
-                 template="/cdm_companies({})", read_as="_msdyn_company_value", direction="to_dataverse"),
-    ),
-    lookups=(Lookup(name="company", column="dataAreaId", ref="present", table="cdm_companies",
-                    key_field="cdm_companycode"),),
-    target_id_column="msdyn_vendorid",
+ORGANIZATIONAL_UNITS = TableMap(
+    name="organizational_units",
+    source=Endpoint(system="finance", table="OperatingUnits"),
+    target=Endpoint(system="dataverse", table="msdyn_organizationalunits",
+                    primary_key="msdyn_organizationalunitid"),
+    key=(FieldMap(target="msdyn_name", source="Name", direction="to_dataverse"),),
+    # Finance operating units carry no currency; this test map writes a constant one.
+    fields=(FieldMap(target="msdyn_currency", const="USD", direction="to_dataverse"),),
+    target_id_column="msdyn_organizationalunitid",
 )
 
-REGISTRY = MapRegistry((*SETUP_MAPS, VENDORS))
+REGISTRY = MapRegistry((*SETUP_MAPS, ORGANIZATIONAL_UNITS))

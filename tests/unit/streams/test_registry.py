@@ -36,7 +36,7 @@ def settings(**env: str) -> Settings:
 
 
 def test_sources_capture_exactly_the_tables_the_maps_read_and_write() -> None:
-    maps = default_registry()
+    maps = MapRegistry(SETUP_MAPS)
     assert [t.table for t in maps.captured("dataverse")] == \
         ["cdm_companies", "accounts", "msdyn_projects", "msdyn_projecttasks"]
     assert [t.table for t in maps.captured("finance")] == \
@@ -53,7 +53,7 @@ def test_keys_and_company_columns_come_from_the_declarations() -> None:
 
 
 def test_a_map_added_to_a_registry_adds_its_tables_and_topics_and_nothing_else() -> None:
-    before = {s.name for s in topic_catalog(settings(), default_registry())}
+    before = {s.name for s in topic_catalog(settings(), MapRegistry(SETUP_MAPS))}
     after = {s.name for s in topic_catalog(settings(), REGISTRY)}
     assert after - before == {"finance.cdc.vendorsv2", "dataverse.cdc.msdyn_vendors"}
     # Tables no map reads are not provisioned (the old hand-kept list had 45).
@@ -95,10 +95,11 @@ def test_company_and_company_lookup_together_are_refused() -> None:
 
 
 def test_load_registry_by_name() -> None:
-    assert load_registry("").maps == SETUP_MAPS
+    assert load_registry("").maps == default_registry().maps
+    assert set(SETUP_MAPS) <= set(default_registry().maps)
     assert load_registry(f"{__name__}:REGISTRY") is REGISTRY
     assert load_registry("streams.maps:SETUP_MAPS").maps == SETUP_MAPS
-    assert load_registry("streams.maps:default_registry").maps == SETUP_MAPS
+    assert load_registry("streams.maps:default_registry").maps == default_registry().maps
     for bad in ("streams.maps", "no.such.module:X", "streams.maps:nothing", "streams.maps:PROJECTS"):
         with pytest.raises(RegistryError):
             load_registry(bad)

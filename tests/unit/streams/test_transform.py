@@ -78,7 +78,7 @@ def test_project_maps_value_maps_dates_and_lookups():
         "dataAreaId": "usmf", "ProjectId": "PRJ-1", "ProjectName": "Rollout",
         "ProjectStage": "Finished", "ProjectedStartDate": "2026-01-05",
         "ProjectedEndDate": "2026-06-30", "CustomerAccountNumber": "US-001",
-        "IntegrationSourceDataId": rows.PROJECT}
+        "ProjectContractId": None, "ProjectGroupId": "TM", "IntegrationSourceDataId": rows.PROJECT}
 
 
 def test_project_stage_default_and_no_customer():
