@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr
@@ -22,6 +24,9 @@ from pydantic import SecretStr
 from dualwrite.apiclient import ApiSession
 from dualwrite.supervisor import Supervisor
 from emulators.common.config import CLIENT_SECRET_ENV
+
+if TYPE_CHECKING:
+    from dualwrite.reconcile import MapReport
 
 __all__ = ["PIPELINE", "Stack", "StackConfig", "free_port", "pipeline", "worker_names"]
 
@@ -136,6 +141,18 @@ class Stack:
     def finance(self) -> ApiSession:
         return ApiSession(f"{self.fo_url}/data", self.env["DUALWRITE_FINANCE__TOKEN_URL"],
                           self.cfg.client_id, self.cfg.client_secret)
+
+    def reconcile(self, maps: Sequence[str] | None = None) -> list[MapReport]:
+        """Both emulators compared map by map through their APIs, as `dualwrite reconcile` does
+        (the maps this stack's processes run)."""
+        from dualwrite.reconcile import ApiTables, reconcile
+        from streams.maps import load_registry
+
+        tables = ApiTables({"dataverse": self.dataverse(), "finance": self.finance()})
+        try:
+            return reconcile(load_registry(self.env.get("DUALWRITE_PROCESSOR__MAPS")), tables, maps)
+        finally:
+            tables.close()
 
     def stop(self) -> None:
         self.sup.stop_all()

@@ -6,8 +6,9 @@ Exit 0 when every map is in sync, 1 on any drift, 2 with one line when an API ca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -20,7 +21,24 @@ app = typer.Typer(help="Compare Dataverse and Finance map by map; exit 1 on drif
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
+if TYPE_CHECKING:
+    from dualwrite.reconcile import MapReport
+
 _COLUMNS = ("in_sync", "missing", "different", "extra", "unresolved")
+
+
+def report_table(reports: Sequence[MapReport]) -> Table:
+    """One row per map: in sync, missing, different, extra, unresolved (drift in red)."""
+    table = Table(title="reconcile", title_justify="left")
+    table.add_column("map (source -> target)", overflow="fold")
+    for column in _COLUMNS:
+        table.add_column(column.replace("_", " "), justify="right", no_wrap=True)
+    for r in reports:
+        counts = r.counts()
+        cells = [str(counts[c]) if c == "in_sync" or not counts[c] else f"[red]{counts[c]}[/red]"
+                 for c in _COLUMNS]
+        table.add_row(f"{r.map}\n[dim]{r.source} -> {r.target}[/dim]", *cells)
+    return table
 
 
 @app.callback(invoke_without_command=True)
@@ -66,16 +84,7 @@ def reconcile(
             raise typer.Exit(2) from None
         finally:
             tables.close()
-    table = Table(title="reconcile", title_justify="left")
-    table.add_column("map (source -> target)", overflow="fold")
-    for column in _COLUMNS:
-        table.add_column(column.replace("_", " "), justify="right", no_wrap=True)
-    for r in reports:
-        counts = r.counts()
-        cells = [str(counts[c]) if c == "in_sync" or not counts[c] else f"[red]{counts[c]}[/red]"
-                 for c in _COLUMNS]
-        table.add_row(f"{r.map}\n[dim]{r.source} -> {r.target}[/dim]", *cells)
-    out.print(table)
+    out.print(report_table(reports))
     if json_file is not None:
         try:
             json_file.write_bytes(orjson.dumps(report_json(reports), option=orjson.OPT_INDENT_2))

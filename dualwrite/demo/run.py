@@ -154,11 +154,32 @@ def _run(opts: DemoOptions, settings: Settings, kafka: LocalKafka, stack: Stack)
             time.sleep(1.0)
         live.update(_table(stack, progress, activity, "done"))
     assert progress is not None
-    if progress.done:
-        console.print(f"[green]✓[/green] everything created arrived on the other side "
-                      f"({scenario.expected.total()} records checked field by field)")
-        return 0
-    console.print(f"[red]✗[/red] not everything arrived within {opts.drain_timeout:.0f}s:")
-    for line in progress.mismatches[:20]:
-        console.print(f"  {line}")
-    return 1
+    if not progress.done:
+        console.print(f"[red]✗[/red] not everything arrived within {opts.drain_timeout:.0f}s:")
+        for line in progress.mismatches[:20]:
+            console.print(f"  {line}")
+        return 1
+    console.print(f"[green]✓[/green] everything created arrived on the other side "
+                  f"({scenario.expected.total()} records checked field by field)")
+    return _reconciled(stack, deadline)
+
+
+def _reconciled(stack: Stack, deadline: float) -> int:
+    """Every map in sync, as `dualwrite reconcile` sees the two systems (the seeded reference data
+    included), waiting for the last writes until the drain deadline."""
+    from dualwrite.commands.reconcile import report_table
+
+    with console.status("Reconciling both systems map by map ..."):
+        while True:
+            reports = stack.reconcile()
+            drifting = [r.map for r in reports if r.drift]
+            if not drifting or time.monotonic() >= deadline:
+                break
+            time.sleep(3.0)
+    console.print(report_table(reports))
+    if drifting:
+        console.print(f"[red]✗[/red] drift in {', '.join(drifting)} (`dualwrite reconcile --json FILE` "
+                      "lists the keys)")
+        return 1
+    console.print(f"[green]✓[/green] reconcile: all {len(reports)} maps in sync")
+    return 0
