@@ -17,25 +17,16 @@ import httpx
 
 from connectors.finance.client import entity_key
 from dualwrite.activity import Company, Op, Ref, ScenarioError, World
-from dualwrite.apiclient import ApiSession
+from dualwrite.apiclient import ApiSession, ApiUnreachable, CredentialsRefused, checked_request
 from topics import System
 
 __all__ = ["ApiUnreachable", "CredentialsRefused", "Refused", "read_world", "run"]
-
-
-class ApiUnreachable(ScenarioError):
-    """No answer from an API or its token endpoint (exit 2)."""
-
-
-class CredentialsRefused(ScenarioError):
-    """The token endpoint or the API refused the configured client (exit 2)."""
 
 
 class Refused(ScenarioError):
     """An API refused one of the scenario's requests (exit 1)."""
 
 
-_ENV = {"dataverse": "DUALWRITE_DATAVERSE__", "finance": "DUALWRITE_FINANCE__"}
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)$")
 
 
@@ -46,25 +37,7 @@ class _Api:
         self.sessions = sessions
 
     def call(self, system: System, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        session, env = self.sessions[system], _ENV[system]
-        try:
-            resp = session.request(method, url, **kwargs)
-        except httpx.HTTPStatusError as exc:  # from the token endpoint
-            raise CredentialsRefused(
-                f"{system} token endpoint refused client {session.client_id!r} (HTTP "
-                f"{exc.response.status_code}): check {env}CLIENT_ID, {env}CLIENT_SECRET and "
-                f"{env}TOKEN_URL") from None
-        except (KeyError, ValueError):
-            raise CredentialsRefused(f"{system} token endpoint gave no access token: check "
-                                     f"{env}TOKEN_URL") from None
-        except httpx.TransportError as exc:
-            raise ApiUnreachable(
-                f"{system} API at {session.api_url} cannot be reached ({type(exc).__name__}): check "
-                f"{env}URL and {env}TOKEN_URL, or start it (`dualwrite emulator {system} --seed`)") from None
-        if resp.status_code in (401, 403):
-            raise CredentialsRefused(f"{system} API refused client {session.client_id!r} (HTTP "
-                                     f"{resp.status_code}): check {env}CLIENT_ID, {env}CLIENT_SECRET")
-        return resp
+        return checked_request(self.sessions[system], system, method, url, **kwargs)
 
     def rows(self, system: System, table: str, params: dict[str, str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

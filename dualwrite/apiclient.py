@@ -12,10 +12,25 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-__all__ = ["ApiSession"]
+__all__ = ["ApiError", "ApiSession", "ApiUnreachable", "CredentialsRefused", "checked_request"]
 
 # Answers a person's app would simply try again (the emulators' faults answer these before acting).
 RETRIABLE = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(Exception):
+    """A call to an API that could not be made: one line saying what to do next."""
+
+
+class ApiUnreachable(ApiError):
+    """No answer from an API or its token endpoint."""
+
+
+class CredentialsRefused(ApiError):
+    """The token endpoint or the API refused the configured client."""
+
+
+_ENV = {"dataverse": "DUALWRITE_DATAVERSE__", "finance": "DUALWRITE_FINANCE__"}
 
 
 class ApiSession:
@@ -68,3 +83,28 @@ class ApiSession:
 
     def close(self) -> None:
         self.http.close()
+
+
+def checked_request(session: ApiSession, system: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """``session.request``, with an unreachable API and a refused client as typed errors naming
+    the settings to check (`ApiUnreachable`, `CredentialsRefused`); any other answer is returned."""
+    env = _ENV.get(system, "DUALWRITE_")
+    try:
+        resp = session.request(method, url, **kwargs)
+    except httpx.HTTPStatusError as exc:  # from the token endpoint
+        raise CredentialsRefused(
+            f"{system} token endpoint refused client {session.client_id!r} (HTTP "
+            f"{exc.response.status_code}): check {env}CLIENT_ID, {env}CLIENT_SECRET and "
+            f"{env}TOKEN_URL") from None
+    except (KeyError, ValueError):  # a token answer without a token
+        raise CredentialsRefused(f"{system} token endpoint gave no access token: check "
+                                 f"{env}TOKEN_URL") from None
+    except httpx.TransportError as exc:
+        raise ApiUnreachable(
+            f"{system} API at {session.api_url} cannot be reached ({type(exc).__name__}): check "
+            f"{env}URL and {env}TOKEN_URL, or start it (`dualwrite emulator {system} --seed`)") from None
+    if resp.status_code in (401, 403):
+        raise CredentialsRefused(
+            f"{system} API refused client {session.client_id!r} on {method} {url.split('?')[0][:120]} "
+            f"(HTTP {resp.status_code}): check {env}CLIENT_ID, {env}CLIENT_SECRET and its permissions")
+    return resp

@@ -41,7 +41,8 @@ Dataverse accounts that are vendors), which only the map's declaration can tell 
 Reading (`ApiTables`) pages with ``Prefer: odata.maxpagesize`` and follows ``@odata.nextLink``
 (Dataverse's ``$skiptoken``, Finance's ``$skip``), only on the configured API's origin and path;
 Finance is read with ``cross-company=true``. A server that cannot be reached, refused
-credentials or an unreadable answer is a `ReconcileError` (the command's exit 2).
+credentials (`dualwrite.apiclient.ApiError`) or an unreadable answer (`ReadFailed`) is the
+command's exit 2.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import httpx
 from connectors.common.auth import ApiOrigin, ForeignOrigin
 from connectors.dataverse.client import API_PATH as DATAVERSE_PATH
 from connectors.finance.client import key_string, parse_metadata_keys
-from dualwrite.apiclient import ApiSession
+from dualwrite.apiclient import ApiSession, ApiUnreachable, CredentialsRefused, checked_request
 from dualwrite.settings import ApiSettings, Settings
 from streams.maps import MapRegistry
 from streams.maps.model import FieldMap, TableMap
@@ -95,14 +96,6 @@ Row = Mapping[str, Any]
 
 class ReconcileError(Exception):
     """Reconcile could not read what it must compare: one line saying what to do next."""
-
-
-class ApiUnreachable(ReconcileError):
-    """No answer from an API or its token endpoint."""
-
-
-class CredentialsRefused(ReconcileError):
-    """The token endpoint or the API refused the configured client."""
 
 
 class ReadFailed(ReconcileError):
@@ -496,9 +489,6 @@ def api_sessions(settings: Settings) -> dict[System, ApiSession]:
             "finance": _session(settings.finance, FINANCE_PATH)}
 
 
-_ENV = {"dataverse": "DUALWRITE_DATAVERSE__", "finance": "DUALWRITE_FINANCE__"}
-
-
 class ApiTables:
     """`Tables` read through the APIs, each table once, every page of it."""
 
@@ -526,27 +516,7 @@ class ApiTables:
 
     def _get(self, system: System, url: str, params: dict[str, str] | None,
              headers: dict[str, str]) -> httpx.Response:
-        session = self.sessions[system]
-        env = _ENV[system]
-        try:
-            resp = session.request("GET", url, params=params, headers=headers)
-        except httpx.HTTPStatusError as exc:  # from the token endpoint
-            raise CredentialsRefused(
-                f"{system} token endpoint refused client {session.client_id!r} (HTTP "
-                f"{exc.response.status_code}): check {env}CLIENT_ID, {env}CLIENT_SECRET and "
-                f"{env}TOKEN_URL") from None
-        except (KeyError, ValueError):  # a token answer without a token
-            raise CredentialsRefused(f"{system} token endpoint gave no access token: check "
-                                     f"{env}TOKEN_URL") from None
-        except httpx.TransportError as exc:
-            raise ApiUnreachable(
-                f"{system} API at {session.api_url} cannot be reached ({type(exc).__name__}): check "
-                f"{env}URL and {env}TOKEN_URL, or start it (`dualwrite emulator {system}`)") from None
-        if resp.status_code in (401, 403):
-            raise CredentialsRefused(
-                f"{system} API refused client {session.client_id!r} on GET {url.split('?')[0][:120]} "
-                f"(HTTP {resp.status_code}): check {env}CLIENT_ID, {env}CLIENT_SECRET and its "
-                "permissions")
+        resp = checked_request(self.sessions[system], system, "GET", url, params=params, headers=headers)
         if resp.status_code != 200:
             raise ReadFailed(f"{system} GET {url.split('?')[0][:120]} answered HTTP {resp.status_code}: "
                              f"{' '.join(resp.text[:200].split())}")

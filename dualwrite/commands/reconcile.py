@@ -55,6 +55,7 @@ def reconcile(
     hold with the processor's own transform, and print per map: in sync, missing, different,
     extra (target rows no source row produces) and unresolved (source rows whose lookups name a
     missing row, or that the map refuses)."""
+    from dualwrite.apiclient import ApiError
     from dualwrite.capture import map_registry
     from dualwrite.reconcile import ApiTables, ReconcileError, api_sessions, reconcile, report_json
     from dualwrite.settings import Settings
@@ -78,7 +79,7 @@ def reconcile(
         tables = ApiTables(api_sessions(settings), page_size=page_size, on_page=on_page)
         try:
             reports = reconcile(registry, tables, maps)
-        except ReconcileError as exc:
+        except (ReconcileError, ApiError) as exc:
             progress.stop()
             err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None

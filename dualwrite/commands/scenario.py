@@ -45,6 +45,7 @@ def scenario(
     what the pipeline made of it."""
     from dualwrite.activity import ScenarioError, plan, summary
     from dualwrite.activity_run import Refused, read_world, run
+    from dualwrite.apiclient import ApiError
     from dualwrite.reconcile import api_sessions
     from dualwrite.settings import Settings
 
@@ -58,7 +59,7 @@ def scenario(
             task = progress.add_task("changes", total=len(ops))
             done = run(ops, sessions, ids, seed=seed, rate=rate, seconds=seconds, late_s=late_s,
                        on_change=lambda op: progress.advance(task))
-    except ScenarioError as exc:
+    except (ScenarioError, ApiError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1 if isinstance(exc, Refused) else 2) from None
     finally:
