@@ -6,7 +6,8 @@ changes of scenario activity and, every `SOURCE_KILL_EVERY` steps, kills the sou
 deletes tasks they had captured (a restarted source has lost the images it kept, so those deletes
 reach the processor without a before image and must still delete the right Finance rows);
 `assert_exact_end_state` waits for both systems to converge and checks every record, the deletes,
-an empty DLQ and that no process was left dead.
+an empty DLQ, that no process was left dead and that `dualwrite reconcile` finds every map in
+sync (the seeded reference data of every map included).
 """
 
 from __future__ import annotations
@@ -137,3 +138,13 @@ def assert_exact_end_state(stack: Stack, scenario: Scenario, deleted_after_kill:
     assert not gone & remaining, sorted(gone & remaining)
     assert not [read_headers(m.headers()) for m in read_topic(bootstrap, "sync.dlq")]
     assert not stack.sup.dead(), [c.name for c in stack.sup.dead()]
+    # And every map, the seeded reference data included, as `dualwrite reconcile` sees it.
+    try:
+        wait_for(lambda: not drift(stack), 120, "every map in sync (reconcile)", interval=3.0)
+    except AssertionError:
+        raise AssertionError(f"reconcile finds drift: {drift(stack)}") from None
+
+
+def drift(stack: Stack) -> dict[str, dict[str, int]]:
+    """Maps that reconcile finds out of step, with their counts."""
+    return {r.map: r.counts() for r in stack.reconcile() if r.drift}
