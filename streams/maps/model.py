@@ -17,6 +17,7 @@ Fact keys (what the gate waits for) are strings built here, once:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -150,22 +151,58 @@ class FieldMap(_Frozen):
 
 
 class Condition(_Frozen):
-    """One clause of a map filter: all clauses must hold for a row to sync."""
+    """One clause of a map filter (all clauses of a filter must hold for a row to sync), with
+    the operators of a dual-write filter (domain.md 3: OData ``$filter`` on the Dataverse side,
+    a query range on the Finance side): ``eq ne gt ge lt le`` against ``value``, ``in`` a tuple
+    of values, ``present``/``absent`` (set and not empty), and the composites ``all`` (and),
+    ``any`` (or) and ``not`` over ``clauses``.
 
-    column: str
-    op: Literal["eq", "ne", "in", "present"]
+    A comparison with a missing value, or of values that do not compare (a number with a
+    text), does not hold: a row the filter cannot judge is not synced.
+    """
+
+    column: str | None = None
+    op: Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "present", "absent", "all", "any", "not"]
     value: Scalar | tuple[Scalar, ...] = None
+    clauses: tuple[Condition, ...] = ()
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> Condition:
+        composite = self.op in ("all", "any", "not")
+        if composite != (self.column is None) or composite != bool(self.clauses):
+            raise ValueError(f"condition {self.op!r}: a composite takes clauses and no column, "
+                             "any other operator a column and no clauses")
+        if self.op == "not" and len(self.clauses) != 1:
+            raise ValueError("condition 'not' takes exactly one clause")
+        return self
 
     def holds(self, row: Mapping[str, Any]) -> bool:
-        got = row.get(self.column)
-        if self.op == "present":
-            return got is not None and got != ""
+        if self.op == "all":
+            return all(c.holds(row) for c in self.clauses)
+        if self.op == "any":
+            return any(c.holds(row) for c in self.clauses)
+        if self.op == "not":
+            return not self.clauses[0].holds(row)
+        got = row.get(self.column or "")
+        present = got is not None and got != ""
+        if self.op in ("present", "absent"):
+            return present if self.op == "present" else not present
         if self.op == "eq":
             return bool(got == self.value)
         if self.op == "ne":
             return bool(got != self.value)
-        values = self.value if isinstance(self.value, tuple) else (self.value,)
-        return got in values
+        if self.op == "in":
+            values = self.value if isinstance(self.value, tuple) else (self.value,)
+            return got in values
+        if got is None or self.value is None:
+            return False
+        try:
+            return bool(_COMPARE[self.op](got, self.value))
+        except TypeError:  # 'a' > 1: not comparable, so not in the filter's range
+            return False
+
+
+_COMPARE = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
 
 class Dependency(_Frozen):
