@@ -2,7 +2,8 @@
 
 One change event of table T may be four things at once: a lookup row other maps index (a
 `FactMsg`), the source of a map (a `Pending` per map), a member of a fan-out map (a `MemberMsg`)
-and the target's own feed of a map (an `ObservedMsg`). Each result is (gate key, message); the agent sends it keyed by that key.
+and the target's own feed of a map (an `ObservedMsg`). A row of a table no map writes but some
+map's `Dependency` waits for (a Finance customer, for a contract header) is a presence fact. Each result is (gate key, message); the agent sends it keyed by that key.
 
 An event of a multi-event source transaction goes to the transaction's key as one `TxMsg` with
 the changes it starts (none when no map reads its table): the gate counts events, not changes,
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.factview import LOOKUPS
-from streams.maps.model import fanout_key, row_fact
+from streams.maps.model import fanout_key, present_fact, row_fact
 from streams.maps.registry import MapRegistry
 from streams.pending import Drop, Need, Pending, plan, tx_key
 from streams.transform import TransformError
@@ -143,6 +144,13 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
         out.messages.append((fanout_key(m.name), MemberMsg(map=m.name, member=str(member),
                                                            version=source.version,
                                                            deleted=event.is_delete)))
+    for fields in maps.presence_keys(system, table):
+        values = {f: row.get(f) for f in fields}
+        if any(v is None or v == "" or isinstance(v, dict | list) for v in values.values()):
+            continue  # a delete without its image, or a row without its key: nothing to name
+        key = present_fact(target_key(table, values))
+        seen = None if event.is_delete else {"target_id": str(row.get("RecId") or record_id)}
+        out.messages.append((key, FactMsg(key=key, value=seen, version=source.version)))
     for m in maps.targeting(system, table):
         key_values = {f.target: row.get(f.read_name) for f in m.key}
         if any(v is None or v == "" for v in key_values.values()):

@@ -8,8 +8,8 @@
     worker_resources        bookableresources                      -> ProjectWorkerResources
 
 Dependency order (1.7), whatever order changes arrive in: a contract header waits for its
-customer's row and its company; a funding source for its contract header in Finance (and its
-customer's row); a contract line for its header and its project in Finance; a milestone for its
+company and for its customer in Finance; a funding source for its contract header and its
+customer in Finance; a contract line for its header and its project in Finance; a milestone for its
 contract line in Finance. A child finds its parent's Finance key through a ``key`` lookup (the
 key the parent's map wrote), so it also waits until the parent is written at all.
 
@@ -20,11 +20,10 @@ one change set in the same order, so Finance never sees a referenced row deleted
 
 What is not mapped, and why:
 
-- The customer a header or funding source names is waited for through its Dataverse row (the
-  ``accounts`` row, whose account number fills the Finance field); customers are
-  Finance-mastered, so that row exists because the Finance customer does. The processor learns
-  presence only of rows some map writes, so a Dataverse-only account is refused by Finance
-  (a dead letter naming the field), not parked.
+- The customer a header or funding source names is found through its Dataverse row (the
+  ``accounts`` row, whose account number fills the Finance field) and waited for in Finance
+  (``CustomersV3``, learned from its own feed): a Dataverse-only account parks the contract,
+  named in `dualwrite status`, until Finance has the customer.
 - Split-billing percentages stay in Dataverse (domain.md 1.1 step 4); which funding source is
   primary is not a Dataverse column (Finance defaults it).
 - Transaction categories sync only with their integration id (``TCN-...``), the Finance
@@ -76,6 +75,15 @@ def waits_for_contract(column: str) -> Dependency:
                       same_tx_column=column)
 
 
+def waits_for_customer(company: str, company_field: str) -> Dependency:
+    """The customer in Finance (``CustomersV3``): its account number from the Dataverse account,
+    its company from ``company``'s ``company_field``. Its presence is learned from the Finance
+    customers feed (no map writes there: `MapRegistry.presence_keys`)."""
+    return Dependency(entity="CustomersV3",
+                      key=(("dataAreaId", company, company_field),
+                           ("CustomerAccount", "customer", "accountnumber")))
+
+
 def _finance(table: str, company: str | None = "dataAreaId") -> Endpoint:
     return Endpoint(system="finance", table=table, company=company)
 
@@ -114,6 +122,7 @@ CONTRACT_HEADERS = TableMap(
     lookups=(_company("_msdyn_owningcompany_value"), _customer("_customerid_value")),
     filter=(Condition(column="ordernumber", op="present"),
             Condition(column="_msdyn_owningcompany_value", op="present")),
+    depends=(waits_for_customer("company", "cdm_companycode"),),
     target_id_column="RecId",
 )
 
@@ -136,7 +145,8 @@ FUNDING_SOURCES = TableMap(
     lookups=(contract_key("_msdyn_salesorder_value"), _customer("_msdyn_customer_value")),
     filter=(Condition(column="_msdyn_salesorder_value", op="present"),
             Condition(column="_msdyn_customer_value", op="present")),
-    depends=(waits_for_contract("_msdyn_salesorder_value"),),
+    depends=(waits_for_contract("_msdyn_salesorder_value"),
+             waits_for_customer("contract", "dataAreaId")),
     target_id_column="RecId",
 )
 

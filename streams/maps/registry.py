@@ -59,6 +59,21 @@ class MapRegistry:
         return [m for m in self.maps if m.fan_out is not None
                 and (m.fan_out.system, m.fan_out.table) == (system, table)]
 
+    def presence_keys(self, system: str, table: str) -> list[tuple[str, ...]]:
+        """Key fields of the rows of this table that some map's `Dependency` waits for, when no
+        map writes the table (its rows' presence then comes from its own CDC topic, not from
+        acks and echoes): a contract header waits for its customer in Finance, which the
+        customers map reads but never writes there."""
+        if self.targeting(system, table):
+            return []
+        out: list[tuple[str, ...]] = []
+        for m in self.maps:
+            for dep in m.depends:
+                fields = tuple(sorted(target for target, _lookup, _field in dep.key))
+                if (m.target.system, dep.entity) == (system, table) and fields not in out:
+                    out.append(fields)
+        return out
+
     def targeting(self, system: str, table: str) -> list[TableMap]:
         """Maps that write into this table (its feed shows our echoes and target edits)."""
         return [m for m in self.maps if (m.target.system, m.target.table) == (system, table)]
@@ -85,6 +100,7 @@ class MapRegistry:
                 if lk.ref == "row")
             if m.fan_out is not None:
                 add([(m.fan_out.system, m.fan_out.table)])
+            add((m.target.system, dep.entity) for dep in m.depends)
         return out
 
     def endpoint(self, system: str, table: str) -> Endpoint:

@@ -120,8 +120,14 @@ def test_a_contract_without_number_or_company_is_not_synced() -> None:
                       Filtered)
 
 
-def test_a_contract_header_publishes_the_key_its_children_look_up() -> None:
-    _, step = walk(pending("contract_headers", salesorder(), ORDER), {**COMPANY, **CUSTOMER})
+CUSTOMER_IN_FINANCE = "present:CustomersV3(CustomerAccount='US-001',dataAreaId='usmf')"
+
+
+def test_a_contract_header_waits_for_its_customer_in_finance_then_publishes_its_key() -> None:
+    item = pending("contract_headers", salesorder(), ORDER)
+    _, step = walk(item, {**COMPANY, **CUSTOMER})
+    assert step == Need(CUSTOMER_IN_FINANCE)
+    _, step = walk(item, {**COMPANY, **CUSTOMER, CUSTOMER_IN_FINANCE: {"target_id": "5637144576"}})
     assert isinstance(step, Emit)
     assert step.publish == ((CONTRACT_KEY_FACT, CONTRACT_KEY),)
 
@@ -132,6 +138,9 @@ def test_a_funding_source_waits_for_its_contract_then_its_header_in_finance() ->
     assert waited == [CONTRACT_KEY_FACT, rows.ACCOUNT_FACT]
     assert step == Need(HEADER_PRESENT)
     _, step = walk(item, {CONTRACT_KEY_FACT: CONTRACT_KEY, **CUSTOMER, HEADER_PRESENT: {"target_id": "1"}})
+    assert step == Need(CUSTOMER_IN_FINANCE)
+    _, step = walk(item, {CONTRACT_KEY_FACT: CONTRACT_KEY, **CUSTOMER, HEADER_PRESENT: {"target_id": "1"},
+                          CUSTOMER_IN_FINANCE: {"target_id": "5637144576"}})
     assert isinstance(step, Emit)
     assert step.mapped.key == {"dataAreaId": "usmf", "ProjectContractID": "PC-0001",
                                "FundingSourceId": "US-001"}

@@ -40,7 +40,7 @@ def test_sources_capture_exactly_the_tables_the_maps_read_and_write() -> None:
     assert [t.table for t in maps.captured("dataverse")] == \
         ["cdm_companies", "accounts", "msdyn_projects", "msdyn_projecttasks"]
     assert [t.table for t in maps.captured("finance")] == \
-        ["LegalEntities", "CustomersV3", "ProjectsV2", "ProjectTasks"]
+        ["LegalEntities", "CustomersV3", "ProjectsV2", "ProjectContractHeaders", "ProjectTasks"]
 
 
 def test_keys_and_company_columns_come_from_the_declarations() -> None:

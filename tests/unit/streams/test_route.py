@@ -158,3 +158,19 @@ def test_a_lookup_row_carries_its_version_to_the_gate():
                        event("dataverse", "cdm_companies", row), 0)
     [fact] = [m for _, m in out.messages if isinstance(m, FactMsg)]
     assert fact.version == 4
+
+
+def test_a_finance_customer_is_a_presence_fact_for_the_contracts_that_wait_for_it():
+    """No map writes Finance customers, so their presence comes from their own feed: a contract
+    header waits for its customer in Finance (`MapRegistry.presence_keys`)."""
+    row = {"dataAreaId": "usmf", "CustomerAccount": "US-042", "Name": "Adatum", "RecId": 5637144999}
+    key = "present:CustomersV3(CustomerAccount='US-042',dataAreaId='usmf')"
+    made = ChangeEvent(op="c", after=row, ts_ms=1,
+                       source=Source(system="finance", table="CustomersV3", version="40", ts_ms=1))
+    out = route_change(MAPS, "finance", "CustomersV3", "usmf|US-042", made, 0)
+    assert (key, FactMsg(key=key, value={"target_id": "5637144999"}, version=40)) in out.messages
+    gone = ChangeEvent(op="d", before=row, ts_ms=2,
+                       source=Source(system="finance", table="CustomersV3", version="41", ts_ms=2))
+    out = route_change(MAPS, "finance", "CustomersV3", "usmf|US-042", gone, 0)
+    assert (key, FactMsg(key=key, value=None, version=41)) in out.messages
+    assert MAPS.presence_keys("finance", "ProjectsV2") == []  # written by a map: acks and echoes tell
