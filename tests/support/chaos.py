@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from dualwrite.scenario import Scenario
 from dualwrite.stack import Stack
-from tests.support.pipeline import read_topic, wait_for
+from tests.support.pipeline import assert_reconciled, read_topic, wait_for
 from topics import read_headers
 
 SOURCE_KILL_EVERY = 150  # scenario steps; the Finance source every second time
@@ -139,12 +139,4 @@ def assert_exact_end_state(stack: Stack, scenario: Scenario, deleted_after_kill:
     assert not [read_headers(m.headers()) for m in read_topic(bootstrap, "sync.dlq")]
     assert not stack.sup.dead(), [c.name for c in stack.sup.dead()]
     # And every map, the seeded reference data included, as `dualwrite reconcile` sees it.
-    try:
-        wait_for(lambda: not drift(stack), 120, "every map in sync (reconcile)", interval=3.0)
-    except AssertionError:
-        raise AssertionError(f"reconcile finds drift: {drift(stack)}") from None
-
-
-def drift(stack: Stack) -> dict[str, dict[str, int]]:
-    """Maps that reconcile finds out of step, with their counts."""
-    return {r.map: r.counts() for r in stack.reconcile() if r.drift}
+    assert_reconciled(stack)

@@ -187,3 +187,16 @@ def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         return True
     finally:
         consumer.close()
+
+
+def drift(stack: Stack) -> dict[str, dict[str, int]]:
+    """Maps that `dualwrite reconcile` finds out of step, with their counts."""
+    return {r.map: r.counts() for r in stack.reconcile() if r.drift}
+
+
+def assert_reconciled(stack: Stack, timeout: float = 120.0) -> None:
+    """Every map in sync as reconcile sees both systems (the last writes given ``timeout``)."""
+    try:
+        wait_for(lambda: not drift(stack), timeout, "every map in sync (reconcile)", interval=3.0)
+    except AssertionError:
+        raise AssertionError(f"reconcile finds drift: {drift(stack)}") from None

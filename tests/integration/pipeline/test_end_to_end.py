@@ -14,6 +14,7 @@ from dualwrite.stack import PIPELINE
 from streams.maps import default_registry
 from tests.support.pipeline import (
     admin,
+    assert_reconciled,
     caught_up,
     delete_groups,
     group_ids,
@@ -57,6 +58,7 @@ def test_projects_tasks_and_customers_flow_with_updates_and_deletes(tmp_path: Pa
         scenario.create_task(second, "2")
         wait_for(lambda: drained(scenario), DRAIN, "updates and deletes to arrive")
         assert dlq(stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]) == []
+        assert_reconciled(stack)  # every map, the seeded reference data included
 
 
 def test_tasks_wait_for_their_project_and_parent_even_when_writes_fail_at_first(tmp_path: Path) -> None:
