@@ -6,7 +6,9 @@ not committed yet (we reproduced it: a worker SIGKILLed before its first commit;
 worker resumes fetching before seeking to committed offsets, cf. faust-streaming#216; records
 fetched in that window may never reach the agent while later ones do, and the committed offset
 then stays behind the skipped record). We produce the gate topic ourselves, without
-transactions or compaction, so its offsets are contiguous: a jump forward is a skipped record.
+transactions or compaction, so its offsets are contiguous: a jump forward is a skipped record,
+and so is a first record after an assignment that comes after the partition's committed offset
+(or its log start, for a group that never committed).
 The CDC topics are as contiguous (idempotent producers, no transactions, delete retention), so
 the ingest agent is watched the same way: a chaos run lost a task whose event was on its CDC
 topic but never reached ingest, while later events of that partition did.
@@ -55,6 +57,19 @@ class Watchdog:
     # partition -> [committed offset, since when it stands behind waiting records, busy time excused]
     lagging: dict[Partition, list[float | int | None]] = field(default_factory=dict)
     last_check: float | None = None
+
+    def knows(self, topic: str, partition: int) -> bool:
+        """A record of this partition was handled since it was (re)assigned."""
+        return (topic, partition) in self.last_offsets
+
+    def expect(self, topic: str, partition: int, start: int) -> None:
+        """The first record of a partition just assigned must be the one at ``start`` (its
+        committed offset, or the log start when the group never committed): a first record
+        after it means the records in between were skipped. A chaos run with two workers lost a
+        project this way: its gate record, produced while both workers started, was never
+        delivered, the first record delivered on that partition came later, and Faust committed
+        past it."""
+        self.last_offsets[(topic, partition)] = start - 1
 
     def skipped(self, topic: str, partition: int, offset: int) -> bool:
         """True when records between the last handled offset and ``offset`` never arrived."""

@@ -87,3 +87,20 @@ def test_a_partition_taken_away_is_forgotten():
     dog.stuck({CDC: (10, 50)}, busy=False, now=0)
     dog.stuck({}, busy=False, now=20)
     assert dog.stuck({CDC: (10, 50)}, busy=False, now=40) == []  # back again: a new clock
+
+
+def test_the_first_record_after_an_assignment_must_be_the_one_at_the_committed_offset():
+    """A chaos run with two workers: a project's gate record, produced while both workers
+    started, was never delivered; the first record delivered on its partition came later and
+    Faust committed past it. The first record is now checked against where the partition
+    starts (its committed offset, or the log start)."""
+    w = Watchdog(stall_timeout_s=5)
+    assert not w.knows("gate", 2)
+    w.expect("gate", 2, 0)  # never committed, log starts at 0
+    assert w.skipped("gate", 2, 67)  # records 0-66 never arrived
+    w = Watchdog(stall_timeout_s=5)
+    w.expect("gate", 2, 4106)
+    assert w.knows("gate", 2)
+    assert not w.skipped("gate", 2, 4106) and not w.skipped("gate", 2, 4107)
+    w.expect("gate", 3, 40)
+    assert not w.skipped("gate", 3, 12)  # fetched before the seek: a replay, not a gap
