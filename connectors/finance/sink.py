@@ -21,6 +21,10 @@
   goes on, and tried again up to ``REFERENCED_RETRIES`` times before it is dead-lettered with
   Finance's message. The processor does not order deletes of related rows yet; this keeps a
   parent's delete from losing that race.
+- The other side of that race: a create or update refused because a row it references is not in
+  Finance ("... is not found in the relating table", a parent task deleted from another
+  partition first) is held the same way: the record's own delete is on its way and supersedes
+  it; a reference that never comes back is dead-lettered after the same number of tries.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ from connectors.common.sinkstate import Write
 from connectors.common.writer import Again, Done, Judgement, ODataWriter
 from connectors.finance.client import entity_key
 
-__all__ = ["REFERENCED_RETRIES", "FinanceWriter", "is_duplicate", "is_referenced"]
+__all__ = ["REFERENCED_RETRIES", "FinanceWriter", "is_duplicate", "is_missing_reference", "is_referenced"]
 
 RETURN_ROW = (("Prefer", "return=representation"),)
 _DUPLICATE_MARKERS = ("already exists", "duplicate", "cannot create a record")
 _REFERENCED_MARKER = "is referenced by"
+_MISSING_MARKER = "is not found in the relating table"
 REFERENCED_RETRIES = 10
 
 
@@ -56,21 +61,26 @@ def is_referenced(result: BatchResult) -> bool:
     return result.status == 400 and _REFERENCED_MARKER in result.body.decode("utf-8", "replace").lower()
 
 
+def is_missing_reference(result: BatchResult) -> bool:
+    """A write refused because a row it references is not there ("The value 'DW-1, 2' in field
+    'ProjectId, ParentTask' is not found in the relating table")."""
+    return result.status == 400 and _MISSING_MARKER in result.body.decode("utf-8", "replace").lower()
+
+
 class FinanceWriter(ODataWriter):
     def __init__(self, api: ApiClient, service_root: str, batch_size: int = 1) -> None:
         super().__init__(api, service_root, batch_size)
-        self._referenced: dict[str, int] = {}  # command id -> tries of a still-referenced delete
+        self._held: dict[str, int] = {}  # command id -> tries of a write held for another's sake
 
-    def referenced_again(self, write: Write, result: BatchResult) -> Again | None:
-        """Again while a referenced row's delete still has tries left; None once they are used."""
+    def held_again(self, write: Write, result: BatchResult, why: str) -> Again | None:
+        """Again, for a later window, while the write still has tries left; None once they are
+        used (then it is dead-lettered with Finance's message)."""
         cid = write.command.command_id
-        tries = self._referenced.pop(cid, 0) + 1
+        tries = self._held.pop(cid, 0) + 1
         if tries > REFERENCED_RETRIES:
             return None
-        self._referenced[cid] = tries
-        return Again(write, Deferred(f"DELETE {write.command.entity}: still referenced (try {tries} of "
-                                     f"{REFERENCED_RETRIES}); the referencing rows' deletes may be on "
-                                     "their way", status=result.status))
+        self._held[cid] = tries
+        return Again(write, Deferred(f"{why} (try {tries} of {REFERENCED_RETRIES})", status=result.status))
 
     def keyed(self, entity: str, key: dict[str, Any]) -> str:
         """A row's URL. FO resolves a keyed URL in the caller's default company unless
@@ -98,13 +108,21 @@ class FinanceWriter(ODataWriter):
 
     def judge(self, write: Write, op: BatchOp, result: BatchResult) -> Judgement:
         status = result.status
-        if op.method == "DELETE":
-            if is_referenced(result):
-                again = self.referenced_again(write, result)
-                if again is not None:
-                    return again
-            else:
-                self._referenced.pop(write.command.command_id, None)
+        entity = write.command.entity
+        if op.method == "DELETE" and is_referenced(result):
+            again = self.held_again(write, result, f"DELETE {entity}: still referenced; the "
+                                    "referencing rows' deletes may be on their way")
+            if again is not None:
+                return again
+        elif op.method in ("POST", "PATCH") and is_missing_reference(result):
+            # The row it references was deleted meanwhile (a parent task's delete written from
+            # another partition before this child's create): the child's own delete follows.
+            again = self.held_again(write, result, f"{op.method} {entity}: a row it references is "
+                                    "not in Finance; its own delete may be on its way")
+            if again is not None:
+                return again
+        else:
+            self._held.pop(write.command.command_id, None)
         if 200 <= status < 300:
             etag, target_id = result.headers.get("etag"), None
             body: Any = None

@@ -310,3 +310,24 @@ async def test_a_delete_refused_as_still_referenced_is_tried_again_then_dead_let
     outcomes = [(await writer.write([[stuck]]))[0] for _ in range(REFERENCED_RETRIES + 1)]
     assert all(isinstance(o, Again) for o in outcomes[:-1])
     assert isinstance(outcomes[-1], Failed) and "referenced by ProjectTasks" in outcomes[-1].rejected.body
+
+
+async def test_a_create_whose_referenced_row_is_gone_is_held_then_dead_lettered() -> None:
+    """Chaos run of stop 15: a parent task's delete, on another partition, was written before its
+    child's create; Finance refused the create (parent not found) and it was dead-lettered,
+    although the child's own delete was on its way. It is held for a later window instead, and
+    dead-lettered only once its tries are used."""
+    missing = httpx.Response(400, json={"error": {"code": "WriteFailed", "message":
+                             "Write failed for table row of type 'ProjCDSTaskEntity'. Infolog: Error: "
+                             "The value 'DW-00036, 2' in field 'ProjectId, ParentTask' is not found in "
+                             "the relating table 'ProjectTasks'."}})
+
+    def answer(method: str, url: str, body: bytes) -> httpx.Response:
+        return missing
+
+    writer = FinanceWriter(api_client(FakeApi(batch_handler(answer)), FakeClock(), base=ROOT), ROOT, batch_size=1)
+    orphan = Write(command("ORPHAN", 3))
+    outcomes = [(await writer.write([[orphan]]))[0] for _ in range(REFERENCED_RETRIES + 1)]
+    assert all(isinstance(o, Again) for o in outcomes[:-1])
+    assert "not in Finance" in outcomes[0].retry.reason  # type: ignore[union-attr]
+    assert isinstance(outcomes[-1], Failed) and "not found in the relating table" in outcomes[-1].rejected.body
