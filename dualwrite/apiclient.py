@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from connectors.common.auth import ApiOrigin, ForeignOrigin
+
 __all__ = ["ApiError", "ApiSession", "ApiUnreachable", "CredentialsRefused", "checked_request"]
 
 # Answers a person's app would simply try again (the emulators' faults answer these before acting).
@@ -54,7 +56,13 @@ class ApiSession:
         self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One call; renews the token on 401 and waits out 429/5xx answers (Retry-After first)."""
+        """One call; renews the token on 401 and waits out 429/5xx answers (Retry-After first).
+
+        A URL relative to the API, or an absolute one under it: an absolute URL elsewhere (an
+        ``@odata.nextLink`` a hostile or misconfigured server answered) is `ForeignOrigin`, never
+        requested with our bearer token."""
+        if httpx.URL(url).is_absolute_url:
+            ApiOrigin.of(self.api_url).check_link(url, f"{method} link")
         if "Authorization" not in self.http.headers:
             self._authenticate()
         for attempt in range(self.attempts):
@@ -91,6 +99,8 @@ def checked_request(session: ApiSession, system: str, method: str, url: str, **k
     env = _ENV.get(system, "DUALWRITE_")
     try:
         resp = session.request(method, url, **kwargs)
+    except ForeignOrigin as exc:
+        raise ApiError(f"{system}: {exc}; the token is only sent to {env}URL") from None
     except httpx.HTTPStatusError as exc:  # from the token endpoint
         raise CredentialsRefused(
             f"{system} token endpoint refused client {session.client_id!r} (HTTP "
