@@ -40,6 +40,11 @@ from dataclasses import dataclass, field
 
 __all__ = ["EXIT_STALLED", "Partition", "Positions", "Watchdog"]
 
+
+def _agent_of(topic: str) -> str:
+    """Which agent reads ``topic``: every CDC topic is ``ingest``'s; other topics each their own."""
+    return "ingest" if ".cdc." in topic else topic
+
 Partition = tuple[str, int]
 Positions = Mapping[Partition, tuple[int | None, int | None]]  # (committed offset, end offset)
 
@@ -56,6 +61,8 @@ class Watchdog:
     last_offsets: dict[Partition, int] = field(default_factory=dict)
     # partition -> [committed offset, since when it stands behind waiting records, busy time excused]
     lagging: dict[Partition, list[float | int | None]] = field(default_factory=dict)
+    committed_seen: dict[Partition, int | None] = field(default_factory=dict)
+    moved_at: dict[str, float] = field(default_factory=dict)  # agent -> when one of its offsets moved
     last_check: float | None = None
 
     def knows(self, topic: str, partition: int) -> bool:
@@ -96,13 +103,19 @@ class Watchdog:
 
     def stuck(self, positions: Positions, busy: bool, now: float | None = None) -> list[Partition]:
         """Partitions with records waiting behind a committed offset that has not moved for
-        longer than the timeout. Time spent rebalancing or recovering does not count, up to
-        ``max_busy_s`` in all (busy flags were seen flapping on a stuck worker)."""
+        longer than the timeout, while no partition read by the same agent moved either (all
+        CDC topics are one agent's: a burst on some of them legitimately keeps the others
+        waiting on a loaded machine), or for longer than ``busy_limit_s`` whatever the others do.
+        Time spent rebalancing or recovering does not count, up to ``max_busy_s`` in all (busy
+        flags were seen flapping on a stuck worker)."""
         now = time.monotonic() if now is None else now
         elapsed = 0.0 if self.last_check is None else max(0.0, now - self.last_check)
         self.last_check = now
-        out: list[Partition] = []
+        waiting: list[tuple[Partition, float]] = []
         for tp, (committed, end) in positions.items():
+            if self.committed_seen.get(tp, committed) != committed:
+                self.moved_at[_agent_of(tp[0])] = now
+            self.committed_seen[tp] = committed
             if end is None or end <= (committed or 0):
                 self.lagging.pop(tp, None)  # caught up (or end not known yet)
                 continue
@@ -113,10 +126,14 @@ class Watchdog:
             since, excused = float(seen[1] or 0.0), float(seen[2] or 0.0)
             if busy:
                 excused = seen[2] = min(excused + elapsed, self.busy_limit_s)
-            if now - since - excused > self.stall_timeout_s:
-                out.append(tp)
+            waiting.append((tp, now - since - excused))
+        out = [tp for tp, waited in waiting
+               if waited > self.busy_limit_s or (waited > self.stall_timeout_s and now - self.moved_at.get(
+                   _agent_of(tp[0]), float("-inf")) > self.stall_timeout_s)]
         for tp in set(self.lagging) - set(positions):
             del self.lagging[tp]  # no longer assigned to us
+        for tp in set(self.committed_seen) - set(positions):
+            del self.committed_seen[tp]
         return out
 
     def watch(self, last_handled: Callable[[], float], busy: Callable[[], bool],
