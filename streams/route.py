@@ -3,7 +3,8 @@
 One change event of table T may be four things at once: a lookup row other maps index (a
 `FactMsg`), the source of a map (a `Pending` per map), a member of a fan-out map (a `MemberMsg`)
 and the target's own feed of a map (an `ObservedMsg`). A row of a table no map writes but some
-map's `Dependency` waits for (a Finance customer, for a contract header) is a presence fact. Each result is (gate key, message); the agent sends it keyed by that key.
+map's `Dependency` waits for (a Finance customer, for a contract header) is a presence fact.
+Each result is (gate key, message); the agent sends it keyed by that key.
 
 An event of a multi-event source transaction goes to the transaction's key as one `TxMsg` with
 the changes it starts (none when no map reads its table): the gate counts events, not changes,
