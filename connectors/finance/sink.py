@@ -44,7 +44,10 @@ RETURN_ROW = (("Prefer", "return=representation"),)
 _DUPLICATE_MARKERS = ("already exists", "duplicate", "cannot create a record")
 _REFERENCED_MARKER = "is referenced by"
 _MISSING_MARKER = "is not found in the relating table"
-REFERENCED_RETRIES = 10
+# Tries of a held write, one per window at the sink's retry pause (1 s): about two minutes, so
+# a worker restarting between a parent's delete and its children's (chaos runs: 30-40 s) is
+# covered; 10 tries (10 s) dead-lettered parent deletes in a run with two workers.
+REFERENCED_RETRIES = 120
 
 
 def is_duplicate(result: BatchResult) -> bool:
