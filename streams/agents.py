@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from faust.types import TP
@@ -24,7 +25,7 @@ from streams.app import Runtime
 from streams.factview import deleted_key
 from streams.gatekeeper import Gatekeeper, Position
 from streams.route import route_change
-from streams.watchdog import Positions, Watchdog
+from streams.watchdog import LogStarts, Partition, Positions, Watchdog
 from streams.wire import (
     AppliedMsg,
     ControlMsg,
@@ -77,17 +78,19 @@ def register_agents(rt: Runtime) -> None:
     async def to_gate(key: str, msg: Any, partition: int | None = None) -> None:
         await rt.topic("gate").send(key=key.encode(), value=encode_gate(msg), partition=partition)
 
+    async def earliest(tps: Collection[Partition]) -> Mapping[Partition, int | None]:
+        found = await app.consumer.earliest_offsets(*(TP(t, p) for t, p in tps))
+        return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
+    log_starts = LogStarts(earliest, lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment()])
+
     async def start_of(topic: str, partition: int) -> int | None:
         """Where the records of a partition just assigned must start: its committed offset (as
         Faust read it when it seeked there), or the log start when the group never committed;
         None when the consumer cannot tell (then the first record sets the count)."""
-        tp = TP(topic, partition)
-        committed = getattr(app.consumer, "_committed_offset", {}).get(tp)
-        try:
-            earliest = (await app.consumer.earliest_offsets(tp)).get(tp)
-        except Exception:  # not started (agent test context), or the broker did not answer
-            return None
-        return max(committed or 0, earliest or 0)
+        committed = getattr(app.consumer, "_committed_offset", {}).get(TP(topic, partition))
+        earliest = await log_starts.of((topic, partition))
+        return None if earliest is None else max(committed or 0, earliest)
 
     async def check_skipped(m: Any, what: str) -> None:
         if not watchdog.knows(m.topic, m.partition):
@@ -169,6 +172,7 @@ def register_agents(rt: Runtime) -> None:
     @app.on_partitions_revoked.connect
     def _forget_offsets(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         watchdog.last_offsets.clear()  # partitions may come back moved on by another worker
+        log_starts.clear()
         view.clear()  # facts of partitions owned elsewhere from now on would go stale here
 
     facts = rt.table("facts")

@@ -1,6 +1,8 @@
+import asyncio
+
 import pytest
 
-from streams.watchdog import Watchdog
+from streams.watchdog import LogStarts, Watchdog
 
 pytestmark = pytest.mark.unit
 
@@ -121,3 +123,31 @@ def test_a_partition_waiting_while_its_agent_moves_on_elsewhere_is_not_stuck_unt
     dog = Watchdog(stall_timeout_s=30)
     dog.stuck({CDC: (10, 11), GATE: (7, 9)}, busy=False, now=0)
     assert dog.stuck({CDC: (10, 11), GATE: (9, 11)}, busy=False, now=31) == [CDC]
+
+
+def test_log_starts_are_asked_once_per_assignment_for_all_partitions() -> None:
+    """A few hundred CDC partitions first seen in a flood must cost one broker request, not one
+    each: per-partition requests stalled ingest for minutes in a CI run."""
+    asked: list[set[tuple[str, int]]] = []
+    assigned = [("a", 0), ("a", 1), ("b", 0)]
+
+    async def fetch(tps):  # type: ignore[no-untyped-def]
+        asked.append(set(tps))
+        return {tp: (7 if tp == ("a", 1) else None) for tp in tps}
+
+    starts = LogStarts(fetch, lambda: assigned)
+
+    async def run() -> list[int | None]:
+        return [await starts.of(tp) for tp in (("a", 0), ("a", 1), ("b", 0), ("a", 0))]
+
+    assert asyncio.run(run()) == [0, 7, 0, 0]
+    assert asked == [set(assigned)]
+    starts.clear()  # a revoke: the next first record asks again
+    assert asyncio.run(run()) == [0, 7, 0, 0] and len(asked) == 2
+
+
+def test_log_start_unknown_when_the_consumer_cannot_tell() -> None:
+    async def fetch(tps):  # type: ignore[no-untyped-def]
+        raise RuntimeError("consumer not started")
+
+    assert asyncio.run(LogStarts(fetch, lambda: []).of(("a", 0))) is None
