@@ -60,7 +60,7 @@ from dualwrite.apiclient import ApiSession, ApiUnreachable, CredentialsRefused, 
 from dualwrite.settings import ApiSettings, Settings
 from streams.maps import MapRegistry
 from streams.maps.model import FieldMap, TableMap
-from streams.pending import record_ref
+from streams.pending import record_ref, split_record_ref
 from streams.transform import (
     Filtered,
     Mapped,
@@ -207,7 +207,7 @@ class Facts(Mapping[str, Mapping[str, Any]]):
             if name not in self.registry:
                 return None
             m = self.registry[name]
-            rid, member = (ref.rsplit("@", 1) if m.fan_out is not None and "@" in ref else (ref, None))
+            rid, member = split_record_ref(ref, m.fan_out is not None)
             source = self.by_id(m.source.system, m.source.table).get(rid)
             if source is None:
                 return None

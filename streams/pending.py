@@ -81,6 +81,15 @@ def record_ref(source_id: str, member: str | None) -> str:
     return source_id if member is None else f"{source_id}@{member}"
 
 
+def split_record_ref(ref: str, fanned: bool) -> tuple[str, str | None]:
+    """The source record id and member of a `record_ref`; only a fan-out map's refs carry a
+    member (a plain source id may hold an ``@`` of its own)."""
+    if not fanned or "@" not in ref:
+        return ref, None
+    source_id, member = ref.rsplit("@", 1)
+    return source_id, member
+
+
 @dataclass(frozen=True)
 class Group:
     key: str

@@ -1,7 +1,18 @@
 import pytest
 
 from streams.maps import default_registry, key_fact
-from streams.pending import Drop, Emit, Group, Need, Pair, Pending, plan, to_command
+from streams.pending import (
+    Drop,
+    Emit,
+    Group,
+    Need,
+    Pair,
+    Pending,
+    plan,
+    record_ref,
+    split_record_ref,
+    to_command,
+)
 from streams.transform import TransformError
 from tests.unit.streams import rows
 from topics import CommandSource
@@ -208,3 +219,10 @@ def test_a_wrong_value_type_is_refused_once_the_lookups_are_known(bad, field):
     item = item.with_fact(rows.ACCOUNT_FACT, {"accountnumber": "US-001"})
     with pytest.raises(TransformError, match=f"field '{field}' must be a scalar"):
         plan(item, MAPS)
+
+
+def test_a_record_ref_splits_back_into_id_and_member_only_for_a_fan_out() -> None:
+    assert split_record_ref(record_ref("r-1", "usmf"), fanned=True) == ("r-1", "usmf")
+    assert split_record_ref(record_ref("a@b", "usmf"), fanned=True) == ("a@b", "usmf")
+    assert split_record_ref("a@b", fanned=False) == ("a@b", None)  # an id with an @ of its own
+    assert split_record_ref("r-1", fanned=True) == ("r-1", None)
