@@ -25,6 +25,7 @@ from topics import read_headers
 
 SOURCE_KILL_EVERY = 150  # scenario steps; the Finance source every second time
 DELETES_AFTER_KILL = 2
+AFTER_PLAN_PACE_S = 0.25  # one step per this, once the planned changes are made
 SOURCES = ("source-dataverse", "source-finance")
 
 Key = tuple[str, str, str]  # (company, project, task) of a Finance task
@@ -93,6 +94,11 @@ def play(stack: Stack, scenario: Scenario, kills: list[str], *, changes: int = 2
     deleted_after_kill: list[Key] = []
     deadline = time.monotonic() + seconds
     while (done < changes or not until()) and time.monotonic() < deadline:
+        if done >= changes:
+            # Past the planned changes, the activity only waits for `until` (kills in flight):
+            # a person's pace, not a flood that spends the user's 6,000 requests per 5 minutes
+            # and then waits out a multi-minute Retry-After.
+            time.sleep(AFTER_PLAN_PACE_S)
         did = scenario.step()
         done += 4 if did.startswith("project") else 1
         steps += 1
