@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from dualwrite.scenario import Scenario
 from dualwrite.stack import Stack
-from tests.support.pipeline import assert_reconciled, read_topic, wait_for
+from tests.support.pipeline import assert_reconciled, exit_reasons, read_topic, wait_for
 from topics import read_headers
 
 SOURCE_KILL_EVERY = 150  # scenario steps; the Finance source every second time
@@ -143,6 +143,6 @@ def assert_exact_end_state(stack: Stack, scenario: Scenario, deleted_after_kill:
     assert set(deleted_after_kill) <= set(scenario.deleted_tasks)
     assert not gone & remaining, sorted(gone & remaining)
     assert not [read_headers(m.headers()) for m in read_topic(bootstrap, "sync.dlq")]
-    assert not stack.sup.dead(), [c.name for c in stack.sup.dead()]
+    assert not stack.sup.dead(), ([c.name for c in stack.sup.dead()], exit_reasons(stack))
     # And every map, the seeded reference data included, as `dualwrite reconcile` sees it.
     assert_reconciled(stack)

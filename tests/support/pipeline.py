@@ -200,3 +200,13 @@ def assert_reconciled(stack: Stack, timeout: float = 120.0) -> None:
         wait_for(lambda: not drift(stack), timeout, "every map in sync (reconcile)", interval=3.0)
     except AssertionError:
         raise AssertionError(f"reconcile finds drift: {drift(stack)}") from None
+
+
+def exit_reasons(stack: Stack) -> list[str]:
+    """The CRITICAL lines the stack's processes logged before exiting on purpose (the worker's
+    watchdog names what it found stuck), so a test that counts restarts can say why."""
+    lines: list[str] = []
+    for log in sorted(stack.sup.log_dir.glob("*.log")):
+        lines += [f"{log.stem}: {line.strip()[:300]}" for line in
+                  log.read_text(errors="replace").splitlines() if "[CRITICAL]" in line]
+    return lines

@@ -26,7 +26,7 @@ from streams.maps import default_registry
 from tests.integration.fuzz.conftest import FuzzStack
 from tests.support.hostile import Context, Hostile, generate
 from tests.support.ledger import Ledger, Tracked, table, target_value
-from tests.support.pipeline import caught_up
+from tests.support.pipeline import caught_up, exit_reasons
 from topics import cdc_topic
 
 pytestmark = pytest.mark.integration
@@ -272,7 +272,7 @@ def test_ten_thousand_hostile_records_mixed_into_live_traffic(fuzz_stack: FuzzSt
 
     failures = []
     if any(restarts.values()):
-        failures.append(f"processes restarted during the run: {restarts}")
+        failures.append(f"processes restarted during the run: {restarts}, why: {exit_reasons(stack)}")
     failures += [f"{cls}: {len(items)} records wrong, e.g. {items[:4]}" for cls, items in problems.items()]
     if ledger.unattributed:
         failures.append(f"{len(ledger.unattributed)} dead letters no bad record explains, "
