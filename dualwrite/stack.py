@@ -127,7 +127,9 @@ class Stack:
 
     def argv(self, name: str) -> list[str]:
         if name == "worker" or name.startswith("worker-"):
-            return Supervisor.dualwrite("worker", "--data-dir", str(self.cfg.workdir / "state" / name))
+            # Its name is its static group membership: restarted, it is back at once.
+            return Supervisor.dualwrite("worker", "--data-dir", str(self.cfg.workdir / "state" / name),
+                                        "--instance-id", name)
         kind, system = name.split("-", 1)
         return Supervisor.dualwrite(kind, system)
 

@@ -79,6 +79,7 @@ def create_app(config: StreamsConfig, maps: MapRegistry | None = None) -> Stream
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=config.session_timeout_s,
+        consumer_group_instance_id=config.instance_id,
         producer_linger_ms=config.producer_linger_ms,
     )
     rt = Runtime(config=config, maps=registry, app=app)

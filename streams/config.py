@@ -35,6 +35,10 @@ class StreamsConfig(BaseModel):
     tick_interval_s: float = Field(2.0, gt=0, description="How often transaction timeouts are checked.")
     session_timeout_s: float = Field(
         30.0, gt=3, description="A worker killed without leaving the group is replaced after this.")
+    instance_id: str | None = Field(
+        None, description="Static group membership (Kafka KIP-345): a worker restarted under the "
+        "same id takes its partitions back at once, not after the session timeout. One per worker; "
+        "None: dynamic membership.")
     stall_timeout_s: float = Field(
         30.0, gt=0, description="Exit (for the supervisor to restart) when the gate handles "
         "nothing, not even its own ticks, for this long outside a rebalance.")

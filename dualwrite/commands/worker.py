@@ -20,7 +20,7 @@ LogLevel = Annotated[str, typer.Option(help="Log level: debug, info, warning, er
 
 def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
                  topic_prefix: str = "", session_timeout_s: float = 30.0,
-                 stall_timeout_s: float = 30.0) -> StreamsConfig:
+                 stall_timeout_s: float = 30.0, instance_id: str | None = None) -> StreamsConfig:
     """The worker's frozen config from the settings (Kafka, topic layout, state dir)."""
     from streams import StreamsConfig
 
@@ -32,6 +32,7 @@ def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
         partitions=settings.topics.partitions, replication=settings.topics.replication,
         topic_prefix=topic_prefix, metrics_port=settings.metrics_port,
         session_timeout_s=session_timeout_s, stall_timeout_s=stall_timeout_s,
+        instance_id=instance_id,
         tx_timeout_ms=settings.processor.tx_timeout_ms,
         conflict_window_ms=settings.processor.conflict_window_ms,
         producer_linger_ms=settings.processor.producer_linger_ms,
@@ -50,6 +51,11 @@ def worker(
         help="Seconds after which a crashed worker's partitions move to the others.")] = 30.0,
     stall_timeout: Annotated[float, typer.Option(
         help="Exit with 75 (for the supervisor to restart) when the gate is stuck this long.")] = 30.0,
+    instance_id: Annotated[str | None, typer.Option(
+        help="A stable name for this worker, unique in the group (e.g. its host name): restarted "
+        "under it, the worker takes its partitions back at once instead of after the session "
+        "timeout (static membership). A worker stopped for good then holds its partitions until "
+        "the session timeout.")] = None,
     topic_prefix: Annotated[str, typer.Option(
         help="Prefix of every catalog topic name (isolated test runs).", hidden=True)] = "",
 ) -> None:
@@ -63,7 +69,8 @@ def worker(
 
     settings = Settings()
     config = build_config(settings, app_id=app_id, data_dir=data_dir, topic_prefix=topic_prefix,
-                          session_timeout_s=session_timeout, stall_timeout_s=stall_timeout)
+                          session_timeout_s=session_timeout, stall_timeout_s=stall_timeout,
+                          instance_id=instance_id)
     run_worker(config, loglevel=log_level, maps=map_registry(settings))
 
 

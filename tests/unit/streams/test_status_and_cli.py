@@ -24,7 +24,7 @@ def test_parked_entries_show_age_and_missing_key_oldest_first():
 def test_worker_help_names_its_options():
     result = CliRunner().invoke(worker.app, ["--help"])
     assert result.exit_code == 0
-    for option in ("--data-dir", "--app-id", "--log-level", "--session-timeout"):
+    for option in ("--data-dir", "--app-id", "--log-level", "--session-timeout", "--instance-id"):
         assert option in result.output
 
 
@@ -35,6 +35,18 @@ def test_config_built_from_settings(tmp_path):
     assert config.partitions == 6 and config.data_dir == tmp_path / "w1"
     assert config.broker_urls() == ["kafka://b1:9092", "kafka://b2:9092"]
     assert config.store == "rocksdb://"
+
+
+def test_an_instance_id_makes_the_worker_a_static_group_member(tmp_path):
+    from streams import create_app
+
+    def app_of(**kwargs):
+        config = worker.build_config(Settings(state_dir=tmp_path), app_id="w1", data_dir=tmp_path,
+                                     **kwargs).model_copy(update={"store": "memory://"})
+        return create_app(config)
+
+    assert app_of(instance_id="worker-2").conf.consumer_group_instance_id == "worker-2"
+    assert app_of().conf.consumer_group_instance_id is None  # dynamic membership by default
 
 
 def test_sasl_and_tls_settings_reach_the_faust_app(tmp_path):
