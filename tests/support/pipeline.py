@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
@@ -139,14 +139,27 @@ def non_empty_topics(bootstrap: str, prefix: str) -> list[str]:
         consumer.close()
 
 
-def delete_groups(bootstrap: str, groups: list[str]) -> None:
-    """Forget the committed offsets of stopped consumer groups (they restart from the earliest)."""
+def delete_groups(bootstrap: str, groups: list[str], timeout: float = 90.0) -> None:
+    """Forget the committed offsets of stopped consumer groups (they restart from the earliest).
+    A stopped worker is a static member (``--instance-id``) that does not leave its group: the
+    group stays non-empty until the member's session times out (30 s), so this waits for that."""
     client = AdminClient({"bootstrap.servers": bootstrap})
     existing = {g.group_id for g in client.list_consumer_groups().result(30).valid}
     todelete = [g for g in groups if g in existing]
-    if todelete:
-        for future in client.delete_consumer_groups(todelete, request_timeout=30).values():
-            future.result(30)
+    deadline = time.monotonic() + timeout
+    while todelete:
+        futures = client.delete_consumer_groups(todelete, request_timeout=30)
+        waiting = []
+        for group, future in futures.items():
+            try:
+                future.result(30)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.NON_EMPTY_GROUP or time.monotonic() > deadline:
+                    raise
+                waiting.append(group)
+        todelete = waiting
+        if todelete:
+            time.sleep(1.0)
 
 
 def group_ids(bootstrap: str) -> list[str]:
