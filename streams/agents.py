@@ -167,7 +167,7 @@ def register_agents(rt: Runtime) -> None:
             for p in range(rt.config.partitions):  # every partition keeps its own copy
                 await to_gate(f"control:{state.map}", ControlMsg(map=state.map, state=state.state), p)
 
-    watchdog = Watchdog(rt.config.stall_timeout_s)
+    watchdog = Watchdog(rt.config.stall_timeout_s, shared=frozenset(rt.cdc_tables))
 
     @app.on_partitions_revoked.connect
     def _forget_offsets(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

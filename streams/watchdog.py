@@ -41,10 +41,6 @@ from dataclasses import dataclass, field
 __all__ = ["EXIT_STALLED", "LogStarts", "Partition", "Positions", "Watchdog"]
 
 
-def _agent_of(topic: str) -> str:
-    """Which agent reads ``topic``: every CDC topic is ``ingest``'s; other topics each their own."""
-    return "ingest" if ".cdc." in topic else topic
-
 Partition = tuple[str, int]
 Positions = Mapping[Partition, tuple[int | None, int | None]]  # (committed offset, end offset)
 
@@ -86,6 +82,9 @@ class LogStarts:
 class Watchdog:
     stall_timeout_s: float
     max_busy_s: float | None = None  # default: four stall timeouts
+    # The topics one agent reads together (ingest's CDC topics): any of them moving is that
+    # agent moving; every other topic counts as an agent of its own.
+    shared: frozenset[str] = frozenset()
     ticking_since: float | None = field(default=None)
     last_offsets: dict[Partition, int] = field(default_factory=dict)
     # partition -> [committed offset, since when it stands behind waiting records, busy time excused]
@@ -93,6 +92,9 @@ class Watchdog:
     committed_seen: dict[Partition, int | None] = field(default_factory=dict)
     moved_at: dict[str, float] = field(default_factory=dict)  # agent -> when one of its offsets moved
     last_check: float | None = None
+
+    def _agent_of(self, topic: str) -> str:
+        return "shared" if topic in self.shared else topic
 
     def knows(self, topic: str, partition: int) -> bool:
         """A record of this partition was handled since it was (re)assigned."""
@@ -143,7 +145,7 @@ class Watchdog:
         waiting: list[tuple[Partition, float]] = []
         for tp, (committed, end) in positions.items():
             if self.committed_seen.get(tp, committed) != committed:
-                self.moved_at[_agent_of(tp[0])] = now
+                self.moved_at[self._agent_of(tp[0])] = now
             self.committed_seen[tp] = committed
             if end is None or end <= (committed or 0):
                 self.lagging.pop(tp, None)  # caught up (or end not known yet)
@@ -158,7 +160,7 @@ class Watchdog:
             waiting.append((tp, now - since - excused))
         out = [tp for tp, waited in waiting
                if waited > self.busy_limit_s or (waited > self.stall_timeout_s and now - self.moved_at.get(
-                   _agent_of(tp[0]), float("-inf")) > self.stall_timeout_s)]
+                   self._agent_of(tp[0]), float("-inf")) > self.stall_timeout_s)]
         for tp in set(self.lagging) - set(positions):
             del self.lagging[tp]  # no longer assigned to us
         for tp in set(self.committed_seen) - set(positions):

@@ -114,13 +114,14 @@ def test_a_partition_waiting_while_its_agent_moves_on_elsewhere_is_not_stuck_unt
     than 30 s, and the watchdog restarted a busy worker. A wait counts as stuck while the same
     agent moves on elsewhere only past the busy limit (four timeouts)."""
     other = ("finance.cdc.customersv3", 2)
-    dog = Watchdog(stall_timeout_s=30)
+    ingest = frozenset({CDC[0], other[0]})
+    dog = Watchdog(stall_timeout_s=30, shared=ingest)
     dog.stuck({CDC: (10, 11), other: (0, 5000)}, busy=False, now=0)
     for t, done in ((20, 1000), (40, 2000), (60, 3000), (100, 4000)):
         assert dog.stuck({CDC: (10, 11), other: (done, 5000)}, busy=False, now=t) == []
     assert dog.stuck({CDC: (10, 11), other: (4500, 5000)}, busy=False, now=121) == [CDC]  # starved
     # The gate moving (its ticks) is not ingest moving: ingest standing still is stuck at 30 s.
-    dog = Watchdog(stall_timeout_s=30)
+    dog = Watchdog(stall_timeout_s=30, shared=ingest)
     dog.stuck({CDC: (10, 11), GATE: (7, 9)}, busy=False, now=0)
     assert dog.stuck({CDC: (10, 11), GATE: (9, 11)}, busy=False, now=31) == [CDC]
 
