@@ -30,8 +30,9 @@ from bench.offsets import produced, settled_end_offsets
 from bench.polling import wait_for_snapshots
 from dualwrite.apiclient import ApiSession
 from dualwrite.kafka import LocalKafka
+from dualwrite.ports import free_port
 from dualwrite.scenario import Scenario
-from dualwrite.stack import Stack, StackConfig, free_port
+from dualwrite.stack import Stack, StackConfig
 from streams.maps import default_registry
 from topics import apply_topics, catalog
 

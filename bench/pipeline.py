@@ -30,7 +30,8 @@ from bench.registry import ACTUALS_REGISTRY, ACTUALS_TABLE, REGISTRY_SPEC
 from bench.workload import actuals_events, produce, project_events
 from dualwrite.apiclient import ApiSession
 from dualwrite.kafka import LocalKafka
-from dualwrite.stack import Stack, StackConfig, free_port
+from dualwrite.ports import free_port
+from dualwrite.stack import Stack, StackConfig
 from streams.maps import default_registry
 from topics import Command, apply_topics, catalog, cdc_topic, commands_topic, encode
 

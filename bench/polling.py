@@ -23,7 +23,8 @@ import httpx
 from confluent_kafka import Consumer, TopicPartition
 
 from dualwrite.kafka import LocalKafka
-from dualwrite.stack import Stack, StackConfig, free_port
+from dualwrite.ports import free_port
+from dualwrite.stack import Stack, StackConfig
 from streams.maps import default_registry
 from topics import apply_topics, catalog
 

@@ -12,7 +12,6 @@ directory; Faust's web server is off, so there is no port to share).
 from __future__ import annotations
 
 import functools
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +21,14 @@ import httpx
 from pydantic import SecretStr
 
 from dualwrite.apiclient import ApiSession
+from dualwrite.ports import free_port
 from dualwrite.supervisor import Supervisor
 from emulators.common.config import CLIENT_SECRET_ENV
 
 if TYPE_CHECKING:
     from dualwrite.reconcile import MapReport
 
-__all__ = ["PIPELINE", "Stack", "StackConfig", "free_port", "pipeline", "worker_names"]
+__all__ = ["PIPELINE", "Stack", "StackConfig", "pipeline", "worker_names"]
 
 TENANT = "local"
 # Start order matters only for readiness: the sinks and the worker wait for their topics.
@@ -43,12 +43,6 @@ def worker_names(workers: int) -> tuple[str, ...]:
 def pipeline(workers: int = 1) -> tuple[str, ...]:
     """The pipeline's process names with `workers` workers, in start order."""
     return (*worker_names(workers), *PIPELINE[1:])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dualwrite.kafka import LocalKafka
-from tests.support.ports import free_port
+from dualwrite.ports import free_port
 
 BOOTSTRAP_ENV = "DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"
 

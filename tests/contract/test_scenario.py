@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from dualwrite.ports import free_port
 from tests.support.emulators import RunningEmulator, start_emulator
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.contract
 

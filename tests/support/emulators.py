@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from dualwrite.ports import free_port
 from emulators.common.config import CLIENT_SECRET_ENV
-from tests.support.ports import free_port
 
 CLIENT_ID = "dualwrite-test"
 CLIENT_SECRET = "s3cret-for-tests"

@@ -19,10 +19,10 @@ from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from dualwrite.kafka import LocalKafka
+from dualwrite.ports import free_port
 from dualwrite.stack import Stack, StackConfig
 from streams.maps import default_registry
 from tests.support.kafka import end_offset, wait_for_leaders
-from tests.support.ports import free_port
 from topics import apply_topics, catalog
 
 

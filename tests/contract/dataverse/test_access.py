@@ -10,8 +10,8 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
+from dualwrite.ports import free_port
 from tests.support.emulators import CLIENT_ID, CLIENT_SECRET, RunningEmulator, start_emulator
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.contract
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ports import free_port
+from dualwrite.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -145,7 +145,7 @@ def test_status_shows_every_section_and_exits_by_health(tmp_path: Path) -> None:
 
 
 def test_status_without_a_broker_exits_1_with_a_hint_and_no_trace() -> None:
-    from tests.support.ports import free_port
+    from dualwrite.ports import free_port
 
     bootstrap = f"127.0.0.1:{free_port()}"
     proc = run(bootstrap, "--timeout", "2")

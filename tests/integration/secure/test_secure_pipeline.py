@@ -22,13 +22,13 @@ from connectors.common.kafka import read_records
 from dualwrite.commands.connectors import kafka_config
 from dualwrite.commands.worker import build_config
 from dualwrite.kafka import LocalKafka
+from dualwrite.ports import free_port
 from dualwrite.scenario import Scenario
 from dualwrite.settings import Settings
 from dualwrite.stack import Stack, StackConfig
 from streams.maps import default_registry
 from tests.support.kafka import wait_for_leaders
 from tests.support.pipeline import wait_for
-from tests.support.ports import free_port
 from topics import apply_topics, catalog
 
 pytestmark = pytest.mark.integration

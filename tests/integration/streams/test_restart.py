@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from dualwrite.ports import free_port
 from tests.integration.streams import scenario as s
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
