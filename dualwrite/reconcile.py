@@ -11,7 +11,8 @@ target record key (`topics.target_key`, the key of the processor's commands):
   own feed shows, ``_msdyn_company_value`` rather than the ``@odata.bind`` path; null and ``""``
   are the same value, since Finance has no null strings);
 - **missing**: expected, absent; **different**: present, some mapped field differs (each field
-  with both values);
+  with both values), or a field the target fills for the source (``TableMap.write_back``: the
+  voucher of a posted actual) is not on the source row yet;
 - **extra**: a target row in the map's scope whose key no source row produces;
 - **unresolved**: a source row the processor could not write either: a lookup names a row that
   is not there (the missing fact key: ``row:``, ``key:`` or ``present:``), or the map refuses it
@@ -69,6 +70,7 @@ from streams.transform import (
     normalize,
     observed_fields,
     transform,
+    written_back_onto_source,
 )
 from topics import System, target_key
 
@@ -276,6 +278,7 @@ class Expectation:
     """What one map's target must hold, computed from its source rows."""
 
     rows: dict[str, tuple[str | None, Mapped]] = field(default_factory=dict)  # record key -> (source id, mapped)
+    sources: dict[str, Row] = field(default_factory=dict)  # record key -> source row (write-back)
     unresolved: list[Unresolved] = field(default_factory=list)
     out_of_filter: set[str] = field(default_factory=set)  # keys of source rows the filter refuses
     companies: set[Any] = field(default_factory=set)
@@ -335,6 +338,8 @@ def _expect_row(m: TableMap, sid: str | None, row: Row, facts: Facts, out: Expec
         out.unresolved.append(Unresolved(sid, reason=f"same target key {rkey} as source row {first}"))
         return
     out.rows[rkey] = (sid, result)
+    if m.write_back:
+        out.sources[rkey] = row
     if company is not None:
         out.companies.add(result.key.get(company.target))
 
@@ -394,6 +399,28 @@ def _readable(m: TableMap, row: Row) -> dict[str, Any]:
         return out
 
 
+def _unwritten_back(m: TableMap, target_row: Row, source_row: Row) -> dict[str, tuple[Any, Any]]:
+    """Values the target filled (``write_back``: a posted actual's voucher) that its source row
+    does not hold, by source column: the other direction of the same map. A field the target
+    has not filled yet expects nothing."""
+    try:
+        back = written_back_onto_source(m, target_row)
+    except TransformError as exc:
+        return {"write_back": (None, str(exc))}
+    kinds = {f.source or f.target: f.kind for f in m.write_back}
+    out: dict[str, tuple[Any, Any]] = {}
+    for column, value in back.items():
+        if value in (None, ""):
+            continue
+        try:
+            held = normalize(kinds[column], source_row.get(column))
+        except TransformError:
+            held = source_row.get(column)
+        if not _same(value, held):
+            out[column] = (value, held)
+    return out
+
+
 def compare(m: TableMap, expected: Expectation, target_rows: Sequence[Row],
             claimed: Collection[str] = ()) -> MapReport:
     """Compare ``expected`` with the target's rows; ``claimed`` holds the keys other maps writing
@@ -423,6 +450,7 @@ def compare(m: TableMap, expected: Expectation, target_rows: Sequence[Row],
         actual = _readable(m, found)
         wrong = {name: (value, actual.get(name)) for name, value in mapped.readable.items()
                  if not _same(value, actual.get(name))}
+        wrong.update(_unwritten_back(m, found, expected.sources.get(rkey, {})))
         if wrong:
             report.different.append(Difference(rkey, sid, wrong))
         else:

@@ -7,7 +7,8 @@ State per target record (value of the ``targets`` table, keyed by its record key
      "current": {...readable fields the target holds, as last known},
      "last": {"source": "<system>:<table>:<id>", "version": <source version of the last command>},
      "deleted": true once we sent a delete for the row, until we write it again,
-     "acked": "<id of the last command whose ack came back>"}
+     "acked": "<id of the last command whose ack came back>",
+     "back": {...fields only the target fills, as its feed last showed them (write_back)}}
 
 A change from the target's own feed whose fingerprint equals what we wrote is our echo and
 stops. Otherwise the target was edited: two-way fields that differ from what the target held
@@ -41,6 +42,7 @@ __all__ = [
     "Edit",
     "NoSync",
     "TargetState",
+    "back_changed",
     "classify",
     "is_noop",
     "is_stale",
@@ -61,6 +63,7 @@ class TargetState(TypedDict, total=False):
     last: dict[str, Any]
     deleted: bool
     acked: str  # id of the last command whose ack came back
+    back: dict[str, Any]  # the write-back fields as the target's feed last showed them
 
 
 @dataclass(frozen=True)
@@ -181,13 +184,25 @@ def on_ack(state: TargetState, command_id: str, fp: str, delete: bool) -> Target
     return new
 
 
-def on_observed(state: TargetState, observed: dict[str, Any], *, deleted: bool = False) -> TargetState:
+def back_changed(state: TargetState, back: dict[str, Any]) -> bool:
+    """The fields only the target fills (``TableMap.write_back``) hold a value they did not
+    hold when the feed last showed the row: they flow back to the source row."""
+    before = state.get("back") or {}
+    return any(v is not None and v != "" and v != before.get(k) for k, v in back.items())
+
+
+def on_observed(state: TargetState, observed: dict[str, Any], *, deleted: bool = False,
+                back: dict[str, Any] | None = None) -> TargetState:
     """The target's feed showed the row (``deleted``: showed it deleted). After a delete of ours,
-    a row on the feed may be from before it: it is not taken as what the target holds."""
+    a row on the feed may be from before it: it is not taken as what the target holds.
+    ``back``: its write-back fields, remembered so that only a change of them flows back."""
     if deleted:
         gone = TargetState(**state)
         gone.pop("current", None)
         return gone
     if state.get("deleted"):
         return state
-    return TargetState(**{**state, "current": observed})
+    seen = TargetState(**{**state, "current": observed})
+    if back:
+        seen["back"] = back
+    return seen

@@ -53,7 +53,7 @@ from streams.factview import KNOWN, deleted_key
 from streams.flood import FloodGuard
 from streams.maps.registry import MapRegistry
 from streams.pending import Drop, Emit, Group, Need, Pair, Pending, Spread, plan, to_command
-from streams.transform import TransformError, observed_fields
+from streams.transform import TransformError, observed_fields, written_back
 from streams.wire import (
     AppliedMsg,
     ControlMsg,
@@ -460,16 +460,20 @@ class _Gate:
         m = self.maps[msg.map]
         observed = observed_fields(m, msg.row)
         verdict = echo.classify(state, observed, tuple(f.read_name for f in m.two_way))
-        self.fx.put("targets", msg.record_key, echo.on_observed(state, observed))
+        back = written_back(m, msg.row)
+        self.fx.put("targets", msg.record_key, echo.on_observed(state, observed, back=back))
+        # Fields only the target fills (a posted actual's voucher) flow back whenever they
+        # change, whatever became of the fields we wrote (often just our echo).
+        back_changed = echo.back_changed(state, back)
         if isinstance(verdict, echo.Echo):
             self.fx.add(Count(metrics.ECHOES, (m.name,)))
-        elif isinstance(verdict, echo.Edit):
+        elif not isinstance(verdict, echo.Edit) and not back_changed:
+            self.fx.add(Count(metrics.DROPPED, (m.name, verdict.reason)))
+        if isinstance(verdict, echo.Edit) or back_changed:
             item = Pending(id=f"{m.name}:{msg.source.id}:{msg.source.version}", map=m.name,
                            reverse=True, op="upsert", row=msg.row, source=msg.source,
                            born_ms=at.now_ms)
             self.forward(item, at)
-        else:
-            self.fx.add(Count(metrics.DROPPED, (m.name, verdict.reason)))
 
     def on_control(self, msg: ControlMsg, at: Position) -> None:
         self.fx.put("states", f"{msg.map}@{at.partition}", msg.state)

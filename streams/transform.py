@@ -35,6 +35,8 @@ __all__ = [
     "normalize",
     "observed_fields",
     "transform",
+    "written_back",
+    "written_back_onto_source",
 ]
 
 Facts = Mapping[str, Mapping[str, Any] | None]
@@ -157,11 +159,12 @@ def _composed(m: TableMap, f: FieldMap, row: Mapping[str, Any]) -> str | None:
 
 
 def _field_plan(m: TableMap, reverse: bool) -> tuple[list[FieldMap], list[tuple[FieldMap, str, str | None]]]:
-    """(key fields, [(field, output name, source column)]) for one direction."""
+    """(key fields, [(field, output name, source column)]) for one direction. Backwards, the
+    two-way fields and the fields only the target fills (``write_back``) flow."""
     if reverse:
         keys = list(m.reverse_key)
         out = [(f, f.target, f.source) for f in keys if f.in_fields]
-        out += [(f, f.source or f.target, f.target) for f in m.two_way]
+        out += [(f, f.source or f.target, f.target) for f in (*m.two_way, *m.write_back)]
         return keys, out
     keys = list(m.key)
     out = [(f, f.target, f.source) for f in keys if f.in_fields]
@@ -198,10 +201,21 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
     fields: dict[str, Any] = {}
     readable: dict[str, Any] = {}
     for f, name, source in plan:
-        value = _value(m, f, row, resolved, source, reverse=reverse and f.direction == "both")
+        value = _value(m, f, row, resolved, source,
+                       reverse=reverse and (f.direction == "both" or f in m.write_back))
         fields[name] = f.template.format(value) if f.template and value is not None else value
         readable[name if reverse else f.read_name] = value
     return Mapped(entity=entity, key=key, fields=fields, readable=readable)
+
+
+def written_back(m: TableMap, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``write_back`` fields of a target row, by the target's column names, normalized."""
+    return {f.target: normalize(f.kind, row.get(f.target)) for f in m.write_back}
+
+
+def written_back_onto_source(m: TableMap, row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ``write_back`` fields of a target row make the source row hold, by source column."""
+    return {f.source or f.target: _value(m, f, row, {}, f.target, reverse=True) for f in m.write_back}
 
 
 def observed_fields(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False) -> dict[str, Any]:

@@ -260,6 +260,11 @@ class TableMap(_Frozen):
     # target row, with their own lookups (a GUID in Dataverse is a code in Finance).
     reverse_key: tuple[FieldMap, ...] = ()
     reverse_lookups: tuple[Lookup, ...] = ()
+    write_back: tuple[FieldMap, ...] = Field(
+        (), description="Fields only the target fills, written back onto the source row the "
+        "`reverse_key` names, update-only, whenever the target's feed shows them changed: "
+        "Finance's voucher and accounting amounts onto the Dataverse actual it posted. ``target`` "
+        "is the target's column, ``source`` the source's; never written forward.")
     master: System | None = Field(None, description="Wins a same-window conflict on two-way fields.")
     target_id_column: str | None = Field(None, description="Primary id column in the target row.")
     target_scope: tuple[Condition, ...] = Field(
@@ -281,6 +286,17 @@ class TableMap(_Frozen):
             if unknown:
                 raise ValueError(f"map {self.name!r}: dependency on {dep.entity} uses unknown "
                                  f"lookups {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _write_back_has_an_address(self) -> TableMap:
+        if self.write_back and not self.reverse_key:
+            raise ValueError(f"map {self.name!r}: write_back fields need a reverse_key naming "
+                             "the source row they are written onto")
+        derived = [f.target for f in self.write_back if f.source is None or f.lookup or f.compose]
+        if derived:
+            raise ValueError(f"map {self.name!r}: write_back fields {derived} must each name "
+                             "the source column they fill (no lookup, compose or constant)")
         return self
 
     @property

@@ -307,3 +307,28 @@ def test_a_fan_out_map_expects_a_copy_per_member() -> None:
         ("r1@usmf", "ResourceRoles(RoleId='Developer',dataAreaId='usmf')")]
     assert run(rows, "t_roles")["t_roles"]["missing"] == [
         {"key": "ResourceRoles(RoleId='Developer',dataAreaId='demf')", "source_id": "r1@demf"}]
+
+
+POSTED = TableMap(
+    name="t_posted",
+    source=Endpoint(system="dataverse", table="msdyn_actuals", primary_key="msdyn_actualid"),
+    target=Endpoint(system="finance", table="ActualsStaging"),
+    key=(FieldMap(target="ActualId", source="msdyn_actualid"),),
+    fields=(FieldMap(target="Amount", source="msdyn_amount"),),
+    reverse_key=(FieldMap(target="msdyn_actualid", source="ActualId", in_fields=False),),
+    write_back=(FieldMap(target="Voucher", source="msdyn_vouchernumber"),),
+)
+
+
+def test_a_value_the_target_filled_but_the_source_lacks_is_different() -> None:
+    def report(source_voucher: str | None, target_voucher: str | None) -> dict[str, Any]:
+        tables = Rows(msdyn_actuals=[{"msdyn_actualid": "a1", "msdyn_amount": 5,
+                                      "msdyn_vouchernumber": source_voucher}],
+                      ActualsStaging=[{"ActualId": "a1", "Amount": 5, "Voucher": target_voucher}])
+        return report_json(reconcile(MapRegistry((POSTED,)), tables))["maps"][0]
+
+    assert report(None, None)["in_sync"] is True  # not posted yet: nothing to write back
+    assert report("V-1", "V-1")["in_sync"] is True
+    lagging = report(None, "V-1")
+    assert lagging["different"] == [{"key": "ActualsStaging(ActualId='a1')", "source_id": "a1",
+                                     "fields": {"msdyn_vouchernumber": {"expected": "V-1", "actual": None}}}]

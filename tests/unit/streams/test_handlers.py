@@ -40,6 +40,8 @@ from streams.handlers import (
     reject,
 )
 from streams.maps import default_registry
+from streams.maps.model import Endpoint, FieldMap, TableMap
+from streams.maps.registry import MapRegistry
 from streams.pending import Pending
 from streams.transform import observed_fields
 from streams.wire import (
@@ -365,3 +367,55 @@ def test_handle_dispatches_every_kind():
     assert handle(FactMsg(key=rows.ACCOUNT_FACT, value=None), at(rows.ACCOUNT_FACT), state, ctx()) == \
         on_fact(FactMsg(key=rows.ACCOUNT_FACT, value=None), at(rows.ACCOUNT_FACT), state, ctx())
     assert handle(TickMsg(ts_ms=1), at("tick"), state, ctx()) == []
+
+
+# -- write-back: fields only the target fills -------------------------------------------------
+POSTED = TableMap(
+    name="posted",
+    source=Endpoint(system="dataverse", table="msdyn_actuals", primary_key="msdyn_actualid"),
+    target=Endpoint(system="finance", table="ActualsStaging", company="ProjectDataAreaId"),
+    key=(FieldMap(target="ProjectDataAreaId", source="company"),
+         FieldMap(target="ActualId", source="msdyn_actualid")),
+    fields=(FieldMap(target="Amount", source="msdyn_amount"),),
+    reverse_key=(FieldMap(target="msdyn_actualid", source="ActualId", in_fields=False),),
+    write_back=(FieldMap(target="Voucher", source="msdyn_vouchernumber"),
+                FieldMap(target="AmountMST", source="msdyn_accountingamount")),
+)
+STAGED = "ActualsStaging(ActualId='a-1',ProjectDataAreaId='usmf')"
+
+
+def staged(**row: Any) -> ObservedMsg:
+    source = CommandSource(system="finance", table="ActualsStaging", id="77", version=9, ts_ms=1)
+    return ObservedMsg(map="posted", record_key=STAGED, op="u", target_id="77", source=source,
+                       row={"ProjectDataAreaId": "usmf", "ActualId": "a-1", "Amount": 100, **row})
+
+
+def test_fields_the_target_fills_flow_back_update_only_even_when_the_rest_is_our_echo():
+    context = Context(maps=MapRegistry((POSTED,)), config=StreamsConfig(), gate_topic="unit-gate")
+    msg = staged(Voucher="V-001", AmountMST=92.5)
+    ours = fingerprint(observed_fields(POSTED, msg.row))
+    state = tables(targets={STAGED: {"sent_fp": ours, "sent": {"Amount": 100}}})
+    effects = run(on_observed, msg, at(f"present:{STAGED}"), state, context)
+    [hop] = of(GateSend, effects)  # a change is emitted at its target row's key
+    assert hop.key == "present:msdyn_actuals(msdyn_actualid='a-1')"
+    emitted = run(on_pending, hop.msg, at(hop.key), tables(), context)
+    [command] = [decode_command(c.payload) for c in of(CommandSend, emitted)]
+    assert (command.target, command.entity, command.key) == ("dataverse", "msdyn_actuals",
+                                                             {"msdyn_actualid": "a-1"})
+    assert command.fields == {"msdyn_vouchernumber": "V-001", "msdyn_accountingamount": 92.5}
+    assert command.update_only
+    assert counted(effects, metrics.ECHOES) == [("posted",)]
+
+    apply(state, effects)  # the same values on the feed again: nothing more flows back
+    again = run(on_observed, staged(Voucher="V-001", AmountMST=92.5), at(f"present:{STAGED}"), state,
+                context)
+    assert not of(GateSend, again) and not of(CommandSend, again)
+
+
+def test_a_target_row_without_write_back_values_sends_nothing_back():
+    context = Context(maps=MapRegistry((POSTED,)), config=StreamsConfig(), gate_topic="unit-gate")
+    msg = staged()
+    ours = fingerprint(observed_fields(POSTED, msg.row))
+    effects = run(on_observed, msg, at(f"present:{STAGED}"),
+                  tables(targets={STAGED: {"sent_fp": ours, "sent": {"Amount": 100}}}), context)
+    assert not of(GateSend, effects) and not of(CommandSend, effects)

@@ -3,6 +3,7 @@ import re
 import pytest
 
 from streams.maps import CUSTOMERS, LEGAL_ENTITIES, PROJECT_TASKS, PROJECTS
+from streams.maps.model import Endpoint, FieldMap, TableMap
 from streams.transform import (
     Filtered,
     Mapped,
@@ -10,6 +11,7 @@ from streams.transform import (
     TransformError,
     observed_fields,
     transform,
+    written_back,
 )
 from tests.unit.streams import rows
 
@@ -157,3 +159,31 @@ def test_a_task_whose_wbs_id_is_a_number_is_a_transform_error():
     facts = {rows.PROJECT_KEY_FACT: {"dataAreaId": "usmf", "ProjectId": "PRJ-1"}}
     with pytest.raises(TransformError, match="key field 'Task' must be text"):
         transform(PROJECT_TASKS, rows.task(msdyn_wbsid=7), facts)
+
+
+# -- write-back fields -----------------------------------------------------------------------
+def _posted(**kw: object) -> TableMap:
+    return TableMap.model_validate({
+        "name": "posted",
+        "source": Endpoint(system="dataverse", table="msdyn_actuals", primary_key="msdyn_actualid"),
+        "target": Endpoint(system="finance", table="ActualsStaging"),
+        "key": (FieldMap(target="ActualId", source="msdyn_actualid"),),
+        "fields": (FieldMap(target="Amount", source="msdyn_amount"),),
+        "write_back": (FieldMap(target="Voucher", source="msdyn_vouchernumber"),),
+        **kw})
+
+
+def test_write_back_fields_never_flow_forward_and_flow_back_onto_the_source_row():
+    m = _posted(reverse_key=(FieldMap(target="msdyn_actualid", source="ActualId", in_fields=False),))
+    forward = transform(m, {"msdyn_actualid": "a-1", "msdyn_amount": 5, "msdyn_vouchernumber": "X"}, {})
+    assert isinstance(forward, Mapped) and forward.fields == {"ActualId": "a-1", "Amount": 5}
+    back = transform(m, {"ActualId": "a-1", "Amount": 5, "Voucher": "V-1"}, {}, reverse=True)
+    assert isinstance(back, Mapped)
+    assert (back.entity, back.key, back.fields) == ("msdyn_actuals", {"msdyn_actualid": "a-1"},
+                                                    {"msdyn_vouchernumber": "V-1"})
+    assert written_back(m, {"Voucher": "V-1", "Amount": 5}) == {"Voucher": "V-1"}
+
+
+def test_write_back_without_a_reverse_key_is_refused_at_declaration():
+    with pytest.raises(ValueError, match="reverse_key"):
+        _posted()
