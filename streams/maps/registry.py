@@ -14,7 +14,9 @@ import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from streams.maps.actuals import ACTUAL_MAPS
 from streams.maps.contracts import CONTRACT_MAPS
+from streams.maps.estimates import ESTIMATE_MAPS
 from streams.maps.model import Endpoint, TableMap
 from streams.maps.prerequisites import PREREQUISITE_MAPS
 from streams.maps.roles import ROLE_MAPS
@@ -136,8 +138,9 @@ class MapRegistry:
 
 def default_registry() -> MapRegistry:
     """Every built-in map: component 1's setup and configuration data (the roles map first, as
-    dual-write runs it)."""
-    return MapRegistry((*ROLE_MAPS, *SETUP_MAPS, *PREREQUISITE_MAPS, *CONTRACT_MAPS))
+    dual-write runs it), then estimates, actuals and their links (domain.md 1.7 levels 5-7)."""
+    return MapRegistry((*ROLE_MAPS, *SETUP_MAPS, *PREREQUISITE_MAPS, *CONTRACT_MAPS,
+                        *ESTIMATE_MAPS, *ACTUAL_MAPS))
 
 
 def load_registry(spec: str | None) -> MapRegistry:

@@ -1,0 +1,302 @@
+"""Actuals, their transaction relationships and hour estimates end to end: real processes, a real
+broker, both emulators, everything done through the Dataverse API as its users would.
+
+One stack for the file (module scope); the tests run in file order and share it. The first sets
+up a contract, a project on it (without the number that makes it syncable), a leaf task, a
+T&M contract line, a resource assignment, an approved time entry (Dataverse creates its cost and
+unbilled-sales actuals), a material actual in a unit and a Skip Sync actual: none of them may
+become a command while the project is not in Finance. Once the project is numbered everything
+lands, each command produced only after Finance acknowledged what it references. The second
+confirms a proforma invoice (Dataverse bills the unbilled sales: a billed-sales actual, a Skip
+Sync reversal and a connection to each): the billed actual and its relationship land, the
+reversal and its connection never do. The third asks `dualwrite reconcile`'s logic: in sync.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dualwrite.apiclient import ApiSession
+from dualwrite.stack import Stack
+from emulators.dataverse.seed import seed_id
+from tests.support.pipeline import caught_up, read_topic, running_stack, wait_for
+from topics import cdc_topic, decode_ack, decode_command, read_headers
+
+pytestmark = pytest.mark.integration
+
+DRAIN = 180.0
+USMF = seed_id("cdm_companies", "usmf")
+CUSTOMER = seed_id("accounts", "usmf/US-001")
+ALICE = seed_id("bookableresources", "Alice Adams")
+DEVELOPER = seed_id("bookableresourcecategories", "Developer")
+HOURS = seed_id("msdyn_transactioncategories", "TCN-0000001000-D3B43")
+MATERIALS = seed_id("msdyn_transactioncategories", "TCN-0000001002-C3D4E")
+EACH = seed_id("uoms", "Each")
+SUFFIX = uuid.uuid4().hex[:6].upper()
+CONTRACT = f"PC-{SUFFIX}"
+PROJECT = f"PRJ-{SUFFIX}"
+WORKER_GROUP = "dualwrite-streams"
+UNDER_TEST = ("hour_estimates", "actuals", "transaction_relationships")
+COST, UNBILLED, BILLED = 192350000, 192350005, 192350006
+APPROVE = "Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry"
+CONFIRM = "Microsoft.Dynamics.CRM.msdyn_ConfirmInvoice"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("actuals")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def made() -> dict[str, str]:
+    """Dataverse ids of the rows the first test creates, for the tests after it."""
+    return {}
+
+
+def bootstrap(stack: Stack) -> str:
+    return stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
+
+
+def create(dv: ApiSession, entity_set: str, primary_key: str, body: dict[str, Any]) -> str:
+    response = dv.request("POST", entity_set, json=body, headers={"Prefer": "return=representation"})
+    assert response.status_code < 300, response.text
+    return str(response.json()[primary_key])
+
+
+def act(dv: ApiSession, target: str) -> None:
+    response = dv.request("POST", target)
+    assert response.status_code < 300, response.text
+
+
+def finance_rows(fo: ApiSession, entity: str, where: str) -> list[dict[str, Any]]:
+    return fo.get_all(entity, {"cross-company": "true", "$filter": where})
+
+
+def dataverse_actuals(dv: ApiSession, project: str) -> list[dict[str, Any]]:
+    return dv.get_all("msdyn_actuals", {"$filter": f"_msdyn_project_value eq {project}",
+                                        "$orderby": "versionnumber"})
+
+
+def staged(fo: ApiSession) -> dict[str, dict[str, Any]]:
+    return {r["ActualId"]: r for r in finance_rows(fo, "ActualsStaging", f"ProjectId eq '{PROJECT}'")}
+
+
+def on_topic(stack: Stack, table: str) -> set[str]:
+    """Record ids on a Dataverse table's CDC topic."""
+    return {json.loads(m.key())["id"] for m in read_topic(bootstrap(stack), cdc_topic("dataverse", table))
+            if m.key()}
+
+
+def wait_on_topic(stack: Stack, table: str, ids: set[str]) -> None:
+    wait_for(lambda: ids <= on_topic(stack, table), DRAIN, f"the new {table} on their CDC topic")
+
+
+def dead_letters(stack: Stack) -> list[dict[str, str]]:
+    """Dead letters of the maps under test, or of no map (undecodable records)."""
+    return [h for h in (read_headers(m.headers()) for m in read_topic(bootstrap(stack), "sync.dlq"))
+            if h.get("dlq.map") in UNDER_TEST or not h.get("dlq.map")]
+
+
+def ours(entity: str, key: dict[str, Any], fields: dict[str, Any]) -> bool:
+    return PROJECT in (key.get("ProjectId"), fields.get("ProjectId")) or \
+        key.get("ProjectContractId") == CONTRACT or \
+        entity in ("ActualsStaging", "HourEstimateStaging", "TransactionRelationships")
+
+
+def named(entity: str, key: dict[str, Any]) -> str:
+    """An actual by its id, any other row by its entity (this file writes one of each)."""
+    return str(key["ActualId"]) if entity == "ActualsStaging" else entity
+
+
+def first_command_ms(stack: Stack) -> dict[str, int]:
+    """Per `named` row of this file, when its first command was produced."""
+    out: dict[str, int] = {}
+    for m in read_topic(bootstrap(stack), "sync.commands.finance"):
+        c = decode_command(m.value())
+        if ours(c.entity, c.key, c.fields):
+            name = named(c.entity, c.key)
+            out[name] = min(m.timestamp()[1], out.get(name, m.timestamp()[1]))
+    return out
+
+
+def first_ack_ms(stack: Stack) -> dict[str, int]:
+    """Per `named` row of this file, when Finance first acknowledged writing it."""
+    out: dict[str, int] = {}
+    for m in read_topic(bootstrap(stack), "sync.applied.finance"):
+        a = decode_ack(m.value())
+        if a.op == "upsert" and ours(a.entity, a.key, {}):
+            name = named(a.entity, a.key)
+            out[name] = min(m.timestamp()[1], out.get(name, m.timestamp()[1]))
+    return out
+
+
+def test_actuals_and_estimates_wait_for_their_project_then_land(stack: Stack, made: dict[str, str]) -> None:
+    dv, fo = stack.dataverse(), stack.finance()
+    made["order"] = order = create(dv, "salesorders", "salesorderid", {
+        "ordernumber": CONTRACT, "name": "Rollout contract",
+        "customerid@odata.bind": f"/accounts({CUSTOMER})",
+        "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})", "transactioncurrencyid": "USD"})
+    # The project without its number: the projects map's filter holds it back.
+    made["project"] = project = create(dv, "msdyn_projects", "msdyn_projectid", {
+        "msdyn_subject": "Rollout", "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
+        "msdyn_customer@odata.bind": f"/accounts({CUSTOMER})",
+        "msdyn_salesorderid@odata.bind": f"/salesorders({order})", "transactioncurrencyid": "USD",
+        "statecode": 0})
+    made["task"] = task = create(dv, "msdyn_projecttasks", "msdyn_projecttaskid", {
+        "msdyn_project@odata.bind": f"/msdyn_projects({project})", "msdyn_wbsid": "1",
+        "msdyn_subject": "Design", "msdyn_isleaf": True})
+    made["line"] = line = create(dv, "salesorderdetails", "salesorderdetailid", {
+        "salesorderid@odata.bind": f"/salesorders({order})",
+        "msdyn_project@odata.bind": f"/msdyn_projects({project})", "msdyn_linenumber": "1",
+        "productdescription": "Time and material", "msdyn_billingmethod": 192350000,
+        "transactioncurrencyid": "USD"})
+    made["assignment"] = assignment = create(dv, "msdyn_resourceassignments", "msdyn_resourceassignmentid", {
+        "msdyn_projectid@odata.bind": f"/msdyn_projects({project})",
+        "msdyn_taskid@odata.bind": f"/msdyn_projecttasks({task})",
+        "msdyn_bookableresourceid@odata.bind": f"/bookableresources({ALICE})",
+        "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories({DEVELOPER})",
+        "msdyn_hours": 40, "msdyn_plannedcost": 4000, "msdyn_plannedsales": 6000,
+        "msdyn_scheduledstart": "2026-11-02", "msdyn_scheduledend": "2026-11-06",
+        "transactioncurrencyid": "USD"})
+    entry = create(dv, "msdyn_timeentries", "msdyn_timeentryid", {
+        "msdyn_project@odata.bind": f"/msdyn_projects({project})",
+        "msdyn_projecttask@odata.bind": f"/msdyn_projecttasks({task})",
+        "msdyn_bookableresource@odata.bind": f"/bookableresources({ALICE})",
+        "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories({DEVELOPER})",
+        "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({HOURS})",
+        "msdyn_salescontractline@odata.bind": f"/salesorderdetails({line})",
+        "msdyn_date": "2026-11-02", "msdyn_duration": 480, "msdyn_entrystatus": 192354320,
+        "msdyn_costprice": 50.0, "msdyn_salesprice": 120.0, "transactioncurrencyid": "USD"})
+    act(dv, f"msdyn_timeentries({entry})/{APPROVE}")
+    common = {"msdyn_project@odata.bind": f"/msdyn_projects({project})",
+              "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
+              "msdyn_transactiontypecode": COST, "msdyn_transactionclassification": 192350002,
+              "msdyn_billingtype": 192350000,
+              "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({MATERIALS})",
+              "msdyn_unit@odata.bind": f"/uoms({EACH})", "msdyn_documentdate": "2026-11-03",
+              "msdyn_accountingdate": "2026-11-03", "msdyn_quantity": 3, "msdyn_price": 10,
+              "msdyn_amount": 30, "transactioncurrencyid": "USD"}
+    made["material"] = create(dv, "msdyn_actuals", "msdyn_actualid", {**common, "msdyn_skipsync": False})
+    made["skipped"] = create(dv, "msdyn_actuals", "msdyn_actualid", {**common, "msdyn_skipsync": True})
+    by_type = {a["msdyn_transactiontypecode"]: a for a in dataverse_actuals(dv, project)
+               if a["msdyn_transactionclassification"] == 192350000}
+    made["cost"] = by_type[COST]["msdyn_actualid"]
+    made["unbilled"] = by_type[UNBILLED]["msdyn_actualid"]
+
+    # Every change so far is on its CDC topic and has been through the worker: nothing of the
+    # project was sent.
+    captured = (("msdyn_actuals", {made["cost"], made["unbilled"], made["material"], made["skipped"]}),
+                ("msdyn_resourceassignments", {assignment}))
+    for table, ids in captured:
+        wait_on_topic(stack, table, ids)
+    read = [cdc_topic("dataverse", t) for t in ("msdyn_projects", "msdyn_projecttasks", "salesorderdetails",
+                                                "msdyn_resourceassignments", "msdyn_actuals")]
+    wait_for(lambda: caught_up(bootstrap(stack), WORKER_GROUP, [*read, f"{WORKER_GROUP}-gate"]), DRAIN,
+             "the worker to process every change")
+    assert set(first_command_ms(stack)) <= {"ProjectContractHeaders"}
+    response = dv.request("PATCH", f"msdyn_projects({project})", json={"msdyn_projectnumber": PROJECT},
+                          headers={"If-Match": "*"})
+    assert response.status_code < 300, response.text
+
+    want = {made["cost"], made["unbilled"], made["material"]}
+    rows = wait_for(lambda: (lambda got: got if set(got) == want else None)(staged(fo)), DRAIN,
+                    "the three actuals in Finance staging")
+    base = {"ProjectDataAreaId": "usmf", "ProjectId": PROJECT, "TransactionCurrencyId": "USD",
+            "ImportStatus": "New", "InvoiceId": None}
+    time_fields = {**base, "TransactionClassification": "Time", "TaskId": "1", "ResourceId": ALICE,
+                   "TransactionCategory": "TCN-0000001000-D3B43", "Quantity": 8.0,
+                   "UnitOfMeasure": None, "DocumentDate": "2026-11-02", "AccountingDate": "2026-11-02"}
+    expected = {
+        made["cost"]: {**time_fields, "TransType": "Cost", "ContractId": None, "ContractLine": None,
+                       "UnitPrice": 50.0, "Amount": 400.0, "BillingType": "Chargeable",
+                       "BillingStatusId": None},
+        made["unbilled"]: {**time_fields, "TransType": "UnbilledSales", "ContractId": CONTRACT,
+                           "ContractLine": line, "UnitPrice": 120.0, "Amount": 960.0,
+                           "BillingType": "Chargeable", "BillingStatusId": "UnbilledSalesCreated"},
+        made["material"]: {**base, "TransType": "Cost", "TransactionClassification": "Material",
+                           "TaskId": None, "ContractId": None, "ContractLine": None, "ResourceId": None,
+                           "TransactionCategory": "TCN-0000001002-C3D4E", "Quantity": 3.0,
+                           "UnitOfMeasure": "ea", "UnitPrice": 10.0, "Amount": 30.0,
+                           "DocumentDate": "2026-11-03", "AccountingDate": "2026-11-03",
+                           "BillingType": "NonChargeable", "BillingStatusId": None},
+    }
+    for actual_id, fields in expected.items():
+        row = {k: (v[:10] if k.endswith("Date") and v else v) for k, v in rows[actual_id].items()}
+        assert {k: row[k] for k in fields} == fields, actual_id
+    assert made["skipped"] not in rows
+
+    (estimate,) = wait_for(lambda: finance_rows(fo, "HourEstimateStaging", f"SourceId eq '{assignment}'"),
+                           DRAIN, "the hour estimate in Finance")
+    assert (estimate["dataAreaId"], estimate["ProjectId"], estimate["TaskId"], estimate["ResourceId"],
+            estimate["Duration"], estimate["PlannedCostAmount"], estimate["PlannedSalesAmount"],
+            estimate["SalesCurrency"], estimate["StartDate"][:10]) == \
+        ("usmf", PROJECT, "1", ALICE, 40.0, 4000.0, 6000.0, "USD", "2026-11-02")
+    # Finance's own reaction: the staging row becomes an hour forecast.
+    (forecast,) = finance_rows(fo, "HourForecasts", f"TransId eq '{assignment}'")
+    assert (forecast["Hours"], forecast["CostPrice"], forecast["SalesPrice"]) == (40.0, 100.0, 150.0)
+
+    # Not by luck of the sink's order: each was produced only after Finance acknowledged what
+    # it references.
+    sent, acked = first_command_ms(stack), first_ack_ms(stack)
+    assert sent[made["unbilled"]] >= max(acked["ProjectsV2"], acked["ProjectTasks"],
+                                         acked["ProjectContractLines"])
+    assert sent[made["cost"]] >= max(acked["ProjectsV2"], acked["ProjectTasks"])
+    assert sent[made["material"]] >= acked["ProjectsV2"]
+    assert sent["HourEstimateStaging"] >= max(acked["ProjectsV2"], acked["ProjectTasks"])
+    assert dead_letters(stack) == []
+
+
+def test_a_confirmed_invoice_stages_the_billed_actual_and_its_relationship(
+        stack: Stack, made: dict[str, str]) -> None:
+    dv, fo = stack.dataverse(), stack.finance()
+    wait_for(lambda: made["unbilled"] in staged(fo), DRAIN, "the unbilled-sales actual in Finance")
+    invoice = create(dv, "invoices", "invoiceid", {
+        "invoicenumber": f"INV-{SUFFIX}", "name": "Proforma", "statuscode": 1,
+        "customerid@odata.bind": f"/accounts({CUSTOMER})",
+        "salesorderid@odata.bind": f"/salesorders({made['order']})",
+        "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})", "transactioncurrencyid": "USD"})
+    act(dv, f"invoices({invoice})/{CONFIRM}")
+    actuals = dataverse_actuals(dv, made["project"])
+    (billed,) = [a["msdyn_actualid"] for a in actuals if a["msdyn_transactiontypecode"] == BILLED]
+    (reversal,) = [a["msdyn_actualid"] for a in actuals if a["msdyn_skipsync"]
+                   and a["msdyn_transactiontypecode"] == UNBILLED]
+    connections = {c["msdyn_transaction2"]: c["msdyn_transactionconnectionid"] for c in dv.get_all(
+        "msdyn_transactionconnections", {"$filter": f"msdyn_transaction1 eq '{made['unbilled']}'"})}
+    assert set(connections) == {billed, reversal}
+
+    (relationship,) = wait_for(lambda: finance_rows(
+        fo, "TransactionRelationships", f"ConnectionId eq '{connections[billed]}'"), DRAIN,
+        "the original -> billed relationship in Finance")
+    assert {k: relationship[k] for k in ("Transaction1Id", "Transaction1Role", "Transaction1Type",
+                                         "Transaction2Id", "Transaction2Role", "Transaction2Type")} == \
+        {"Transaction1Id": made["unbilled"], "Transaction1Role": "Original", "Transaction1Type": "Actual",
+         "Transaction2Id": billed, "Transaction2Role": "Billed", "Transaction2Type": "Actual"}
+    rows = staged(fo)
+    assert (rows[billed]["TransType"], rows[billed]["InvoiceId"], rows[billed]["BillingStatusId"],
+            rows[billed]["Amount"]) == ("BilledSales", invoice, "CustInvoiceCreated", 960.0)
+    assert reversal not in rows and made["skipped"] not in rows
+    # Written in Dataverse's confirmation before the relationship that links them: every
+    # connection of that transaction has been through the worker, and the reversal's was dropped.
+    read = [cdc_topic("dataverse", t) for t in ("msdyn_actuals", "msdyn_transactionconnections")]
+    wait_for(lambda: caught_up(bootstrap(stack), WORKER_GROUP, [*read, f"{WORKER_GROUP}-gate"]), DRAIN,
+             "the worker to process every change")
+    assert finance_rows(fo, "TransactionRelationships", f"ConnectionId eq '{connections[reversal]}'") == []
+    sent, acked = first_command_ms(stack), first_ack_ms(stack)
+    assert sent["TransactionRelationships"] >= acked[made["unbilled"]]
+    assert dead_letters(stack) == []
+
+
+def test_reconcile_finds_the_new_maps_in_sync(stack: Stack) -> None:
+    def drifting() -> dict[str, dict[str, int]]:
+        return {r.map: r.counts() for r in stack.reconcile(UNDER_TEST) if r.drift}
+
+    try:
+        wait_for(lambda: not drifting(), 120.0, "the new maps in sync (reconcile)", interval=3.0)
+    except AssertionError:
+        raise AssertionError(f"reconcile finds drift: {drifting()}") from None

@@ -1,0 +1,97 @@
+"""The hour estimates map (Dataverse resource assignments -> Finance hour estimate staging): a
+realistic assignment becomes the expected staging row, and waits for its project and task in
+Finance (domain.md 1.2 "Labor", 1.7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.maps import default_registry, key_fact, present_fact
+from streams.maps.estimates import HOUR_ESTIMATES
+from streams.pending import Emit, Need, Pending, Step, plan
+from streams.transform import Mapped, NeedFacts, TransformError, transform
+from tests.unit.streams import rows
+from topics import CommandSource, target_key
+
+pytestmark = pytest.mark.unit
+
+MAPS = default_registry()
+ASSIGNMENT = "ra-guid-1"
+TASK = "t-guid-1"
+RESOURCE = "br-guid-1"
+PROJECT_KEY: dict[str, Any] = {"dataAreaId": "usmf", "ProjectId": "PRJ-1"}
+TASK_KEY: dict[str, Any] = {**PROJECT_KEY, "Task": "1.2"}
+TASK_KEY_FACT = key_fact("project_tasks", TASK)
+TASK_PRESENT = present_fact(target_key("ProjectTasks", TASK_KEY))
+LOOKUPS: dict[str, dict[str, Any]] = {rows.PROJECT_KEY_FACT: PROJECT_KEY, TASK_KEY_FACT: TASK_KEY}
+
+
+def assignment(**extra: Any) -> dict[str, Any]:
+    return {"msdyn_resourceassignmentid": ASSIGNMENT, "_msdyn_projectid_value": rows.PROJECT,
+            "_msdyn_taskid_value": TASK, "_msdyn_bookableresourceid_value": RESOURCE,
+            "_msdyn_resourcecategory_value": "brc-guid-1", "msdyn_hours": 40.0,
+            "msdyn_plannedcost": 4000.0, "msdyn_plannedsales": 6000.0,
+            "msdyn_scheduledstart": "2026-03-02T00:00:00Z", "msdyn_scheduledend": "2026-03-06",
+            "transactioncurrencyid": "USD", **extra}
+
+
+def walk(item: Pending, facts: dict[str, dict[str, Any]]) -> tuple[list[str], Step]:
+    waited: list[str] = []
+    while True:
+        step = plan(item, MAPS)
+        if not isinstance(step, Need) or step.key not in facts:
+            return waited, step
+        waited.append(step.key)
+        item = item.with_fact(step.key, facts[step.key])
+
+
+def pending(row: dict[str, Any]) -> Pending:
+    source = CommandSource(system="dataverse", table="msdyn_resourceassignments", id=ASSIGNMENT,
+                           version=5, ts_ms=1_000)
+    return Pending(id=f"hour_estimates:{ASSIGNMENT}:5", map="hour_estimates", op="upsert",
+                   row=row, source=source, born_ms=0)
+
+
+def test_a_resource_assignment_becomes_an_hour_estimate_staging_row() -> None:
+    assert transform(HOUR_ESTIMATES, assignment(), {}) == NeedFacts((rows.PROJECT_KEY_FACT, TASK_KEY_FACT))
+    out = transform(HOUR_ESTIMATES, assignment(), LOOKUPS)
+    assert isinstance(out, Mapped)
+    assert out.record_key == f"HourEstimateStaging(SourceId='{ASSIGNMENT}',dataAreaId='usmf')"
+    assert out.fields == {"dataAreaId": "usmf", "SourceId": ASSIGNMENT, "ProjectId": "PRJ-1",
+                          "TaskId": "1.2", "ResourceId": RESOURCE, "Duration": 40.0,
+                          "PlannedCostAmount": 4000.0, "PlannedSalesAmount": 6000.0,
+                          "SalesCurrency": "USD", "StartDate": "2026-03-02"}
+
+
+def test_an_hour_estimate_waits_for_its_project_and_task_in_finance() -> None:
+    facts = {**LOOKUPS, rows.PROJECT_PRESENT: {"target_id": "1"}}
+    waited, step = walk(pending(assignment()), facts)
+    assert waited == [rows.PROJECT_KEY_FACT, TASK_KEY_FACT, rows.PROJECT_PRESENT]
+    assert step == Need(TASK_PRESENT)
+    waited, step = walk(pending(assignment()), {**facts, TASK_PRESENT: {"target_id": "2"}})
+    assert isinstance(step, Emit)
+    assert step.publish == ((key_fact("hour_estimates", ASSIGNMENT),
+                             {"dataAreaId": "usmf", "SourceId": ASSIGNMENT}),)
+
+
+def test_a_project_level_estimate_waits_for_its_project_only() -> None:
+    waited, step = walk(pending(assignment(_msdyn_taskid_value=None)),
+                        {**LOOKUPS, rows.PROJECT_PRESENT: {"target_id": "1"}})
+    assert waited == [rows.PROJECT_KEY_FACT, rows.PROJECT_PRESENT]
+    assert isinstance(step, Emit) and step.mapped.fields["TaskId"] is None
+
+
+def test_an_estimate_without_a_project_is_refused() -> None:
+    with pytest.raises(TransformError, match="dataAreaId"):
+        transform(HOUR_ESTIMATES, assignment(_msdyn_projectid_value=None), LOOKUPS)
+
+
+def test_the_default_registry_captures_resource_assignments() -> None:
+    registry = default_registry()
+    dataverse = {ep.table: ep for ep in registry.captured("dataverse")}
+    assert dataverse["msdyn_resourceassignments"].primary_key == "msdyn_resourceassignmentid"
+    finance = {ep.table: ep for ep in registry.captured("finance")}
+    assert finance["HourEstimateStaging"].company == "dataAreaId"
+    assert HOUR_ESTIMATES.direction == "to_finance" and not HOUR_ESTIMATES.two_way
