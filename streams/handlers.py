@@ -52,7 +52,18 @@ from streams.effects import (
 from streams.factview import KNOWN, deleted_key
 from streams.flood import FloodGuard
 from streams.maps.registry import MapRegistry
-from streams.pending import Drop, Emit, Group, Need, Pair, Pending, Spread, plan, to_command
+from streams.pending import (
+    Drop,
+    Emit,
+    Group,
+    Need,
+    Pair,
+    Pending,
+    Spread,
+    in_change_set,
+    plan,
+    to_command,
+)
 from streams.transform import TransformError, observed_fields, written_back
 from streams.wire import (
     AppliedMsg,
@@ -332,7 +343,7 @@ class _Gate:
         opened = dict(self.fx.get("states", index_key) or {})
         if opened.pop(at.key, None) is not None:
             self.fx.put("states", index_key, opened)
-        ids = tuple(m.source.id for m in members)
+        ids = tuple(m.source.id for m in members if in_change_set(m, self.maps))
         for member in members:
             self.forward(member.model_copy(update={"tx_members": ids}), at)
 

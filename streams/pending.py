@@ -34,7 +34,8 @@ from streams.maps.registry import MapRegistry
 from streams.transform import Filtered, Mapped, NeedFacts, TransformError, lookup_facts, transform
 from topics import Command, CommandSource, WriteOp, target_key
 
-__all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "plan", "record_ref", "to_command"]
+__all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "in_change_set", "plan", "record_ref",
+           "to_command"]
 
 
 class Pending(BaseModel):
@@ -184,6 +185,14 @@ def _delete(m: TableMap, item: Pending) -> Need | Emit:
         raise TransformError(f"map {m.name!r}: fact {fact} holds no target key: {key!r}")
     mapped = Mapped(entity=m.target.table, key=key, fields={}, readable={})
     return Emit(present_fact(mapped.record_key), mapped, ())
+
+
+def in_change_set(item: Pending, maps: MapRegistry) -> bool:
+    """Whether a released transaction's change can become one of its change set's commands. An
+    upsert its map's filter refuses never does (a proforma confirmation's Skip Sync reversal and
+    its connection): counted in ``tx_size``, it would hold the rest at the sink for the whole
+    ``tx_wait_s``, and as a ``same_tx_column`` parent it would excuse a wait for a row never written."""
+    return item.op == "delete" or item.reverse or maps[item.map].passes(item.row)
 
 
 def plan(item: Pending, maps: MapRegistry) -> Step:

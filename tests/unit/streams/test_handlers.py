@@ -240,6 +240,22 @@ def test_a_transaction_waits_for_all_its_events_then_releases_its_changes_togeth
     assert state["states"]["open-tx@0"] == {} and state["parked"][key]["waiting"] == []
 
 
+def test_a_change_its_map_filters_out_is_no_member_of_the_change_set():
+    """A proforma confirmation's Skip Sync reversal is dropped: the sink must not wait for it."""
+    state = tables()
+    key = "tx:dataverse:tx1"
+    kept = in_tx(project())
+    filtered = in_tx(project(msdyn_projectnumber=None)).model_copy(
+        update={"id": "projects:p-2:3", "source": kept.source.model_copy(update={"id": "p-2"})})
+    done = run(on_tx, TxMsg(event="dataverse:msdyn_projects:p:3", total=2, items=[kept, filtered]),
+               at(key, 1), state)
+    apply(state, done)
+    done = run(on_tx, TxMsg(event="dataverse:msdyn_projects:p-2:3", total=2, items=[]), at(key, 2), state)
+    [send] = of(GateSend, done)  # the filtered change is dropped where it is
+    assert send.msg.item.tx_members == (rows.PROJECT,)
+    assert counted(done, metrics.DROPPED) == [("projects", "filter of map 'projects'")]
+
+
 def test_the_tick_releases_a_transaction_whose_missing_events_never_came():
     key = "tx:dataverse:tx1"
     state = tables()
