@@ -34,14 +34,18 @@ journal is built from it; deleting the staging row is the same outcome, and keep
 reporting a row no source holds. So a delete follows the map's usual rule: it deletes the staging
 row the actual's map wrote. Connections are deleted likewise.
 
+Accounting write-back, Finance -> Dataverse (``write_back``): Voucher, AmountMST, ExchangeRate
+and SalesTaxAmount, filled when Finance posts the integration journal or the invoice proposal, go
+onto the same Dataverse actual's voucher number, accounting amount, exchange rate and sales tax,
+update-only. No echo either way: the Dataverse change they make maps to the same staging fields
+(a no-op), and Finance's posting changes no field written forward.
+
 Not mapped, and why:
 
-- The accounting write-back (Voucher, AmountMST, ExchangeRate, SalesTaxAmount onto the Dataverse
-  actual) is declared separately, Finance -> Dataverse.
 - ``ImportStatus`` / ``ImportError`` are Finance's own (the Import from staging job).
-- ``ExchangeRate``, ``ExchangeRateDate``, ``UnitPriceMST``, ``ContractingUnit``, ``StartDate``,
+- Forward, ``ExchangeRateDate``, ``UnitPriceMST``, ``ContractingUnit``, ``StartDate``,
   ``EndDate``, ``AdjustmentStatus``: the emulator entity does not hold them, or Finance computes
-  them at import.
+  them at import (``ExchangeRate`` too: it comes back with the write-back).
 - Transaction types without a Finance staging type (project contract, resourcing unit cost,
   inter-organizational sales) have no value map entry: such an actual is dead-lettered with the
   reason, never written with a guessed type.
@@ -144,6 +148,16 @@ ACTUALS = TableMap(
                                                 ("RoleId", "role", "name"))),
         _waits("TransactionCategories", "category", ("CategoryId",)),
         Dependency(entity="Units", key=(("UnitSymbol", "unit", "msdyn_symbol"),)),
+    ),
+    # Accounting write-back: posting the integration journal or the invoice proposal fills
+    # these on the staging row; they go onto the same Dataverse actual, update-only (a deleted
+    # actual is a dead letter, "Unable to write data to entity msdyn_actuals" in dual-write).
+    reverse_key=(FieldMap(target="msdyn_actualid", source="ActualId", in_fields=False),),
+    write_back=(
+        FieldMap(target="Voucher", source="msdyn_vouchernumber"),
+        FieldMap(target="AmountMST", source="msdyn_accountingamount"),
+        FieldMap(target="ExchangeRate", source="msdyn_exchangerate"),
+        FieldMap(target="SalesTaxAmount", source="msdyn_salestaxamount"),
     ),
 )
 

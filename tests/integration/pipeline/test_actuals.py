@@ -289,7 +289,93 @@ def test_a_confirmed_invoice_stages_the_billed_actual_and_its_relationship(
     assert finance_rows(fo, "TransactionRelationships", f"ConnectionId eq '{connections[reversal]}'") == []
     sent, acked = first_command_ms(stack), first_ack_ms(stack)
     assert sent["TransactionRelationships"] >= acked[made["unbilled"]]
+    # One change set of the two rows written, not of every change of the confirmation: the
+    # filtered reversal and its connection are not members the sink would wait for.
+    sizes = {c.entity: c.tx_size for c in (decode_command(m.value())
+                                           for m in read_topic(bootstrap(stack), "sync.commands.finance"))
+             if c.key.get("ActualId") == billed or c.key.get("ConnectionId") == connections[billed]}
+    assert sizes == {"ActualsStaging": 2, "TransactionRelationships": 2}
     assert dead_letters(stack) == []
+
+
+IMPORT = "ActualsStaging/Microsoft.Dynamics.DataEntities.ImportFromStaging"
+POST = "Microsoft.Dynamics.DataEntities.Post"
+WRITTEN_BACK = {"Voucher": "msdyn_vouchernumber", "AmountMST": "msdyn_accountingamount",
+                "ExchangeRate": "msdyn_exchangerate"}
+
+
+def test_posting_writes_the_accounting_back_onto_the_dataverse_actuals_and_nothing_echoes(
+        stack: Stack, made: dict[str, str]) -> None:
+    dv, fo = stack.dataverse(), stack.finance()
+    # The project accountant's setup: a project category in the legal entity for each synced
+    # transaction category used (its shared category of the actual's type), or Finance refuses
+    # to import the actual.
+    for category, shared, kind in (("HOURS", "TCN-0000001000-D3B43-1", "Hour"),
+                                   ("MATERIALS", "TCN-0000001002-C3D4E-3", "Item")):
+        made_category = fo.request("POST", "ProjectCategories", json={
+            "dataAreaId": "usmf", "CategoryId": category, "Name": category.title(),
+            "SharedCategoryId": shared, "TransactionType": kind})
+        assert made_category.status_code < 300, made_category.text
+    # Finance's periodic jobs, as its batch scheduler runs them: import, then post the journal.
+    imported = fo.request("POST", IMPORT, json={"dataAreaId": "usmf"})
+    assert imported.status_code == 200, imported.text
+    journals = imported.json()["Journals"]
+    assert journals, imported.json()
+    for journal in journals:
+        posted = fo.request("POST", f"IntegrationJournals(dataAreaId='usmf',JournalId='{journal}')/{POST}")
+        assert posted.status_code == 200, posted.text
+    journalized = {made["cost"], made["unbilled"], made["material"]}
+    rows = staged(fo)
+    assert all(rows[a]["Voucher"] and rows[a]["AmountMST"] is not None for a in journalized), rows
+
+    def back_on_dataverse() -> dict[str, dict[str, Any]] | None:
+        got = {a["msdyn_actualid"]: a for a in dataverse_actuals(dv, made["project"])}
+        ok = all(got[a][column] == rows[a][field] for a in journalized
+                 for field, column in WRITTEN_BACK.items())
+        return got if ok else None
+
+    actuals = wait_for(back_on_dataverse, DRAIN, "the vouchers and accounting amounts on the Dataverse actuals")
+    assert actuals[made["cost"]]["msdyn_amount"] == 400.0  # the operational fields untouched
+    # No echo either way: the Dataverse change the write-back made is no new staging write.
+    read = [cdc_topic("dataverse", "msdyn_actuals"), cdc_topic("finance", "ActualsStaging")]
+    wait_for(lambda: caught_up(bootstrap(stack), WORKER_GROUP, [*read, f"{WORKER_GROUP}-gate"]), DRAIN,
+             "the worker to process every change")
+    per_actual: dict[str, int] = {}
+    for m in read_topic(bootstrap(stack), "sync.commands.finance"):
+        c = decode_command(m.value())
+        if c.entity == "ActualsStaging" and c.key["ActualId"] in journalized:
+            per_actual[str(c.key["ActualId"])] = per_actual.get(str(c.key["ActualId"]), 0) + 1
+    assert per_actual == dict.fromkeys(journalized, 1)
+    assert dead_letters(stack) == []
+
+
+def test_a_write_back_onto_an_actual_dataverse_no_longer_has_is_a_dead_letter(stack: Stack) -> None:
+    fo = stack.finance()
+    gone = str(uuid.uuid4())  # a staged actual whose Dataverse row is gone (rolled back, deleted)
+    created = fo.request("POST", "ActualsStaging", json={
+        "ProjectDataAreaId": "usmf", "ActualId": gone, "ProjectId": PROJECT, "TransType": "Cost",
+        "TransactionClassification": "Time", "Amount": 1.0, "TransactionCurrencyId": "USD",
+        "Voucher": "PJV-GONE", "AmountMST": 1.0})
+    assert created.status_code < 300, created.text
+
+    def refused() -> list[dict[str, str]]:
+        """Dead letters of the actuals map whose record (the refused command) names ``gone``."""
+        return [read_headers(m.headers()) for m in read_topic(bootstrap(stack), "sync.dlq")
+                if read_headers(m.headers()).get("dlq.map") == "actuals"
+                and gone.encode() in (m.value() or b"")]
+
+    try:
+        (letter,) = wait_for(refused, DRAIN, "the write-back's dead letter")
+        assert "does not exist in Dataverse" in letter["dlq.error.message"], letter
+        assert letter.get("dlq.http.status") == "404", letter
+        assert dv_row(stack, gone) is None  # never created
+    finally:
+        fo.request("DELETE", f"ActualsStaging(ProjectDataAreaId='usmf',ActualId='{gone}')")
+
+
+def dv_row(stack: Stack, actual_id: str) -> dict[str, Any] | None:
+    response = stack.dataverse().request("GET", f"msdyn_actuals({actual_id})")
+    return response.json() if response.status_code == 200 else None
 
 
 def test_reconcile_finds_the_new_maps_in_sync(stack: Stack) -> None:
