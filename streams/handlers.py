@@ -297,6 +297,10 @@ class _Gate:
             if isinstance(step, Need):
                 fact = self.fx.get("facts", step.key)
                 if fact is None:
+                    if step.announce is not None:  # its own half: what the partner waits for
+                        half, value = step.announce
+                        self.fx.add(GateSend(half, FactMsg(key=half, value=value,
+                                                           version=item.source.version)))
                     # A delete waits only for the key its record was written under.
                     self.park(step.key, item, at, reason=metrics.DELETE_UNWRITTEN
                               if item.op == "delete" else "waits")

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from streams.fingerprint import fingerprint
-from streams.maps.model import TableMap, fanout_key, key_fact, present_fact
+from streams.maps.model import Partner, TableMap, fanout_key, key_fact, partner_fact, present_fact
 from streams.maps.registry import MapRegistry
 from streams.transform import Filtered, Mapped, NeedFacts, TransformError, lookup_facts, transform
 from topics import Command, CommandSource, WriteOp, target_key
@@ -99,6 +99,9 @@ class Group:
 @dataclass(frozen=True)
 class Need:
     key: str
+    # A fact to make known when the change parks for ``key`` (its half of a `Partner` pair:
+    # the partner waits for it as it waits for the partner).
+    announce: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -219,8 +222,28 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
     mapped = _without(m, item, result) if item.dropped else result
     if item.reverse and not any(k not in mapped.key for k in mapped.fields):
         return Drop("every two-way field lost or was unchanged")
-    publish = () if item.reverse else ((key_fact(m.name, item.record_ref), dict(mapped.key)),)
+    publish: tuple[tuple[str, dict[str, Any]], ...] = ()
+    if not item.reverse:
+        publish = ((key_fact(m.name, item.record_ref), dict(mapped.key)),)
+    if m.partner is not None and item.op == "upsert" and not item.reverse:
+        own, partner = _halves(m, m.partner, mapped)
+        half = (own, {"id": item.source.id})
+        if partner not in item.facts:
+            return Need(partner, announce=half)
+        publish += (half,)
     return Emit(present_fact(mapped.record_key), mapped, publish)
+
+
+def _halves(m: TableMap, partner: Partner, mapped: Mapped) -> tuple[str, str]:
+    """The facts of this row's half and of its partner's half of the pair."""
+    values = {**mapped.key, **mapped.fields}
+    side = values.get(partner.side)
+    if side not in partner.sides:
+        raise TransformError(f"map {m.name!r}: {partner.side} {side!r} is neither half of a pair "
+                             f"({partner.sides[0]!r} or {partner.sides[1]!r})")
+    pair = target_key(m.target.table, {f: values.get(f) for f in partner.match})
+    other = partner.sides[1] if side == partner.sides[0] else partner.sides[0]
+    return partner_fact(m.name, pair, side), partner_fact(m.name, pair, other)
 
 
 def to_command(item: Pending, mapped: Mapped, maps: MapRegistry) -> Command:

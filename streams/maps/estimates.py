@@ -1,6 +1,17 @@
-"""Project estimates, Dataverse -> Finance staging (domain.md 1.2 "Labor", 1.7, 2 map 15).
+"""Project estimates, Dataverse -> Finance staging (domain.md 1.2 "Labor" and "Expense", 1.7, 2 maps 14, 15).
 
-    hour_estimates  msdyn_resourceassignments -> HourEstimateStaging (ProjCDSEstimateHoursImport)
+    hour_estimates     msdyn_resourceassignments -> HourEstimateStaging (ProjCDSEstimateHoursImport)
+    expense_estimates  msdyn_estimatelines (Expense class) -> ExpenseEstimateStaging
+                       (ProjCDSEstimateExpenseImport)
+
+Expense estimates: Dataverse keeps a cost and a sales estimate as two lines; Finance merges the
+pair into one expense forecast (``ExpenseForecasts``), matching them by project, task,
+transaction category and date. Each line is written only once its partner is known (`Partner`):
+a half whose partner never comes waits, named in `dualwrite status` with its age, rather than
+becoming a forecast with half its prices. A line waits for its project, task and transaction
+category in Finance. Not mapped: ``ExchangeRate`` and ``ModelId`` (Finance defaults them).
+Pairs are matched when a line is first written: a line moved to another pair later (a new date)
+waits for a partner there; its old half stays known.
 
 A resource assignment (a named or generic resource on a task) is the labor estimate; Finance
 turns each staging row into an hour forecast (``HourForecasts``). Dataverse is the only master:
@@ -15,15 +26,16 @@ Not mapped, and why:
 - ``ExchangeRate`` and ``ForecastModel``: Dataverse holds neither; Finance defaults them from
   its rates and the project parameters' forecast model.
 - ``Description``: the emulator entity has no such field.
-- Expense and material estimates (``msdyn_estimatelines``) need their cost and sales lines
-  joined into one forecast: not here.
+- Material estimates (``msdyn_estimatelines`` of class Material -> "Project integration table
+  for material estimates", staging ``ProjForecastSalesImport``): the Finance emulator has no
+  such entity yet; such lines are outside the expense map's filter.
 """
 
 from __future__ import annotations
 
-from streams.maps.model import Dependency, Endpoint, FieldMap, Lookup, TableMap
+from streams.maps.model import Condition, Dependency, Endpoint, FieldMap, Lookup, Partner, TableMap
 
-__all__ = ["ESTIMATE_MAPS", "HOUR_ESTIMATES"]
+__all__ = ["ESTIMATE_MAPS", "EXPENSE_ESTIMATES", "HOUR_ESTIMATES"]
 
 HOUR_ESTIMATES = TableMap(
     name="hour_estimates",
@@ -60,4 +72,54 @@ HOUR_ESTIMATES = TableMap(
     ),
 )
 
-ESTIMATE_MAPS: tuple[TableMap, ...] = (HOUR_ESTIMATES,)
+# Dataverse choice values (domain.md 5) -> Finance. [inf] Finance's estimate transaction types
+# are not published: a cost line is "Cost", a sales line (unbilled sales) "Sales".
+ESTIMATE_TYPES = ((192350000, "Cost"), (192350005, "Sales"))
+BILLING_TYPES = ((192350000, "NonChargeable"), (192350001, "Chargeable"),
+                 (192350002, "Complimentary"), (192350003, "NotAvailable"))
+CLASS_EXPENSE = 192350001
+
+EXPENSE_ESTIMATES = TableMap(
+    name="expense_estimates",
+    source=Endpoint(system="dataverse", table="msdyn_estimatelines", primary_key="msdyn_estimatelineid"),
+    target=Endpoint(system="finance", table="ExpenseEstimateStaging", company="dataAreaId"),
+    key=(
+        FieldMap(target="dataAreaId", lookup="project", lookup_field="dataAreaId"),
+        FieldMap(target="EstimateLineId", source="msdyn_estimatelineid"),
+    ),
+    fields=(
+        FieldMap(target="ProjectId", lookup="project", lookup_field="ProjectId"),
+        FieldMap(target="TaskId", lookup="task", lookup_field="Task"),
+        FieldMap(target="TransType", source="msdyn_transactiontypecode", value_map=ESTIMATE_TYPES),
+        FieldMap(target="BillingType", source="msdyn_billingtype", value_map=BILLING_TYPES),
+        FieldMap(target="TransactionCategory", lookup="category", lookup_field="CategoryId"),
+        FieldMap(target="Quantity", source="msdyn_quantity"),
+        FieldMap(target="Price", source="msdyn_price"),
+        FieldMap(target="CurrencyId", source="transactioncurrencyid"),
+        FieldMap(target="DocumentDate", source="msdyn_documentdate", kind="date"),
+    ),
+    lookups=(
+        Lookup(name="project", column="_msdyn_project_value", ref="key", table="projects"),
+        Lookup(name="task", column="_msdyn_task_value", ref="key", table="project_tasks"),
+        Lookup(name="category", column="_msdyn_transactioncategory_value", ref="key",
+               table="transaction_categories"),
+    ),
+    # One Dataverse table feeds the expense and the material maps: each takes its class only.
+    filter=(Condition(column="msdyn_transactionclassification", op="eq", value=CLASS_EXPENSE),),
+    depends=(
+        Dependency(entity="ProjectsV2", key=(("dataAreaId", "project", "dataAreaId"),
+                                             ("ProjectId", "project", "ProjectId")),
+                   same_tx_column="_msdyn_project_value"),
+        Dependency(entity="ProjectTasks", key=(("dataAreaId", "task", "dataAreaId"),
+                                               ("ProjectId", "task", "ProjectId"),
+                                               ("Task", "task", "Task")),
+                   same_tx_column="_msdyn_task_value"),
+        Dependency(entity="TransactionCategories", key=(("CategoryId", "category", "CategoryId"),)),
+    ),
+    # Finance merges a cost line and its sales line into one forecast: both are written once
+    # both are known, matched as Finance matches them.
+    partner=Partner(match=("dataAreaId", "ProjectId", "TaskId", "TransactionCategory", "DocumentDate"),
+                    side="TransType", sides=("Cost", "Sales")),
+)
+
+ESTIMATE_MAPS: tuple[TableMap, ...] = (HOUR_ESTIMATES, EXPENSE_ESTIMATES)

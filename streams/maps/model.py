@@ -13,6 +13,7 @@ Fact keys (what the gate waits for) are strings built here, once:
                                 of that row deletes this key: it needs no before image)
     present:<record key>        the target row exists (from acks or the target's own feed)
     fanout:<map>                a fan-out map's members and source rows (`FanOut`)
+    partner:<map>:<pair>:<side> one half of a pair the target merges is known (`Partner`)
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ __all__ = [
     "FieldMap",
     "Kind",
     "Lookup",
+    "Partner",
     "TableMap",
     "fanout_key",
     "key_fact",
+    "partner_fact",
     "present_fact",
     "row_fact",
 ]
@@ -60,6 +63,10 @@ def present_fact(record_key: str) -> str:
 
 def fanout_key(map_name: str) -> str:
     return f"fanout:{map_name}"
+
+
+def partner_fact(map_name: str, pair: str, side: Any) -> str:
+    return f"partner:{map_name}:{pair}:{side}"
 
 
 class _Frozen(BaseModel):
@@ -245,6 +252,18 @@ class FanOut(_Frozen):
     fill: str
 
 
+class Partner(_Frozen):
+    """Rows the target merges in pairs: Dataverse keeps a cost and a sales estimate line, Finance
+    one forecast per pair. A row is written only once its partner is known; until then it waits,
+    visible in `dualwrite status` with its age, never lost. The pair is named by the mapped
+    target fields ``match`` (equal in both halves), the half by target field ``side``, one of
+    the two values of ``sides``. Each half, once seen, is a fact the other waits for."""
+
+    match: tuple[str, ...] = Field(min_length=1)
+    side: str
+    sides: tuple[Scalar, Scalar]
+
+
 class TableMap(_Frozen):
     """A table map: one source table to one target entity, declared once."""
 
@@ -273,6 +292,7 @@ class TableMap(_Frozen):
         "map writes (Finance's own shared categories, Dataverse accounts that are vendors).")
     fan_out: FanOut | None = Field(None, description="Write each source row once per member of "
                                    "another table (`FanOut`).")
+    partner: Partner | None = Field(None, description="Write a row only with its partner (`Partner`).")
     reads: tuple[Endpoint, ...] = Field(
         (), description="Declarations of other tables this map's lookups read that no map has as "
         "its source or target (their primary key and company column), so a source can capture them.")
@@ -286,6 +306,15 @@ class TableMap(_Frozen):
             if unknown:
                 raise ValueError(f"map {self.name!r}: dependency on {dep.entity} uses unknown "
                                  f"lookups {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _partner_names_mapped_fields(self) -> TableMap:
+        if self.partner is not None:
+            mapped = {f.target for f in (*self.key, *self.fields)}
+            unknown = [f for f in (*self.partner.match, self.partner.side) if f not in mapped]
+            if unknown:
+                raise ValueError(f"map {self.name!r}: partner fields {unknown} are not target fields of the map")
         return self
 
     @model_validator(mode="after")

@@ -15,6 +15,9 @@ reversal and its connection never do. The third asks `dualwrite reconcile`'s log
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -41,7 +44,7 @@ SUFFIX = uuid.uuid4().hex[:6].upper()
 CONTRACT = f"PC-{SUFFIX}"
 PROJECT = f"PRJ-{SUFFIX}"
 WORKER_GROUP = "dualwrite-streams"
-UNDER_TEST = ("hour_estimates", "actuals", "transaction_relationships")
+UNDER_TEST = ("hour_estimates", "expense_estimates", "actuals", "transaction_relationships")
 COST, UNBILLED, BILLED = 192350000, 192350005, 192350006
 APPROVE = "Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry"
 CONFIRM = "Microsoft.Dynamics.CRM.msdyn_ConfirmInvoice"
@@ -295,6 +298,47 @@ def test_a_confirmed_invoice_stages_the_billed_actual_and_its_relationship(
                                            for m in read_topic(bootstrap(stack), "sync.commands.finance"))
              if c.key.get("ActualId") == billed or c.key.get("ConnectionId") == connections[billed]}
     assert sizes == {"ActualsStaging": 2, "TransactionRelationships": 2}
+    assert dead_letters(stack) == []
+
+
+def parked(stack: Stack) -> list[dict[str, Any]]:
+    """What `dualwrite status --json` shows waiting in the processor."""
+    proc = subprocess.run([sys.executable, "-m", "dualwrite", "status", "--json", "--timeout", "10"],
+                          env={**os.environ, **stack.env}, capture_output=True, timeout=120, check=False)
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    return list(json.loads(proc.stdout)["parked"])
+
+
+def test_an_expense_estimate_waits_for_its_partner_then_the_pair_is_one_forecast(
+        stack: Stack, made: dict[str, str]) -> None:
+    dv, fo = stack.dataverse(), stack.finance()
+    line = {"msdyn_project@odata.bind": f"/msdyn_projects({made['project']})",
+            "msdyn_task@odata.bind": f"/msdyn_projecttasks({made['task']})",
+            "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({HOURS})",
+            "msdyn_transactionclassification": 192350001, "msdyn_billingtype": 192350001,
+            "msdyn_quantity": 2, "msdyn_documentdate": "2026-11-09", "transactioncurrencyid": "USD"}
+    cost = create(dv, "msdyn_estimatelines", "msdyn_estimatelineid",
+                  {**line, "msdyn_transactiontypecode": COST, "msdyn_price": 80})
+    wait_on_topic(stack, "msdyn_estimatelines", {cost})
+    read = [cdc_topic("dataverse", "msdyn_estimatelines")]
+    wait_for(lambda: caught_up(bootstrap(stack), WORKER_GROUP, [*read, f"{WORKER_GROUP}-gate"]), DRAIN,
+             "the worker to process the cost line")
+    (waiting,) = wait_for(lambda: [e for e in parked(stack) if e["map"] == "expense_estimates"], DRAIN,
+                          "the cost line waiting in status")
+    assert waiting["count"] == 1 and waiting["oldest_change_id"].startswith(f"expense_estimates:{cost}:")
+    assert waiting["oldest_waits_for"].startswith("partner:expense_estimates:")
+    assert waiting["oldest_waits_for"].endswith(":Sales") and waiting["oldest_age_s"] >= 0
+    assert finance_rows(fo, "ExpenseEstimateStaging", f"ProjectId eq '{PROJECT}'") == []
+
+    sales = create(dv, "msdyn_estimatelines", "msdyn_estimatelineid",
+                   {**line, "msdyn_transactiontypecode": UNBILLED, "msdyn_price": 150})
+    staged_lines = wait_for(lambda: (lambda rows: rows if len(rows) == 2 else None)(
+        finance_rows(fo, "ExpenseEstimateStaging", f"ProjectId eq '{PROJECT}'")), DRAIN, "both estimate lines")
+    assert {r["EstimateLineId"]: (r["TransType"], r["Price"]) for r in staged_lines} == {
+        cost: ("Cost", 80.0), sales: ("Sales", 150.0)}
+    (forecast,) = finance_rows(fo, "ExpenseForecasts", f"ProjectId eq '{PROJECT}'")
+    assert (forecast["CostPrice"], forecast["SalesPrice"], forecast["CostEstimateLineId"],
+            forecast["SalesEstimateLineId"]) == (80.0, 150.0, cost, sales)
     assert dead_letters(stack) == []
 
 

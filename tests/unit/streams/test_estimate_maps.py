@@ -95,3 +95,52 @@ def test_the_default_registry_captures_resource_assignments() -> None:
     finance = {ep.table: ep for ep in registry.captured("finance")}
     assert finance["HourEstimateStaging"].company == "dataAreaId"
     assert HOUR_ESTIMATES.direction == "to_finance" and not HOUR_ESTIMATES.two_way
+
+
+# -- expense estimates: a cost line and its sales line, written together ----------------------
+CATEGORY = "tc-guid-1"
+CATEGORY_KEY_FACT = key_fact("transaction_categories", CATEGORY)
+CATEGORY_PRESENT = present_fact(target_key("TransactionCategories", {"CategoryId": "TCN-1"}))
+LINE_FACTS: dict[str, dict[str, Any]] = {
+    **LOOKUPS, CATEGORY_KEY_FACT: {"CategoryId": "TCN-1"}, rows.PROJECT_PRESENT: {"target_id": "1"},
+    TASK_PRESENT: {"target_id": "2"}, CATEGORY_PRESENT: {"target_id": "3"}}
+PAIR = ("ExpenseEstimateStaging(DocumentDate='2026-03-02',ProjectId='PRJ-1',TaskId='1.2',"
+        "TransactionCategory='TCN-1',dataAreaId='usmf')")
+
+
+def line(line_id: str, type_code: int, price: float, **extra: Any) -> Pending:
+    row = {"msdyn_estimatelineid": line_id, "_msdyn_project_value": rows.PROJECT, "_msdyn_task_value": TASK,
+           "_msdyn_transactioncategory_value": CATEGORY, "msdyn_transactionclassification": 192350001,
+           "msdyn_transactiontypecode": type_code, "msdyn_billingtype": 192350001, "msdyn_quantity": 2.0,
+           "msdyn_price": price, "msdyn_documentdate": "2026-03-02", "transactioncurrencyid": "USD", **extra}
+    source = CommandSource(system="dataverse", table="msdyn_estimatelines", id=line_id, version=7, ts_ms=1)
+    return Pending(id=f"expense_estimates:{line_id}:7", map="expense_estimates", op="upsert", row=row,
+                   source=source, born_ms=0)
+
+
+def test_an_expense_line_waits_for_its_partner_and_announces_its_own_half() -> None:
+    _, step = walk(line("cost-1", 192350000, 80.0), LINE_FACTS)
+    assert step == Need(f"partner:expense_estimates:{PAIR}:Sales",
+                        announce=(f"partner:expense_estimates:{PAIR}:Cost", {"id": "cost-1"}))
+
+
+def test_with_its_partner_known_a_line_is_written_and_makes_its_own_half_known() -> None:
+    facts = {**LINE_FACTS, f"partner:expense_estimates:{PAIR}:Cost": {"id": "cost-1"}}
+    _, step = walk(line("sales-1", 192350005, 120.0), facts)
+    assert isinstance(step, Emit)
+    assert step.mapped.fields == {
+        "dataAreaId": "usmf", "EstimateLineId": "sales-1", "ProjectId": "PRJ-1", "TaskId": "1.2",
+        "TransType": "Sales", "BillingType": "Chargeable", "TransactionCategory": "TCN-1", "Quantity": 2.0,
+        "Price": 120.0, "CurrencyId": "USD", "DocumentDate": "2026-03-02"}
+    assert (f"partner:expense_estimates:{PAIR}:Sales", {"id": "sales-1"}) in step.publish
+
+
+def test_material_and_time_lines_are_not_expense_estimates() -> None:
+    for other_class in (192350000, 192350002):
+        step = plan(line("m-1", 192350000, 5.0, msdyn_transactionclassification=other_class), MAPS)
+        assert step.__class__.__name__ == "Drop"
+
+
+def test_a_line_of_neither_half_is_refused() -> None:
+    with pytest.raises(TransformError, match="no value map entry"):
+        walk(line("x-1", 192350006, 5.0), LINE_FACTS)

@@ -435,3 +435,16 @@ def test_a_target_row_without_write_back_values_sends_nothing_back():
     effects = run(on_observed, msg, at(f"present:{STAGED}"),
                   tables(targets={STAGED: {"sent_fp": ours, "sent": {"Amount": 100}}}), context)
     assert not of(GateSend, effects) and not of(CommandSend, effects)
+
+
+def test_a_half_of_a_pair_parks_for_its_partner_and_makes_its_own_half_known():
+    from tests.unit.streams.test_estimate_maps import LINE_FACTS, PAIR, line
+
+    item = line("cost-1", 192350000, 80.0).model_copy(update={"facts": LINE_FACTS})
+    partner = f"partner:expense_estimates:{PAIR}:Sales"
+    effects = run(on_pending, PendingMsg(item=item), at(partner), tables())
+    [announce] = of(GateSend, effects)
+    own = f"partner:expense_estimates:{PAIR}:Cost"
+    assert announce.key == own and announce.msg == FactMsg(key=own, value={"id": "cost-1"}, version=7)
+    assert [w["id"] for w in puts(effects, "parked")[partner]["waiting"]] == ["expense_estimates:cost-1:7"]
+    assert not of(CommandSend, effects)
