@@ -20,7 +20,16 @@ Who does what (domain.md 1.1, 1.7):
   contract with a two-level work breakdown ("1", "1.1"), a time-and-material and a fixed-price
   contract line, two milestones on the fixed-price line; then edits, a task and a milestone
   deleted, every other project closed (statecode 1), one contract in four torn down (children
-  before parents: milestones, lines, funding sources, child tasks, tasks, project, contract).
+  before parents: milestones, lines, funding sources, child tasks, tasks, project, contract);
+- their team (domain.md 1.2), on every project that is not torn down, before it closes: a
+  resource assigned to task "2.1" (an hour estimate) and a day of time on it against the T&M
+  line, approved (Dataverse creates the cost and unbilled-sales actuals). Who and in which
+  role are the bookable resources and roles Dataverse holds at the start; the transaction
+  category is one Finance can import time under (a Finance category with an Hour project
+  category), created first in Dataverse with Finance's id as its integration id when Dataverse
+  lacks it. A world without resources, roles or such a category gets no time and estimates.
+  Finance's periodic jobs that turn the actuals into posted journals are not requests of the
+  plan: the command runs them on a schedule (`dualwrite.finance_jobs`).
 
 Orders. ``natural``: finance first, then project managers, company by company, parents before
 children. ``adversarial``: the same work interleaved across companies and kinds (a seeded
@@ -38,7 +47,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -98,27 +107,36 @@ class Company:
 
 @dataclass(frozen=True)
 class World:
-    """What the plan builds on: Dataverse companies with customers, Finance legal entities."""
+    """What the plan builds on: Dataverse companies with customers, Finance legal entities; for
+    time and estimates, Dataverse's bookable resources and roles (names), the integration ids of
+    its transaction categories, and Finance's categories time can be imported under."""
 
     dataverse: tuple[Company, ...]
     finance: tuple[tuple[str, str], ...]  # (dataAreaId, accounting currency)
+    resources: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    dataverse_categories: tuple[str, ...] = ()  # msdyn_integrationid
+    time_categories: tuple[tuple[str, str], ...] = ()  # Finance (CategoryId, Name)
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A Dataverse row of the plan: ``company:usmf``, ``account:usmf/US-001`` (found by
+    """A Dataverse row of the plan: ``company:usmf``, ``account:usmf/US-001``,
+    ``resource:<name>``, ``known-role:<name>``, ``category:<integration id>`` (found by
     `read_world`) or a handle an earlier ``POST`` of the plan named."""
 
     handle: str
 
 
 VERBS = {"POST": "created", "PATCH": "updated", "DELETE": "deleted"}
+ACTIONS = {"msdyn_ApproveTimeEntry": "approved"}  # bound Dataverse actions the plan calls
 
 
 @dataclass(frozen=True)
 class Op:
     """One write request. Dataverse: ``row`` names the created (POST) or addressed row, and a
-    `Ref` value in ``body`` becomes ``<column>@odata.bind``. Finance: ``key`` addresses the row."""
+    `Ref` value in ``body`` becomes ``<column>@odata.bind``; with ``action`` the POST calls that
+    bound action on ``row`` instead. Finance: ``key`` addresses the row."""
 
     kind: str
     system: System
@@ -128,9 +146,14 @@ class Op:
     row: Ref | None = None
     key: Mapping[str, str] | None = None
     late: bool = False
+    action: str | None = None
 
     def binds(self) -> list[str]:
         return [v.handle for v in self.body.values() if isinstance(v, Ref)]
+
+    @property
+    def verb(self) -> str:
+        return ACTIONS[self.action] if self.action else VERBS[self.method]
 
 
 Chunk = list[Op]  # ops made back to back (a burst), never interleaved with others
@@ -157,11 +180,34 @@ def _le_code(seed: int, n: int) -> str:
     return digits
 
 
+@dataclass(frozen=True)
+class _Team:
+    """Who logs time and in what: `Ref` handles of a resource, a role and a category."""
+
+    resource: str
+    role: str
+    category: str
+
+
 class _Planner:
     def __init__(self, world: World, seed: int, size: Size, adversarial: bool) -> None:
         self.world, self.seed, self.size, self.adv = world, seed, size, adversarial
         self.rng = random.Random(seed)
         self.p = f"S{seed}"
+        self.team, self.prelude = self._team()
+
+    def _team(self) -> tuple[_Team | None, list[Op]]:
+        """The team's resource, role and category, and the request that makes the category
+        known to Dataverse when it is not yet (made before anything else)."""
+        w = self.world
+        if not (w.resources and w.roles and w.time_categories):
+            return None, []
+        role = "Developer" if "Developer" in w.roles else sorted(w.roles)[0]
+        category, name = min(w.time_categories, key=lambda c: (c[1] != "Design", c[1], c[0]))
+        prelude = [] if category in w.dataverse_categories else [_dv(
+            "transaction category", "POST", "msdyn_transactioncategories", f"category:{category}",
+            {"msdyn_integrationid": category, "msdyn_name": name, "statecode": 0})]
+        return _Team(f"resource:{sorted(w.resources)[0]}", f"known-role:{role}", f"category:{category}"), prelude
 
     # Finance ---------------------------------------------------------------------------------
     def finance_units(self) -> list[list[Chunk]]:
@@ -320,7 +366,8 @@ class _Planner:
                           {"msdyn_parenttask": Ref(f"task1:{k}")})],
                      [task("2", None)], [task("2.1", "2")], [task("1.2", "1")]]
             chunks = before + [[_late(op) for op in c] if late else c for c in after]
-        edits: list[Chunk] = [
+        edits: list[Chunk] = [] if i % 4 == 1 else self._time(k, number, cur, h["project"], h["tm"])
+        edits += [
             [_dv("project", "PATCH", "msdyn_projects", h["project"], {"msdyn_subject": f"Implementation {number} rev {r}"})
              for r in range(1, (5 if self.adv else 1) + 1)],
             [_dv("contract line", "PATCH", "salesorderdetails", h["tm"],
@@ -345,17 +392,41 @@ class _Planner:
         return chunks + edits
 
 
+    def _time(self, k: str, number: str, currency: str, project: str, line: str) -> list[Chunk]:
+        """The team on task 2.1 of an open project: an hour estimate, and a day of time on the
+        T&M line, approved (an approved entry can no longer change: one chunk)."""
+        if self.team is None:
+            return []
+        team, task = self.team, Ref(f"task2.1:{k}")
+        people = {"msdyn_bookableresource": Ref(team.resource), "msdyn_resourcecategory": Ref(team.role)}
+        cost, sales = float(self.rng.randrange(40, 90)), float(self.rng.randrange(100, 200))
+        assignment = _dv("resource assignment", "POST", "msdyn_resourceassignments", f"assignment:{k}", {
+            "msdyn_projectid": Ref(project), "msdyn_taskid": task, "msdyn_bookableresourceid": Ref(team.resource),
+            "msdyn_resourcecategory": Ref(team.role), "msdyn_hours": 40.0, "msdyn_plannedcost": 40 * cost,
+            "msdyn_plannedsales": 40 * sales, "msdyn_scheduledstart": "2027-01-11",
+            "msdyn_scheduledend": "2027-01-15", "transactioncurrencyid": currency})
+        entry = _dv("time entry", "POST", "msdyn_timeentries", f"time:{k}", {
+            "msdyn_project": Ref(project), "msdyn_projecttask": task, **people,
+            "msdyn_transactioncategory": Ref(team.category), "msdyn_salescontractline": Ref(line),
+            "msdyn_date": "2027-01-11", "msdyn_duration": 480, "msdyn_entrystatus": ENTRY_DRAFT,
+            "msdyn_description": f"Sprint work on {number}", "msdyn_costprice": cost, "msdyn_salesprice": sales,
+            "transactioncurrencyid": currency})
+        approve = Op("time entry", "dataverse", "POST", "msdyn_timeentries", row=Ref(f"time:{k}"),
+                     action="msdyn_ApproveTimeEntry")
+        return [[assignment], [entry, approve]]
+
+
 def _row(op: Op) -> str:
     assert op.row is not None
     return op.row.handle
 
 
 def _with(op: Op, **binds: Ref) -> Op:
-    return Op(op.kind, op.system, op.method, op.table, {**op.body, **binds}, op.row, op.key, op.late)
+    return replace(op, body={**op.body, **binds})
 
 
 def _late(op: Op) -> Op:
-    return Op(op.kind, op.system, op.method, op.table, op.body, op.row, op.key, late=True)
+    return replace(op, late=True)
 
 
 _CURRENCIES = ("USD", "EUR", "GBP", "CAD")
@@ -364,6 +435,7 @@ _LAST = ("Adams", "Brown", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hua
 _CATEGORIES = ("Design", "Development", "Travel", "Hardware", "Training", "Support")
 _ROLES = ("Solution Architect", "Developer", "Consultant", "Tester", "Project Manager")
 _TASKS = {"1": "Design", "1.1": "Workshops", "1.2": "Specification", "2": "Build", "2.1": "Sprint 1"}
+ENTRY_DRAFT = 192350000  # msdyn_entrystatus
 
 
 def plan(world: World, seed: int, size: SizeName, order: Order) -> list[Op]:
@@ -372,8 +444,8 @@ def plan(world: World, seed: int, size: SizeName, order: Order) -> list[Op]:
     planner = _Planner(world, seed, SIZES[size], order is Order.adversarial)
     units = [*planner.finance_units(), *planner.setup_units(), *planner.contract_units()]
     if order is Order.natural:
-        return [op for unit in units for chunk in unit for op in chunk]
-    ops: list[Op] = []
+        return [*planner.prelude, *(op for unit in units for chunk in unit for op in chunk)]
+    ops: list[Op] = list(planner.prelude)
     queues = [list(u) for u in units if u]
     while queues:
         queue = planner.rng.choice(queues)
@@ -385,7 +457,7 @@ def plan(world: World, seed: int, size: SizeName, order: Order) -> list[Op]:
 
 def summary(done: Iterable[Op]) -> str:
     """``contract 2 created 3 updated, ...``: changes per kind, in first-seen order."""
-    counts = Counter((op.kind, VERBS[op.method]) for op in done)
+    counts = Counter((op.kind, op.verb) for op in done)
     kinds = dict.fromkeys(kind for kind, _ in counts)
-    return ", ".join(kind + " " + " ".join(f"{counts[kind, verb]} {verb}" for verb in VERBS.values()
+    return ", ".join(kind + " " + " ".join(f"{counts[kind, verb]} {verb}" for verb in (*VERBS.values(), *ACTIONS.values())
                                            if counts[kind, verb]) for kind in kinds)

@@ -3,7 +3,8 @@
 Requests go through `ApiSession` (token renewal, waits on 429/5xx). A transport failure or a
 refused client is a typed error naming the settings to check (exit 2 in the command); a refused
 write is `Refused` with the API's answer (exit 1). Dataverse rows are addressed by the ids their
-``POST`` answered (``OData-EntityId``), Finance rows by key with ``cross-company=true``.
+``POST`` answered (``OData-EntityId``), Finance rows by key with ``cross-company=true``; a bound
+action (``Op.action``: approving a time entry) is a ``POST`` to the row's address.
 """
 
 from __future__ import annotations
@@ -72,9 +73,45 @@ def read_world(sessions: Mapping[System, ApiSession]) -> tuple[World, dict[str, 
         ids[f"account:{company[0]}/{row['accountnumber']}"] = ("accounts", str(row["accountid"]))
     finance = tuple(sorted((str(r["dataAreaId"]), str(r.get("AccountingCurrency") or "USD"))
                            for r in api.rows("finance", "LegalEntities", {})))
+    resources, roles, categories = _team_rows(api, ids)
     world = World(tuple(Company(code, cur, tuple(sorted(accounts[code])))
-                        for code, cur in sorted(companies.values())), finance)
+                        for code, cur in sorted(companies.values())), finance,
+                  resources=resources, roles=roles, dataverse_categories=categories,
+                  time_categories=_time_categories(api))
     return world, ids
+
+
+def _active(api: _Api, table: str, select: str) -> list[dict[str, Any]]:
+    return [r for r in api.rows("dataverse", table, {"$select": f"{select},statecode"}) if r.get("statecode") in (0, None)]
+
+
+def _team_rows(api: _Api, ids: dict[str, tuple[str, str]]) -> tuple[tuple[str, ...], ...]:
+    """Dataverse's active bookable resources and roles (names) and its transaction categories'
+    integration ids, each also recorded as a `Ref` handle (``resource:``, ``known-role:``,
+    ``category:``)."""
+    found: list[tuple[str, ...]] = []
+    for table, pk, name, handle in (("bookableresources", "bookableresourceid", "name", "resource"),
+                                    ("bookableresourcecategories", "bookableresourcecategoryid", "name", "known-role"),
+                                    ("msdyn_transactioncategories", "msdyn_transactioncategoryid",
+                                     "msdyn_integrationid", "category")):
+        names = []
+        for row in _active(api, table, f"{pk},{name}"):
+            if row.get(name):
+                ids[f"{handle}:{row[name]}"] = (table, str(row[pk]))
+                names.append(str(row[name]))
+        found.append(tuple(sorted(names)))
+    return tuple(found)
+
+
+def _time_categories(api: _Api) -> tuple[tuple[str, str], ...]:
+    """Finance's transaction categories that have an Hour project category in some legal
+    entity (the import from staging refuses time under any other), as (CategoryId, Name)."""
+    shared = {str(r["SharedCategoryId"]) for r in api.rows("finance", "ProjectCategories", {
+        "cross-company": "true", "$filter": "TransactionType eq 'Hour'"}) if r.get("SharedCategoryId")}
+    wanted = {str(r["TransactionCategoryId"]) for r in api.rows("finance", "SharedCategories", {})
+              if str(r["CategoryId"]) in shared}
+    return tuple(sorted((str(r["CategoryId"]), str(r.get("Name") or r["CategoryId"]))
+                        for r in api.rows("finance", "TransactionCategories", {}) if str(r["CategoryId"]) in wanted))
 
 
 class _Actor:
@@ -92,7 +129,8 @@ class _Actor:
             params = None if op.key is None else {"cross-company": "true"}
             resp = self.api.call("finance", op.method, url, json=body or None, params=params)
         else:
-            url = op.table if op.method == "POST" else self._address(op)
+            url = (f"{self._address(op)}/Microsoft.Dynamics.CRM.{op.action}" if op.action
+                   else op.table if op.method == "POST" else self._address(op))
             headers = {"If-Match": "*"} if op.method == "PATCH" else None
             resp = self.api.call("dataverse", op.method, url, json=body or None, headers=headers)
         if resp.status_code >= 400:
@@ -101,7 +139,7 @@ class _Actor:
                                                 or "already exist" in resp.text.lower()) else "")
             raise Refused(f"{op.system} refused {op.method} {op.table} ({op.kind}): HTTP "
                                f"{resp.status_code} {' '.join(resp.text[:200].split())}{hint}")
-        if op.system == "dataverse" and op.method == "POST" and op.row is not None:
+        if op.system == "dataverse" and op.method == "POST" and op.row is not None and not op.action:
             found = _ENTITY_ID.search(resp.headers.get("OData-EntityId", ""))
             if found is None:
                 raise Refused(f"dataverse POST {op.table} answered no OData-EntityId")

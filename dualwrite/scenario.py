@@ -4,8 +4,16 @@ The scenario acts only through the public HTTP APIs, as people and apps would: p
 create projects and their work breakdown (two levels: "1", "1.1") in Dataverse, rename projects
 and drop leaf tasks; finance creates customers in Finance. It remembers what the other side must
 end up holding so a run can be checked (`progress()`), which is what `dualwrite demo --seconds N`
-and the integration tests use. The `dualwrite scenario` command's activity (every setup and
-contract table, seeded plans, an adversarial order) is `dualwrite.activity`.
+and the integration tests use.
+
+The demo also has people log and approve time and assign resources (`log_time`,
+`assign_resource`; never done by `step`, so the chaos tier's random activity is unchanged):
+Dataverse turns the approved entry into actuals, which must reach Finance's staging table; once
+Finance's periodic jobs (`dualwrite.finance_jobs`) posted their journal, the voucher Finance
+gave each actual must be back on the Dataverse actual (``vouchers`` in `Progress`).
+
+The `dualwrite scenario` command's activity (every setup and contract table, seeded plans, an
+adversarial order) is `dualwrite.activity`.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ from dualwrite.apiclient import ApiSession
 
 __all__ = ["Expected", "Scenario"]
 
+# Dataverse transaction type codes of the actuals an approval creates -> Finance's TransType.
+_TRANSACTION_TYPES = {192350000: "Cost", 192350005: "UnbilledSales"}
+
 
 @dataclass
 class Expected:
@@ -27,9 +38,14 @@ class Expected:
     finance_projects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     finance_tasks: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     dataverse_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (company, msdyn_actualid) -> ActualsStaging fields; each also expects its voucher back
+    finance_actuals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # (company, msdyn_resourceassignmentid) -> HourEstimateStaging fields
+    finance_hour_estimates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def total(self) -> int:
-        return len(self.finance_projects) + len(self.finance_tasks) + len(self.dataverse_accounts)
+        return (len(self.finance_projects) + len(self.finance_tasks) + len(self.dataverse_accounts)
+                + len(self.finance_actuals) + len(self.finance_hour_estimates))
 
 
 @dataclass
@@ -38,10 +54,14 @@ class Progress:
     tasks: tuple[int, int]
     customers: tuple[int, int]
     mismatches: list[str]
+    actuals: tuple[int, int] = (0, 0)
+    estimates: tuple[int, int] = (0, 0)
+    vouchers: tuple[int, int] = (0, 0)  # posted actuals whose voucher is back in Dataverse
 
     @property
     def done(self) -> bool:
-        return not self.mismatches and all(a == b for a, b in (self.projects, self.tasks, self.customers))
+        return not self.mismatches and all(a == b for a, b in (
+            self.projects, self.tasks, self.customers, self.actuals, self.estimates, self.vouchers))
 
 
 class Scenario:
@@ -63,6 +83,7 @@ class Scenario:
         self._had_children: set[tuple[str, str]] = set()  # (project number, wbs)
         self._company_id: str | None = None
         self._customer_id: str | None = None
+        self._ids: dict[tuple[str, str], str] = {}  # (entity set, name) -> Dataverse id
         self._counter = 0
 
     # -- lookups ---------------------------------------------------------------------------
@@ -84,6 +105,39 @@ class Scenario:
                 raise RuntimeError(f"customer {self.customer!r} is not in Dataverse")
             self._customer_id = str(rows[0]["accountid"])
         return self._customer_id
+
+    def _named(self, entity_set: str, primary_key: str, name: str) -> str:
+        """The Dataverse id of a reference row by its name (seed data: resources, roles)."""
+        if (entity_set, name) not in self._ids:
+            rows = self.dv.get_all(entity_set, {"$filter": f"name eq {literal(name)}",
+                                                "$select": primary_key})
+            if not rows:
+                raise RuntimeError(f"{entity_set} {name!r} is not in Dataverse; start it with --seed")
+            self._ids[(entity_set, name)] = str(rows[0][primary_key])
+        return self._ids[(entity_set, name)]
+
+    def category_id(self, name: str) -> str:
+        """The Dataverse transaction category matching Finance's category ``name``: its
+        integration id is Finance's category id (created here if missing), so Finance's project
+        categories for it apply and the import from staging accepts the actuals."""
+        if ("msdyn_transactioncategories", name) not in self._ids:
+            found = self.fo.get_all("TransactionCategories", {"$filter": f"Name eq {literal(name)}"})
+            if not found:
+                raise RuntimeError(f"transaction category {name!r} is not in Finance; start it with --seed")
+            integration = str(found[0]["CategoryId"])
+            rows = self.dv.get_all("msdyn_transactioncategories", {
+                "$filter": f"msdyn_integrationid eq {literal(integration)}",
+                "$select": "msdyn_transactioncategoryid"})
+            if rows:
+                self._ids[("msdyn_transactioncategories", name)] = str(rows[0]["msdyn_transactioncategoryid"])
+            else:
+                resp = self.dv.request("POST", "msdyn_transactioncategories",
+                                       headers={"Prefer": "return=representation"},
+                                       json={"msdyn_integrationid": integration, "msdyn_name": name,
+                                             "statecode": 0})
+                self._ok(resp, f"create transaction category {name}")
+                self._ids[("msdyn_transactioncategories", name)] = str(resp.json()["msdyn_transactioncategoryid"])
+        return self._ids[("msdyn_transactioncategories", name)]
 
     @staticmethod
     def _ok(resp: Any, what: str) -> None:
@@ -149,6 +203,55 @@ class Scenario:
         does not depend on a child's delete reaching Finance first."""
         return [t for t in self._tasks if t not in self._had_children]
 
+    # -- time and estimates (the demo's; `step` never does these) ---------------------------
+    def log_time(self, project: str, wbs: str, *, resource: str = "Alice Adams", role: str = "Developer",
+                 category: str = "Design", hours: float = 8.0, day: str = "2026-12-07",
+                 cost_price: float = 60.0, sales_price: float = 120.0) -> list[str]:
+        """A time entry on a task, approved: Dataverse creates its actuals (cost; unbilled sales
+        too on a contract project), each expected in Finance staging and, once posted, with its
+        voucher back. Returns the actual ids."""
+        resp = self.dv.request("POST", "msdyn_timeentries", headers={"Prefer": "return=representation"}, json={
+            "msdyn_project@odata.bind": f"/msdyn_projects({self._projects[project]})",
+            "msdyn_projecttask@odata.bind": f"/msdyn_projecttasks({self._tasks[(project, wbs)]})",
+            "msdyn_bookableresource@odata.bind":
+                f"/bookableresources({self._named('bookableresources', 'bookableresourceid', resource)})",
+            "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories("
+                f"{self._named('bookableresourcecategories', 'bookableresourcecategoryid', role)})",
+            "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({self.category_id(category)})",
+            "msdyn_date": day, "msdyn_duration": round(hours * 60), "msdyn_entrystatus": 192354320,
+            "msdyn_description": f"{category} work on {project}/{wbs}", "msdyn_costprice": cost_price,
+            "msdyn_salesprice": sales_price, "transactioncurrencyid": "USD"})
+        self._ok(resp, f"log time on {project}/{wbs}")
+        entry = str(resp.json()["msdyn_timeentryid"])
+        resp = self.dv.request("POST", f"msdyn_timeentries({entry})/Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry")
+        self._ok(resp, f"approve time entry on {project}/{wbs}")
+        created = [a for a in resp.json().get("value", []) if "msdyn_actualid" in a and not a.get("msdyn_skipsync")]
+        for actual in created:
+            self.expected.finance_actuals[(self.company, str(actual["msdyn_actualid"]))] = {
+                "ProjectId": project, "TaskId": wbs, "Quantity": hours,
+                "TransType": _TRANSACTION_TYPES.get(actual.get("msdyn_transactiontypecode"))}
+        return [str(a["msdyn_actualid"]) for a in created]
+
+    def assign_resource(self, project: str, wbs: str, *, resource: str = "Bob Brown", role: str = "Developer",
+                        hours: float = 40.0, cost_price: float = 60.0, sales_price: float = 120.0) -> str:
+        """A named resource assigned to a task: the hour estimate Finance must stage."""
+        resp = self.dv.request("POST", "msdyn_resourceassignments", headers={"Prefer": "return=representation"},
+                               json={
+            "msdyn_projectid@odata.bind": f"/msdyn_projects({self._projects[project]})",
+            "msdyn_taskid@odata.bind": f"/msdyn_projecttasks({self._tasks[(project, wbs)]})",
+            "msdyn_bookableresourceid@odata.bind":
+                f"/bookableresources({self._named('bookableresources', 'bookableresourceid', resource)})",
+            "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories("
+                f"{self._named('bookableresourcecategories', 'bookableresourcecategoryid', role)})",
+            "msdyn_hours": hours, "msdyn_plannedcost": hours * cost_price, "msdyn_plannedsales": hours * sales_price,
+            "msdyn_scheduledstart": "2026-12-07", "msdyn_scheduledend": "2026-12-18",
+            "transactioncurrencyid": "USD"})
+        self._ok(resp, f"assign {resource} to {project}/{wbs}")
+        assignment = str(resp.json()["msdyn_resourceassignmentid"])
+        self.expected.finance_hour_estimates[(self.company, assignment)] = {
+            "ProjectId": project, "TaskId": wbs, "Duration": hours}
+        return assignment
+
     # -- Finance activity ------------------------------------------------------------------
     def create_customer(self, name: str | None = None) -> str:
         self._counter += 1
@@ -204,7 +307,32 @@ class Scenario:
         projects = self._compare("project", self.expected.finance_projects, fo_projects, mismatches)
         tasks = self._compare("task", self.expected.finance_tasks, fo_tasks, mismatches)
         customers = self._compare("account", self.expected.dataverse_accounts, dv_accounts, mismatches)
-        return Progress(projects, tasks, customers, mismatches)
+        actuals = estimates = vouchers = (0, 0)
+        if self.expected.finance_actuals:  # only scenarios that logged time read these tables
+            staged = {(r["ProjectDataAreaId"], r["ActualId"]): r for r in self.fo.get_all(
+                "ActualsStaging", {"cross-company": "true"}) if str(r["ProjectId"]).startswith(self.prefix)}
+            actuals = self._compare("actual", self.expected.finance_actuals, staged, mismatches)
+            mismatches += [f"actual {key}: Finance's import refused it: {row.get('ImportError')}"
+                           for key, row in staged.items() if row.get("ImportStatus") == "Invalid"]
+            vouchers = (self._vouchers_back(staged), len(self.expected.finance_actuals))
+        if self.expected.finance_hour_estimates:
+            fo_estimates = {(r["dataAreaId"], r["SourceId"]): r for r in self.fo.get_all(
+                "HourEstimateStaging", {"cross-company": "true"}) if str(r["ProjectId"]).startswith(self.prefix)}
+            estimates = self._compare("hour estimate", self.expected.finance_hour_estimates, fo_estimates,
+                                      mismatches)
+        return Progress(projects, tasks, customers, mismatches, actuals, estimates, vouchers)
+
+    def _vouchers_back(self, staged: dict[tuple[str, str], dict[str, Any]]) -> int:
+        """Expected actuals Finance posted (a voucher in staging) whose Dataverse row carries
+        that voucher (the accounting write-back)."""
+        posted = {actual: row["Voucher"] for (_, actual), row in staged.items()
+                  if (row["ProjectDataAreaId"], actual) in self.expected.finance_actuals and row.get("Voucher")}
+        if not posted:
+            return 0
+        back = {str(r["msdyn_actualid"]): r.get("msdyn_vouchernumber") for r in self.dv.get_all(
+            "msdyn_actuals", {"$select": "msdyn_actualid,msdyn_vouchernumber",
+                              "$filter": " or ".join(f"msdyn_actualid eq {a}" for a in sorted(posted))})}
+        return sum(1 for actual, voucher in posted.items() if back.get(actual) == voucher)
 
     @staticmethod
     def _compare(kind: str, expected: dict[Any, dict[str, Any]], actual: dict[Any, dict[str, Any]],

@@ -3,7 +3,10 @@
 The APIs are the configured ones (``DUALWRITE_DATAVERSE__*``, ``DUALWRITE_FINANCE__*``: the local
 emulators by default), with the sinks' identity, as `dualwrite reconcile` reads them. Exit 0 when
 the plan was made (or ``--seconds`` ran out), 1 when an API refused a write, 2 with one line when
-an API cannot be reached, refuses the credentials or holds nothing to work on.
+an API cannot be reached, refuses the credentials or holds nothing to work on. Finance's
+periodic jobs (`dualwrite.finance_jobs`) run every ``JOBS_EVERY_S`` during the run and once at
+its end, so approved time becomes posted journals with their vouchers (a job Finance refuses:
+exit 1).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # "A prerequisite arriving minutes late": two minutes, or a quarter of a shorter run.
 LATE_S = 120.0
+# Finance's periodic jobs (import from staging, post the journals): every 30 s and at the end.
+JOBS_EVERY_S = 30.0
 
 
 @app.callback(invoke_without_command=True)
@@ -41,11 +46,13 @@ def scenario(
 ) -> None:
     """Finance sets up legal entities, rates, customers, vendors, workers and units; project
     managers create categories, roles, contracts with lines, milestones and funding sources,
-    projects with work breakdowns, then edit, close and delete. `dualwrite reconcile` checks
-    what the pipeline made of it."""
-    from dualwrite.activity import ScenarioError, plan, summary
+    projects with work breakdowns, then edit, close and delete; their team assigns resources and
+    logs time, approved into actuals; Finance's periodic jobs import and post them. `dualwrite
+    reconcile` checks what the pipeline made of it."""
+    from dualwrite.activity import Op, ScenarioError, plan, summary
     from dualwrite.activity_run import Refused, read_world, run
     from dualwrite.apiclient import ApiError
+    from dualwrite.finance_jobs import FinanceJobFailed, Schedule
     from dualwrite.reconcile import api_sessions
     from dualwrite.settings import Settings
 
@@ -57,13 +64,20 @@ def scenario(
         with Progress(TextColumn("scenario"), BarColumn(), MofNCompleteColumn(), TextColumn("changes"),
                       TimeElapsedColumn(), console=err, transient=True) as progress:
             task = progress.add_task("changes", total=len(ops))
+            jobs = Schedule(sessions["finance"], JOBS_EVERY_S)
+
+            def changed(op: Op) -> None:
+                progress.advance(task)
+                jobs.tick()
+
             done = run(ops, sessions, ids, seed=seed, rate=rate, seconds=seconds, late_s=late_s,
-                       on_change=lambda op: progress.advance(task))
+                       on_change=changed)
+            jobs.run()
     except (ScenarioError, ApiError) as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1 if isinstance(exc, Refused) else 2) from None
+        raise typer.Exit(1 if isinstance(exc, (Refused, FinanceJobFailed)) else 2) from None
     finally:
         for session in sessions.values():
             session.close()
     out.print(f"scenario seed {seed} ({order.value}, {size.value}): {len(done)} of {len(ops)} changes: "
-              f"{summary(done)}")
+              f"{summary(done)}; {jobs.summary()}")

@@ -1,6 +1,13 @@
 """`dualwrite demo`: local Kafka, both emulators, topics, worker, sources and sinks as child
 processes, realistic activity in Dataverse and Finance, live progress, and a check at the end.
 
+The scripted demo also logs and approves time on one task and assigns a resource to it: the
+actuals Dataverse creates and the hour estimate reach Finance's staging tables; Finance's
+periodic jobs (`dualwrite.finance_jobs`: import from staging, post the journals) run every
+second while the pipeline drains, as Finance's batch scheduler would, until the journal is
+posted and its vouchers are back on the Dataverse actuals. The end check waits for all of it,
+then for reconcile to find every map in sync (write-back included).
+
 ``--workers N`` runs N workers in one consumer group; ``--brokers 3`` a local three-node cluster
 whose topics (the catalog's and the workers' own) are replicated 3 times.
 """
@@ -16,8 +23,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from dualwrite.apiclient import ApiError
 from dualwrite.capture import topic_catalog
 from dualwrite.demo.roundtrip import roundtrip
+from dualwrite.finance_jobs import run_round
 from dualwrite.kafka import ClasspathError, LocalKafka, LocalKafkaError
 from dualwrite.kafka.broker import port_in_use
 from dualwrite.scenario import Progress, Scenario
@@ -27,6 +36,8 @@ from dualwrite.supervisor import ChildFailed
 from topics import apply_topics
 
 console = Console()
+# Flow rows shown only when the demo made such records (the random `--seconds` activity does not).
+_ONLY_WHEN_MADE = frozenset({"hour estimates", "actuals", "vouchers"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,12 @@ def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: 
         for name, direction, (got, want) in (
                 ("projects", "Dataverse -> Finance ProjectsV2", progress.projects),
                 ("tasks", "Dataverse -> Finance ProjectTasks", progress.tasks),
-                ("customers", "Finance -> Dataverse accounts", progress.customers)):
+                ("customers", "Finance -> Dataverse accounts", progress.customers),
+                ("hour estimates", "Dataverse -> Finance HourEstimateStaging", progress.estimates),
+                ("actuals", "Dataverse -> Finance ActualsStaging", progress.actuals),
+                ("vouchers", "Finance posting -> Dataverse actuals", progress.vouchers)):
+            if want == 0 and name in _ONLY_WHEN_MADE:
+                continue
             colour = "green" if got == want else "yellow"
             flow.add_row(name, direction, f"[{colour}]{got} / {want}[/{colour}]")
     recent = Table(title="recent activity", expand=False, show_header=False)
@@ -78,7 +94,25 @@ def _scripted(scenario: Scenario) -> list[str]:
     first = sorted(scenario.expected.finance_projects)[0][1]
     scenario.rename_project(first, f"Implementation {first} (renamed)")
     done.append(f"renamed {first}")
+    actuals = scenario.log_time(first, "1.1")
+    done.append(f"Alice Adams logged 8 h of Design on {first}/1.1, approved: {len(actuals)} actual(s)")
+    scenario.assign_resource(first, "1.1")
+    done.append(f"Bob Brown assigned to {first}/1.1 for 40 h (hour estimate)")
     return done
+
+
+def _finance_jobs(scenario: Scenario, activity: list[str]) -> None:
+    """One round of Finance's periodic jobs while actuals are expected; what it did goes to the
+    activity list. A job Finance refuses is shown and tried again on the next tick."""
+    if not scenario.expected.finance_actuals:
+        return
+    try:
+        done = run_round(scenario.fo)
+        line = None if done.idle else done.summary() + "".join(f"; {r}" for r in done.refused)
+    except ApiError as exc:
+        line = f"finance jobs failed: {exc}"
+    if line is not None and line not in activity[-1:]:  # a failure repeated each tick is shown once
+        activity.append(line)
 
 
 def run_demo(opts: DemoOptions) -> int:
@@ -144,6 +178,7 @@ def _run(opts: DemoOptions, settings: Settings, kafka: LocalKafka, stack: Stack)
                 time.sleep(0.25)
         deadline = time.monotonic() + opts.drain_timeout
         while time.monotonic() < deadline:
+            _finance_jobs(scenario, activity)
             progress = scenario.progress()
             live.update(_table(stack, progress, activity, "draining"))
             if progress.done:

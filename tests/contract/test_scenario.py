@@ -3,7 +3,8 @@
 Both emulators start with the demo tenant (``--seed``): Dataverse holds the companies and
 customer accounts project managers make contracts for. A small run in each order exits 0 and
 leaves rows of every kind in the system that people create them in, counted through the APIs,
-with the late binds of the adversarial order in place; a refused secret or an API that is not
+with the late binds of the adversarial order in place, time approved into actuals and Finance's
+jobs run at the end; a refused secret or an API that is not
 there is exit 2 with one line, and no secret is printed.
 """
 
@@ -66,6 +67,9 @@ def test_a_small_run_writes_every_kind_into_its_system(
     result = scenario(_env(dv, fo), "--seed", str(seed), "--order", order, "--seconds", "20")
     assert result.returncode == 0, result.stderr
     assert f"scenario seed {seed} ({order}, small)" in result.stdout
+    assert "time entry 1 created 1 approved" in result.stdout
+    # Finance's jobs ran at the end; no pipeline staged the actuals, so there was nothing to post.
+    assert "finance jobs: 1 rounds, 0 actuals imported, 0 invalid, 0 journals posted" in result.stdout
     p = f"S{seed}"
     with fo.client() as finance, dv.client() as dataverse:
         finance_rows = {
@@ -85,6 +89,8 @@ def test_a_small_run_writes_every_kind_into_its_system(
         lines = {r["salesorderdetailid"]: r for r in _rows(dataverse, "salesorderdetails")
                  if r["_salesorderid_value"] in contracts}
         tasks = [r for r in _rows(dataverse, "msdyn_projecttasks") if r["_msdyn_project_value"] in projects]
+        entries = [r for r in _rows(dataverse, "msdyn_timeentries") if r["_msdyn_project_value"] in projects]
+        actuals = [r for r in _rows(dataverse, "msdyn_actuals") if r["_msdyn_project_value"] in projects]
         dataverse_rows = {
             "transaction categories": [r for r in _rows(dataverse, "msdyn_transactioncategories")
                                        if str(r["msdyn_integrationid"]).startswith(f"TCN-{seed:05d}")],
@@ -95,7 +101,18 @@ def test_a_small_run_writes_every_kind_into_its_system(
             "funding sources": [r for r in _rows(dataverse, "msdyn_projectcontractsplitbillingrules")
                                 if r["_msdyn_salesorder_value"] in contracts],
             "projects": list(projects.values()), "project tasks": tasks,
+            "resource assignments": [r for r in _rows(dataverse, "msdyn_resourceassignments")
+                                     if r["_msdyn_projectid_value"] in projects],
+            "time entries": entries, "actuals": actuals,
         }
+        # Every time entry was approved into a cost and an unbilled-sales actual (its project is on
+        # a contract), in Finance's Design category (Finance imports time under it).
+        assert entries and all(r["msdyn_entrystatus"] == 192350002 for r in entries)
+        assert sorted(r["msdyn_transactiontypecode"] for r in actuals) == [192350000, 192350005] * len(entries)
+        design = [r for r in _rows(dataverse, "msdyn_transactioncategories")
+                  if r["msdyn_integrationid"] == "TCN-0000001000-B2289"]
+        assert [r["msdyn_name"] for r in design] == ["Design"]
+        assert {r["_msdyn_transactioncategory_value"] for r in actuals} == {design[0]["msdyn_transactioncategoryid"]}
         # Nothing of the project managers' reached Finance, nor finance's Dataverse: no pipeline runs.
         assert not [r for r in _rows(finance, "ProjectContractHeaders", **{"cross-company": "true"})
                     if str(r["ProjectContractId"]).startswith(p)]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dualwrite import activity, activity_run
+from dualwrite import activity, activity_run, finance_jobs
 from dualwrite.activity import Company, Op, Order, SizeName, World, plan, summary
 from dualwrite.activity_run import run
 from dualwrite.cli import app
@@ -28,6 +28,11 @@ WORLD = World(dataverse=(Company("demf", "EUR", ("DE-001",)), Company("usmf", "U
               finance=(("demf", "EUR"), ("usmf", "USD")))
 KNOWN = {"company:demf", "company:usmf", "company:empty", "account:demf/DE-001", "account:usmf/US-001",
          "account:usmf/US-002"}
+# ... with people and a category Finance imports time under (Design), not yet in Dataverse.
+STAFFED = World(WORLD.dataverse, WORLD.finance, resources=("Bob Brown", "Alice Adams"),
+                roles=("Consultant", "Developer"), dataverse_categories=("TCN-0000000001-AAAAA",),
+                time_categories=(("TCN-0000001001-F322B", "Development"), ("TCN-0000001000-B2289", "Design")))
+STAFF = {"resource:Alice Adams", "resource:Bob Brown", "known-role:Consultant", "known-role:Developer"}
 
 
 def _first(ops: list[Op], pred: Callable[[Op], bool]) -> int:
@@ -62,12 +67,22 @@ def test_options_reach_the_plan_and_the_run(monkeypatch: pytest.MonkeyPatch) -> 
         return ops[:3]
 
     monkeypatch.setattr(activity_run, "run", fake_run)
+    rounds: list[object] = []
+
+    def fake_round(session: object, company: str | None = None) -> finance_jobs.JobRound:
+        rounds.append(session)
+        return finance_jobs.JobRound(imported=2, journals_posted=("PJ-000001",))
+
+    monkeypatch.setattr(finance_jobs, "run_round", fake_round)
     result = CliRunner().invoke(app, ["scenario", "--seed", "5", "--rate", "4", "--size", "medium",
                                       "--seconds", "20", "--order", "adversarial"])
     assert result.exit_code == 0, result.output
     assert seen["ops"] == plan(WORLD, 5, SizeName.medium, Order.adversarial)
     assert (seen["seed"], seen["rate"], seen["seconds"], seen["late_s"]) == (5, 4.0, 20.0, 5.0)
     assert f"3 of {len(seen['ops'])} changes" in result.stdout
+    # Finance's jobs ran once at the end of the run (the fake run took no time: no round before).
+    assert len(rounds) == 1
+    assert "finance jobs: 1 rounds, 2 actuals imported, 0 invalid, 1 journals posted" in result.stdout
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -78,14 +93,15 @@ def test_same_seed_same_plan_other_seed_other_rows(order: Order) -> None:
     assert plan(WORLD, 7, SizeName.small, order) != plan(WORLD, 8, SizeName.small, order)
 
 
+@pytest.mark.parametrize("world", [WORLD, STAFFED], ids=["no-team", "team"])
 @pytest.mark.parametrize("order", list(Order))
 @pytest.mark.parametrize("size", list(SizeName))
-def test_binds_name_live_rows_and_deletes_go_children_first(order: Order, size: SizeName) -> None:
+def test_binds_name_live_rows_and_deletes_go_children_first(order: Order, size: SizeName, world: World) -> None:
     """What Dataverse enforces: a bind or an address names an existing row; and deletes go
     children before parents (no live row still bound to the deleted one)."""
-    live = set(KNOWN)
+    live = set(KNOWN) | (STAFF if world is STAFFED else set())
     bound: dict[str, dict[str, str]] = {}  # row -> column -> handle it is bound to
-    for op in plan(WORLD, 3, size, order):
+    for op in plan(world, 3, size, order):
         if op.system == "finance":
             continue
         assert op.row is not None
@@ -164,6 +180,49 @@ def test_every_kind_is_created_in_its_system() -> None:
     assert any(op.table == "msdyn_projects" and op.body.get("statecode") == 1 for op in ops)
 
 
+@pytest.mark.parametrize("order", list(Order))
+def test_the_team_estimates_and_logs_approved_time_on_every_open_project(order: Order) -> None:
+    ops = plan(STAFFED, 3, SizeName.medium, order)
+    # Finance's Design category, unknown to Dataverse, is created there first with Finance's id.
+    assert ops[0].table == "msdyn_transactioncategories" and dict(ops[0].body) == {
+        "msdyn_integrationid": "TCN-0000001000-B2289", "msdyn_name": "Design", "statecode": 0}
+    contracts = sorted({c for c in map(_contract_of, ops) if c})
+    torn_down = {c for c in contracts if any(op.method == "DELETE" and op.table == "msdyn_projects"
+                                             and _contract_of(op) == c for op in ops)}
+    assert torn_down and len(torn_down) < len(contracts)
+    for k in contracts:
+        mine = [(i, op) for i, op in enumerate(ops) if _contract_of(op) == k]
+        entries = [(i, op) for i, op in mine if op.table == "msdyn_timeentries"]
+        assignments = [op for _, op in mine if op.table == "msdyn_resourceassignments"]
+        if k in torn_down:  # Dataverse refuses to delete a project that carries actuals
+            assert not entries and not assignments
+            continue
+        (at, entry), (approved_at, approve) = entries
+        assert entry.action is None and approve.action == "msdyn_ApproveTimeEntry"
+        assert approve.row == entry.row and approved_at == at + 1  # approved straight away
+        assert {k2: v.handle for k2, v in entry.body.items() if isinstance(v, activity.Ref)} == {
+            "msdyn_project": f"project:{k}", "msdyn_projecttask": f"task2.1:{k}",
+            "msdyn_bookableresource": "resource:Alice Adams", "msdyn_resourcecategory": "known-role:Developer",
+            "msdyn_transactioncategory": "category:TCN-0000001000-B2289", "msdyn_salescontractline": f"tm:{k}"}
+        [assignment] = assignments
+        assert assignment.body["msdyn_taskid"] == activity.Ref(f"task2.1:{k}")
+        closed = [i for i, op in mine if op.table == "msdyn_projects" and op.body.get("statecode") == 1]
+        assert all(approved_at < i for i in closed)  # time is recorded only on an open project
+
+
+def test_a_category_dataverse_holds_is_used_as_it_is_and_no_team_means_no_time() -> None:
+    known = World(STAFFED.dataverse, STAFFED.finance, STAFFED.resources, STAFFED.roles,
+                  dataverse_categories=("TCN-0000001000-B2289",), time_categories=STAFFED.time_categories)
+    ops = plan(known, 3, SizeName.small, Order.natural)
+    assert not [op for op in ops if op.table == "msdyn_transactioncategories"
+                and op.body.get("msdyn_integrationid") == "TCN-0000001000-B2289"]
+    assert any(op.body.get("msdyn_transactioncategory") == activity.Ref("category:TCN-0000001000-B2289")
+               for op in ops)
+    for world in (WORLD, World(WORLD.dataverse, WORLD.finance, STAFFED.resources, STAFFED.roles)):
+        assert not [op for op in plan(world, 3, SizeName.small, Order.natural)
+                    if op.table in ("msdyn_timeentries", "msdyn_resourceassignments")]
+
+
 def test_no_company_with_customers_is_a_typed_error() -> None:
     with pytest.raises(activity.NothingToWorkOn, match="no company with a customer account"):
         plan(World((Company("usmf", "USD", ()),), ()), 1, SizeName.small, Order.natural)
@@ -203,3 +262,18 @@ def test_run_holds_late_ops_back_in_order_while_the_rest_goes_on() -> None:
     assert [op.kind for op in done] == ["a", "d", "b", "c"]
     assert log[:3] == ["POST t1", "POST T3", "POST t2"] and log[3].startswith("PATCH t2(")
     assert summary(done) == "a 1 created, d 1 created, b 1 created, c 1 updated"
+
+
+def test_run_calls_a_bound_action_at_the_row_s_address_and_counts_it_as_approved() -> None:
+    ops = [Op("time entry", "dataverse", "POST", "msdyn_timeentries", {"msdyn_duration": 480},
+              row=activity.Ref("time:1")),
+           Op("time entry", "dataverse", "POST", "msdyn_timeentries", row=activity.Ref("time:1"),
+              action="msdyn_ApproveTimeEntry")]
+    log: list[str] = []
+    session = _Session(log)
+    done = run(ops, {"dataverse": session, "finance": session}, {}, seed=1, rate=0, seconds=None,  # type: ignore[dict-item]
+               late_s=0)
+    assert log == ["POST msdyn_timeentries",
+                   "POST msdyn_timeentries(00000000-0000-0000-0000-000000000001)/"
+                   "Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry"]
+    assert summary(done) == "time entry 1 created 1 approved"
