@@ -33,9 +33,27 @@ Not mapped, and why:
 
 from __future__ import annotations
 
+from streams.maps.actuals import BILLING_TYPES
 from streams.maps.model import Condition, Dependency, Endpoint, FieldMap, Lookup, Partner, TableMap
 
 __all__ = ["ESTIMATE_MAPS", "EXPENSE_ESTIMATES", "HOUR_ESTIMATES"]
+
+def _on_task(project_column: str, task_column: str) -> tuple[Lookup, ...]:
+    """The Finance keys the projects and project tasks maps wrote for the estimate's project and task."""
+    return (Lookup(name="project", column=project_column, ref="key", table="projects"),
+            Lookup(name="task", column=task_column, ref="key", table="project_tasks"))
+
+
+def _waits_for_task(project_column: str, task_column: str) -> tuple[Dependency, ...]:
+    """The project in Finance, and the task when the estimate has one."""
+    return (Dependency(entity="ProjectsV2", key=(("dataAreaId", "project", "dataAreaId"),
+                                                 ("ProjectId", "project", "ProjectId")),
+                       same_tx_column=project_column),
+            Dependency(entity="ProjectTasks", key=(("dataAreaId", "task", "dataAreaId"),
+                                                   ("ProjectId", "task", "ProjectId"),
+                                                   ("Task", "task", "Task")),
+                       same_tx_column=task_column))
+
 
 HOUR_ESTIMATES = TableMap(
     name="hour_estimates",
@@ -57,26 +75,13 @@ HOUR_ESTIMATES = TableMap(
         FieldMap(target="SalesCurrency", source="transactioncurrencyid"),
         FieldMap(target="StartDate", source="msdyn_scheduledstart", kind="date"),
     ),
-    lookups=(
-        Lookup(name="project", column="_msdyn_projectid_value", ref="key", table="projects"),
-        Lookup(name="task", column="_msdyn_taskid_value", ref="key", table="project_tasks"),
-    ),
-    depends=(
-        Dependency(entity="ProjectsV2", key=(("dataAreaId", "project", "dataAreaId"),
-                                             ("ProjectId", "project", "ProjectId")),
-                   same_tx_column="_msdyn_projectid_value"),
-        Dependency(entity="ProjectTasks", key=(("dataAreaId", "task", "dataAreaId"),
-                                               ("ProjectId", "task", "ProjectId"),
-                                               ("Task", "task", "Task")),
-                   same_tx_column="_msdyn_taskid_value"),
-    ),
+    lookups=_on_task("_msdyn_projectid_value", "_msdyn_taskid_value"),
+    depends=_waits_for_task("_msdyn_projectid_value", "_msdyn_taskid_value"),
 )
 
 # Dataverse choice values (domain.md 5) -> Finance. [inf] Finance's estimate transaction types
 # are not published: a cost line is "Cost", a sales line (unbilled sales) "Sales".
 ESTIMATE_TYPES = ((192350000, "Cost"), (192350005, "Sales"))
-BILLING_TYPES = ((192350000, "NonChargeable"), (192350001, "Chargeable"),
-                 (192350002, "Complimentary"), (192350003, "NotAvailable"))
 CLASS_EXPENSE = 192350001
 
 EXPENSE_ESTIMATES = TableMap(
@@ -98,24 +103,13 @@ EXPENSE_ESTIMATES = TableMap(
         FieldMap(target="CurrencyId", source="transactioncurrencyid"),
         FieldMap(target="DocumentDate", source="msdyn_documentdate", kind="date"),
     ),
-    lookups=(
-        Lookup(name="project", column="_msdyn_project_value", ref="key", table="projects"),
-        Lookup(name="task", column="_msdyn_task_value", ref="key", table="project_tasks"),
-        Lookup(name="category", column="_msdyn_transactioncategory_value", ref="key",
-               table="transaction_categories"),
-    ),
+    lookups=(*_on_task("_msdyn_project_value", "_msdyn_task_value"),
+             Lookup(name="category", column="_msdyn_transactioncategory_value", ref="key",
+                    table="transaction_categories")),
     # One Dataverse table feeds the expense and the material maps: each takes its class only.
     filter=(Condition(column="msdyn_transactionclassification", op="eq", value=CLASS_EXPENSE),),
-    depends=(
-        Dependency(entity="ProjectsV2", key=(("dataAreaId", "project", "dataAreaId"),
-                                             ("ProjectId", "project", "ProjectId")),
-                   same_tx_column="_msdyn_project_value"),
-        Dependency(entity="ProjectTasks", key=(("dataAreaId", "task", "dataAreaId"),
-                                               ("ProjectId", "task", "ProjectId"),
-                                               ("Task", "task", "Task")),
-                   same_tx_column="_msdyn_task_value"),
-        Dependency(entity="TransactionCategories", key=(("CategoryId", "category", "CategoryId"),)),
-    ),
+    depends=(*_waits_for_task("_msdyn_project_value", "_msdyn_task_value"),
+             Dependency(entity="TransactionCategories", key=(("CategoryId", "category", "CategoryId"),))),
     # Finance merges a cost line and its sales line into one forecast: both are written once
     # both are known, matched as Finance matches them.
     partner=Partner(match=("dataAreaId", "ProjectId", "TaskId", "TransactionCategory", "DocumentDate"),

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
+from dualwrite.apiclient import ApiSession
 from dualwrite.kafka import LocalKafka
 from dualwrite.ports import free_port
 from dualwrite.stack import Stack, StackConfig
@@ -72,6 +73,13 @@ def running_stack(workdir: Path, *, pipeline: bool = True,
             yield stack
         finally:
             stack.stop()
+
+
+def create_row(api: ApiSession, entity_set: str, primary_key: str, body: dict[str, Any]) -> str:
+    """POST a row as a user would (asserting success); its primary id from the representation."""
+    response = api.request("POST", entity_set, json=body, headers={"Prefer": "return=representation"})
+    assert response.status_code < 300, response.text
+    return str(response.json()[primary_key])
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:

@@ -20,7 +20,7 @@ from dualwrite.apiclient import ApiSession
 from dualwrite.stack import Stack
 from emulators.dataverse.seed import seed_id
 from streams.maps.contracts import CONTRACT_MAPS
-from tests.support.pipeline import caught_up, read_topic, running_stack, wait_for
+from tests.support.pipeline import caught_up, create_row, read_topic, running_stack, wait_for
 from topics import cdc_topic, decode_ack, decode_command, read_headers
 
 pytestmark = pytest.mark.integration
@@ -59,9 +59,7 @@ def start_finance_sink(stack: Stack) -> None:
 
 
 def create(dv: ApiSession, entity_set: str, primary_key: str, body: dict[str, Any]) -> str:
-    response = dv.request("POST", entity_set, json=body, headers={"Prefer": "return=representation"})
-    assert response.status_code < 300, response.text
-    return str(response.json()[primary_key])
+    return create_row(dv, entity_set, primary_key, body)
 
 
 def patch(dv: ApiSession, target: str, body: dict[str, Any]) -> None:

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from dualwrite.scenario import Scenario
+from tests.unit.dualwrite.fakes import Response
 
 pytestmark = pytest.mark.unit
-
-
-@dataclass
-class Response:
-    status_code: int
-    body: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    text: str = ""
-
-    def json(self) -> dict[str, Any]:
-        return self.body
 
 
 class FakeDataverse:

@@ -4,27 +4,16 @@ staging and then with its voucher back in Dataverse; scenarios that log no time 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from dualwrite.scenario import Scenario
+from tests.unit.dualwrite.fakes import Response
 
 pytestmark = pytest.mark.unit
 
 APPROVE = "/Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry"
-
-
-@dataclass
-class Response:
-    status_code: int
-    body: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    text: str = ""
-
-    def json(self) -> dict[str, Any]:
-        return self.body
 
 
 class FakeDataverse:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.maps import key_fact, present_fact, row_fact
+from streams.maps import MapRegistry, key_fact, present_fact, row_fact
+from streams.pending import Need, Pending, Step, plan
 from topics import target_key
 
 COMPANY = "c-guid-1"
@@ -47,3 +48,15 @@ def account_in_dataverse(**extra: Any) -> dict[str, Any]:
     return {"accountid": ACCOUNT, "accountnumber": "US-001", "name": "Adatum",
             "msdyn_customergroupid": "30", "transactioncurrencyid": "USD",
             "_msdyn_company_value": COMPANY, **extra}
+
+
+def walk(item: Pending, facts: dict[str, dict[str, Any]], maps: MapRegistry) -> tuple[list[str], Step]:
+    """Plan the item, handing it each fact it asks for that ``facts`` holds: (the facts it
+    waited for, in order; the step where it stopped)."""
+    waited: list[str] = []
+    while True:
+        step = plan(item, maps)
+        if not isinstance(step, Need) or step.key not in facts:
+            return waited, step
+        waited.append(step.key)
+        item = item.with_fact(step.key, facts[step.key])

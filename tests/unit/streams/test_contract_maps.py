@@ -79,15 +79,7 @@ def pending(map_name: str, row: dict[str, Any], record_id: str) -> Pending:
 
 
 def walk(item: Pending, facts: dict[str, dict[str, Any]]) -> tuple[list[str], Step]:
-    """Plan the item, handing it each fact it asks for that ``facts`` holds: (the facts it
-    waited for, in order; the step where it stopped)."""
-    waited: list[str] = []
-    while True:
-        step = plan(item, MAPS)
-        if not isinstance(step, Need) or step.key not in facts:
-            return waited, step
-        waited.append(step.key)
-        item = item.with_fact(step.key, facts[step.key])
+    return rows.walk(item, facts, MAPS)
 
 
 def test_a_transaction_category_is_keyed_by_its_integration_id() -> None:

@@ -38,13 +38,7 @@ def assignment(**extra: Any) -> dict[str, Any]:
 
 
 def walk(item: Pending, facts: dict[str, dict[str, Any]]) -> tuple[list[str], Step]:
-    waited: list[str] = []
-    while True:
-        step = plan(item, MAPS)
-        if not isinstance(step, Need) or step.key not in facts:
-            return waited, step
-        waited.append(step.key)
-        item = item.with_fact(step.key, facts[step.key])
+    return rows.walk(item, facts, MAPS)
 
 
 def pending(row: dict[str, Any]) -> Pending:
