@@ -60,6 +60,8 @@ from streams.pending import (
     Pair,
     Pending,
     Spread,
+    billed_by,
+    change_set_order,
     in_change_set,
     plan,
     to_command,
@@ -348,8 +350,12 @@ class _Gate:
         if opened.pop(at.key, None) is not None:
             self.fx.put("states", index_key, opened)
         ids = tuple(m.source.id for m in members if in_change_set(m, self.maps))
-        for member in members:
-            self.forward(member.model_copy(update={"tx_members": ids}), at)
+        # The change set's order keeps the source's positions, handed out again in write order.
+        positions = sorted(m.tx_order for m in members if m.tx_order is not None)
+        for member in change_set_order(members, self.maps):
+            position = positions.pop(0) if member.tx_order is not None else None
+            self.forward(member.model_copy(update={
+                "tx_members": ids, "tx_order": position, "after": billed_by(member, members, self.maps)}), at)
 
     # -- fan-out: one source row, a copy per member ----------------------------------------
     def fanout(self, key: str) -> dict[str, Any]:

@@ -23,19 +23,28 @@ stale at its emit step (`streams.echo.is_stale`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from streams.fingerprint import fingerprint
-from streams.maps.model import Partner, TableMap, fanout_key, key_fact, partner_fact, present_fact
+from streams.maps.model import (
+    Bills,
+    Partner,
+    TableMap,
+    fanout_key,
+    key_fact,
+    partner_fact,
+    present_fact,
+)
 from streams.maps.registry import MapRegistry
 from streams.transform import Filtered, Mapped, NeedFacts, TransformError, lookup_facts, transform
 from topics import Command, CommandSource, WriteOp, target_key
 
-__all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "in_change_set", "plan", "record_ref",
-           "to_command"]
+__all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "billed_by", "change_set_order",
+           "in_change_set", "plan", "record_ref", "to_command"]
 
 
 class Pending(BaseModel):
@@ -58,6 +67,8 @@ class Pending(BaseModel):
     born_ms: int
     parked_ms: int | None = None
     member: str | None = None  # the fan-out member this copy is written for (`FanOut`)
+    # Source ids of the rows a document bills (`Bills`), found among its transaction's changes.
+    after: tuple[str, ...] = ()
 
     def with_fact(self, key: str, value: dict[str, Any] | None) -> Pending:
         return self.model_copy(update={"facts": {**self.facts, key: value or {}}})
@@ -156,6 +167,20 @@ def _dependencies(m: TableMap, item: Pending) -> str | None:
     return None
 
 
+def _unbilled(bills: Bills, item: Pending, maps: MapRegistry) -> str | None:
+    """The first fact still missing before the document is written: the key the billing map
+    wrote for a billed row, then that row's presence in the target."""
+    for record_id in item.after:
+        written = key_fact(bills.map, record_id)
+        if written not in item.facts:
+            return written
+        key = dict(item.facts[written] or {})
+        present = present_fact(target_key(maps[bills.map].target.table, key))
+        if present not in item.facts:
+            return present
+    return None
+
+
 def _pair_key(m: TableMap, item: Pending, mapped: Mapped) -> str:
     if not item.reverse:
         return f"pair:{m.name}:{mapped.record_key}"
@@ -190,6 +215,42 @@ def _delete(m: TableMap, item: Pending) -> Need | Emit:
     return Emit(present_fact(mapped.record_key), mapped, ())
 
 
+def billed_by(item: Pending, members: Sequence[Pending], maps: MapRegistry) -> tuple[str, ...]:
+    """The rows a document change bills (`Bills`): named by its transaction's other changes."""
+    bills = maps[item.map].bills
+    if bills is None or item.op != "upsert" or item.reverse:
+        return ()
+    named = (x.row.get(bills.column) for x in members
+             if x.source.table == bills.table and x.op == "upsert" and all(c.holds(x.row) for c in bills.where))
+    return tuple(dict.fromkeys(str(v) for v in named if isinstance(v, str | int) and v != ""))
+
+
+def change_set_order(members: Sequence[Pending], maps: MapRegistry) -> list[Pending]:
+    """A released transaction's changes in the order its change set writes them: a row another
+    upsert references through a `Dependency.same_tx_column` first (the dependency counts as met
+    because it is), else the source's order. Dataverse's order is not always parents first: a
+    proforma confirmation updates the invoice after creating the actuals that wait for it."""
+    written = {x.source.id for x in members if x.op == "upsert"}
+
+    def parents(x: Pending) -> set[str]:
+        """Rows of the change set this upsert references (a delete's image names its parent
+        too, but deletes go children first: the source's order)."""
+        if x.op != "upsert":
+            return set()
+        refs = {str(x.row.get(d.same_tx_column)) for d in maps[x.map].depends if d.same_tx_column}
+        return (refs & written) - {x.source.id}
+
+    waiting = sorted(members, key=lambda x: (x.tx_order is None, x.tx_order or 0))
+    placed: set[str] = set()
+    out: list[Pending] = []
+    while waiting:
+        ready = next((x for x in waiting if parents(x) <= placed), waiting[0])  # a cycle: source order
+        waiting.remove(ready)
+        out.append(ready)
+        placed.add(ready.source.id)
+    return out
+
+
 def in_change_set(item: Pending, maps: MapRegistry) -> bool:
     """Whether a released transaction's change can become one of its change set's commands. An
     upsert its map's filter refuses never does (a proforma confirmation's Skip Sync reversal and
@@ -214,6 +275,10 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
         return Need(result.keys[0])
     if item.op == "upsert" and not item.reverse:
         missing = _dependencies(m, item)
+        if missing is not None:
+            return Need(missing)
+    if item.op == "upsert" and not item.reverse and m.bills is not None:
+        missing = _unbilled(m.bills, item, maps)
         if missing is not None:
             return Need(missing)
     if item.op == "upsert" and m.two_way and not item.paired:

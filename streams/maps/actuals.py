@@ -134,6 +134,7 @@ ACTUALS = TableMap(
         _key("category", "_msdyn_transactioncategory_value", "transaction_categories"),
         Lookup(name="unit", column="_msdyn_unit_value", ref="row", table="uoms",
                fields=("msdyn_symbol",)),
+        _key("invoice", "_msdyn_invoice_value", "invoices"),
     ),
     filter=(Condition(column="msdyn_skipsync", op="ne", value=True),),
     depends=(
@@ -148,6 +149,8 @@ ACTUALS = TableMap(
                                                 ("RoleId", "role", "name"))),
         _waits("TransactionCategories", "category", ("CategoryId",)),
         Dependency(entity="Units", key=(("UnitSymbol", "unit", "msdyn_symbol"),)),
+        # A billed-sales actual after its invoice proposal (written first in the same change set).
+        _waits("InvoiceProposals", "invoice", ("dataAreaId", "InvoiceProposalId"), "_msdyn_invoice_value"),
     ),
     # Accounting write-back: posting the integration journal or the invoice proposal fills
     # these on the staging row; they go onto the same Dataverse actual, update-only (a deleted

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from topics import System, target_key
 
 __all__ = [
+    "Bills",
     "Condition",
     "Dependency",
     "Direction",
@@ -264,6 +265,21 @@ class Partner(_Frozen):
     sides: tuple[Scalar, Scalar]
 
 
+class Bills(_Frozen):
+    """A document written only after every row it bills is in the target: a proforma invoice's
+    header after the unbilled-sales actuals its confirmation billed (domain.md 1.3).
+
+    Which rows: the changes of the document's own source transaction (Dataverse confirms an
+    invoice in one transaction) from ``table`` that meet ``where`` each name one in ``column``
+    (the original actual of each original -> billed connection); that row is written by the map
+    ``map``, and the document waits until the target holds what that map wrote for it."""
+
+    table: str
+    column: str
+    map: str
+    where: tuple[Condition, ...] = ()
+
+
 class TableMap(_Frozen):
     """A table map: one source table to one target entity, declared once."""
 
@@ -293,6 +309,7 @@ class TableMap(_Frozen):
     fan_out: FanOut | None = Field(None, description="Write each source row once per member of "
                                    "another table (`FanOut`).")
     partner: Partner | None = Field(None, description="Write a row only with its partner (`Partner`).")
+    bills: Bills | None = Field(None, description="Write a document only after the rows it bills (`Bills`).")
     reads: tuple[Endpoint, ...] = Field(
         (), description="Declarations of other tables this map's lookups read that no map has as "
         "its source or target (their primary key and company column), so a source can capture them.")

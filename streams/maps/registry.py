@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from streams.maps.actuals import ACTUAL_MAPS
 from streams.maps.contracts import CONTRACT_MAPS
 from streams.maps.estimates import ESTIMATE_MAPS
+from streams.maps.invoices import INVOICE_MAPS
 from streams.maps.model import Endpoint, TableMap
 from streams.maps.prerequisites import PREREQUISITE_MAPS
 from streams.maps.roles import ROLE_MAPS
@@ -138,9 +139,9 @@ class MapRegistry:
 
 def default_registry() -> MapRegistry:
     """Every built-in map: component 1's setup and configuration data (the roles map first, as
-    dual-write runs it), then estimates, actuals and their links (domain.md 1.7 levels 5-7)."""
+    dual-write runs it), then estimates, actuals and their links, and invoices (domain.md 1.7 levels 5-8)."""
     return MapRegistry((*ROLE_MAPS, *SETUP_MAPS, *PREREQUISITE_MAPS, *CONTRACT_MAPS,
-                        *ESTIMATE_MAPS, *ACTUAL_MAPS))
+                        *ESTIMATE_MAPS, *ACTUAL_MAPS, *INVOICE_MAPS))
 
 
 def load_registry(spec: str | None) -> MapRegistry:

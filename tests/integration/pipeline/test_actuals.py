@@ -44,7 +44,7 @@ SUFFIX = uuid.uuid4().hex[:6].upper()
 CONTRACT = f"PC-{SUFFIX}"
 PROJECT = f"PRJ-{SUFFIX}"
 WORKER_GROUP = "dualwrite-streams"
-UNDER_TEST = ("hour_estimates", "expense_estimates", "actuals", "transaction_relationships")
+UNDER_TEST = ("hour_estimates", "expense_estimates", "actuals", "transaction_relationships", "invoices")
 COST, UNBILLED, BILLED = 192350000, 192350005, 192350006
 APPROVE = "Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry"
 CONFIRM = "Microsoft.Dynamics.CRM.msdyn_ConfirmInvoice"
@@ -143,6 +143,10 @@ def test_actuals_and_estimates_wait_for_their_project_then_land(stack: Stack, ma
         "ordernumber": CONTRACT, "name": "Rollout contract",
         "customerid@odata.bind": f"/accounts({CUSTOMER})",
         "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})", "transactioncurrencyid": "USD"})
+    # Its customer as its funding source: an invoice on the contract waits for it in Finance.
+    create(dv, "msdyn_projectcontractsplitbillingrules", "msdyn_projectcontractsplitbillingruleid", {
+        "msdyn_name": "Forest", "msdyn_salesorder@odata.bind": f"/salesorders({order})",
+        "msdyn_customer@odata.bind": f"/accounts({CUSTOMER})", "msdyn_percentage": 100})
     # The project without its number: the projects map's filter holds it back.
     made["project"] = project = create(dv, "msdyn_projects", "msdyn_projectid", {
         "msdyn_subject": "Rollout", "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
@@ -290,12 +294,78 @@ def test_a_confirmed_invoice_stages_the_billed_actual_and_its_relationship(
     assert finance_rows(fo, "TransactionRelationships", f"ConnectionId eq '{connections[reversal]}'") == []
     sent, acked = first_command_ms(stack), first_ack_ms(stack)
     assert sent["TransactionRelationships"] >= acked[made["unbilled"]]
-    # One change set of the two rows written, not of every change of the confirmation: the
+    # The invoice proposal: after the unbilled-sales actual it bills, before the billed one
+    # (Finance's own versions), and first in the confirmation's change set.
+    (header,) = finance_rows(fo, "InvoiceProposals", f"InvoiceProposalId eq 'INV-{SUFFIX}'")
+    assert (header["dataAreaId"], header["SourceInvoiceId"], header["ProjectContractId"],
+            header["FundingSourceId"]) == ("usmf", invoice, CONTRACT, "US-001")
+    assert rows[made["unbilled"]]["RecVersion"] < header["RecVersion"] < rows[billed]["RecVersion"]
+    # One change set of the three rows written, not of every change of the confirmation: the
     # filtered reversal and its connection are not members the sink would wait for.
-    sizes = {c.entity: c.tx_size for c in (decode_command(m.value())
-                                           for m in read_topic(bootstrap(stack), "sync.commands.finance"))
-             if c.key.get("ActualId") == billed or c.key.get("ConnectionId") == connections[billed]}
-    assert sizes == {"ActualsStaging": 2, "TransactionRelationships": 2}
+    placed = {c.entity: (c.tx_size, c.tx_order) for c in (
+        decode_command(m.value()) for m in read_topic(bootstrap(stack), "sync.commands.finance"))
+        if c.key.get("ActualId") == billed or c.key.get("ConnectionId") == connections[billed]
+        or c.key.get("InvoiceProposalId") == f"INV-{SUFFIX}"}
+    assert {entity: size for entity, (size, _order) in placed.items()} == dict.fromkeys(
+        ("InvoiceProposals", "ActualsStaging", "TransactionRelationships"), 3)
+    assert placed["InvoiceProposals"][1] == 1
+    assert dead_letters(stack) == []
+
+
+def dualwrite(stack: Stack, *args: str) -> str:
+    """A `dualwrite` command against the stack, as an operator runs it; its stdout."""
+    proc = subprocess.run([sys.executable, "-m", "dualwrite", *args], env={**os.environ, **stack.env},
+                          capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
+    return proc.stdout.decode()
+
+
+def test_an_invoice_waits_for_the_actuals_it_bills_then_lands_between_them(
+        stack: Stack, made: dict[str, str]) -> None:
+    """The rule the product is known for: with the actuals held back (their map paused), a
+    confirmed invoice is not even sent; once they flow, the unbilled-sales actual lands first,
+    then the invoice, then its billed-sales actual (Finance's own row versions)."""
+    dv, fo = stack.dataverse(), stack.finance()
+    dualwrite(stack, "maps", "pause", "actuals", "--reason", "held for the test")
+    wait_for(lambda: caught_up(bootstrap(stack), WORKER_GROUP, ["sync.control", f"{WORKER_GROUP}-gate"]),
+             DRAIN, "the worker to take the pause")
+    try:
+        entry = create(dv, "msdyn_timeentries", "msdyn_timeentryid", {
+            "msdyn_project@odata.bind": f"/msdyn_projects({made['project']})",
+            "msdyn_projecttask@odata.bind": f"/msdyn_projecttasks({made['task']})",
+            "msdyn_bookableresource@odata.bind": f"/bookableresources({ALICE})",
+            "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories({DEVELOPER})",
+            "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({HOURS})",
+            "msdyn_salescontractline@odata.bind": f"/salesorderdetails({made['line']})",
+            "msdyn_date": "2026-11-10", "msdyn_duration": 240, "msdyn_entrystatus": 192354320,
+            "msdyn_costprice": 50.0, "msdyn_salesprice": 120.0, "transactioncurrencyid": "USD"})
+        act(dv, f"msdyn_timeentries({entry})/{APPROVE}")
+        number = f"INV2-{SUFFIX}"
+        invoice = create(dv, "invoices", "invoiceid", {
+            "invoicenumber": number, "name": "Proforma 2", "statuscode": 1,
+            "customerid@odata.bind": f"/accounts({CUSTOMER})",
+            "salesorderid@odata.bind": f"/salesorders({made['order']})",
+            "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})", "transactioncurrencyid": "USD"})
+        act(dv, f"invoices({invoice})/{CONFIRM}")
+        read = [cdc_topic("dataverse", t) for t in ("msdyn_actuals", "msdyn_transactionconnections", "invoices")]
+        wait_on_topic(stack, "invoices", {invoice})
+        wait_for(lambda: caught_up(bootstrap(stack), WORKER_GROUP, [*read, f"{WORKER_GROUP}-gate"]), DRAIN,
+                 "the worker to process the confirmation")
+        # Not even sent: the processor holds it (the sink is not what keeps it out of Finance).
+        sent = [decode_command(m.value()) for m in read_topic(bootstrap(stack), "sync.commands.finance")]
+        assert not [c for c in sent if c.key.get("InvoiceProposalId") == number]
+    finally:
+        dualwrite(stack, "maps", "resume", "actuals")
+    (header,) = wait_for(lambda: finance_rows(fo, "InvoiceProposals", f"InvoiceProposalId eq '{number}'"),
+                         DRAIN, "the invoice once its actuals flow")
+    mine = [a for a in dataverse_actuals(dv, made["project"]) if not a["msdyn_skipsync"]]
+    (unbilled,) = [a["msdyn_actualid"] for a in mine if a["msdyn_transactiontypecode"] == UNBILLED
+                   and a["msdyn_documentdate"][:10] == "2026-11-10"]
+    (billed,) = [a["msdyn_actualid"] for a in mine if a["_msdyn_invoice_value"] == invoice]
+    actuals = {UNBILLED: unbilled, BILLED: billed}
+    rows = wait_for(lambda: (lambda got: got if {actuals[UNBILLED], actuals[BILLED]} <= set(got) else None)(
+        staged(fo)), DRAIN, "the unbilled and billed actuals in staging")
+    assert rows[actuals[UNBILLED]]["RecVersion"] < header["RecVersion"] < rows[actuals[BILLED]]["RecVersion"]
     assert dead_letters(stack) == []
 
 

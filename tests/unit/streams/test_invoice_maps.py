@@ -1,0 +1,90 @@
+"""The invoices map and its document rule (domain.md 1.3): a confirmed proforma invoice is written
+after its contract, its funding source and every unbilled-sales actual it bills; in the
+confirmation's change set it comes first, before the billed-sales actuals that wait for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.maps import default_registry, key_fact, present_fact
+from streams.pending import Emit, Pending, billed_by, change_set_order
+from tests.unit.streams import rows
+from topics import CommandSource, target_key
+
+pytestmark = pytest.mark.unit
+
+MAPS = default_registry()
+INVOICE, ORDER, ORIGINAL, BILLED, REVERSAL = "inv-1", "so-1", "act-orig", "act-billed", "act-rev"
+CONTRACT_KEY = {"dataAreaId": "usmf", "ProjectContractId": "PC-1"}
+FACTS: dict[str, dict[str, Any]] = {
+    key_fact("contract_headers", ORDER): CONTRACT_KEY,
+    rows.ACCOUNT_FACT: {"accountnumber": "US-001"},
+    present_fact(target_key("ProjectContractHeaders", CONTRACT_KEY)): {"target_id": "1"},
+    present_fact(target_key("ProjectFundingSources", {"dataAreaId": "usmf", "ProjectContractID": "PC-1",
+                                                      "FundingSourceId": "US-001"})): {"target_id": "2"},
+}
+ORIGINAL_KEY = {"ProjectDataAreaId": "usmf", "ActualId": ORIGINAL}
+
+
+def change(map_name: str, table: str, record_id: str, order: int, **row: Any) -> Pending:
+    source = CommandSource(system="dataverse", table=table, id=record_id, version=9, ts_ms=1, txid="tx1")
+    return Pending(id=f"{map_name}:{record_id}:9", map=map_name, op="upsert", row=row, source=source,
+                   tx_total=4, tx_order=order, born_ms=0)
+
+
+def invoice(**extra: Any) -> Pending:
+    row = {"invoiceid": INVOICE, "invoicenumber": "INV-1", "name": "Proforma", "statuscode": 100001,
+           "_salesorderid_value": ORDER, "_customerid_value": rows.ACCOUNT, "msdyn_invoicedate": "2026-12-01",
+           "transactioncurrencyid": "USD", **extra}
+    return change("invoices", "invoices", INVOICE, 4, **row)
+
+
+def connection(record_id: str, second: str, role: int, order: int) -> Pending:
+    return change("transaction_relationships", "msdyn_transactionconnections", record_id, order,
+                  msdyn_transactionconnectionid=record_id, msdyn_transaction1=ORIGINAL, msdyn_transaction2=second,
+                  msdyn_transaction2role=role)
+
+
+def test_the_confirmation_s_billed_connections_name_what_the_invoice_bills() -> None:
+    members = [connection("c-rev", REVERSAL, 192350001, 2), connection("c-billed", BILLED, 192350002, 3)]
+    assert billed_by(invoice(), [*members, invoice()], MAPS) == (ORIGINAL,)
+    assert billed_by(members[0], members, MAPS) == ()  # no document: bills nothing
+
+
+def test_the_invoice_waits_for_each_billed_actual_in_staging_then_is_written() -> None:
+    waited, step = rows.walk(invoice().model_copy(update={"after": (ORIGINAL,), "tx_members": ("x",)}),
+                             {**FACTS, key_fact("actuals", ORIGINAL): ORIGINAL_KEY}, MAPS)
+    assert waited[-1] == key_fact("actuals", ORIGINAL)
+    assert step.key == present_fact(target_key("ActualsStaging", ORIGINAL_KEY))  # type: ignore[union-attr]
+    present = present_fact(target_key("ActualsStaging", ORIGINAL_KEY))
+    _, step = rows.walk(invoice().model_copy(update={"after": (ORIGINAL,), "tx_members": ("x",)}),
+                        {**FACTS, key_fact("actuals", ORIGINAL): ORIGINAL_KEY, present: {"target_id": "7"}}, MAPS)
+    assert isinstance(step, Emit)
+    assert step.mapped.fields == {"dataAreaId": "usmf", "InvoiceProposalId": "INV-1", "SourceInvoiceId": INVOICE,
+                                  "ProjectContractId": "PC-1", "FundingSourceId": "US-001",
+                                  "InvoiceDate": "2026-12-01", "SalesCurrency": "USD",
+                                  "InvoiceHeaderText": "Proforma"}
+
+
+def test_in_the_change_set_the_invoice_comes_before_the_actual_that_references_it() -> None:
+    billed = change("actuals", "msdyn_actuals", BILLED, 1, msdyn_actualid=BILLED, _msdyn_invoice_value=INVOICE)
+    link = connection("c-billed", BILLED, 192350002, 3)
+    ordered = change_set_order([billed, link, invoice()], MAPS)
+    assert [p.source.id for p in ordered] == [INVOICE, BILLED, "c-billed"]
+
+
+def test_a_draft_invoice_is_not_written() -> None:
+    _, step = rows.walk(invoice(statuscode=1).model_copy(update={"tx_members": ()}), FACTS, MAPS)
+    assert step.__class__.__name__ == "Drop"
+
+
+def test_deletes_keep_the_source_s_children_first_order() -> None:
+    """A line's delete names its contract in its image; the contract's delete must not jump ahead."""
+    def gone(map_name: str, table: str, record_id: str, order: int, **row: Any) -> Pending:
+        return change(map_name, table, record_id, order, **row).model_copy(update={"op": "delete"})
+
+    line = gone("contract_lines", "salesorderdetails", "line-1", 1, _salesorderid_value=ORDER)
+    contract = gone("contract_headers", "salesorders", ORDER, 2)
+    assert [p.source.id for p in change_set_order([line, contract], MAPS)] == ["line-1", ORDER]
