@@ -129,7 +129,8 @@ class Ref:
 
 
 VERBS = {"POST": "created", "PATCH": "updated", "DELETE": "deleted"}
-ACTIONS = {"msdyn_ApproveTimeEntry": "approved"}  # bound Dataverse actions the plan calls
+# bound Dataverse actions the plan calls
+ACTIONS = {"msdyn_ApproveTimeEntry": "approved", "msdyn_ConfirmInvoice": "confirmed"}
 
 
 @dataclass(frozen=True)
@@ -367,6 +368,8 @@ class _Planner:
                      [task("2", None)], [task("2.1", "2")], [task("1.2", "1")]]
             chunks = before + [[_late(op) for op in c] if late else c for c in after]
         edits: list[Chunk] = [] if i % 4 == 1 else self._time(k, number, cur, h["project"], h["tm"])
+        if edits:  # the approved time billed: a proforma invoice on the contract, confirmed
+            edits.append(self._invoice(k, co, cur, contract, Ref(f"account:{company.code}/{payers[0]}")))
         edits += [
             [_dv("project", "PATCH", "msdyn_projects", h["project"], {"msdyn_subject": f"Implementation {number} rev {r}"})
              for r in range(1, (5 if self.adv else 1) + 1)],
@@ -414,6 +417,17 @@ class _Planner:
         approve = Op("time entry", "dataverse", "POST", "msdyn_timeentries", row=Ref(f"time:{k}"),
                      action="msdyn_ApproveTimeEntry")
         return [[assignment], [entry, approve]]
+
+
+    @staticmethod
+    def _invoice(k: str, company: Ref, currency: str, contract: Ref, customer: Ref) -> Chunk:
+        """A proforma invoice for the contract's unbilled time, confirmed (Dataverse bills the
+        unbilled-sales actuals: billed-sales actuals and their connections)."""
+        draft = _dv("invoice", "POST", "invoices", f"invoice:{k}", {
+            "invoicenumber": f"{k}-INV", "name": f"Proforma {k}", "customerid": customer, "salesorderid": contract,
+            "msdyn_owningcompany": company, "transactioncurrencyid": currency, "statuscode": 1})
+        return [draft, Op("invoice", "dataverse", "POST", "invoices", row=Ref(f"invoice:{k}"),
+                          action="msdyn_ConfirmInvoice")]
 
 
 def _row(op: Op) -> str:

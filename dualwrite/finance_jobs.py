@@ -1,11 +1,12 @@
 """Finance's periodic Project Operations jobs (domain.md 1.2), run as its batch scheduler would.
 
 In Finance an accountant schedules *Import from staging table* (PMA > Periodic > Project
-Operations Integration) and the posting of the integration journals it makes; nothing else
-moves a staged actual on. Without them the actuals dual-write stages never reach the ledger and
+Operations Integration), the posting of the integration journals it makes and of the invoice
+proposals; nothing else moves a staged actual on. Without them the actuals dual-write stages never reach the ledger and
 no voucher ever flows back to Dataverse, so the demo and `dualwrite scenario` run them here:
-`run_round` is one run of both jobs through the Finance OData API (the emulator's actions
-``ActualsStaging/ImportFromStaging`` and ``IntegrationJournals(...)/Post``); `Schedule` runs a
+`run_round` is one run of the jobs through the Finance OData API (the emulator's actions
+``ActualsStaging/ImportFromStaging``, ``IntegrationJournals(...)/Post`` and
+``InvoiceProposals(...)/Post``); `Schedule` runs a
 round every so many seconds as a caller's loop ticks (the scenario's requests), and once more at
 the end.
 
@@ -48,16 +49,19 @@ class JobRound:
     invalid: int = 0
     journals_created: tuple[str, ...] = ()
     journals_posted: tuple[str, ...] = ()
+    proposals_posted: tuple[str, ...] = ()
     refused: tuple[str, ...] = field(default=())
 
     @property
     def idle(self) -> bool:
-        """Nothing happened: no staged actual was new and no Draft journal was waiting."""
-        return not (self.imported or self.invalid or self.journals_posted or self.refused)
+        """Nothing happened: no staged actual was new and no document was waiting to post."""
+        return not (self.imported or self.invalid or self.journals_posted or self.proposals_posted
+                    or self.refused)
 
     def summary(self) -> str:
         return (f"finance jobs: {self.imported} imported, {self.invalid} invalid, "
                 f"{len(self.journals_created)} journals made, {len(self.journals_posted)} posted"
+                + (f", {len(self.proposals_posted)} invoice proposals posted" if self.proposals_posted else "")
                 + (f", {len(self.refused)} refused" if self.refused else ""))
 
 
@@ -74,42 +78,52 @@ def _answer(resp: httpx.Response, what: str) -> dict[str, Any]:
     return body
 
 
-def _draft_journals(session: ApiSession, company: str | None) -> list[dict[str, Any]]:
-    where = "Status eq 'Draft'" + (f" and dataAreaId eq {literal(company)}" if company else "")
-    params = {"cross-company": "true", "$filter": where, "$select": "dataAreaId,JournalId",
-              "$orderby": "dataAreaId,JournalId"}
-    journals: list[dict[str, Any]] = []
-    url = "IntegrationJournals"
+def _unposted(session: ApiSession, entity: str, number: str, status: str,
+              company: str | None) -> list[dict[str, Any]]:
+    """Every document of ``entity`` still in ``status`` (keys only), all pages."""
+    where = f"Status eq '{status}'" + (f" and dataAreaId eq {literal(company)}" if company else "")
+    params = {"cross-company": "true", "$filter": where, "$select": f"dataAreaId,{number}",
+              "$orderby": f"dataAreaId,{number}"}
+    found: list[dict[str, Any]] = []
+    url = entity
     while True:
-        body = _answer(checked_request(session, "finance", "GET", url, params=params),
-                       "integration journal list")
-        journals.extend(body.get("value", []))
+        body = _answer(checked_request(session, "finance", "GET", url, params=params), f"{entity} list")
+        found.extend(body.get("value", []))
         url, params = str(body.get("@odata.nextLink") or ""), {}
         if not url:
-            return journals
+            return found
+
+
+def _post_each(session: ApiSession, entity: str, number: str, status: str, company: str | None,
+               refused: list[str]) -> tuple[str, ...]:
+    """Post every unposted document of ``entity``; what Finance refuses goes to ``refused``."""
+    posted: list[str] = []
+    for document in _unposted(session, entity, number, status, company):
+        key = {"dataAreaId": str(document["dataAreaId"]), number: str(document[number])}
+        resp = checked_request(session, "finance", "POST", f"{entity_key(entity, key)}/{POST}",
+                               params={"cross-company": "true"})
+        if resp.status_code == 200:
+            posted.append(key[number])
+        else:
+            refused.append(f"{key['dataAreaId']}/{key[number]}: HTTP {resp.status_code} "
+                           f"{' '.join(resp.text[:200].split())}")
+    return tuple(posted)
 
 
 def run_round(session: ApiSession, company: str | None = None) -> JobRound:
-    """One run of *Import from staging table* then posting of every Draft integration journal
-    (those the import made now or in an earlier round whose posting failed), in ``company`` or
-    in every legal entity."""
+    """One run of *Import from staging table*, then posting of every Draft integration journal
+    (those the import made now or in an earlier round whose posting failed), then of every Open
+    invoice proposal (Finance refuses one whose unbilled sales are not journal-posted yet: the
+    next round tries it again), in ``company`` or in every legal entity."""
     body = _answer(checked_request(session, "finance", "POST", IMPORT,
                                    json={"dataAreaId": company} if company else None),
                    "Import from staging table")
-    posted: list[str] = []
     refused: list[str] = []
-    for journal in _draft_journals(session, company):
-        key = {"dataAreaId": str(journal["dataAreaId"]), "JournalId": str(journal["JournalId"])}
-        resp = checked_request(session, "finance", "POST", f"{entity_key('IntegrationJournals', key)}/{POST}",
-                               params={"cross-company": "true"})
-        if resp.status_code == 200:
-            posted.append(key["JournalId"])
-        else:
-            refused.append(f"{key['dataAreaId']}/{key['JournalId']}: HTTP {resp.status_code} "
-                           f"{' '.join(resp.text[:200].split())}")
+    journals = _post_each(session, "IntegrationJournals", "JournalId", "Draft", company, refused)
+    proposals = _post_each(session, "InvoiceProposals", "InvoiceProposalId", "Open", company, refused)
     return JobRound(imported=int(body.get("Imported") or 0), invalid=int(body.get("Invalid") or 0),
                     journals_created=tuple(str(j) for j in body.get("Journals") or ()),
-                    journals_posted=tuple(posted), refused=tuple(refused))
+                    journals_posted=journals, proposals_posted=proposals, refused=tuple(refused))
 
 
 class Schedule:
@@ -136,4 +150,5 @@ class Schedule:
         last = self.rounds[-1] if self.rounds else JobRound()
         return (f"finance jobs: {len(self.rounds)} rounds, {sum(r.imported for r in self.rounds)} actuals "
                 f"imported, {last.invalid} invalid, {sum(len(r.journals_posted) for r in self.rounds)} "
-                f"journals posted" + (f", {len(last.refused)} refused" if last.refused else ""))
+                f"journals posted, {sum(len(r.proposals_posted) for r in self.rounds)} invoice proposals posted"
+                + (f", {len(last.refused)} refused" if last.refused else ""))

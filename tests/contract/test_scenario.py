@@ -68,6 +68,7 @@ def test_a_small_run_writes_every_kind_into_its_system(
     assert result.returncode == 0, result.stderr
     assert f"scenario seed {seed} ({order}, small)" in result.stdout
     assert "time entry 1 created 1 approved" in result.stdout
+    assert "invoice 1 created 1 confirmed" in result.stdout
     # Finance's jobs ran at the end; no pipeline staged the actuals, so there was nothing to post.
     assert "finance jobs: 1 rounds, 0 actuals imported, 0 invalid, 0 journals posted" in result.stdout
     p = f"S{seed}"
@@ -104,11 +105,18 @@ def test_a_small_run_writes_every_kind_into_its_system(
             "resource assignments": [r for r in _rows(dataverse, "msdyn_resourceassignments")
                                      if r["_msdyn_projectid_value"] in projects],
             "time entries": entries, "actuals": actuals,
+            "confirmed invoices": [r for r in _rows(dataverse, "invoices")
+                                   if r["_salesorderid_value"] in contracts and r["statuscode"] == 100001],
         }
         # Every time entry was approved into a cost and an unbilled-sales actual (its project is on
-        # a contract), in Finance's Design category (Finance imports time under it).
+        # a contract), in Finance's Design category (Finance imports time under it); the
+        # confirmed invoice billed the unbilled sales: a billed-sales actual and a Skip Sync
+        # reversal of the unbilled one.
         assert entries and all(r["msdyn_entrystatus"] == 192350002 for r in entries)
-        assert sorted(r["msdyn_transactiontypecode"] for r in actuals) == [192350000, 192350005] * len(entries)
+        synced = sorted(r["msdyn_transactiontypecode"] for r in actuals if not r["msdyn_skipsync"])
+        assert synced == sorted([192350000, 192350005, 192350006] * len(entries))
+        assert sorted(r["msdyn_transactiontypecode"] for r in actuals if r["msdyn_skipsync"]) == \
+            [192350005] * len(entries)
         design = [r for r in _rows(dataverse, "msdyn_transactioncategories")
                   if r["msdyn_integrationid"] == "TCN-0000001000-B2289"]
         assert [r["msdyn_name"] for r in design] == ["Design"]

@@ -16,8 +16,9 @@ class FakeFinance:
     """The two actions and the journal list, as the Finance OData API answers them."""
 
     def __init__(self, journals: list[tuple[str, str]], refuse: frozenset[str] = frozenset(),
-                 import_status: int = 200) -> None:
+                 import_status: int = 200, proposals: list[tuple[str, str]] | None = None) -> None:
         self.drafts = list(journals)  # (dataAreaId, JournalId) in Draft
+        self.proposals = list(proposals or [])  # (dataAreaId, InvoiceProposalId) still Open
         self.refuse = refuse
         self.import_status = import_status
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
@@ -34,6 +35,15 @@ class FakeFinance:
             where = kwargs["params"]["$filter"]
             return httpx.Response(200, json={"value": [
                 {"dataAreaId": c, "JournalId": j} for c, j in self.drafts if c in where or "dataAreaId" not in where]})
+        if (method, url) == ("GET", "InvoiceProposals"):
+            return httpx.Response(200, json={"value": [{"dataAreaId": c, "InvoiceProposalId": n}
+                                                       for c, n in self.proposals]})
+        if method == "POST" and url.startswith("InvoiceProposals("):
+            number = url.split("InvoiceProposalId='")[1].split("'")[0]
+            if number in self.refuse:
+                return httpx.Response(400, json={"error": {"message": "unbilled sales not posted yet"}})
+            self.proposals = [(c, n) for c, n in self.proposals if n != number]
+            return httpx.Response(200, json={"InvoiceProposalId": number, "Status": "Posted"})
         if method == "POST" and url.startswith("IntegrationJournals("):
             journal = url.split("JournalId='")[1].split("'")[0]
             if journal in self.refuse:
@@ -91,4 +101,15 @@ def test_the_schedule_runs_a_round_only_when_due_and_sums_the_rounds() -> None:
     assert schedule.tick() is None  # the next round is due 30 s after this one
     schedule.run()  # the run's end: once more, now
     assert len(schedule.rounds) == 2
-    assert schedule.summary() == "finance jobs: 2 rounds, 6 actuals imported, 1 invalid, 1 journals posted"
+    assert schedule.summary() == ("finance jobs: 2 rounds, 6 actuals imported, 1 invalid, 1 journals posted, "
+                                  "0 invoice proposals posted")
+
+
+def test_open_invoice_proposals_post_after_the_journals_and_a_refused_one_waits_for_the_next_round() -> None:
+    fo = FakeFinance([("usmf", "PJ-000001")], refuse=frozenset({"IP-2"}),
+                     proposals=[("usmf", "IP-1"), ("usmf", "IP-2")])
+    done = run_round(fo)  # type: ignore[arg-type]
+    posts = [url for method, url, _ in fo.calls if method == "POST" and url != IMPORT]
+    assert posts[0].startswith("IntegrationJournals(") and posts[1].startswith("InvoiceProposals(")
+    assert done.proposals_posted == ("IP-1",) and done.refused[0].startswith("usmf/IP-2: HTTP 400")
+    assert fo.proposals == [("usmf", "IP-2")] and "1 invoice proposals posted" in done.summary()

@@ -196,6 +196,7 @@ def test_the_team_estimates_and_logs_approved_time_on_every_open_project(order: 
         assignments = [op for _, op in mine if op.table == "msdyn_resourceassignments"]
         if k in torn_down:  # Dataverse refuses to delete a project that carries actuals
             assert not entries and not assignments
+            assert not [op for _, op in mine if op.table == "invoices"]
             continue
         (at, entry), (approved_at, approve) = entries
         assert entry.action is None and approve.action == "msdyn_ApproveTimeEntry"
@@ -208,6 +209,12 @@ def test_the_team_estimates_and_logs_approved_time_on_every_open_project(order: 
         assert assignment.body["msdyn_taskid"] == activity.Ref(f"task2.1:{k}")
         closed = [i for i, op in mine if op.table == "msdyn_projects" and op.body.get("statecode") == 1]
         assert all(approved_at < i for i in closed)  # time is recorded only on an open project
+        # ... and billed: a proforma invoice on the contract, confirmed after the approval.
+        invoices = [(i, op) for i, op in mine if op.table == "invoices"]
+        (made_at, draft), (confirmed_at, confirm) = invoices
+        assert draft.body["salesorderid"] == activity.Ref(f"contract:{k}") and draft.body["statuscode"] == 1
+        assert confirm.action == "msdyn_ConfirmInvoice" and confirm.row == draft.row
+        assert approved_at < made_at and confirmed_at == made_at + 1
 
 
 def test_a_category_dataverse_holds_is_used_as_it_is_and_no_team_means_no_time() -> None:
