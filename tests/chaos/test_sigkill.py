@@ -1,5 +1,6 @@
 """Crash safety: SIGKILL every pipeline process at random points, several times, during a run of
-a few thousand changes; after restarts both systems hold exactly the state of a calm run.
+1,600 changes or more (until every kill is done); after restarts both systems hold exactly the
+state of a calm run.
 
 The sources are also killed on a schedule, each kill followed by deletes of tasks created before
 it: a restarted source has lost the images it kept, so those deletes reach the processor without

@@ -77,7 +77,7 @@ def process_kills(stack: Stack, rng: random.Random, names: tuple[str, ...],
     return [(name, lambda name=name: stack.sup.restart(name)) for name in victims]  # type: ignore[misc]
 
 
-def play(stack: Stack, scenario: Scenario, kills: list[str], *, changes: int = 2000,
+def play(stack: Stack, scenario: Scenario, kills: list[str], *, changes: int = 1600,
          seconds: float = 240.0, kill_sources: bool = True,
          until: Callable[[], bool] = lambda: True) -> list[Key]:
     """Scenario activity until `changes` changes and `until` holds (or `seconds` passed); with
