@@ -79,6 +79,21 @@ def finance_rows(fo: ApiSession, entity: str, where: str) -> list[dict[str, Any]
     return fo.get_all(entity, {"cross-company": "true", "$filter": where})
 
 
+def approve_time(dv: ApiSession, project: str, task: str, line: str, day: str, *, minutes: int) -> None:
+    """Alice's submitted time on the task and T&M line, approved: Dataverse creates its cost and
+    unbilled-sales actuals."""
+    entry = create(dv, "msdyn_timeentries", "msdyn_timeentryid", {
+        "msdyn_project@odata.bind": f"/msdyn_projects({project})",
+        "msdyn_projecttask@odata.bind": f"/msdyn_projecttasks({task})",
+        "msdyn_bookableresource@odata.bind": f"/bookableresources({ALICE})",
+        "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories({DEVELOPER})",
+        "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({HOURS})",
+        "msdyn_salescontractline@odata.bind": f"/salesorderdetails({line})",
+        "msdyn_date": day, "msdyn_duration": minutes, "msdyn_entrystatus": 192354320,
+        "msdyn_costprice": 50.0, "msdyn_salesprice": 120.0, "transactioncurrencyid": "USD"})
+    act(dv, f"msdyn_timeentries({entry})/{APPROVE}")
+
+
 def dataverse_actuals(dv: ApiSession, project: str) -> list[dict[str, Any]]:
     return dv.get_all("msdyn_actuals", {"$filter": f"_msdyn_project_value eq {project}",
                                         "$orderby": "versionnumber"})
@@ -169,16 +184,7 @@ def test_actuals_and_estimates_wait_for_their_project_then_land(stack: Stack, ma
         "msdyn_hours": 40, "msdyn_plannedcost": 4000, "msdyn_plannedsales": 6000,
         "msdyn_scheduledstart": "2026-11-02", "msdyn_scheduledend": "2026-11-06",
         "transactioncurrencyid": "USD"})
-    entry = create(dv, "msdyn_timeentries", "msdyn_timeentryid", {
-        "msdyn_project@odata.bind": f"/msdyn_projects({project})",
-        "msdyn_projecttask@odata.bind": f"/msdyn_projecttasks({task})",
-        "msdyn_bookableresource@odata.bind": f"/bookableresources({ALICE})",
-        "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories({DEVELOPER})",
-        "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({HOURS})",
-        "msdyn_salescontractline@odata.bind": f"/salesorderdetails({line})",
-        "msdyn_date": "2026-11-02", "msdyn_duration": 480, "msdyn_entrystatus": 192354320,
-        "msdyn_costprice": 50.0, "msdyn_salesprice": 120.0, "transactioncurrencyid": "USD"})
-    act(dv, f"msdyn_timeentries({entry})/{APPROVE}")
+    approve_time(dv, project, task, line, "2026-11-02", minutes=480)
     common = {"msdyn_project@odata.bind": f"/msdyn_projects({project})",
               "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
               "msdyn_transactiontypecode": COST, "msdyn_transactionclassification": 192350002,
@@ -330,16 +336,7 @@ def test_an_invoice_waits_for_the_actuals_it_bills_then_lands_between_them(
     wait_for(lambda: caught_up(bootstrap(stack), WORKER_GROUP, ["sync.control", f"{WORKER_GROUP}-gate"]),
              DRAIN, "the worker to take the pause")
     try:
-        entry = create(dv, "msdyn_timeentries", "msdyn_timeentryid", {
-            "msdyn_project@odata.bind": f"/msdyn_projects({made['project']})",
-            "msdyn_projecttask@odata.bind": f"/msdyn_projecttasks({made['task']})",
-            "msdyn_bookableresource@odata.bind": f"/bookableresources({ALICE})",
-            "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories({DEVELOPER})",
-            "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({HOURS})",
-            "msdyn_salescontractline@odata.bind": f"/salesorderdetails({made['line']})",
-            "msdyn_date": "2026-11-10", "msdyn_duration": 240, "msdyn_entrystatus": 192354320,
-            "msdyn_costprice": 50.0, "msdyn_salesprice": 120.0, "transactioncurrencyid": "USD"})
-        act(dv, f"msdyn_timeentries({entry})/{APPROVE}")
+        approve_time(dv, made["project"], made["task"], made["line"], "2026-11-10", minutes=240)
         number = f"INV2-{SUFFIX}"
         invoice = create(dv, "invoices", "invoiceid", {
             "invoicenumber": number, "name": "Proforma 2", "statuscode": 1,
