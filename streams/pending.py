@@ -23,6 +23,7 @@ stale at its emit step (`streams.echo.is_stale`).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -240,14 +241,32 @@ def change_set_order(members: Sequence[Pending], maps: MapRegistry) -> list[Pend
         refs = {str(x.row.get(d.same_tx_column)) for d in maps[x.map].depends if d.same_tx_column}
         return (refs & written) - {x.source.id}
 
-    waiting = sorted(members, key=lambda x: (x.tx_order is None, x.tx_order or 0))
+    # Kahn's algorithm, the earliest source position first among the ready: linear in the
+    # changes, as a confirmation of a large invoice holds thousands.
+    ranked = sorted(members, key=lambda x: (x.tx_order is None, x.tx_order or 0))
+    missing = [parents(x) for x in ranked]
+    children: dict[str, list[int]] = {}
+    for i, ids in enumerate(missing):
+        for parent in ids:
+            children.setdefault(parent, []).append(i)
+    ready = [i for i, ids in enumerate(missing) if not ids]
+    heapq.heapify(ready)
+    done = [False] * len(ranked)
     placed: set[str] = set()
     out: list[Pending] = []
-    while waiting:
-        ready = next((x for x in waiting if parents(x) <= placed), waiting[0])  # a cycle: source order
-        waiting.remove(ready)
-        out.append(ready)
-        placed.add(ready.source.id)
+    while len(out) < len(ranked):
+        # A cycle leaves nothing ready: the earliest change left goes next (the source's order).
+        i = heapq.heappop(ready) if ready else done.index(False)
+        if done[i]:
+            continue
+        done[i] = True
+        out.append(ranked[i])
+        if ranked[i].source.id not in placed:
+            placed.add(ranked[i].source.id)
+            for child in children.pop(ranked[i].source.id, ()):
+                missing[child].discard(ranked[i].source.id)
+                if not missing[child] and not done[child]:
+                    heapq.heappush(ready, child)
     return out
 
 

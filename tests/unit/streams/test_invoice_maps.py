@@ -88,3 +88,18 @@ def test_deletes_keep_the_source_s_children_first_order() -> None:
     line = gone("contract_lines", "salesorderdetails", "line-1", 1, _salesorderid_value=ORDER)
     contract = gone("contract_headers", "salesorders", ORDER, 2)
     assert [p.source.id for p in change_set_order([line, contract], MAPS)] == ["line-1", ORDER]
+
+
+def test_a_large_confirmation_orders_its_invoice_first_and_keeps_the_rest_in_source_order() -> None:
+    billed = [change("actuals", "msdyn_actuals", f"b-{n}", n + 1, msdyn_actualid=f"b-{n}",
+                     _msdyn_invoice_value=INVOICE) for n in range(3000)]
+    ordered = change_set_order([*billed, invoice().model_copy(update={"tx_order": 3001})], MAPS)
+    assert [p.source.id for p in ordered] == [INVOICE, *(f"b-{n}" for n in range(3000))]
+
+
+def test_a_reference_cycle_falls_back_to_the_source_s_order() -> None:
+    first = change("project_tasks", "msdyn_projecttasks", "t-1", 1, _msdyn_parenttask_value="t-2",
+                   _msdyn_project_value="p")
+    second = change("project_tasks", "msdyn_projecttasks", "t-2", 2, _msdyn_parenttask_value="t-1",
+                    _msdyn_project_value="p")
+    assert [p.source.id for p in change_set_order([second, first], MAPS)] == ["t-1", "t-2"]
