@@ -24,10 +24,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Unit, contract, integration and chaos tiers; the integration tiers start their own Kafka
-# broker unless DUALWRITE_KAFKA__BOOTSTRAP_SERVERS names one.
+# Unit, contract, integration and chaos tiers on TEST_WORKERS parallel workers (one test module
+# per worker at a time); each worker starts its own Kafka broker unless
+# DUALWRITE_KAFKA__BOOTSTRAP_SERVERS names one. The jars are fetched once, before the workers.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/dualwrite kafka fetch
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: install
 	$(BIN)/pytest -q -m unit

@@ -2,6 +2,10 @@
 
 Integration tests need a real Kafka broker: the one named by ``DUALWRITE_KAFKA__BOOTSTRAP_SERVERS``
 or, when unset, one this session starts through the same launcher as `dualwrite kafka up`.
+
+`make test` runs the tiers on parallel workers (pytest-xdist, one test module per worker at a
+time); each worker starts its own broker and takes its loopback ports from a block of its own,
+so two workers never pick the same port.
 """
 
 from __future__ import annotations
@@ -14,9 +18,17 @@ from pathlib import Path
 import pytest
 
 from dualwrite.kafka import LocalKafka
-from dualwrite.ports import free_port
+from dualwrite.ports import PORTS_ENV, free_port
 
 BOOTSTRAP_ENV = "DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"
+PORT_BLOCKS_START, PORT_BLOCK_SIZE = 20000, 1500  # 8 workers' blocks end below the ephemeral range
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under pytest-xdist
+    if worker.startswith("gw") and worker[2:].isdigit() and PORTS_ENV not in os.environ:
+        first = PORT_BLOCKS_START + int(worker[2:]) * PORT_BLOCK_SIZE
+        os.environ[PORTS_ENV] = f"{first}-{first + PORT_BLOCK_SIZE - 1}"
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""`dualwrite kafka up|status|down`: a local Apache Kafka (KRaft), one node or a cluster
+"""`dualwrite kafka fetch|up|status|down`: a local Apache Kafka (KRaft), one node or a cluster
 (`--brokers 3`: three broker+controller nodes, replication 3, ``min.insync.replicas`` 2)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from dualwrite.kafka import ClasspathError, LocalKafka, LocalKafkaError, UnsupportedLayout
+from dualwrite.kafka.classpath import resolve_classpath
 from dualwrite.settings import Settings
 
 app = typer.Typer(help="Run a local Apache Kafka (KRaft), one broker or a cluster, from Maven-resolved jars.",
@@ -35,6 +36,19 @@ def broker(port: int | None, data_dir: Path | None, secure: bool = False,
     except UnsupportedLayout as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+@app.command()
+def fetch() -> None:
+    """Resolve the broker's jars with Maven now (`up` does it on first use): for a machine that
+    goes offline later, and before parallel test workers start brokers at once."""
+    try:
+        with console.status("Resolving the Kafka jars with Maven ..."):
+            jars = resolve_classpath().split(":")
+    except ClasspathError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(jars)} jars ready")
 
 
 @app.command()

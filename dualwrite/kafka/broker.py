@@ -39,7 +39,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from dualwrite.kafka.classpath import KAFKA_VERSION, require_tool, resolve_classpath
+from dualwrite.kafka.classpath import CACHE_DIR, KAFKA_VERSION, require_tool, resolve_classpath
 from dualwrite.kafka.secure import SecureListener
 from dualwrite.settings import KafkaSettings
 from topics.admin import default_replication, min_insync
@@ -187,7 +187,7 @@ class LocalKafka:
                  ports: Sequence[tuple[int, int]] | None = None) -> None:
         self.data_dir = data_dir.expanduser().resolve()
         self.heap = heap
-        self.cache_dir = cache_dir or Path.home() / ".cache" / "dualwrite"
+        self.cache_dir = cache_dir or CACHE_DIR
         self.listener = SecureListener(self.data_dir)
         self._secure = secure
         self._cluster_id: str | None = None

@@ -7,13 +7,15 @@ user's state directory, keyed by a hash of the POM, so a warm start runs no Mave
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["KAFKA_VERSION", "POM", "ClasspathError", "resolve_classpath"]
+__all__ = ["CACHE_DIR", "KAFKA_VERSION", "POM", "ClasspathError", "resolve_classpath"]
 
 POM = Path(__file__).with_name("pom.xml")
+CACHE_DIR = Path.home() / ".cache" / "dualwrite"
 KAFKA_VERSION = "4.1.1"
 
 
@@ -28,7 +30,7 @@ def require_tool(name: str, hint: str) -> str:
     return path
 
 
-def resolve_classpath(cache_dir: Path, *, pom: Path = POM, timeout: float = 900.0) -> str:
+def resolve_classpath(cache_dir: Path = CACHE_DIR, *, pom: Path = POM, timeout: float = 900.0) -> str:
     """The broker classpath, resolving it with Maven on first use."""
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
     cache = cache_dir / f"classpath-{digest}.txt"
@@ -38,7 +40,7 @@ def resolve_classpath(cache_dir: Path, *, pom: Path = POM, timeout: float = 900.
             return classpath
     mvn = require_tool("mvn", "Install Apache Maven 3.8+ (Debian: `apt-get install maven`).")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # two processes resolving at once never share it
     cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
            f"-Dmdep.outputFile={tmp}"]
     try:

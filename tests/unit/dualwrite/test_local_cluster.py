@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dualwrite.cli import app
-from dualwrite.kafka import LocalKafka, UnsupportedLayout
+from dualwrite.kafka import ClasspathError, LocalKafka, UnsupportedLayout
 from dualwrite.kafka.broker import BrokerStatus
 from topics import catalog
 from topics.admin import default_replication, min_insync, topic_configs
@@ -103,3 +103,17 @@ def test_replicated_topics_need_all_but_one_replica_in_sync() -> None:
         assert topic_configs(spec)["cleanup.policy"] == spec.cleanup
     for spec in catalog(replication=1, cdc_tables=[("dataverse", "msdyn_projects")]):
         assert "min.insync.replicas" not in topic_configs(spec), spec.name
+
+
+def test_fetch_resolves_the_jars_ahead_and_says_how_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dualwrite.commands.kafka.resolve_classpath", lambda: "/a.jar:/b.jar")
+    result = CliRunner().invoke(app, ["kafka", "fetch"])
+    assert result.exit_code == 0 and "2 jars ready" in result.output
+
+
+def test_fetch_without_maven_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> str:
+        raise ClasspathError("`mvn` was not found on PATH. Install Apache Maven 3.8+")
+    monkeypatch.setattr("dualwrite.commands.kafka.resolve_classpath", missing)
+    result = CliRunner().invoke(app, ["kafka", "fetch"])
+    assert result.exit_code == 1 and "Install Apache Maven" in result.output
