@@ -64,6 +64,7 @@ from streams.pending import (
     change_set_order,
     in_change_set,
     plan,
+    skip_command,
     to_command,
 )
 from streams.transform import TransformError, observed_fields, written_back
@@ -198,6 +199,7 @@ class _Gate:
             self.park(f"paused:{item.map}@{at.partition}", item, at, reason="paused")
             return
         self.rejected(item.map, at.partition, at.now_ms)
+        self.unwritten(item)
         error = type(exc).__name__
         headers = dlq_headers(stage=stage, error_class=error, message=str(exc), map_name=item.map,
                               topic=self.ctx.gate_topic, partition=at.partition, offset=at.offset,
@@ -279,8 +281,17 @@ class _Gate:
             return None
         if isinstance(step, Drop):
             self.fx.add(Count(metrics.DROPPED, (item.map, step.reason)))
+            self.unwritten(item)
             return None
         return step
+
+    def unwritten(self, item: Pending) -> None:
+        """A counted member of a released transaction that will not be written (dropped as a
+        no-op, stale or overtaken, or dead-lettered) still reaches the sink, as a ``skip``: the
+        sink counts the change set's members, and would otherwise hold the rest ``tx_wait_s``."""
+        if item.tx_members and len(item.tx_members) > 1 and item.source.id in item.tx_members:
+            command = skip_command(item, self.maps)
+            self.fx.add(CommandSend(command.target, command.record_key, encode(command)))
 
     def forward(self, item: Pending, at: Position) -> None:
         step = self.next_step(item, at)
@@ -424,6 +435,7 @@ class _Gate:
                 # writing it now would make a row the delete has already passed, or one whose
                 # parent is gone. Its key is not published either: its delete finds nothing to do.
                 self.fx.add(Count(metrics.DROPPED, (item.map, metrics.OVERTAKEN)))
+                self.unwritten(item)
                 return
         for fact_key, value in step.publish:
             self.fx.add(GateSend(fact_key, FactMsg(key=fact_key, value=value, version=item.source.version)))
@@ -435,9 +447,11 @@ class _Gate:
         state = echo.state_from(self.fx.get("targets", record_key))
         if echo.is_stale(state, item.source, delete=item.op == "delete"):
             self.fx.add(Count(metrics.DROPPED, (item.map, metrics.STALE)))
+            self.unwritten(item)
             return
         if item.op == "upsert" and echo.is_noop(state, step.mapped.readable, item.id):
             self.fx.add(Count(metrics.NOOPS, (item.map,)))
+            self.unwritten(item)
             owned = echo.on_unchanged(state, item.source)
             if owned != state:  # no changelog write when nothing changed
                 self.fx.put("targets", record_key, owned)

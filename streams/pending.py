@@ -45,7 +45,7 @@ from streams.transform import Filtered, Mapped, NeedFacts, TransformError, looku
 from topics import Command, CommandSource, WriteOp, target_key
 
 __all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "billed_by", "change_set_order",
-           "in_change_set", "plan", "record_ref", "to_command"]
+           "in_change_set", "plan", "record_ref", "skip_command", "to_command"]
 
 
 class Pending(BaseModel):
@@ -153,7 +153,7 @@ def _dependencies(m: TableMap, item: Pending) -> str | None:
     A dependency whose key lacks a value (an unset optional lookup: a task without a parent)
     references nothing and is skipped.
     """
-    wanted = lookup_facts(m, item.row)
+    wanted = lookup_facts(m, item.row, facts=item.facts)
     for dep in m.depends:
         if dep.same_tx_column and item.tx_members and \
                 str(item.row.get(dep.same_tx_column)) in item.tx_members:
@@ -347,3 +347,14 @@ def to_command(item: Pending, mapped: Mapped, maps: MapRegistry) -> Command:
         tx_order=item.tx_order if item.tx_members else None,
         update_only=item.reverse,
     )
+
+
+def skip_command(item: Pending, maps: MapRegistry) -> Command:
+    """The place of a released transaction's member that will not be written: the sink counts
+    it toward ``tx_size`` and writes nothing for it. Keyed by the source row (its target key may
+    be what failed), so it never coalesces with a write."""
+    m = maps[item.map]
+    return Command(
+        command_id=item.id, map=m.name, target=m.source.system if item.reverse else m.target.system,
+        entity=m.target.table, key={"skip": item.source.id}, op="skip", fingerprint="",
+        source=item.source, tx_size=len(item.tx_members or ()) or None, tx_order=item.tx_order)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from topics.envelope import MAX_VERSION, System
 
-__all__ = ["Applied", "Command", "CommandSource", "WriteOp", "target_key"]
+__all__ = ["Applied", "Command", "CommandOp", "CommandSource", "WriteOp", "target_key"]
 
 WriteOp = Literal["upsert", "delete"]
+CommandOp = Literal["upsert", "delete", "skip"]
+"""A command's op: a write, or ``skip``, the place of a source transaction's change that needs no
+write (a no-op, stale, or dead-lettered), counted toward ``tx_size`` so the sink need not wait."""
 Scalar = str | int | float | bool | None
 
 
@@ -58,7 +61,7 @@ class Command(BaseModel):
     target: System
     entity: str = Field(description="Target entity set (Dataverse) or public collection (Finance).")
     key: dict[str, Scalar] = Field(description="Alternate-key fields addressing the target row.")
-    op: WriteOp
+    op: CommandOp = Field(description="upsert or delete; skip: a transaction member with nothing to write.")
     fields: dict[str, Any] = Field(default_factory=dict, description="Mapped target fields (upsert).")
     fingerprint: str = Field(description="Hash of the mapped fields; equal fingerprint = no-op write.")
     source: CommandSource
@@ -71,6 +74,12 @@ class Command(BaseModel):
     update_only: bool = Field(
         False, description="The row must exist already: a two-way edit flowing back never creates one."
     )
+
+    @model_validator(mode="after")
+    def _skip_is_a_member(self) -> Command:
+        if self.op == "skip" and (self.tx_size is None or self.fields):
+            raise ValueError("a skip command stands for a transaction's member: tx_size set, no fields")
+        return self
 
     @property
     def record_key(self) -> str:

@@ -180,7 +180,12 @@ class SinkEngine:
                 entries.append(_Entry(msg, None))
                 self._rejects_in_a_row += 1
         ready, self._held = release(self._held + entries, time.monotonic(), self.settings.tx_wait_s)
-        deferred = await self._apply([e.command for e in ready if e.command is not None], dead, ready)
+        # A skip only completes its transaction's count: nothing is written for it.
+        skips = sum(1 for e in ready if e.command is not None and e.command.op == "skip")
+        if skips:
+            metrics.SKIPPED.labels(self.system, "tx_member").inc(skips)
+        deferred = await self._apply([e.command for e in ready if e.command is not None and e.command.op != "skip"],
+                                     dead, ready)
         if deferred:
             # Held, not committed: they go again with a later window (or at once with a newer
             # command for their record), while the commands they wait for get their turn.

@@ -165,6 +165,49 @@ def test_a_stale_change_is_dropped():
     assert counted(effects, metrics.DROPPED) == [("projects", metrics.STALE)]
 
 
+def member_of(item: Pending, *others: str) -> Pending:
+    """A released transaction's change: counted in the change set with ``others``."""
+    return item.model_copy(update={"tx_members": (item.source.id, *others), "tx_order": 1,
+                                   "source": item.source.model_copy(update={"txid": "tx1"})})
+
+
+@pytest.mark.parametrize("metric, labels, stored", [
+    (metrics.DROPPED, ("projects", metrics.STALE),
+     {"last": {"source": f"dataverse:msdyn_projects:{rows.PROJECT}", "version": 9}}),
+    (metrics.NOOPS, ("projects",), None),
+])
+def test_a_transaction_member_with_nothing_to_write_still_takes_its_place_in_the_change_set(
+        metric: Any, labels: tuple[str, ...], stored: dict[str, Any] | None) -> None:
+    """Dropped silently, the sink would hold the other members ``tx_wait_s`` waiting for it."""
+    item = member_of(project(version=3), "other-change")
+    state = tables()
+    if stored is None:  # the same values already written: a no-op
+        apply(state, run(on_pending, PendingMsg(item=project(version=2)), at(EMIT_KEY), state))
+    else:
+        state["targets"][PROJECT_RECORD] = stored
+    effects = run(on_pending, PendingMsg(item=item), at(EMIT_KEY), state)
+    [skip] = [decode_command(c.payload) for c in of(CommandSend, effects)]
+    assert (skip.op, skip.tx_size, skip.tx_order, skip.fields) == ("skip", 2, 1, {})
+    assert skip.source.txid == "tx1" and skip.target == "finance"
+    assert counted(effects, metric) == [labels]
+
+
+def test_a_dead_lettered_transaction_member_takes_its_place_too():
+    effects = run(on_pending, PendingMsg(item=member_of(broken_project(), "other-change")), at(EMIT_KEY), tables())
+    assert of(DeadLetter, effects)
+    [skip] = [decode_command(c.payload) for c in of(CommandSend, effects)]
+    assert skip.op == "skip" and skip.tx_size == 2
+
+
+def test_a_change_alone_or_outside_the_count_sends_no_skip():
+    state = tables(targets={PROJECT_RECORD: {"last": {"source": f"dataverse:msdyn_projects:{rows.PROJECT}",
+                                                      "version": 9}}})
+    alone = member_of(project(version=3))
+    not_counted = member_of(project(version=3), "other-change").model_copy(update={"tx_members": ("a", "b")})
+    for item in (alone, not_counted):
+        assert not of(CommandSend, run(on_pending, PendingMsg(item=item), at(EMIT_KEY), state))
+
+
 def test_a_delete_marks_the_row_deleted():
     item = project(op="delete", version=8, facts={rows.PROJECT_KEY_FACT: PROJECT_KEY})
     effects = run(on_pending, PendingMsg(item=item), at(EMIT_KEY), tables())
