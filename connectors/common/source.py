@@ -7,7 +7,9 @@ Per table:
    version). Snapshot events are ``op: "r"``, the final one ``source.snapshot = "last"``;
 2. poll changes from the position, produce each event (a delete is followed by a tombstone),
    dead-letter rows the reader could not describe, await every delivery, and only then write
-   the new position to ``sync.source-offsets`` (and await that too);
+   the new position to ``sync.source-offsets`` (and await that too). An update or delete carries
+   its record's last emitted image as ``before`` (`connectors.common.images`: durable, committed
+   between the produce and the checkpoint);
 3. when the feed is drained, wait as `connectors.common.pacing` decides for that table: the
    poll interval while it changes (and ``hot_s`` after), doubling up to ``idle_max_s`` while it
    stays idle, so idle capture costs little of the service-protection budget.
@@ -38,10 +40,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -51,6 +53,7 @@ from connectors.common import metrics
 from connectors.common.checkpoints import CheckpointStore
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import AuthFailed, PositionExpired, Rejected, RetryLater
+from connectors.common.images import ImageStore
 from connectors.common.kafka import AsyncProducer, Headers, KafkaConfig
 from connectors.common.pacing import DEFAULT_PACE, IDLE_BUDGET_RPS, Pace, PollState, next_poll
 from topics import (
@@ -202,36 +205,6 @@ def iso_ms(value: Any) -> int | None:
     return ms if ms >= 0 else None
 
 
-class ImageCache:
-    """The last image seen of each record per table, so a delete can carry its before-image.
-
-    Bounded (least recently seen records go first): it lives only as long as the process, so a
-    delete of a record not seen since the start carries just its key.
-    """
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self.limit = limit
-        self._tables: dict[str, OrderedDict[str, dict[str, Any]]] = {}
-
-    def table(self, table: str) -> OrderedDict[str, dict[str, Any]] | None:
-        return self._tables.get(table)
-
-    def get(self, table: str, key: str) -> dict[str, Any] | None:
-        return self._tables.get(table, OrderedDict()).get(key)
-
-    def remember(self, table: str, items: list[Change | BadRecord]) -> None:
-        cache = self._tables.setdefault(table, OrderedDict())
-        for item in items:
-            if isinstance(item, Change):
-                if item.event.after is not None:
-                    cache[item.key] = item.event.after
-                    cache.move_to_end(item.key)
-                else:
-                    cache.pop(item.key, None)
-        while len(cache) > self.limit:
-            cache.popitem(last=False)
-
-
 @dataclass
 class Page:
     """Changes read in one call and the position after them."""
@@ -245,6 +218,7 @@ class ChangeReader(Protocol):
     """What a system contributes to a source."""
 
     system: System
+    images: ImageStore  # the before images it reads; the engine commits them
 
     def snapshot(self, table: str) -> AsyncIterator[Page]:
         """Every current row as ``op: "r"`` pages; the last page's ``position`` is the feed
@@ -295,6 +269,9 @@ class SourceSettings(BaseModel):
     dlq_topic: str = Field(default="sync.dlq", description="Dead letters.")
     topic_prefix: str = Field(default="", description="Prefix of the CDC topic names (tests).")
     checkpoint_table_prefix: str = Field(default="", description="Prefix of checkpoint keys (tests).")
+    images_path: Path | None = Field(default=None, description=(
+        "SQLite file of the last image emitted per record, the before images of updates and "
+        "deletes (None: in memory, lost on restart)."))
 
     def topic(self, table: str) -> str:
         return self.topic_prefix + cdc_topic(self.system, table)
@@ -337,6 +314,7 @@ class SourceEngine:
     async def close(self) -> None:
         self.producer.close()
         await self.reader.aclose()
+        self.reader.images.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.load()
@@ -400,7 +378,15 @@ class SourceEngine:
             task.cancel()
 
     async def step(self, table: str) -> bool:
-        """Snapshot (if no position) or one change poll; True if more is ready right away."""
+        """Snapshot (if no position) or one change poll; True if more is ready right away.
+        The images a failed step staged are dropped: its page is read again."""
+        try:
+            return await self._step(table)
+        except BaseException:
+            self.reader.images.discard(table)
+            raise
+
+    async def _step(self, table: str) -> bool:
         position = self.positions.get(table)
         self.changed[table] = True  # a snapshot, or a page with items (below)
         if position is None:
@@ -420,6 +406,7 @@ class SourceEngine:
             return True
         self.changed[table] = bool(page.items)
         await self._emit(table, page.items)
+        self.reader.images.commit(table)  # in Kafka now: the next page's before images
         if page.position and page.position != position:
             await self._checkpoint(table, page.position)
         return page.more
@@ -440,10 +427,12 @@ class SourceEngine:
                     del items[index]
                     break
             await self._emit(table, items)
+            self.reader.images.commit(table)
             position = page.position
         if held is not None:
             source = held.event.source.model_copy(update={"snapshot": "last"})
             await self._emit(table, [Change(held.key, held.event.model_copy(update={"source": source}))])
+            self.reader.images.commit(table)
         await self._checkpoint(table, position)
         log.info("source %s/%s: snapshot done, streaming from %s", self.system, table, position)
 
@@ -464,6 +453,10 @@ class SourceEngine:
                 records.append(self._dead_letter(topic, key, payload_bytes(item.event),
                                                  f"{what}: event cannot be encoded: {exc}", "UnencodableRow"))
                 continue
+            if record_size(key, value) > self.max_message_bytes and item.event.op == "u" \
+                    and item.event.before is not None:
+                # The row fits, with its before image it does not: the update goes without it.
+                value = encode(item.event.model_copy(update={"before": None}))
             if record_size(key, value) > self.max_message_bytes:
                 records.append(self._dead_letter(
                     topic, key, value, f"{what}: event of {len(value)} bytes is over the producer's "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from connectors.common.clock import Clock
+from connectors.common.images import ImageStore
 from connectors.common.kafka import KafkaConfig
 from connectors.common.sink import SinkEngine, SinkSettings
 from connectors.common.source import SourceEngine, SourceSettings
@@ -29,7 +30,8 @@ def dataverse_source(conn: DataverseConnection, kafka: KafkaConfig, settings: So
     """A ready source engine: ``await engine.run(stop_event)``."""
     reader = DataverseReader(conn, build_api(conn, transport, clock), clock,
                              captured=tuple(settings.tables),
-                             declared={d.name: d for d in settings.declared})
+                             declared={d.name: d for d in settings.declared},
+                             images=ImageStore(settings.images_path))
     return SourceEngine(settings, kafka, reader, clock)
 
 

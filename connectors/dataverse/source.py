@@ -39,11 +39,11 @@ from connectors.common.auth import ApiOrigin, ForeignOrigin
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import PositionExpired, Rejected
 from connectors.common.http import ApiClient, error_message, rejection
+from connectors.common.images import BeforeImages, ImageStore
 from connectors.common.source import (
     BadRecord,
     CaptureTable,
     Change,
-    ImageCache,
     Page,
     UnreadableAnswer,
     UntrustedPosition,
@@ -82,13 +82,22 @@ def transaction_block(row: dict[str, Any], captured: tuple[str, ...] | None) -> 
                             event_count=max(count, 1))
 
 
+def is_deleted(row: dict[str, Any]) -> bool:
+    """A ``$deletedEntity`` entry of a delta page (its id is in ``id``)."""
+    return "$deletedEntity" in str(row.get("@odata.context", "")) or row.get("reason") == "deleted"
+
+
+def row_id(row: dict[str, Any], pk: str) -> Any:
+    return row.get("id") if is_deleted(row) else row.get(pk)
+
+
 def row_change(table: str, pk: str, row: dict[str, Any], *, snapshot: bool, captured_ms: int,
                company_field: str | None = None, before: dict[str, Any] | None = None,
                fallback_version: int | None = None,
                captured: tuple[str, ...] | None = None) -> Change | BadRecord:
     """One Web API row (or $deletedEntity) as a change, or a BadRecord saying what is missing."""
-    deleted = "$deletedEntity" in str(row.get("@odata.context", "")) or row.get("reason") == "deleted"
-    record_id = row.get("id") if deleted else row.get(pk)
+    deleted = is_deleted(row)
+    record_id = row_id(row, pk)
     version = row.get("@dualwrite.version", row.get("versionnumber"))
     if deleted and version is None:
         version = fallback_version
@@ -125,13 +134,13 @@ def row_change(table: str, pk: str, row: dict[str, Any], *, snapshot: bool, capt
         event = ChangeEvent(before=before or {pk: str(record_id)}, after=None, op="d",
                             ts_ms=captured_ms, source=source, transaction=transaction)
     else:
-        event = ChangeEvent(before=None, after=image, op=op, ts_ms=captured_ms, source=source,
-                            transaction=transaction)
+        event = ChangeEvent(before=before if op == "u" else None, after=image, op=op, ts_ms=captured_ms,
+                            source=source, transaction=transaction)
     return Change(str(record_id), event)
 
 
 def parse_delta_page(table: str, pk: str, body: dict[str, Any], *, snapshot: bool, captured_ms: int,
-                     images: dict[str, dict[str, Any]] | None = None,
+                     images: BeforeImages | None = None,
                      company_field: str | None = None,
                      captured: tuple[str, ...] | None = None) -> Page:
     """A collection/delta response body as a Page (position = next link or delta link)."""
@@ -147,7 +156,8 @@ def parse_delta_page(table: str, pk: str, body: dict[str, Any], *, snapshot: boo
         if not isinstance(row, dict):
             items.append(BadRecord.of(row, f"{table}: row is not an object"))
             continue
-        before = images.get(str(row.get("id"))) if images is not None else None
+        record_id = row_id(row, pk)
+        before = images.get(str(record_id)) if images is not None and record_id is not None else None
         items.append(isolate(row, table, partial(
             row_change, table, pk, row, snapshot=snapshot, captured_ms=captured_ms,
             company_field=company_field, before=before, fallback_version=token_v, captured=captured)))
@@ -162,9 +172,10 @@ class DataverseReader:
     def __init__(self, conn: DataverseConnection, api: ApiClient, clock: Clock | None = None,
                  company_fields: dict[str, str] | None = None,
                  captured: tuple[str, ...] | None = None,
-                 declared: Mapping[str, CaptureTable] | None = None) -> None:
+                 declared: Mapping[str, CaptureTable] | None = None, images: ImageStore | None = None) -> None:
         """``captured``: the entity sets this source reads (counts a transaction's events);
-        ``declared``: their primary key and company column, by entity set."""
+        ``declared``: their primary key and company column, by entity set; ``images``: the
+        before images (in memory when not given)."""
         self.conn = conn
         self.captured = captured
         self.declared = dict(declared or {})
@@ -172,7 +183,7 @@ class DataverseReader:
         self.origin = ApiOrigin.of(api.http.base_url)
         self.clock = clock or SystemClock()
         self.company_fields = {"cdm_companies": "cdm_companycode", **(company_fields or {})}
-        self._images = ImageCache()
+        self.images = images or ImageStore()
         self._companies: dict[str, str] = {}
         self._companies_read_at = 0.0
 
@@ -224,10 +235,10 @@ class DataverseReader:
     def _parse(self, table: str, body: dict[str, Any], snapshot: bool) -> Page:
         page = parse_delta_page(table, self.primary_key(table), body,
                                 snapshot=snapshot, captured_ms=int(self.clock.time() * 1000),
-                                images=self._images.table(table),
+                                images=self.images.table(table),
                                 company_field=self._company_field(table),
                                 captured=self.captured)
-        self._images.remember(table, page.items)
+        self.images.remember(table, page.items)
         return page
 
     async def _with_companies(self, table: str, page: Page) -> Page:

@@ -37,11 +37,11 @@ from connectors.common.auth import ApiOrigin
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import ConnectorError, Rejected
 from connectors.common.http import ApiClient, rejection
+from connectors.common.images import ImageStore
 from connectors.common.source import (
     BadRecord,
     CaptureTable,
     Change,
-    ImageCache,
     Page,
     UnreadableAnswer,
     UntrustedPosition,
@@ -103,7 +103,8 @@ def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_m
         event = ChangeEvent(before=before or dict(key), after=None, op="d", ts_ms=captured_ms, source=source)
     else:
         assert isinstance(row, dict)
-        event = ChangeEvent(before=None, after=row_image(row), op=op, ts_ms=captured_ms, source=source)
+        event = ChangeEvent(before=before if op == "u" else None, after=row_image(row), op=op,
+                            ts_ms=captured_ms, source=source)
     return Change(key_string(key, order), event)
 
 
@@ -163,8 +164,10 @@ class FinanceReader:
     system: System = "finance"
 
     def __init__(self, conn: FinanceConnection, api: ApiClient, clock: Clock | None = None,
-                 coalesce_s: float = 0.05, declared: Mapping[str, CaptureTable] | None = None) -> None:
-        """``declared``: the captured collections' company field, by collection."""
+                 coalesce_s: float = 0.05, declared: Mapping[str, CaptureTable] | None = None,
+                 images: ImageStore | None = None) -> None:
+        """``declared``: the captured collections' company field, by collection; ``images``:
+        the before images (in memory when not given)."""
         self.conn = conn
         self.declared = dict(declared or {})
         self.api = api
@@ -172,7 +175,7 @@ class FinanceReader:
         self.clock = clock or SystemClock()
         self._keys: dict[str, tuple[str, ...]] = dict(conn.keys)
         self._metadata_loaded = False
-        self._images = ImageCache()
+        self.images = images or ImageStore()
         self.coalesce_s = coalesce_s
         self._waiting: dict[str, tuple[int, asyncio.Future[Page]]] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -266,7 +269,7 @@ class FinanceReader:
             company = self.company_field(table)
             items = [isolate(row, table, partial(snapshot_row_change, table, row, keys, self._now_ms(),
                                                  company)) for row in rows]
-            self._images.remember(table, items)
+            self.images.remember(table, items)
             recids: list[int] = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
             if params is not None and len(rows) >= self.conn.page_size and recids:
                 last_recid = max(recids)
@@ -341,7 +344,7 @@ class FinanceReader:
         before = None
         if isinstance(key, dict) and key:
             order = keys if keys and all(k in key for k in keys) else None
-            before = self._images.get(table, key_string(key, order))
+            before = self.images.get(table, key_string(key, order))
         return feed_entry_change(entry, keys, self._now_ms(), before, self.company_field(table))
 
     async def _read_feed(self, positions: dict[str, int]) -> dict[str, Page | Exception]:
@@ -373,7 +376,7 @@ class FinanceReader:
                 continue  # the whole page is this table's error below: it reads it again later
             item = isolate(entry, table, partial(self._feed_change, table, entry, table_keys))
             items[table].append(item)
-            self._images.remember(table, [item])  # a page may hold a create and its delete
+            self.images.remember(table, [item])  # a page may hold a create and its delete
         _number_transactions(items)
         # Every entry of every asked table up to `end` is in this page, so each table may
         # move to `end` (never back: a table may have started past it).

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from connectors.common.http import HttpConfig
+from connectors.common.images import ImageStoreError
 from connectors.common.kafka import KafkaConfig
 from connectors.common.run import run_until_signalled
 from connectors.common.sink import SinkSettings
-from connectors.common.source import SourceSettings
+from connectors.common.source import SourceEngine, SourceSettings
 from connectors.dataverse import DataverseConnection, dataverse_sink, dataverse_source
 from connectors.finance import FinanceConnection, finance_sink, finance_source
 from dualwrite.capture import capture_tables
@@ -88,7 +90,8 @@ def source_settings(settings: Settings, system: System, tables: list[str] | None
     return SourceSettings(system=system, tables=tuple(tables or (t.name for t in declared)),
                           declared=declared, poll_interval_s=poll_interval or api.poll_interval_s,
                           idle_max_s=api.poll_idle_max_s, hot_s=api.poll_hot_s,
-                          idle_budget_rps=api.poll_idle_budget_rps)
+                          idle_budget_rps=api.poll_idle_budget_rps,
+                          images_path=settings.state_dir / "sources" / f"{system}-images.sqlite")
 
 
 def _serve(settings: Settings) -> None:
@@ -99,13 +102,23 @@ def _serve(settings: Settings) -> None:
         start_http_server(settings.metrics_port)
 
 
+def _source(build: Callable[[], SourceEngine]) -> SourceEngine:
+    """The source engine; a state file it cannot use is one line and exit 1, not a traceback."""
+    try:
+        return build()
+    except ImageStoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 @source_app.command("dataverse")
 def source_dataverse(table: TablesOpt = None, poll_interval: PollOpt = None) -> None:
     """Capture Dataverse changes (change tracking / delta links) into dataverse.cdc.<table>."""
     settings = Settings()
     _serve(settings)
     config = source_settings(settings, "dataverse", table, poll_interval)
-    engine = dataverse_source(dataverse_connection(settings, source=True), kafka_config(settings), config)
+    engine = _source(lambda: dataverse_source(dataverse_connection(settings, source=True),
+                                              kafka_config(settings), config))
     asyncio.run(run_until_signalled(engine.run))
 
 
@@ -115,7 +128,8 @@ def source_finance(table: TablesOpt = None, poll_interval: PollOpt = None) -> No
     settings = Settings()
     _serve(settings)
     config = source_settings(settings, "finance", table, poll_interval)
-    engine = finance_source(finance_connection(settings, source=True), kafka_config(settings), config)
+    engine = _source(lambda: finance_source(finance_connection(settings, source=True),
+                                            kafka_config(settings), config))
     asyncio.run(run_until_signalled(engine.run))
 
 

@@ -42,7 +42,8 @@ def launch(prefix: str, kind: str, args: list[str], emu: RunningEmulator, bootst
            f"DUALWRITE_{system}__URL": emu.base_url, f"DUALWRITE_{system}__TOKEN_URL": emu.token_url,
            f"DUALWRITE_{system}__CLIENT_ID": emu.client_id,
            f"DUALWRITE_{system}__CLIENT_SECRET": emu.client_secret,
-           f"DUALWRITE_{system}__SOURCE_CLIENT_ID": emu.client_id}
+           f"DUALWRITE_{system}__SOURCE_CLIENT_ID": emu.client_id,
+           "DUALWRITE_STATE_DIR": str(log.parent / "state")}
     return subprocess.Popen([sys.executable, "-c", DRIVER, prefix, kind, *args], env=env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=Path(__file__).parents[3])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -37,11 +38,11 @@ def events(bootstrap: str, topic: str) -> list[tuple[str, ChangeEvent | None]]:
     return [(decode_key(k).id, decode_event(v)) for k, v, _ in read_all(bootstrap, topic)]
 
 
-def settings(system: str, table: str, unique: str) -> SourceSettings:
+def settings(system: str, table: str, unique: str, images: Path | None = None) -> SourceSettings:
     return SourceSettings.model_validate({
         "system": system, "tables": (table,), "poll_interval_s": 0.1,
         "offsets_topic": f"it-{unique}.offsets", "dlq_topic": f"it-{unique}.dlq",
-        "topic_prefix": f"it-{unique}.", "checkpoint_table_prefix": f"{unique}."})
+        "topic_prefix": f"it-{unique}.", "checkpoint_table_prefix": f"{unique}.", "images_path": images})
 
 
 async def run_until(engine_run, predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -59,8 +60,9 @@ async def run_until(engine_run, predicate, timeout: float = 30.0) -> None:  # ty
 
 
 async def test_dataverse_source_resumes_from_its_checkpoint_without_gap_or_replay(
-        kafka_bootstrap: str, kafka: KafkaConfig, dataverse_emu: RunningEmulator, unique: str) -> None:
-    cfg = settings("dataverse", "cdm_companies", unique)
+        kafka_bootstrap: str, kafka: KafkaConfig, dataverse_emu: RunningEmulator, unique: str,
+        tmp_path: Path) -> None:
+    cfg = settings("dataverse", "cdm_companies", unique, tmp_path / "images.sqlite")
     topic = cfg.topic("cdm_companies")
     create_topics(kafka_bootstrap, [topic, cfg.offsets_topic, cfg.dlq_topic], compacted=(cfg.offsets_topic,))
     conn = dataverse_conn(dataverse_emu)
@@ -91,6 +93,12 @@ async def test_dataverse_source_resumes_from_its_checkpoint_without_gap_or_repla
     seen = events(kafka_bootstrap, topic)
     tail = [(k, e.op if e else None) for k, e in seen[3:]]
     assert tail == [(gbsi, "u"), (demf, "d"), (demf, None)]  # no snapshot again, no re-emission
+    # Full before images across the restart (Debezium consumers need them): the update's is
+    # the create's image, the delete's the snapshot's.
+    first_life = {k: e.after for k, e in seen[:3] if e}
+    updated, deleted = seen[3][1], seen[4][1]
+    assert updated is not None and updated.before == first_life[gbsi]
+    assert deleted is not None and deleted.before == first_life[demf] and deleted.before["cdm_companycode"] == "demf"
     versions = [int(e.source.version) for _, e in seen if e and e.op != "r"]
     assert versions == sorted(versions)
     offsets = read_all(kafka_bootstrap, cfg.offsets_topic)
@@ -99,8 +107,9 @@ async def test_dataverse_source_resumes_from_its_checkpoint_without_gap_or_repla
 
 
 async def test_finance_source_snapshot_then_stream_then_resume(
-        kafka_bootstrap: str, kafka: KafkaConfig, finance_emu: RunningEmulator, unique: str) -> None:
-    cfg = settings("finance", "CustomersV3", unique)
+        kafka_bootstrap: str, kafka: KafkaConfig, finance_emu: RunningEmulator, unique: str,
+        tmp_path: Path) -> None:
+    cfg = settings("finance", "CustomersV3", unique, tmp_path / "images.sqlite")
     topic = cfg.topic("CustomersV3")
     assert topic == f"it-{unique}.finance.cdc.customersv3"
     create_topics(kafka_bootstrap, [topic, cfg.offsets_topic, cfg.dlq_topic], compacted=(cfg.offsets_topic,))
@@ -130,6 +139,7 @@ async def test_finance_source_snapshot_then_stream_then_resume(
     assert k1 == k2 == f"usmf|{body['CustomerAccount']}"
     assert created is not None and updated is not None
     assert (created.op, updated.op) == ("c", "u") and updated.after is not None and updated.after["Name"] == "Two"
+    assert updated.before == created.after  # the image from before the restart
 
 
 async def test_finance_source_runs_many_entities_on_one_feed(

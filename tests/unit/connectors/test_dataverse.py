@@ -82,6 +82,9 @@ def test_delta_page_updates_creates_and_deletes_with_before_image() -> None:
                             images=known)
     ops = [(c.key, c.event.op, c.event.source.version) for c in page.items if isinstance(c, Change)]
     assert ops == [(GUID, "u", "12"), (other, "c", "13"), (GUID, "d", "14")]
+    update, create = page.items[0], page.items[1]
+    assert isinstance(update, Change) and update.event.before == known[GUID]  # what Debezium consumers need
+    assert isinstance(create, Change) and create.event.before is None
     delete = page.items[2]
     assert isinstance(delete, Change)
     assert delete.event.before == known[GUID] and delete.event.after is None

@@ -59,6 +59,16 @@ def test_feed_entries_become_events() -> None:
     assert (e.op, e.source.version, e.source.ts_ms, e.source.company, e.source.txid, e.source.origin) == \
         ("u", "42", 1764063000123, "usmf", "tx-1", "batch:alice")
     assert e.after is not None and "@odata.etag" not in e.after and e.after["ProjectName"] == "Alpha"
+    assert e.before is None  # no image known: Debezium's null before
+
+
+def test_an_update_carries_the_last_known_image_as_before() -> None:
+    row = {"dataAreaId": "usmf", "ProjectId": "P-1", "ProjectName": "Beta", "RecVersion": 44}
+    last = {"dataAreaId": "usmf", "ProjectId": "P-1", "ProjectName": "Alpha", "RecVersion": 42}
+    change = feed_entry_change(entry(44, "u", row), KEYS, captured_ms=9, before=last)
+    assert isinstance(change, Change) and change.event.before == last and change.event.after == row
+    created = feed_entry_change(entry(44, "c", row), KEYS, captured_ms=9, before=last)
+    assert isinstance(created, Change) and created.event.before is None
 
 
 def test_feed_delete_uses_the_last_known_image_or_the_key() -> None:

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from connectors.common.clock import FakeClock
+from connectors.common.images import ImageStore
 from connectors.common.kafka import KafkaConfig
 from connectors.common.pacing import Pace, PollState, next_poll
 from connectors.common.source import Page, SourceEngine, SourceSettings
@@ -67,6 +68,7 @@ class Feed:
     system = "dataverse"
 
     def __init__(self, busy: set[int]) -> None:
+        self.images = ImageStore()
         self.busy = busy
         self.polls = 0
 

@@ -12,6 +12,7 @@ import pytest
 from connectors.common.auth import ForeignOrigin
 from connectors.common.clock import FakeClock
 from connectors.common.errors import PositionExpired, Rejected
+from connectors.common.images import ImageStore
 from connectors.common.kafka import KafkaConfig
 from connectors.common.source import (
     BadRecord,
@@ -66,6 +67,7 @@ class ScriptedReader:
     system = "dataverse"
 
     def __init__(self, snapshot_pages: list[Page], changes: list[Page | Exception]) -> None:
+        self.images = ImageStore()
         self.snapshot_pages = snapshot_pages
         self.script = list(changes)
         self.snapshots = 0
@@ -214,6 +216,7 @@ class TwoTables:
                 ValueError("junk")] * 3
 
     def __init__(self) -> None:
+        self.images = ImageStore()
         self.polls = 0
         self.bad_calls = 0
 
@@ -268,3 +271,43 @@ async def test_untrusted_checkpoint_is_refused_loudly_and_the_table_takes_a_fres
     assert reader.snapshots == 1 and source.positions["accounts"] == "tok-9"
     assert summary(producer)[-1] == ("offsets", "tok-9", None)
     assert "checkpoint refused" in caplog.text and "evil.example" in caplog.text
+
+
+class FailingOnce(MemoryProducer):
+    """Kafka refuses the first page; the engine's step fails with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def produce_all(self, records: list[tuple[str, bytes | None, bytes | None, Any]]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("broker unreachable")
+        await super().produce_all(records)
+
+
+class StagingReader(ScriptedReader):
+    """Stages its pages' images as it reads them, as the real readers do."""
+
+    async def changes(self, table: str, position: str) -> Page:
+        page = await super().changes(table, position)
+        self.images.remember(table, page.items)
+        return page
+
+
+async def test_images_become_before_images_only_once_their_events_are_in_kafka() -> None:
+    reader = StagingReader([], [Page([change("a", 5)], "tok-5", False)] * 2)
+    reader.images.remember("accounts", [change("a", 4)])
+    reader.images.commit("accounts")
+    producer = FailingOnce()
+    settings = SourceSettings(system="dataverse", tables=("accounts",), dlq_topic="dlq", offsets_topic="offsets")
+    source = SourceEngine(settings, KafkaConfig(), reader, FakeClock(), producer)  # type: ignore[arg-type]
+    source.positions["accounts"] = "tok-4"
+    with pytest.raises(RuntimeError, match="broker unreachable"):
+        await source.step("accounts")
+    after = reader.images.get("accounts", "a")
+    assert after is not None and after["v"] == 4  # the page is read again against what was emitted
+    await source.step("accounts")
+    after = reader.images.get("accounts", "a")
+    assert after is not None and after["v"] == 5
