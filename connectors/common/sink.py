@@ -10,6 +10,8 @@ One round (a flush window):
    target's Retry-After window) until every unit is done or rejected, never dropped; a single
    write the target can only take after commands still to come (`Deferred`: a row still
    referenced by rows whose deletes follow) is held for a later window instead, uncommitted;
+   a transaction larger than ``max_change_set`` goes as consecutive change sets, and the acks of
+   each part that landed are published (Kafka-acknowledged) before its next part is sent;
 6. publish an `Applied` ack per write and a dead letter per rejection (the command as attempted:
    a coalesced winner is dead-lettered with the fields it took over, so a retry re-drives them),
    await Kafka's acks;
@@ -23,6 +25,7 @@ zero requests for everything that was acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -48,7 +51,7 @@ from connectors.common.sinkstate import (
     release,
     units,
 )
-from connectors.common.writer import Again, Done, Failed, ODataWriter
+from connectors.common.writer import DEFAULT_MAX_CHANGE_SET, Again, Done, Failed, ODataWriter
 from topics import (
     DLQ_SUPERSEDED_HEADER,
     DLQ_VALUE_HEADER,
@@ -81,6 +84,10 @@ class SinkSettings(BaseModel):
     flush_interval_s: float = Field(default=0.5, gt=0, description="Flush window: wait this long for more commands.")
     max_records: int = Field(default=500, ge=1, description="Most commands per flush window.")
     batch_size: int = Field(default=50, ge=1, le=1000, description="Operations per $batch (1 = plain requests).")
+    max_change_set: int = Field(default=DEFAULT_MAX_CHANGE_SET, ge=1, description=(
+        "Most writes per change set: a larger source transaction goes as consecutive change sets "
+        "(atomic per part). Dataverse takes at most 1,000 requests per $batch; Finance publishes "
+        "no limit, so the same."))
     tx_wait_s: float = Field(default=30.0, ge=0, description="How long to hold an incomplete source transaction.")
     dlq_flood_limit: int = Field(default=200, ge=0, description=(
         "Stop (without dead-lettering or committing the window) after this many rejected "
@@ -220,8 +227,22 @@ class SinkEngine:
         acks: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
         applied: list[Applied] = []
         deferred: set[str] = set()
+        early: set[str] = set()  # command ids acked when their part of a split transaction landed
+
+        async def landed(done: list[Done]) -> None:
+            """Acks of a landed part, durable before the next part of its transaction is sent:
+            after a crash between parts the applied state skips the landed ones (zero requests)."""
+            made = []
+            for d in done:
+                with contextlib.suppress(ValueError):  # dead-lettered with the window below
+                    made.append(self._ack(d.write.command, d))
+            await self.producer.produce_all([self._ack_record(a) for a in made])
+            for a in made:
+                self.state.record(a)
+                early.add(a.command_id)
+
         while pending:
-            outcomes = await self.writer.write(pending)
+            outcomes = await self.writer.write(pending, landed, self.settings.max_change_set)
             alone = {u[0].command.command_id for u in pending if len(u) == 1}
             again: dict[str, Again] = {}
             for outcome in outcomes:
@@ -237,7 +258,8 @@ class SinkEngine:
                         continue
                     applied.append(ack)
                     self._rejects_in_a_row = 0
-                    acks.append((self.settings.applied, command.record_key.encode(), encode(ack), None))
+                    if command.command_id not in early:
+                        acks.append(self._ack_record(ack))
                     metrics.APPLIED.labels(self.system, command.op).inc()
                 elif isinstance(outcome, Failed):
                     msg = origin[command.command_id]
@@ -249,8 +271,10 @@ class SinkEngine:
                     deferred.add(command.record_key)
                 else:
                     again[command.command_id] = outcome
-            # Units come back whole: resend those with any transient failure, after the wait.
-            pending = [u for u in pending if any(w.command.command_id in again for w in u)]
+            # Resend what failed transiently, after the wait: a change set comes back whole, a
+            # split transaction from the part that did not land (the parts before it are done).
+            pending = [[w for w in u if w.command.command_id in again] for u in pending]
+            pending = [u for u in pending if u]
             if pending:
                 waits = [a.retry.retry_after for a in again.values() if a.retry.retry_after is not None]
                 delay = max(waits) if waits else self.settings.retry_pause_s
@@ -284,6 +308,9 @@ class SinkEngine:
             source_system=command.source.system, source_table=command.source.table,
             source_id=command.source.id, fingerprint=command.fingerprint, etag=done.etag,
             target_id=done.target_id, applied_ts_ms=int(self.clock.time() * 1000))
+
+    def _ack_record(self, ack: Applied) -> tuple[str, bytes | None, bytes | None, Headers | None]:
+        return (self.settings.applied, ack.record_key.encode(), encode(ack), None)
 
     def _dead_letter(self, msg: Message, command: Command | None, error_class: str, message: str,
                      status: int | None, superseded: list[str] | None = None,

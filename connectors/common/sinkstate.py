@@ -11,7 +11,8 @@
 - `release` / `commit_offsets`: a source transaction whose members are not all here yet waits
   (they may sit on other partitions), and offsets are committed only below anything waiting.
 - `units`: commands of one released source transaction (same txid, ``tx_size`` set) form one
-  atomic unit (one ``$batch`` change set), in the transaction's order (``tx_order``: a project
+  unit (one ``$batch`` change set; above ``max_change_set`` writes, consecutive ones, each atomic:
+  see `connectors.common.writer`), in the transaction's order (``tx_order``: a project
   before its tasks); every other command is a unit of its own.
 """
 

@@ -2,7 +2,19 @@
 
 A unit is a list of writes that must land together (a source transaction -> one change set)
 or a single independent write. Units are packed into ``$batch`` requests of at most
-``batch_size`` operations; with ``batch_size=1`` a single write goes as a plain request. The
+``batch_size`` operations; with ``batch_size=1`` a single write goes as a plain request.
+
+A unit larger than ``max_change_set`` (the target's limit: Dataverse takes at most 1,000
+requests per ``$batch``; Finance publishes no limit, the sink uses the same) is written as
+consecutive parts of at most that many writes, in the unit's order (the transaction's
+``tx_order``, so its first member, an invoice header say, is in the first part), each part one
+change set sent only after the one before it landed. **Atomicity is then per part, not per
+transaction**: the target may briefly hold the first parts without the rest. A part that does
+not land stops the unit: nothing after it is sent (its writes come back `Again` with the part's
+retry, or `Failed` with the part's reason, so they are retried or dead-lettered, never lost).
+Before the next part goes, the writes of the part that landed are handed to ``landed`` (the
+sink makes their acks durable there), so a crash between parts re-sends only what was not
+applied yet: the applied state skips the landed parts at zero requests. The
 system-specific subclass says how a write becomes a request (`plan`) and what an answer means
 (`judge`): done, rejected, retry later, or "send this other request instead" (Finance: PATCH
 missed -> POST, POST duplicate -> PATCH). A changed plan re-sends the whole unit, which is safe
@@ -20,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -37,7 +50,7 @@ from connectors.common.http import ApiClient, classify, rejection
 from connectors.common.odata import check_key_value
 from connectors.common.sinkstate import Write
 
-__all__ = ["Again", "Done", "Failed", "ODataWriter", "Outcome"]
+__all__ = ["DEFAULT_MAX_CHANGE_SET", "Again", "Done", "Failed", "Landed", "ODataWriter", "Outcome", "parts"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,8 @@ class Again:
 
 
 Outcome = Done | Failed | Again
+# Called with the writes of a part that landed, before the next part of its unit is sent.
+Landed = Callable[[list[Done]], Awaitable[None]]
 Judgement = Outcome | BatchOp  # a BatchOp means: re-send the unit with this request instead
 
 # results (None: the server never reached the change set; an Exception: it could not be sent
@@ -69,8 +84,29 @@ UnitAnswer = tuple[list[BatchResult] | RetryLater | Exception | None, int | None
 MAX_REPLANS = 3
 # A $batch refused as a whole with one of these is split and sent again in halves.
 SPLIT_STATUSES = frozenset({400, 413})
+# Dataverse's documented limit of requests per $batch; Finance publishes none.
+DEFAULT_MAX_CHANGE_SET = 1000
 
 log = logging.getLogger(__name__)
+
+
+def parts(unit: list[Write], max_change_set: int) -> list[list[Write]]:
+    """The unit in consecutive change sets of at most ``max_change_set`` writes, order kept."""
+    size = max(1, max_change_set)
+    return [unit[i:i + size] for i in range(0, len(unit), size)] or [unit]
+
+
+def _not_sent(rest: list[Write], part: list[Outcome]) -> list[Outcome]:
+    """Outcomes of the writes after a part that did not land: they wait for the part's retry
+    (`Again`), or share its rejection (`Failed`, dead-lettered: a retry re-drives them)."""
+    again = next((o for o in part if isinstance(o, Again)), None)
+    if again is not None:
+        return [Again(w, again.retry) for w in rest]
+    failed = next(o for o in part if isinstance(o, Failed))
+    r = failed.rejected
+    reason = Rejected(f"not sent: an earlier part of its transaction failed: {r.reason}", r.status, r.body,
+                      r.error_class)
+    return [Failed(w, reason) for w in rest]
 
 
 class ODataWriter(ABC):
@@ -100,9 +136,39 @@ class ODataWriter(ABC):
     def url(self, path: str) -> str:
         return f"{self.service_root}/{path}"
 
-    async def write(self, units: list[list[Write]]) -> list[Outcome]:
+    async def write(self, units: list[list[Write]], landed: Landed | None = None,
+                    max_change_set: int = DEFAULT_MAX_CHANGE_SET) -> list[Outcome]:
+        """One outcome per write. Units longer than ``max_change_set`` go part after part (see
+        the module docstring); ``landed`` hears of every part that landed before its unit's
+        next part is sent (an exception it raises ends the call: nothing more is sent)."""
         outcomes: list[Outcome] = []
         await self.prepare(units)
+        # A unit that cannot be planned fails whole before any of its parts is sent.
+        todo = [parts(unit, max_change_set) for unit in units
+                if len(unit) <= max_change_set or self._plan_unit(unit, outcomes) is not None]
+        while todo:
+            answered = {o.write.command.command_id: o for o in await self._write_units([p[0] for p in todo])}
+            outcomes.extend(answered.values())
+            going: list[list[list[Write]]] = []
+            done: list[Done] = []
+            for unit_parts in todo:
+                if len(unit_parts) == 1:
+                    continue
+                part = [answered[w.command.command_id] for w in unit_parts[0]]
+                rest = [w for p in unit_parts[1:] for w in p]
+                if all(isinstance(o, Done) for o in part):
+                    done.extend(o for o in part if isinstance(o, Done))
+                    going.append(unit_parts[1:])
+                else:
+                    outcomes.extend(_not_sent(rest, part))
+            if going and landed is not None:
+                await landed(done)
+            todo = going
+        return outcomes
+
+    async def _write_units(self, units: list[list[Write]]) -> list[Outcome]:
+        """One outcome per write of these units (each at most one change set)."""
+        outcomes: list[Outcome] = []
         planned = [p for p in (self._plan_unit(unit, outcomes) for unit in units) if p is not None]
         for _ in range(MAX_REPLANS + 1):
             if not planned:

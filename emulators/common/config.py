@@ -66,6 +66,10 @@ class EmulatorConfig(BaseModel):
     token_ttl_seconds: int = Field(3600, ge=1, description="Lifetime of issued bearer tokens.")
     seed: bool = Field(False, description="Load the demo tenant's reference data on start if empty.")
     default_company: str = Field("usmf", description="Finance: the callers' default company (dataAreaId).")
+    max_batch_requests: int = Field(
+        1000, ge=1, description=(
+            "Most requests in one $batch, change sets included; a larger batch is refused whole "
+            "(400). Dataverse documents 1,000; Finance publishes no limit, its emulator uses the same."))
     max_page_size: int | None = Field(
         None, ge=1, description="Server page size (None: 5,000 for Dataverse, 10,000 for Finance)."
     )

@@ -66,7 +66,7 @@ def create_app(cfg: EmulatorConfig, token_expiry_days: float = TOKEN_EXPIRY_DAYS
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
     async def batch(request: Request) -> Response:
-        return to_response(run_batch(api, await to_api_request(request)))
+        return to_response(run_batch(api, await to_api_request(request), cfg.max_batch_requests))
 
     async def resource(request: Request) -> Response:
         return to_response(api.execute(await to_api_request(request)))

@@ -3,7 +3,9 @@
 A change set is one SQLite transaction (one transaction id in the change log): the first
 failing request rolls all of it back and its error answers for the whole change set. Outside
 change sets each request commits on its own; the first failure ends the batch unless the
-client sent ``Prefer: odata.continue-on-error``. Part URLs are parsed exactly like plain request
+client sent ``Prefer: odata.continue-on-error``. A batch of more requests than
+``EmulatorConfig.max_batch_requests`` (default 1,000, Dataverse's documented limit) is refused
+whole with 400. Part URLs are parsed exactly like plain request
 targets (``messages.api_request``); a part whose request line or headers cannot be read (a line
 break injected through a key, say) answers 400 on its own.
 """
@@ -23,8 +25,6 @@ from emulators.common.batch import (
 from emulators.common.errors import ODataError
 from emulators.dataverse.api import DataverseApi
 from emulators.dataverse.messages import ApiRequest, ApiResponse, api_request
-
-MAX_BATCH_REQUESTS = 1000
 
 
 def _sub_request(outer: ApiRequest, part: BatchRequest, content_ids: dict[str, str]) -> ApiRequest:
@@ -46,11 +46,13 @@ def _remember(content_ids: dict[str, str], part: BatchRequest, response: ApiResp
         content_ids[part.content_id] = entity_id.removeprefix(base)
 
 
-def run_batch(api: DataverseApi, req: ApiRequest) -> ApiResponse:
+def run_batch(api: DataverseApi, req: ApiRequest, max_requests: int) -> ApiResponse:
+    """The batch's answer; more than ``max_requests`` requests (``EmulatorConfig.max_batch_requests``,
+    Dataverse's documented 1,000) are refused whole, before any of them runs."""
     parts = parse_batch(req.body, req.headers.get("content-type", ""))
-    if count_requests(parts) > MAX_BATCH_REQUESTS:
+    if count_requests(parts) > max_requests:
         raise ODataError(400, "0x8006088a", "The number of requests in the batch exceeds the "
-                         f"limit of {MAX_BATCH_REQUESTS}.")
+                         f"limit of {max_requests}.")
     keep_going = "odata.continue-on-error" in req.prefers()
     answers: list[BatchResponsePart] = []
     content_ids: dict[str, str] = {}

@@ -7,6 +7,10 @@
 - ``Content-ID: n`` on a request in a change set lets later requests of the same change set
   address the created row as ``$n`` (``PATCH $1``, ``POST $1/Microsoft...Post``).
 - Processing stops after the first failed part unless ``Prefer: odata.continue-on-error``.
+- A batch of more requests (change sets included) than ``EmulatorConfig.max_batch_requests``
+  is refused whole with 400 before any of it runs. Real Finance publishes no such limit; the
+  emulator takes Dataverse's 1,000 by default so a test proves the sink never exceeds the cap it
+  is configured with.
 - Embedded URLs may be absolute (``http://host/data/X``), rooted (``/data/X``) or relative (``X``)
   and are parsed by the same function as a plain request's (``messages.api_request``), so a
   percent-encoded key is decoded once, alike. A part that could not be read (malformed request
@@ -26,6 +30,7 @@ from emulators.common.batch import (
     BatchResponsePart,
     ChangeSet,
     ChangeSetResponse,
+    count_requests,
 )
 from emulators.common.errors import ODataError, odata_error_body
 from emulators.finance.errors import bad_request
@@ -97,6 +102,10 @@ def _run_change_set(api: FinanceApi, cs: ChangeSet, principal: str,
 
 def run_batch(api: FinanceApi, parts: list[BatchPart], principal: str, base_url: str,
               continue_on_error: bool) -> list[BatchResponsePart]:
+    """The answers of the parts; raises 400 for a batch above ``max_batch_requests``."""
+    limit = api.cfg.max_batch_requests
+    if count_requests(parts) > limit:
+        raise bad_request(f"The number of requests in the batch exceeds the limit of {limit}.")
     out: list[BatchResponsePart] = []
     for part in parts:
         if isinstance(part, ChangeSet):

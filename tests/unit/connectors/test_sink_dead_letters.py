@@ -61,7 +61,7 @@ class Refuses:
     def __init__(self) -> None:
         self.written: list[Command] = []
 
-    async def write(self, units: list[list[Write]]) -> list[Outcome]:
+    async def write(self, units: list[list[Write]], *_: object) -> list[Outcome]:
         out: list[Outcome] = []
         for unit in units:
             for w in unit:
@@ -71,7 +71,7 @@ class Refuses:
 
 
 class Accepts(Refuses):
-    async def write(self, units: list[list[Write]]) -> list[Outcome]:
+    async def write(self, units: list[list[Write]], *_: object) -> list[Outcome]:
         return [Done(w) for unit in units for w in unit]
 
 
@@ -132,7 +132,7 @@ async def test_accepted_merged_writes_are_acked_not_dead_lettered(monkeypatch: p
 class AcceptsOddly(Refuses):
     """The target applied the write but answered with an ETag no ack can hold."""
 
-    async def write(self, units: list[list[Write]]) -> list[Outcome]:
+    async def write(self, units: list[list[Write]], *_: object) -> list[Outcome]:
         return [Done(w, etag={"not": "a string"}) for unit in units for w in unit]  # type: ignore[arg-type]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -47,10 +48,11 @@ async def test_a_key_with_a_line_break_is_refused_before_any_request(batch_size:
     assert len(fake.calls) == 1  # only the good write went out
 
 
-async def test_a_transaction_with_an_invalid_key_fails_whole_and_sends_nothing() -> None:
+@pytest.mark.parametrize("max_change_set", [1000, 1])
+async def test_a_transaction_with_an_invalid_key_fails_whole_and_sends_nothing(max_change_set: int) -> None:
     fake = FakeApi(batch_handler(created))
     unit = [Write(command("P-1", 1, txid="t", tx_size=2)), Write(command("P\x852", 1, txid="t", tx_size=2))]
-    outcomes = await writer_for(fake, 10).write([unit])
+    outcomes = await writer_for(fake, 10).write([unit], None, max_change_set)
     assert all(isinstance(o, Failed) and o.rejected.error_class == "InvalidKey" for o in outcomes)
     assert fake.calls == []
 
@@ -158,3 +160,86 @@ async def test_a_refused_change_set_is_never_split_and_fails_as_a_unit() -> None
         text = request.content.decode()
         assert ("'T-1'" in text or '"T-1"' in text) == ("BAD" in text)
     assert all(len(re.findall(r"changeset_", r.content.decode())) > 0 for r in fake.calls)
+
+
+# -- a transaction larger than the target's change set limit (issue 11) ----------------------
+
+def transaction(keys: list[str]) -> list[Write]:
+    """One source transaction's writes, in its order (the first: the header)."""
+    return [Write(command(k, 1, txid="t", tx_size=len(keys), fields={"ProjectName": k})) for k in keys]
+
+
+def change_sets(request: httpx.Request) -> list[list[str]]:
+    """The ProjectIds written by each change set of a $batch request, in order."""
+    from emulators.common.batch import ChangeSet, parse_batch
+
+    out = []
+    for part in parse_batch(request.content, request.headers["content-type"]):
+        assert isinstance(part, ChangeSet)
+        out.append([json.loads(r.body)["ProjectId"] for r in part.requests])
+    return out
+
+
+class Heard:
+    """A `landed` hook that notes what landed and how many requests had been sent by then."""
+
+    def __init__(self, fake: FakeApi) -> None:
+        self.fake = fake
+        self.calls: list[tuple[int, list[str]]] = []
+
+    async def __call__(self, done: list[Done]) -> None:
+        self.calls.append((len(self.fake.calls), [str(d.write.command.key["ProjectId"]) for d in done]))
+
+
+async def test_a_transaction_above_the_cap_goes_in_ordered_parts_each_after_the_one_before() -> None:
+    fake = FakeApi(batch_handler(created))
+    heard = Heard(fake)
+    keys = ["HEADER", *(f"T-{i}" for i in range(1, 7))]
+    outcomes = await writer_for(fake, 50).write([transaction(keys)], heard, max_change_set=3)
+    assert len(outcomes) == 7 and all(isinstance(o, Done) for o in outcomes)
+    # one request per part, each a single change set of at most the cap, the header in the first
+    assert [change_sets(r) for r in fake.calls] == [[keys[0:3]], [keys[3:6]], [keys[6:7]]]
+    # each part sent only after the one before it landed (and the hook heard of it)
+    assert heard.calls == [(1, keys[0:3]), (2, keys[3:6])]
+
+
+async def test_a_transaction_within_the_cap_is_one_change_set_and_the_hook_is_not_called() -> None:
+    fake = FakeApi(batch_handler(created))
+    heard = Heard(fake)
+    keys = [f"T-{i}" for i in range(5)]
+    await writer_for(fake, 50).write([transaction(keys)], heard, max_change_set=5)
+    assert [change_sets(r) for r in fake.calls] == [[keys]]
+    assert heard.calls == []
+
+
+async def test_a_failed_part_stops_the_rest_of_its_transaction() -> None:
+    fake = FakeApi(batch_handler(created, refuse_if(b"BAD")))
+    heard = Heard(fake)
+    keys = ["T-0", "T-1", "T-2", "BAD", "T-4", "T-5"]
+    single = [Write(command("P-1", 1))]
+    outcomes = by_key(await writer_for(fake, 50).write([transaction(keys), single], heard, max_change_set=2))
+    assert all(isinstance(outcomes[k], Done) for k in ("T-0", "T-1", "P-1"))
+    for k in ("T-2", "BAD"):  # the part that was refused, whole
+        o = outcomes[k]
+        assert isinstance(o, Failed) and o.rejected.status == 400 and "rolled back" in o.rejected.reason
+    for k in ("T-4", "T-5"):  # never sent, dead-lettered with the part's reason
+        o = outcomes[k]
+        assert isinstance(o, Failed) and o.rejected.reason.startswith("not sent: an earlier part")
+        assert o.rejected.status == 400
+    sent = [k for r in fake.calls for cs in change_sets(r) for k in cs]
+    assert "T-4" not in sent and "T-5" not in sent
+    assert heard.calls == [(1, ["T-0", "T-1"])]
+
+
+async def test_a_part_that_must_wait_holds_the_rest_back_to_be_retried() -> None:
+    def busy(method: str, url: str, body: bytes) -> httpx.Response:
+        if b"T-2" in body:
+            return httpx.Response(503, headers={"Retry-After": "3"})
+        return created(method, url, body)
+
+    fake = FakeApi(batch_handler(busy))
+    keys = [f"T-{i}" for i in range(6)]
+    outcomes = by_key(await writer_for(fake, 50).write([transaction(keys)], None, max_change_set=2))
+    assert [type(outcomes[k]).__name__ for k in keys] == ["Done", "Done", "Again", "Again", "Again", "Again"]
+    sent = [k for r in fake.calls for cs in change_sets(r) for k in cs]
+    assert "T-4" not in sent and "T-5" not in sent
