@@ -10,7 +10,7 @@ through (see `streams.wire`). Tables (Faust changelogged, RocksDB in deployments
     versions  source record -> last seen version (+ offset)        updated by `ingest`
     facts     fact key -> lookup row / mapped key / presence          updated by `gate`
     targets   target record key -> what we wrote / what it holds      updated by `gate`
-    parked    gate key -> waiting changes (+ recent releases)         updated by `gate`
+    parked    gate key -> slot; its chunks of changes: `streams.gate` updated by `gate`
     pairs     two-way record pair -> per-field last changes           updated by `gate`
     states    "<map>@<partition>" -> running | paused                 updated by `gate`
 

@@ -173,6 +173,11 @@ def handle(msg: GateMsg, at: Position, state: Tables, ctx: Context) -> list[Effe
     return on_tick(msg, at, state, ctx)
 
 
+def _stamped(item: Pending, at: Position) -> dict[str, Any]:
+    """``item`` as a slot keeps it: its dump, stamped with when it was first parked."""
+    return item.model_copy(update={"parked_ms": item.parked_ms or at.now_ms}).model_dump(mode="json")
+
+
 def _run(state: Tables, ctx: Context, body: Callable[[_Gate], Any]) -> list[Effect]:
     g = _Gate(ctx, Recorder(state))
     body(g)
@@ -248,11 +253,20 @@ class _Gate:
         self.fx.delete("facts", key)
         self.fx.add(Forget(key))
 
+    def parked(self, key: str) -> Any:
+        return self.fx.get("parked", key)
+
+    def write_parked(self, writes: list[gate.Write]) -> None:
+        """Record a slot's writes (`streams.gate`), in the order they were decided."""
+        for key, value in writes:
+            if value is None:
+                self.fx.delete("parked", key)
+            else:
+                self.fx.put("parked", key, value)
+
     def release(self, slot_key: str, at: Position, reason: str) -> list[Pending]:
-        before = gate.slot_from(self.fx.get("parked", slot_key))
-        slot, items = gate.release(before, at.offset)
-        if slot != before:
-            self.fx.put("parked", slot_key, slot)
+        writes, items = gate.release(slot_key, at.offset, self.parked)
+        self.write_parked(writes)
         released = [Pending.model_validate(i) for i in items]
         if released:
             self.fx.add(Count(metrics.RELEASED, (reason,), len(released)))
@@ -262,11 +276,9 @@ class _Gate:
         return released
 
     def park(self, slot_key: str, item: Pending, at: Position, reason: str) -> None:
-        parked = item.model_copy(update={"parked_ms": item.parked_ms or at.now_ms})
-        slot, added = gate.park(gate.slot_from(self.fx.get("parked", slot_key)), parked.model_dump(mode="json"),
-                                at.offset)
+        writes, added = gate.park(slot_key, [_stamped(item, at)], at.offset, self.parked)
+        self.write_parked(writes)
         if added:
-            self.fx.put("parked", slot_key, slot)
             self.fx.add(Count(metrics.PARKED, (item.map, reason)))
 
     def next_step(self, item: Pending, at: Position) -> Group | Need | Pair | Emit | Spread | None:
@@ -334,19 +346,15 @@ class _Gate:
 
     def group(self, at: Position, event: str, total: int, items: list[Pending]) -> None:
         """Hold a source transaction's changes until all ``total`` of its events were seen."""
-        before = gate.slot_from(self.fx.get("parked", at.key))
-        slot = gate.count_event(before, event)
-        for item in items:
-            stamped = item.model_copy(update={"parked_ms": item.parked_ms or at.now_ms})
-            slot, added = gate.park(slot, stamped.model_dump(mode="json"), at.offset)
-            if added:
-                self.fx.add(Count(metrics.PARKED, (item.map, "transaction")))
-        if slot != before:
-            self.fx.put("parked", at.key, slot)
-        replayed = any(r["offset"] == at.offset for r in slot["released"])
-        if replayed or len(slot["events"]) >= total:
+        writes, seen = gate.count_event(at.key, event, self.parked)
+        self.write_parked(writes)
+        writes, added = gate.park(at.key, [_stamped(item, at) for item in items], at.offset, self.parked)
+        self.write_parked(writes)
+        for parked in added:
+            self.fx.add(Count(metrics.PARKED, (str(parked["map"]), "transaction")))
+        if gate.released_at(at.key, at.offset, self.parked) or seen >= total:
             self.release_transaction(at)
-        elif slot["waiting"]:
+        elif gate.is_waiting(at.key, self.parked):
             # Remember the open transaction for the partition's tick (tables are not scanned).
             index_key = f"open-tx@{at.partition}"
             opened = dict(self.fx.get("states", index_key) or {})

@@ -1,6 +1,7 @@
 """What the gate holds back: parked changes with their age and the key they wait for.
 
-`parked_entries` is pure (over the ``parked`` table's items); `read_parked` rebuilds the table
+`parked_entries` is pure (over the ``parked`` table's items, slots and their chunks:
+`streams.gate.waiting_in`); `read_parked` rebuilds the table
 from its changelog topic, so ``dualwrite status`` can show it while the worker runs elsewhere.
 """
 
@@ -15,7 +16,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import StreamsConfig
-from streams.gate import slot_from
+from streams.gate import waiting_in
 from streams.maps.model import key_fact
 from streams.pending import record_ref
 
@@ -43,13 +44,12 @@ def _unwritten_delete(key: str, item: dict[str, Any]) -> bool:
 def parked_entries(items: Iterable[tuple[str, Any]], now_ms: int) -> list[ParkedEntry]:
     """Every waiting change, oldest first."""
     out = []
-    for key, value in items:
-        for item in slot_from(value)["waiting"]:
-            parked = int(item.get("parked_ms") or item.get("born_ms") or now_ms)
-            out.append(ParkedEntry(map=str(item.get("map")), change_id=str(item.get("id")),
-                                   waits_for=key, parked_ms=parked,
-                                   age_s=max(0.0, (now_ms - parked) / 1000),
-                                   unwritten_delete=_unwritten_delete(key, item)))
+    for key, item in waiting_in(dict(items)):  # the slot layout is `streams.gate`'s
+        parked = int(item.get("parked_ms") or item.get("born_ms") or now_ms)
+        out.append(ParkedEntry(map=str(item.get("map")), change_id=str(item.get("id")),
+                               waits_for=key, parked_ms=parked,
+                               age_s=max(0.0, (now_ms - parked) / 1000),
+                               unwritten_delete=_unwritten_delete(key, item)))
     return sorted(out, key=lambda e: e.parked_ms)
 
 

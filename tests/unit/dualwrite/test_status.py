@@ -29,6 +29,7 @@ from dualwrite.ops.status import (
     tables,
     topic_lags,
 )
+from streams import gate
 from streams.status import parked_entries
 from topics import MapState, dlq_headers, read_headers
 
@@ -99,6 +100,33 @@ def test_parked_summary_counts_per_map_with_the_oldest() -> None:
     assert [(p.map, p.count, p.oldest_change_id, p.oldest_age_s) for p in summary] == [
         ("project_tasks", 2, "project_tasks:t1:1", 400.0), ("projects", 1, "projects:p1:7", 5.0)]
     assert summary[0].oldest_waits_for.startswith("present:ProjectsV2(")
+
+
+def test_parked_summary_reads_chunked_slots_and_forgets_a_released_one() -> None:
+    """Slots keep their items in chunks beside them (`streams.gate`): every waiting change is
+    shown with its age, and a slot once released shows nothing, its history notwithstanding."""
+    table: dict[str, object] = {}
+
+    def write(writes: list[tuple[str, object]]) -> None:
+        for key, value in writes:
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+
+    project = "present:ProjectsV2(ProjectId='P1',dataAreaId='usmf')"
+    company = "row:dataverse:cdm_companies:c1"
+    actuals = [{"id": f"actuals:a{n}:1", "map": "actuals", "parked_ms": NOW - 1_000 * n}
+               for n in range(1, 251)]  # more than one chunk
+    for offset, item in enumerate(actuals):
+        write(gate.park(project, [item], offset, table.get)[0])
+    write(gate.park(company, [{"id": "projects:p1:7", "map": "projects", "parked_ms": NOW - 5_000}],
+                    300, table.get)[0])
+    summary = summarize_parked(parked_entries(table.items(), NOW))
+    assert [(p.map, p.count, p.oldest_change_id, p.oldest_waits_for, p.oldest_age_s) for p in summary] == [
+        ("actuals", 250, "actuals:a250:1", project, 250.0), ("projects", 1, "projects:p1:7", company, 5.0)]
+    write(gate.release(project, 400, table.get)[0])
+    assert [p.map for p in summarize_parked(parked_entries(table.items(), NOW))] == ["projects"]
 
 
 def letter(stage: str, map_name: str | None, error_class: str, ts_ms: int | None,

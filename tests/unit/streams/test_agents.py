@@ -10,6 +10,7 @@ import pytest
 
 from streams import StreamsConfig, create_app
 from streams.app import Runtime
+from streams.gate import waiting_in
 from streams.maps import LEGAL_ENTITIES, FieldMap, MapRegistry
 from streams.wire import TickMsg, encode_gate
 from tests.unit.streams import rows
@@ -70,7 +71,8 @@ async def test_ingest_dedupes_and_dead_letters_bad_records(rt):
             await ingest.put(value, key=encode_key(rows.PROJECT))
         await ingest.put(b"{not json", key=encode_key("x"))
     gate = rec.take("gate")
-    assert len(gate) == 1 and gate[0][0] == rows.COMPANY_FACT.encode()
+    # Once: the change (keyed by its company) and the project's presence (expense lines bind it).
+    assert [k.decode().split("(")[0] for k, _v, _h in gate] == [rows.COMPANY_FACT, "present:msdyn_projects"]
     [(_key, value, headers)] = rec.take("dlq")
     assert value == b"{not json" and dict(headers)["dlq.stage"] == b"decode"
 
@@ -140,8 +142,8 @@ async def test_waiters_released_by_the_target_feed_and_paused_map_resumes(rt):
     ])
     await pump(rt, rec)
     [project] = commands(rec)
-    parked = dict(rt.table("parked").items())
-    assert len(parked[rows.PROJECT_PRESENT]["waiting"]) == 2  # two waiters on one project
+    parked = [k for k, _ in waiting_in(dict(rt.table("parked").items()))]
+    assert parked.count(rows.PROJECT_PRESENT) == 2  # two waiters on one project
     # Finance's own feed shows the project: both tasks go on, and wait for the paused map.
     await ingest_all(rt, [("5637144576", encode(ChangeEvent(
         after={**project.fields, "RecId": 5637144576}, op="c", ts_ms=1,
@@ -205,7 +207,7 @@ async def test_a_run_of_rejected_changes_pauses_the_map_and_parks_the_rest(tmp_p
     [(key, value, _)] = rec.take("control")
     state = decode_model(MapState, value)
     assert key == b"projects" and state.state == "paused" and "dualwrite maps resume" in (state.reason or "")
-    parked = dict(rt.table("parked").items())["paused:projects@0"]["waiting"]
+    parked = [i for k, i in waiting_in(dict(rt.table("parked").items())) if k == "paused:projects@0"]
     assert [p["source"]["id"] for p in parked] == ["p-2"]  # ...and the rest waits, not in the DLQ
     # Resumed without a fix: the parked change is tried again and rejected again.
     await pump(rt, rec, [(b"control:projects", encode_gate(ControlMsg(map="projects", state="running")))])
@@ -395,7 +397,9 @@ async def test_a_change_whose_gate_message_cannot_be_built_or_sent_is_a_dead_let
 
 async def test_a_change_whose_facts_the_worker_knows_crosses_the_gate_topic_once(rt):
     """Issue 9: a project whose company and customer rows this worker has seen goes from ingest
-    straight to its emit key; only the key fact it publishes makes a second gate record."""
+    straight to its emit key; only the key fact it publishes makes a second gate record, and
+    the first time the worker sees the project, its presence in Dataverse (expense lines bind
+    it; an update of a project whose presence the worker knows does not send it again)."""
     rec = wire(rt)
     await ingest_all(rt, [(rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
                           (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1))])
@@ -403,7 +407,7 @@ async def test_a_change_whose_facts_the_worker_knows_crosses_the_gate_topic_once
     await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(), 7))])
     gate = rec.take("gate")
     assert [k.decode().split("(")[0] for k, _, _ in gate if k.decode().startswith("present:")] == \
-        ["present:ProjectsV2"]
+        ["present:ProjectsV2", "present:msdyn_projects"]
     assert not [k for k, _, _ in gate if k.decode().startswith("row:")]  # no lookup hop
     handled = len(gate)
     async with agent(rt, "gate").test_context() as g:
@@ -415,7 +419,7 @@ async def test_a_change_whose_facts_the_worker_knows_crosses_the_gate_topic_once
             handled += len(more)
             queue.extend(more)
     assert [c.key["ProjectId"] for c in commands(rec)] == [rows.project()["msdyn_projectnumber"]]
-    assert handled == 2  # the change at its emit key, and the key fact it publishes
+    assert handled == 3  # the change at its emit key, the key fact it publishes, the presence
 
 
 async def test_a_fact_the_worker_does_not_know_is_still_asked_at_the_gate(rt):

@@ -6,9 +6,10 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
-from streams import metrics
+from streams import gate, metrics
 from streams.config import StreamsConfig
 from streams.effects import (
     FLOOD,
@@ -97,6 +98,25 @@ def apply(state: Tables, effects: list[Effect]) -> None:
             state[e.table].pop(e.key, None)
 
 
+def applied(effects: list[Effect]) -> Tables:
+    state = tables()
+    apply(state, effects)
+    return state
+
+
+def waiting(state: Tables, key: str) -> list[dict[str, Any]]:
+    """The items waiting at ``key`` (`streams.gate` keeps them in chunks beside the slot)."""
+    return [item for k, item in gate.waiting_in(state["parked"]) if k == key]
+
+
+def parked(key: str, *items: dict[str, Any]) -> dict[str, Any]:
+    """A ``parked`` table where ``items`` wait at ``key``."""
+    table: dict[str, Any] = {}
+    writes, _ = gate.park(key, list(items), 1, table.get)
+    table.update(writes)
+    return table
+
+
 def of(kind: type, effects: list[Effect]) -> list[Any]:
     return [e for e in effects if isinstance(e, kind)]
 
@@ -150,9 +170,8 @@ def test_a_fact_found_at_its_own_key_is_collected_and_the_walk_goes_on_to_the_ne
 
 def test_a_fact_not_yet_known_parks_the_change_at_its_key():
     effects = run(on_pending, PendingMsg(item=project(facts={})), at(rows.COMPANY_FACT), tables())
-    [slot] = puts(effects, "parked").values()
-    assert [i["id"] for i in slot["waiting"]] == [f"projects:{rows.PROJECT}:3"]
-    assert slot["waiting"][0]["parked_ms"] == 5_000
+    [slot] = waiting(applied(effects), rows.COMPANY_FACT)
+    assert slot["id"] == f"projects:{rows.PROJECT}:3" and slot["parked_ms"] == 5_000
     assert counted(effects, metrics.PARKED) == [("projects", "waits")]
     assert not of(GateSend, effects)
 
@@ -231,8 +250,7 @@ def test_a_paused_map_parks_its_failing_change():
     effects = run(on_pending, PendingMsg(item=broken_project()), at(EMIT_KEY),
                   tables(states={"projects@0": "paused"}))
     assert not of(DeadLetter, effects)
-    [slot] = [v for k, v in puts(effects, "parked").items() if k == "paused:projects@0"]
-    assert [i["id"] for i in slot["waiting"]] == ["projects:PRJ-9"]
+    assert [i["id"] for i in waiting(applied(effects), "paused:projects@0")] == ["projects:PRJ-9"]
     assert counted(effects, metrics.PARKED) == [("projects", "paused")]
 
 
@@ -252,7 +270,7 @@ def test_a_run_of_failures_pauses_the_map_and_the_next_failure_in_the_same_walk_
     assert control.state.map == "projects" and control.state.state == "paused"
     apply(state, effects)
     assert state["states"]["projects@0"] == "paused"
-    assert [i["id"] for i in state["parked"]["paused:projects@0"]["waiting"]] == ["projects:PRJ-9"]
+    assert [i["id"] for i in waiting(state, "paused:projects@0")] == ["projects:PRJ-9"]
 
 
 def test_a_walk_reads_its_own_writes():
@@ -280,7 +298,28 @@ def test_a_transaction_waits_for_all_its_events_then_releases_its_changes_togeth
     apply(state, second)
     [send] = of(GateSend, second)
     assert send.key == EMIT_KEY and send.msg.item.tx_members == (rows.PROJECT,)
-    assert state["states"]["open-tx@0"] == {} and state["parked"][key]["waiting"] == []
+    assert state["states"]["open-tx@0"] == {} and waiting(state, key) == []
+
+
+def test_a_transaction_of_6001_events_is_released_whole_and_every_value_it_writes_is_small():
+    """A proforma confirmation of 1,500 lines is one transaction of 6,001 events: its slot used
+    to be one value past Kafka's 1 MB message limit (the worker crash-looped)."""
+    key, total = "tx:dataverse:big", 6_001
+    base = in_tx(project())
+    state = tables()
+    sent: list[GateSend] = []
+    for n in range(total):
+        member = base.model_copy(update={"id": f"projects:p{n}:3", "tx_total": total,
+                                         "source": base.source.model_copy(update={"id": f"p{n}"})})
+        effects = on_tx(TxMsg(event=f"dataverse:msdyn_projects:p{n}:3", total=total, items=[member]),
+                        at(key, n), state, ctx())
+        assert all(len(orjson.dumps(e.value)) < 64_000 for e in effects if isinstance(e, Put)), n
+        apply(state, effects)
+        sent += of(GateSend, effects)
+        assert len(sent) == (total if n == total - 1 else 0)
+    assert sorted(s.msg.item.id for s in sent) == sorted(f"projects:p{n}:3" for n in range(total))
+    assert len(sent[0].msg.item.tx_members) == total
+    assert waiting(state, key) == [] and state["states"]["open-tx@0"] == {}
 
 
 def test_a_change_its_map_filters_out_is_no_member_of_the_change_set():
@@ -314,7 +353,7 @@ def test_the_tick_releases_a_transaction_whose_missing_events_never_came():
 # -- facts -----------------------------------------------------------------------------------
 def waiting_on_account() -> Tables:
     item = project(facts={rows.COMPANY_FACT: COMPANY}).model_dump(mode="json")
-    return tables(parked={rows.ACCOUNT_FACT: {"waiting": [item], "released": [], "events": []}})
+    return tables(parked=parked(rows.ACCOUNT_FACT, item))
 
 
 def test_a_fact_is_stored_mirrored_and_releases_what_waited_for_it():
@@ -401,6 +440,7 @@ def test_an_observed_delete_forgets_presence_and_what_the_row_held():
 # -- control ---------------------------------------------------------------------------------
 def test_a_pause_is_recorded_and_a_resume_releases_what_the_pause_parked():
     item = project().model_dump(mode="json")
+    # a slot as the old layout wrote it (one value): read as it was
     state = tables(parked={"paused:projects@0": {"waiting": [item], "released": [], "events": []}})
     paused = run(on_control, ControlMsg(map="projects", state="paused"), at("control:projects"), state)
     assert paused == [Put("states", "projects@0", "paused")]
@@ -489,5 +529,5 @@ def test_a_half_of_a_pair_parks_for_its_partner_and_makes_its_own_half_known():
     [announce] = of(GateSend, effects)
     own = f"partner:expense_estimates:{PAIR}:Cost"
     assert announce.key == own and announce.msg == FactMsg(key=own, value={"id": "cost-1"}, version=7)
-    assert [w["id"] for w in puts(effects, "parked")[partner]["waiting"]] == ["expense_estimates:cost-1:7"]
+    assert [w["id"] for w in waiting(applied(effects), partner)] == ["expense_estimates:cost-1:7"]
     assert not of(CommandSend, effects)
