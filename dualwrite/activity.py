@@ -22,8 +22,10 @@ Who does what (domain.md 1.1, 1.7):
   deleted, every other project closed (statecode 1), one contract in four torn down (children
   before parents: milestones, lines, funding sources, child tasks, tasks, project, contract);
 - their team (domain.md 1.2), on every project that is not torn down, before it closes: a
-  resource assigned to task "2.1" (an hour estimate) and a day of time on it against the T&M
-  line, approved (Dataverse creates the cost and unbilled-sales actuals). Who and in which
+  resource assigned to task "2.1" (an hour estimate), a material estimate on it (a cost and a
+  sales line of a product released in the project's company, when Dataverse has one) and a day
+  of time on it against the T&M line, approved (Dataverse creates the cost and unbilled-sales
+  actuals). Who and in which
   role are the bookable resources and roles Dataverse holds at the start; the transaction
   category is one Finance can import time under (a Finance category with an Hour project
   category), created first in Dataverse with Finance's id as its integration id when Dataverse
@@ -109,7 +111,8 @@ class Company:
 class World:
     """What the plan builds on: Dataverse companies with customers, Finance legal entities; for
     time and estimates, Dataverse's bookable resources and roles (names), the integration ids of
-    its transaction categories, and Finance's categories time can be imported under."""
+    its transaction categories, Finance's categories time can be imported under, and the
+    released products Dataverse holds per company (found by `read_world` as ``product:``)."""
 
     dataverse: tuple[Company, ...]
     finance: tuple[tuple[str, str], ...]  # (dataAreaId, accounting currency)
@@ -117,6 +120,7 @@ class World:
     roles: tuple[str, ...] = ()
     dataverse_categories: tuple[str, ...] = ()  # msdyn_integrationid
     time_categories: tuple[tuple[str, str], ...] = ()  # Finance (CategoryId, Name)
+    products: tuple[tuple[str, str], ...] = ()  # Dataverse released products (company, productnumber)
 
 
 @dataclass(frozen=True)
@@ -367,7 +371,7 @@ class _Planner:
                           {"msdyn_parenttask": Ref(f"task1:{k}")})],
                      [task("2", None)], [task("2.1", "2")], [task("1.2", "1")]]
             chunks = before + [[_late(op) for op in c] if late else c for c in after]
-        edits: list[Chunk] = [] if i % 4 == 1 else self._time(k, number, cur, h["project"], h["tm"])
+        edits: list[Chunk] = [] if i % 4 == 1 else self._time(k, number, cur, h["project"], h["tm"], company.code)
         if edits:  # the approved time billed: a proforma invoice on the contract, confirmed
             edits.append(self._invoice(k, co, cur, contract, Ref(f"account:{company.code}/{payers[0]}")))
         edits += [
@@ -395,9 +399,10 @@ class _Planner:
         return chunks + edits
 
 
-    def _time(self, k: str, number: str, currency: str, project: str, line: str) -> list[Chunk]:
-        """The team on task 2.1 of an open project: an hour estimate, and a day of time on the
-        T&M line, approved (an approved entry can no longer change: one chunk)."""
+    def _time(self, k: str, number: str, currency: str, project: str, line: str, company: str) -> list[Chunk]:
+        """The team on task 2.1 of an open project: an hour estimate, a material estimate (its
+        cost and sales lines) of a product released in the company when Dataverse has one, and
+        a day of time on the T&M line, approved (an approved entry can no longer change: one chunk)."""
         if self.team is None:
             return []
         team, task = self.team, Ref(f"task2.1:{k}")
@@ -416,7 +421,14 @@ class _Planner:
             "transactioncurrencyid": currency})
         approve = Op("time entry", "dataverse", "POST", "msdyn_timeentries", row=Ref(f"time:{k}"),
                      action="msdyn_ApproveTimeEntry")
-        return [[assignment], [entry, approve]]
+        product = min((p for c, p in self.world.products if c == company), default=None)
+        material = [] if product is None else [[_dv("material estimate", "POST", "msdyn_estimatelines", f"{side}:{k}", {
+            "msdyn_project": Ref(project), "msdyn_task": task, "msdyn_transactioncategory": Ref(team.category),
+            "msdyn_product": Ref(f"product:{product}"), "msdyn_transactionclassification": 192350002,
+            "msdyn_transactiontypecode": code, "msdyn_billingtype": 192350001, "msdyn_quantity": 4.0,
+            "msdyn_price": price, "msdyn_documentdate": "2027-01-11", "transactioncurrencyid": currency})
+            for side, code, price in (("material-cost", 192350000, cost), ("material-sales", 192350005, sales))]]
+        return [[assignment], *material, [entry, approve]]
 
 
     @staticmethod

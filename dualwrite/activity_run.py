@@ -74,10 +74,16 @@ def read_world(sessions: Mapping[System, ApiSession]) -> tuple[World, dict[str, 
     finance = tuple(sorted((str(r["dataAreaId"]), str(r.get("AccountingCurrency") or "USD"))
                            for r in api.rows("finance", "LegalEntities", {})))
     resources, roles, categories = _team_rows(api, ids)
+    products: list[tuple[str, str]] = []  # released products: a company's, with a number
+    for row in _active(api, "products", "productid,productnumber,_msdyn_company_value"):
+        company = companies.get(str(row.get("_msdyn_company_value")))
+        if company is not None and row.get("productnumber"):
+            ids[f"product:{row['productnumber']}"] = ("products", str(row["productid"]))
+            products.append((company[0], str(row["productnumber"])))
     world = World(tuple(Company(code, cur, tuple(sorted(accounts[code])))
                         for code, cur in sorted(companies.values())), finance,
                   resources=resources, roles=roles, dataverse_categories=categories,
-                  time_categories=_time_categories(api))
+                  time_categories=_time_categories(api), products=tuple(sorted(products)))
     return world, ids
 
 

@@ -6,7 +6,8 @@ None), update, and delete (after is None). Hooks are registered per entity:
 - ``TransactionCategories`` created: the shared categories (``categories.py``).
 - ``OnAccountTransactions`` created: the first billing milestone of a contract line makes FO
   create a fixed-price revenue estimate project for the line (``FixedPriceRevenueEstimateProjects``).
-- ``HourEstimateStaging`` / ``ExpenseEstimateStaging`` written: the forecasts (``forecasts.py``).
+- ``HourEstimateStaging`` / ``ExpenseEstimateStaging`` / ``MaterialEstimateStaging`` written:
+  the forecasts (``forecasts.py``).
 
 Business actions (import, posting) write through ``Writer`` directly and trigger no hooks.
 """
@@ -52,6 +53,7 @@ _HOOKS: dict[str, Hook] = {
     "OnAccountTransactions": _fixed_price_estimate,
     "HourEstimateStaging": forecasts.sync_hour_forecast,
     "ExpenseEstimateStaging": forecasts.sync_expense_forecast,
+    "MaterialEstimateStaging": forecasts.sync_item_forecast,
 }
 
 

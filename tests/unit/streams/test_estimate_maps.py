@@ -1,6 +1,7 @@
-"""The hour estimates map (Dataverse resource assignments -> Finance hour estimate staging): a
-realistic assignment becomes the expected staging row, and waits for its project and task in
-Finance (domain.md 1.2 "Labor", 1.7)."""
+"""The estimate maps (domain.md 1.2 "Labor", "Expense", "Material", 1.7): a realistic resource
+assignment becomes the expected hour estimate staging row and waits for its project and task in
+Finance; an expense or material estimate line waits for its partner line, and the two maps split
+the estimate lines by transaction class, each line in exactly one of them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from streams.maps import default_registry, key_fact, present_fact
-from streams.maps.estimates import HOUR_ESTIMATES
-from streams.pending import Emit, Need, Pending, Step, plan
+from streams.maps import default_registry, key_fact, present_fact, row_fact
+from streams.maps.estimates import EXPENSE_ESTIMATES, HOUR_ESTIMATES, MATERIAL_ESTIMATES
+from streams.pending import Drop, Emit, Need, Pending, Step, plan
 from streams.transform import Mapped, NeedFacts, TransformError, transform
 from tests.unit.streams import rows
 from topics import CommandSource, target_key
@@ -102,13 +103,14 @@ PAIR = ("ExpenseEstimateStaging(DocumentDate='2026-03-02',ProjectId='PRJ-1',Task
         "TransactionCategory='TCN-1',dataAreaId='usmf')")
 
 
-def line(line_id: str, type_code: int, price: float, **extra: Any) -> Pending:
+def line(line_id: str, type_code: int, price: float, map_name: str = "expense_estimates",
+         **extra: Any) -> Pending:
     row = {"msdyn_estimatelineid": line_id, "_msdyn_project_value": rows.PROJECT, "_msdyn_task_value": TASK,
            "_msdyn_transactioncategory_value": CATEGORY, "msdyn_transactionclassification": 192350001,
            "msdyn_transactiontypecode": type_code, "msdyn_billingtype": 192350001, "msdyn_quantity": 2.0,
            "msdyn_price": price, "msdyn_documentdate": "2026-03-02", "transactioncurrencyid": "USD", **extra}
     source = CommandSource(system="dataverse", table="msdyn_estimatelines", id=line_id, version=7, ts_ms=1)
-    return Pending(id=f"expense_estimates:{line_id}:7", map="expense_estimates", op="upsert", row=row,
+    return Pending(id=f"{map_name}:{line_id}:7", map=map_name, op="upsert", row=row,
                    source=source, born_ms=0)
 
 
@@ -138,3 +140,72 @@ def test_material_and_time_lines_are_not_expense_estimates() -> None:
 def test_a_line_of_neither_half_is_refused() -> None:
     with pytest.raises(TransformError, match="no value map entry"):
         walk(line("x-1", 192350006, 5.0), LINE_FACTS)
+
+
+# -- material estimates: the same pairing, plus the released product ---------------------------
+PRODUCT = "prod-guid-1"
+PRODUCT_ROW_FACT = row_fact("dataverse", "products", PRODUCT)
+PRODUCT_PRESENT = present_fact(target_key("ReleasedProductsV2", {"dataAreaId": "usmf", "ItemNumber": "D0001"}))
+MATERIAL_PAIR = ("MaterialEstimateStaging(DocumentDate='2026-03-02',ItemId='D0001',ProjectId='PRJ-1',"
+                 "TaskId='1.2',TransactionCategory='TCN-1',dataAreaId='usmf')")
+CLASSES = {"Time": 192350000, "Expense": 192350001, "Material": 192350002, "Milestone": 192350003,
+           "Fee": 192350004}
+
+
+def material(line_id: str, type_code: int, price: float) -> Pending:
+    return line(line_id, type_code, price, "material_estimates", _msdyn_product_value=PRODUCT,
+                msdyn_transactionclassification=CLASSES["Material"])
+
+
+def test_the_expense_and_material_filters_split_the_estimate_lines_by_class() -> None:
+    readers = MAPS.sourced_from("dataverse", "msdyn_estimatelines")
+    assert [m.name for m in readers] == ["expense_estimates", "material_estimates"]
+    taken = {name: [m.name for m in readers if m.passes({"msdyn_transactionclassification": value})]
+             for name, value in CLASSES.items()}
+    assert taken == {"Time": [], "Expense": ["expense_estimates"], "Material": ["material_estimates"],
+                     "Milestone": [], "Fee": []}
+
+
+def test_an_expense_line_is_no_material_estimate() -> None:
+    step = plan(line("e-1", 192350000, 5.0, "material_estimates", _msdyn_product_value=PRODUCT), MAPS)
+    assert isinstance(step, Drop)
+
+
+def test_a_material_line_waits_for_its_product_released_in_the_projects_company_then_its_partner() -> None:
+    facts = {**LINE_FACTS, PRODUCT_ROW_FACT: {"msdyn_itemnumber": "D0001"}}
+    waited, step = walk(material("mcost-1", 192350000, 11.5), facts)
+    assert PRODUCT_ROW_FACT in waited and step == Need(PRODUCT_PRESENT)
+    _, step = walk(material("mcost-1", 192350000, 11.5), {**facts, PRODUCT_PRESENT: {"target_id": "9"}})
+    assert step == Need(f"partner:material_estimates:{MATERIAL_PAIR}:Sales",
+                        announce=(f"partner:material_estimates:{MATERIAL_PAIR}:Cost", {"id": "mcost-1"}))
+
+
+def test_a_material_pair_becomes_one_staging_row_per_line_with_the_item() -> None:
+    facts = {**LINE_FACTS, PRODUCT_ROW_FACT: {"msdyn_itemnumber": "D0001"}, PRODUCT_PRESENT: {"target_id": "9"},
+             f"partner:material_estimates:{MATERIAL_PAIR}:Cost": {"id": "mcost-1"},
+             f"partner:material_estimates:{MATERIAL_PAIR}:Sales": {"id": "msales-1"}}
+    written = {}
+    for line_id, code, price in (("mcost-1", 192350000, 11.5), ("msales-1", 192350005, 25.0)):
+        _, step = walk(material(line_id, code, price), facts)
+        assert isinstance(step, Emit)
+        written[step.mapped.record_key] = step.mapped.fields
+    common = {"dataAreaId": "usmf", "ProjectId": "PRJ-1", "TaskId": "1.2", "BillingType": "Chargeable",
+              "TransactionCategory": "TCN-1", "ItemId": "D0001", "Quantity": 2.0, "CurrencyId": "USD",
+              "DocumentDate": "2026-03-02"}
+    assert written == {
+        "MaterialEstimateStaging(EstimateLineId='mcost-1',dataAreaId='usmf')": {
+            **common, "EstimateLineId": "mcost-1", "TransType": "Cost", "Price": 11.5},
+        "MaterialEstimateStaging(EstimateLineId='msales-1',dataAreaId='usmf')": {
+            **common, "EstimateLineId": "msales-1", "TransType": "Sales", "Price": 25.0}}
+
+
+def test_the_two_line_maps_differ_only_in_what_material_adds() -> None:
+    def fields(m: Any) -> set[str]:
+        return {f.target for f in m.fields}
+    assert fields(MATERIAL_ESTIMATES) - fields(EXPENSE_ESTIMATES) == {"ItemId"}
+    assert fields(EXPENSE_ESTIMATES) <= fields(MATERIAL_ESTIMATES)
+    assert MATERIAL_ESTIMATES.partner is not None and EXPENSE_ESTIMATES.partner is not None
+    assert set(MATERIAL_ESTIMATES.partner.match) - set(EXPENSE_ESTIMATES.partner.match) == {"ItemId"}
+    registry = default_registry()
+    assert registry.presence_keys("finance", "ReleasedProductsV2") == [("ItemNumber", "dataAreaId")]
+    assert registry.indexed("dataverse", "products") == ("msdyn_itemnumber",)
