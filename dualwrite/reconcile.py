@@ -261,6 +261,17 @@ class Facts(Mapping[str, Mapping[str, Any]]):
                     if rkey is not None:
                         tid = row.get(m.target_id_column) if m.target_id_column else None
                         self._present.setdefault(rkey, {"target_id": None if tid is None else str(tid)})
+            # Tables no map writes (a Finance expense line's Dataverse project): the worker
+            # learns them from their own feed, keyed as `MapRegistry.presence_keys` says.
+            lookups = {(lk.system, lk.table) for m in self.registry.maps for lk in m.lookups
+                       if lk.ref == "present"}
+            for system, table in sorted(lookups):
+                for fields in self.registry.presence_keys(system, table):
+                    for row in self.tables.rows(system, table):
+                        values = {f: row.get(f) for f in fields}
+                        if all(v is not None and v != "" for v in values.values()):
+                            self._present.setdefault(target_key(table, values), {
+                                "target_id": self.record_id(system, table, row)})
         return self._present
 
 

@@ -151,6 +151,8 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
             continue  # a delete without its image, or a row without its key: nothing to name
         key = present_fact(target_key(table, values))
         seen = None if event.is_delete else {"target_id": str(row.get("RecId") or record_id)}
+        if seen is not None and known(key) == seen:
+            continue  # an update of a row the gate already knows there: nothing new to learn
         out.messages.append((key, FactMsg(key=key, value=seen, version=source.version)))
     for m in maps.targeting(system, table):
         key_values = {f.target: row.get(f.read_name) for f in m.key}

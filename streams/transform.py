@@ -111,17 +111,29 @@ def _lookups(m: TableMap, reverse: bool) -> tuple[Lookup, ...]:
     return m.reverse_lookups if reverse else m.lookups
 
 
-def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False) -> dict[str, str]:
-    """Lookup name -> fact key, for lookups whose column holds a value in this row."""
+def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False,
+                 facts: Facts | None = None) -> dict[str, str]:
+    """Lookup name -> fact key, for lookups whose column holds a value in this row (or, for a
+    chained lookup (``via``, ``also``), in the earlier lookups' facts known in ``facts``)."""
     out: dict[str, str] = {}
+    known: Facts = {} if facts is None else facts  # not `facts or {}`: a lazy Mapping may be empty so far
+
+    def earlier(name: str) -> Mapping[str, Any] | None:
+        return known.get(out[name]) if name in out else None
+
     for lk in _lookups(m, reverse):
-        value = row.get(lk.column)
-        if value is not None and value != "":
-            if isinstance(value, bool) or not isinstance(value, str | int):
+        if any(earlier(name) is None for name in lk.after):
+            continue  # not asked until the facts it reads are known (or unset: never)
+        value = (earlier(lk.via) or {}).get(lk.column) if lk.via else row.get(lk.column)
+        also = {key: (earlier(name) or {}).get(field) for key, name, field in lk.also}
+        if any(v is None or v == "" for v in (value, *also.values())):
+            continue
+        for what, v in ((lk.column, value), *also.items()):
+            if isinstance(v, bool) or not isinstance(v, str | int):
                 # A list would name a fact that never comes: the row would wait for ever.
-                raise TransformError(f"map {m.name!r}: lookup column {lk.column!r} must be a "
-                                     f"string or an integer, got {type(value).__name__}")
-            out[lk.name] = lk.fact_for(value)
+                raise TransformError(f"map {m.name!r}: lookup column {what!r} must be a "
+                                     f"string or an integer, got {type(v).__name__}")
+        out[lk.name] = lk.fact_for(value, also)
     return out
 
 
@@ -180,7 +192,7 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
     """
     if not reverse and not m.passes(row):
         return Filtered(f"filter of map {m.name!r}")
-    wanted = lookup_facts(m, row, reverse=reverse)
+    wanted = lookup_facts(m, row, reverse=reverse, facts=facts)
     missing = tuple(k for k in wanted.values() if facts.get(k) is None)
     if missing:
         return NeedFacts(missing)

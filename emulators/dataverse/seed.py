@@ -28,13 +28,15 @@ without reading them first (a unit test keeps this table in step with the code):
     msdyn_transactioncategories  TCN-0000001000-D3B43    6c1746f0-fc30-5e9a-a0ac-f78bc75bd90b
     msdyn_transactioncategories  TCN-0000001001-A1B2C    184235f9-2d8a-58f0-aadc-f82402269b6a
     msdyn_transactioncategories  TCN-0000001002-C3D4E    17ce15ea-04ff-53f6-a24f-5e81e537257f
+    msdyn_transactioncategories  TCN-0000001010-E1F2A    62478b58-2e4c-570c-bb65-71757825291e
     msdyn_transactioncategories  TCN-0000001099-E5F6A    2a2acd06-466a-50a3-b404-3ab4f6d1125a
     msdyn_expensecategories      usmf/Travel             3c6386ab-1dde-563f-bca9-729a35e4dbf6
     msdyn_expensecategories      demf/Travel             02244fd0-0228-5311-bdd5-6b05cc853088
 
 Accounts ``US-001``, ``US-002``, ``DE-001`` are customers (``customertypecode`` 3);
 ``USPM-000001`` is a vendor as account (11), the lookup target of vendor invoices.
-``TCN-0000001099-E5F6A`` (Retired) is inactive. Currencies: usmf USD, demf EUR.
+``TCN-0000001099-E5F6A`` (Retired) is inactive. Travel and Hotel are also in the Finance seed
+(as if synced before), with the Travel expense categories Finance masters. Currencies: usmf USD, demf EUR.
 """
 
 from __future__ import annotations
@@ -99,12 +101,13 @@ def _rows() -> list[tuple[str, str, dict[str, object]]]:
     for code, name, state in (("TCN-0000001000-D3B43", "Hours", 0),
                               ("TCN-0000001001-A1B2C", "Travel", 0),
                               ("TCN-0000001002-C3D4E", "Materials", 0),
+                              ("TCN-0000001010-E1F2A", "Hotel", 0),
                               ("TCN-0000001099-E5F6A", "Retired", 1)):
         rows.append(("msdyn_transactioncategories", code, {
             "msdyn_integrationid": code, "msdyn_name": name, "statecode": state}))
-    for company in ("usmf", "demf"):
+    for company in ("usmf", "demf"):  # as the expense categories map brought them from Finance
         rows.append(("msdyn_expensecategories", f"{company}/Travel", {
-            "msdyn_categoryid": "Travel", "msdyn_name": "Travel", "msdyn_expensetype": 192350000,
+            "msdyn_categoryid": "TRAVEL", "msdyn_name": "Travel", "msdyn_expensetype": 192350000,
             "msdyn_company": _company(company), "statecode": 0,
             "msdyn_transactioncategory": seed_id("msdyn_transactioncategories",
                                                  "TCN-0000001001-A1B2C")}))

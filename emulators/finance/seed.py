@@ -55,10 +55,14 @@ _PRODUCTS = (("usmf", "D0001", "Cable kit", "Item", "ea", 25.0, 11.5),
 _UNITS = (("ea", "Each", "Quantity"), ("h", "Hours", "Time"), ("day", "Days", "Time"),
           ("km", "Kilometers", "Length"))
 _ROLES = ("Project Manager", "Solution Architect", "Consultant", "Developer", "Tester")
-# (name, project category id, transaction type of the project category, expense type)
-_CATEGORIES = (("Design", "DESIGN", "Hour", None), ("Development", "DEVELOP", "Hour", None),
-               ("Travel", "TRAVEL", "Expense", "Travel"), ("Hotel", "HOTEL", "Expense", "Hotel"),
-               ("Hardware", "HARDWARE", "Item", None), ("Setup fee", "SETUPFEE", "Fee", None))
+# (name, project category id, transaction type of the project category, expense type,
+# transaction category id). The expense ones came from Dataverse, as in a live deployment
+# (Dataverse masters transaction categories): their ids are the Dataverse seed's integration ids,
+# so the expense categories on them reach Dataverse. The others are Finance's own (ids assigned).
+_CATEGORIES = (("Design", "DESIGN", "Hour", None, None), ("Development", "DEVELOP", "Hour", None, None),
+               ("Travel", "TRAVEL", "Expense", "Travel", "TCN-0000001001-A1B2C"),
+               ("Hotel", "HOTEL", "Expense", "Hotel", "TCN-0000001010-E1F2A"),
+               ("Hardware", "HARDWARE", "Item", None, None), ("Setup fee", "SETUPFEE", "Fee", None, None))
 _SHARED_SUFFIX = {"Hour": 1, "Fee": 2, "Item": 3, "Expense": 4}
 
 
@@ -127,8 +131,8 @@ def _parties(writer: Writer) -> None:
 
 def _categories(writer: Writer) -> None:
     shared = entity_named("SharedCategories")
-    for name, project_category, ttype, expense_type in _CATEGORIES:
-        cid = categories.new_category_id(writer.conn, name)
+    for name, project_category, ttype, expense_type, given in _CATEGORIES:
+        cid = given or categories.new_category_id(writer.conn, name)
         category = _put(writer, "TransactionCategories", {"CategoryId": cid, "Name": name,
                                                           "IntegrationId": None})
         categories.create_shared_categories(writer, category)

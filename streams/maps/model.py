@@ -109,6 +109,13 @@ class Lookup(_Frozen):
     ``key`` (the target key another map computed for that row: ``table`` names the map) or
     ``present`` (a target row; the column's value fills target key field ``key_field`` of
     entity ``table``; the fact carries the target's primary id as ``target_id``).
+
+    A reference two hops away reads ``column`` from an earlier lookup's fact (``via``) instead
+    of the row: a Finance expense category names its shared category, whose transaction
+    category id finds the Dataverse row. A ``present`` key of several fields takes the others
+    from earlier lookups' facts (``also``: key field, lookup, fact field): a Dataverse project
+    is keyed by its number and its company's GUID. Until the earlier fact is known the lookup
+    is not asked; when that fact lacks the value, the lookup is unset (references nothing).
     """
 
     name: str
@@ -118,13 +125,31 @@ class Lookup(_Frozen):
     table: str
     fields: tuple[str, ...] = ()
     key_field: str | None = None
+    via: str | None = None
+    also: tuple[tuple[str, str, str], ...] = ()
 
-    def fact_for(self, value: Any) -> str:
+    @model_validator(mode="after")
+    def _also_only_present(self) -> Lookup:
+        if self.also and self.ref != "present":
+            raise ValueError(f"lookup {self.name!r}: 'also' key fields need ref 'present'")
+        return self
+
+    @property
+    def after(self) -> tuple[str, ...]:
+        """Names of the earlier lookups this one reads (``via``, ``also``), each once."""
+        return tuple(dict.fromkeys([*([self.via] if self.via else []), *(n for _k, n, _f in self.also)]))
+
+    @property
+    def present_fields(self) -> tuple[str, ...]:
+        """The target key fields of a ``present`` lookup's fact, sorted."""
+        return tuple(sorted([self.key_field or "id", *(k for k, _n, _f in self.also)]))
+
+    def fact_for(self, value: Any, also: Mapping[str, Any] | None = None) -> str:
         if self.ref == "row":
             return row_fact(self.system, self.table, str(value))
         if self.ref == "key":
             return key_fact(self.table, str(value))
-        return present_fact(target_key(self.table, {self.key_field or "id": value}))
+        return present_fact(target_key(self.table, {self.key_field or "id": value, **(also or {})}))
 
 
 class FieldMap(_Frozen):
@@ -323,6 +348,19 @@ class TableMap(_Frozen):
             if unknown:
                 raise ValueError(f"map {self.name!r}: dependency on {dep.entity} uses unknown "
                                  f"lookups {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _chained_lookups_come_after(self) -> TableMap:
+        # A lookup reads only facts of lookups before it: `lookup_facts` resolves in order.
+        for lookups in (self.lookups, self.reverse_lookups):
+            seen: set[str] = set()
+            for lk in lookups:
+                unknown = [name for name in lk.after if name not in seen]
+                if unknown:
+                    raise ValueError(f"map {self.name!r}: lookup {lk.name!r} reads {unknown}, "
+                                     "which are not earlier lookups of the map")
+                seen.add(lk.name)
         return self
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from streams.maps.actuals import ACTUAL_MAPS
 from streams.maps.contracts import CONTRACT_MAPS
 from streams.maps.estimates import ESTIMATE_MAPS
+from streams.maps.expenses import EXPENSE_MAPS
 from streams.maps.invoices import INVOICE_MAPS
 from streams.maps.model import Endpoint, TableMap
 from streams.maps.prerequisites import PREREQUISITE_MAPS
@@ -75,6 +76,12 @@ class MapRegistry:
                 fields = tuple(sorted(target for target, _lookup, _field in dep.key))
                 if (m.target.system, dep.entity) == (system, table) and fields not in out:
                     out.append(fields)
+            # A `present` lookup of such a table (a Finance expense names its Dataverse project)
+            # learns the row's GUID the same way.
+            for lk in m.lookups:
+                if lk.ref == "present" and (lk.system, lk.table) == (system, table) \
+                        and lk.present_fields not in out:
+                    out.append(lk.present_fields)
         return out
 
     def targeting(self, system: str, table: str) -> list[TableMap]:
@@ -104,6 +111,7 @@ class MapRegistry:
             if m.fan_out is not None:
                 add([(m.fan_out.system, m.fan_out.table)])
             add((m.target.system, dep.entity) for dep in m.depends)
+            add((lk.system, lk.table) for lk in m.lookups if lk.ref == "present")
         return out
 
     def endpoint(self, system: str, table: str) -> Endpoint:
@@ -139,9 +147,10 @@ class MapRegistry:
 
 def default_registry() -> MapRegistry:
     """Every built-in map: component 1's setup and configuration data (the roles map first, as
-    dual-write runs it), then estimates, actuals and their links, and invoices (domain.md 1.7 levels 5-8)."""
+    dual-write runs it), then estimates, expense categories and lines from Finance, actuals and
+    their links, and invoices (domain.md 1.7 levels 5-8)."""
     return MapRegistry((*ROLE_MAPS, *SETUP_MAPS, *PREREQUISITE_MAPS, *CONTRACT_MAPS,
-                        *ESTIMATE_MAPS, *ACTUAL_MAPS, *INVOICE_MAPS))
+                        *ESTIMATE_MAPS, *EXPENSE_MAPS, *ACTUAL_MAPS, *INVOICE_MAPS))
 
 
 def load_registry(spec: str | None) -> MapRegistry:
