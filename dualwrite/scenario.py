@@ -145,21 +145,27 @@ class Scenario:
             raise RuntimeError(f"{what} failed: HTTP {resp.status_code} {resp.text[:300]}")
 
     # -- Dataverse activity ----------------------------------------------------------------
-    def create_project(self, name: str | None = None) -> str:
+    def create_project(self, name: str | None = None, contract: str | None = None) -> str:
+        """A project for the customer; ``contract`` (a ``salesorders`` id) puts it on a contract."""
         self._counter += 1
         number = f"{self.prefix}-{self._counter:05d}"
         subject = name or f"Implementation {number}"
+        on_contract = {"msdyn_salesorderid@odata.bind": f"/salesorders({contract})"} if contract else {}
         resp = self.dv.request("POST", "msdyn_projects", headers={"Prefer": "return=representation"},
                                json={"msdyn_projectnumber": number, "msdyn_subject": subject,
                                      "msdyn_owningcompany@odata.bind": f"/cdm_companies({self.company_id()})",
                                      "msdyn_customer@odata.bind": f"/accounts({self.customer_id()})",
                                      "msdyn_scheduledstart": "2026-12-01", "msdyn_finish": "2027-06-30",
-                                     "statecode": 0})
+                                     "statecode": 0, **on_contract})
         self._ok(resp, f"create project {number}")
         self._projects[number] = str(resp.json()["msdyn_projectid"])
         self.expected.finance_projects[(self.company, number)] = {
             "ProjectName": subject, "CustomerAccountNumber": self.customer, "ProjectStage": "InProcess"}
         return number
+
+    def project_id(self, project: str) -> str:
+        """The Dataverse id of a project this scenario made, by its number."""
+        return self._projects[project]
 
     def create_task(self, project: str, wbs: str, name: str | None = None,
                     parent: str | None = None) -> None:

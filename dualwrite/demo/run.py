@@ -2,11 +2,16 @@
 processes, realistic activity in Dataverse and Finance, live progress, and a check at the end.
 
 The scripted demo also logs and approves time on one task and assigns a resource to it: the
-actuals Dataverse creates and the hour estimate reach Finance's staging tables; Finance's
-periodic jobs (`dualwrite.finance_jobs`: import from staging, post the journals) run every
-second while the pipeline drains, as Finance's batch scheduler would, until the journal is
-posted and its vouchers are back on the Dataverse actuals. The end check waits for all of it,
-then for reconcile to find every map in sync (write-back included).
+actuals Dataverse creates and the hour estimate reach Finance's staging tables. And it bills
+(`dualwrite.demo.billing`): a contract with its funding source, a project on it with a
+time-and-material line, approved time, a proforma invoice confirmed; the invoice proposal
+reaches Finance after the actuals it bills, and the project accountant gives the contract its
+sales tax group there. Finance's periodic jobs (`dualwrite.finance_jobs`: import from staging,
+post the journals, post the invoice proposals) run every second while the pipeline drains, as
+Finance's batch scheduler would, until the journals and the proposal are posted and the vouchers
+and the proposal's sales tax are back on the Dataverse actuals (the "vouchers" and "invoices"
+rows). The end check waits for all of it, then for reconcile to find every map in sync
+(write-back included).
 
 ``--workers N`` runs N workers in one consumer group; ``--brokers 3`` a local three-node cluster
 whose topics (the catalog's and the workers' own) are replicated 3 times.
@@ -25,6 +30,7 @@ from rich.table import Table
 
 from dualwrite.apiclient import ApiError
 from dualwrite.capture import topic_catalog
+from dualwrite.demo.billing import Billing
 from dualwrite.demo.roundtrip import roundtrip
 from dualwrite.finance_jobs import run_round
 from dualwrite.kafka import ClasspathError, LocalKafka, LocalKafkaError
@@ -37,7 +43,7 @@ from topics import apply_topics
 
 console = Console()
 # Flow rows shown only when the demo made such records (the random `--seconds` activity does not).
-_ONLY_WHEN_MADE = frozenset({"hour estimates", "actuals", "vouchers"})
+_ONLY_WHEN_MADE = frozenset({"hour estimates", "actuals", "vouchers", "invoices"})
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class DemoOptions:
     brokers: int = 1
 
 
-def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: str) -> Group:
+def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: str,
+           invoices: tuple[int, int] = (0, 0)) -> Group:
     procs = Table(title=f"dualwrite demo: {phase}", expand=False)
     procs.add_column("process")
     procs.add_column("state")
@@ -70,7 +77,8 @@ def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: 
                 ("customers", "Finance -> Dataverse accounts", progress.customers),
                 ("hour estimates", "Dataverse -> Finance HourEstimateStaging", progress.estimates),
                 ("actuals", "Dataverse -> Finance ActualsStaging", progress.actuals),
-                ("vouchers", "Finance posting -> Dataverse actuals", progress.vouchers)):
+                ("vouchers", "Finance posting -> Dataverse actuals", progress.vouchers),
+                ("invoices", "Dataverse -> Finance InvoiceProposals, posted, tax back", invoices)):
             if want == 0 and name in _ONLY_WHEN_MADE:
                 continue
             colour = "green" if got == want else "yellow"
@@ -94,19 +102,23 @@ def _scripted(scenario: Scenario) -> list[str]:
     first = sorted(scenario.expected.finance_projects)[0][1]
     scenario.rename_project(first, f"Implementation {first} (renamed)")
     done.append(f"renamed {first}")
-    actuals = scenario.log_time(first, "1.1")
+    actuals = scenario.log_time(first, "1.1")  # not on a contract: a cost actual only
     done.append(f"Alice Adams logged 8 h of Design on {first}/1.1, approved: {len(actuals)} actual(s)")
     scenario.assign_resource(first, "1.1")
     done.append(f"Bob Brown assigned to {first}/1.1 for 40 h (hour estimate)")
     return done
 
 
-def _finance_jobs(scenario: Scenario, activity: list[str]) -> None:
-    """One round of Finance's periodic jobs while actuals are expected; what it did goes to the
-    activity list. A job Finance refuses is shown and tried again on the next tick."""
+def _finance_jobs(scenario: Scenario, billing: Billing, activity: list[str]) -> None:
+    """One round of Finance's periodic jobs while actuals are expected, after the accountant's
+    tax setup of the billed contract; what they did goes to the activity list. A job Finance
+    refuses is shown and tried again on the next tick."""
     if not scenario.expected.finance_actuals:
         return
     try:
+        setup = billing.tax_setup()
+        if setup is not None:
+            activity.append(setup)
         done = run_round(scenario.fo)
         line = None if done.idle else done.summary() + "".join(f"; {r}" for r in done.refused)
     except ApiError as exc:
@@ -165,11 +177,14 @@ def _run(opts: DemoOptions, settings: Settings, kafka: LocalKafka, stack: Stack)
     console.print(f"[green]✓[/green] emulators: Dataverse {stack.dv_url}, Finance {stack.fo_url}")
     stack.start_pipeline()
     scenario = Scenario(stack.dataverse(), stack.finance())
+    billing = Billing(scenario)
     activity: list[str] = []
     progress: Progress | None = None
+    invoices = (0, 0)
     with Live(_table(stack, None, activity, "starting"), console=console, refresh_per_second=4) as live:
         if opts.seconds is None:
             activity.extend(_scripted(scenario))
+            activity.extend(billing.make())
         else:
             end = time.monotonic() + opts.seconds
             while time.monotonic() < end:
@@ -178,21 +193,24 @@ def _run(opts: DemoOptions, settings: Settings, kafka: LocalKafka, stack: Stack)
                 time.sleep(0.25)
         deadline = time.monotonic() + opts.drain_timeout
         while time.monotonic() < deadline:
-            _finance_jobs(scenario, activity)
-            progress = scenario.progress()
-            live.update(_table(stack, progress, activity, "draining"))
-            if progress.done:
+            _finance_jobs(scenario, billing, activity)
+            progress, invoices = scenario.progress(), billing.progress()
+            live.update(_table(stack, progress, activity, "draining", invoices))
+            if progress.done and invoices[0] == invoices[1]:
                 break
             dead = stack.sup.dead()
             if dead:
                 raise ChildFailed(f"{dead[0].name} exited:\n{dead[0].log_tail()}")
             time.sleep(1.0)
-        live.update(_table(stack, progress, activity, "done"))
+        live.update(_table(stack, progress, activity, "done", invoices))
     assert progress is not None
-    if not progress.done:
+    if not progress.done or invoices[0] != invoices[1]:
         console.print(f"[red]✗[/red] not everything arrived within {opts.drain_timeout:.0f}s:")
         for line in progress.mismatches[:20]:
             console.print(f"  {line}")
+        if invoices[0] != invoices[1]:
+            console.print(f"  invoice {billing.invoice}: its proposal is not posted, or its sales tax "
+                          "is not back on the Dataverse actuals")
         return 1
     console.print(f"[green]✓[/green] everything created arrived on the other side "
                   f"({scenario.expected.total()} records checked field by field)")

@@ -7,7 +7,13 @@ posting that fails on one line.
 - Journal / invoice proposal posting writes the accounting result back onto the staged actuals
   (``Voucher``, ``AmountMST``, ``UnitPriceMST``, ``ExchangeRate``, ``IsJournalized`` = Yes, and
   ``SalesTaxAmount`` for invoices): those updates are what the actuals map carries back to the
-  Dataverse ``msdyn_actual`` rows.
+  Dataverse ``msdyn_actual`` rows (domain.md 1.3 steps 4-5).
+- Posting a proposal computes each line's sales tax (also written onto the proposal line): the
+  line amount times the percentage of its sales tax group, found in FO's defaulting order
+  (project, then contract line, then contract; the emulator's customers carry no tax group).
+  No group found: no tax. A group the legal entity does not know refuses the posting, as FO
+  does not post an invoice with a tax group that has no setup. The emulator's tax setup is
+  `SALES_TAX_GROUPS` (one tax code per group).
 - Expense report and vendor invoice posting insert rows into the export entities
   ``ProjectExpenses`` / ``ProjectVendorInvoices`` + ``ProjectVendorInvoiceLines`` (one per
   project line; non-project lines and invoices without project lines are not exported), and set
@@ -29,8 +35,15 @@ from emulators.finance.rates import to_mst
 from emulators.finance.staging import FINISHED_MESSAGE, accounting_rate, project_finished
 from emulators.finance.writer import Row, Writer
 
-__all__ = ["post_expense_report", "post_invoice_proposal", "post_journal",
-           "post_vendor_invoice"]
+__all__ = ["SALES_TAX_GROUPS", "post_expense_report", "post_invoice_proposal", "post_journal",
+           "post_vendor_invoice", "sales_tax"]
+
+# The emulator's sales tax setup, per legal entity: sales tax group -> percentage (Contoso-like
+# groups; a group stands for its one sales tax code).
+SALES_TAX_GROUPS: dict[str, dict[str, float]] = {
+    "usmf": {"CA": 7.25, "NY": 8.875, "WA": 6.5, "AV": 8.25, "EXEMPT": 0.0},
+    "demf": {"DE": 19.0, "DE-RED": 7.0, "EU": 0.0},
+}
 
 
 def _voucher(writer: Writer, company: str, prefix: str) -> str:
@@ -112,11 +125,43 @@ def post_invoice_proposal(writer: Writer, company: str, proposal_id: object) -> 
         raise action_failed(f"Invoice proposal {proposal_id} cannot be posted: the unbilled "
                             f"sales actuals {', '.join(waiting)} are not posted through the "
                             "integration journal yet.")
+    taxes = [sales_tax(writer, company, proposal, line) for line in lines]
     voucher = _voucher(writer, company, "PIV")
-    for line in lines:
-        _write_back(writer, company, line["ActualId"], voucher,
-                    sales_tax=float(line["SalesTaxAmount"] or 0.0))  # type: ignore[arg-type]
+    for line, tax in zip(lines, taxes, strict=True):
+        writer.update(lines_ent, lines_ent.key_of(line), {"SalesTaxAmount": tax})
+        _write_back(writer, company, line["ActualId"], voucher, sales_tax=tax)
     return writer.update(proposals, proposals.key_of(proposal), {"Status": "Posted"})
+
+
+def _tax_group(writer: Writer, company: str, proposal: Row, line: Row) -> str | None:
+    """The line's sales tax group in FO's defaulting order: project, contract line, contract."""
+    project = writer.get(_e("ProjectsV2"), {"dataAreaId": company, "ProjectId": line["ProjectId"]})
+    actual = writer.get(_e("ActualsStaging"), {"ProjectDataAreaId": company,
+                                               "ActualId": line["ActualId"]}) or {}
+    contract_id = actual.get("ContractId") or proposal["ProjectContractId"]
+    contract_line = writer.get(_e("ProjectContractLines"), {
+        "dataAreaId": company, "ProjectContractId": contract_id,
+        "ContractLineId": actual.get("ContractLine")}) if actual.get("ContractLine") else None
+    contract = writer.get(_e("ProjectContractHeaders"), {
+        "dataAreaId": company, "ProjectContractId": contract_id}) if contract_id else None
+    for found in ((project or {}).get("SalesTaxGroupId"),
+                  (contract_line or {}).get("SalesTaxGroupCode"),
+                  (contract or {}).get("SalesTaxGroupCode")):
+        if found:
+            return str(found)
+    return None
+
+
+def sales_tax(writer: Writer, company: str, proposal: Row, line: Row) -> float:
+    """The sales tax of one proposal line, in its currency (0.0 when no group applies)."""
+    group = _tax_group(writer, company, proposal, line)
+    if group is None:
+        return 0.0
+    percent = SALES_TAX_GROUPS.get(company, {}).get(group)
+    if percent is None:
+        raise action_failed(f"Invoice proposal {proposal['InvoiceProposalId']} cannot be posted: "
+                            f"sales tax group {group} has no setup in legal entity {company}.")
+    return round(float(line["Amount"] or 0.0) * percent / 100, 2)  # type: ignore[arg-type]
 
 
 def post_expense_report(writer: Writer, company: str, expense_number: object) -> list[Row]:
