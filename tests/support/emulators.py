@@ -66,7 +66,7 @@ class RunningEmulator:
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url + "/_admin", timeout=30.0)
 
-    def start(self, timeout: float = 30.0) -> RunningEmulator:
+    def start(self, timeout: float = 90.0) -> RunningEmulator:  # a loaded machine imports slowly
         # The secret goes through the environment: a command line is visible to every local user.
         cmd = [sys.executable, "-m", "dualwrite", "emulator", self.kind, "--port", str(self.port),
                "--db", str(self.db_path), "--client-id", self.client_id, *self.args]

@@ -6,6 +6,10 @@ it costs a few seconds and is what a user's deployment looks like.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -215,6 +219,15 @@ def drift(stack: Stack) -> dict[str, dict[str, int]]:
     return {r.map: r.counts() for r in stack.reconcile() if r.drift}
 
 
+def parked(stack: Stack) -> list[dict[str, Any]]:
+    """What `dualwrite status --json` shows waiting in the processor (per map: count, oldest
+    change, what it waits for, its age)."""
+    proc = subprocess.run([sys.executable, "-m", "dualwrite", "status", "--json", "--timeout", "10"],
+                          env={**os.environ, **stack.env}, capture_output=True, timeout=120, check=False)
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    return list(json.loads(proc.stdout)["parked"])
+
+
 def assert_reconciled(stack: Stack, timeout: float = 120.0) -> None:
     """Every map in sync as reconcile sees both systems (the last writes given ``timeout``)."""
     try:
@@ -231,3 +244,38 @@ def exit_reasons(stack: Stack) -> list[str]:
         lines += [f"{log.stem}: {line.strip()[:300]}" for line in
                   log.read_text(errors="replace").splitlines() if "[CRITICAL]" in line]
     return lines
+
+
+def replay_everything(stack: Stack, timeout: float = 180.0) -> dict[str, int]:
+    """Stop the pipeline, append every CDC record again to its topic (each read twice), delete
+    the worker's and the sinks' consumer groups so they start again from offset 0, restart, and
+    wait until each group has read to the end of its topics. Returns the writes each emulator
+    took meanwhile (by system): what a replay cost."""
+    import signal
+
+    from dualwrite.stack import PIPELINE
+    from topics import cdc_topic
+
+    bootstrap = stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
+    for name in PIPELINE:
+        stack.sup.kill(name, signal.SIGTERM)
+    cdc = non_empty_topics(bootstrap, "dataverse.cdc.") + non_empty_topics(bootstrap, "finance.cdc.")
+    assert reproduce(bootstrap, cdc) > 0
+    delete_groups(bootstrap, group_ids(bootstrap))
+    with admin(stack.dv_url) as dv_admin, admin(stack.fo_url) as fo_admin:
+        dv_admin.delete("/requests")
+        fo_admin.delete("/requests")
+        for name in PIPELINE:
+            stack.sup.restart(name)
+        # Not vacuous: each group must have committed to the end of the topics it reads again.
+        read_by_worker = [t for t in cdc if t in {cdc_topic(sy, ta) for sy, ta in  # type: ignore[arg-type]
+                                                  default_registry().cdc_tables()}]
+        assert read_by_worker
+        wait_for(lambda: caught_up(bootstrap, "dualwrite-streams", read_by_worker), timeout,
+                 "the worker to re-read every CDC record")
+        for target in ("finance", "dataverse"):
+            wait_for(lambda t=target: caught_up(bootstrap, f"dualwrite-sink-{t}", [f"sync.commands.{t}"]),
+                     timeout, f"the {target} sink to re-read every command")
+        return {"dataverse": int(dv_admin.get("/requests").json()["writes"]),
+                "finance": int(fo_admin.get("/requests").json()["writes"])}
+

@@ -27,16 +27,34 @@ import pytest
 from dualwrite.apiclient import ApiSession
 from dualwrite.stack import Stack
 from emulators.dataverse.seed import seed_id
-from tests.support.pipeline import caught_up, create_row, read_topic, running_stack, wait_for
+from tests.support.pipeline import (
+    caught_up,
+    create_row,
+    read_topic,
+    replay_everything,
+    running_stack,
+    wait_for,
+)
+from tests.support.projectops import (
+    ALICE,
+    BILLED,
+    CONFIRM,
+    COST,
+    CUSTOMER,
+    DEVELOPER,
+    UNBILLED,
+    USMF,
+    act,
+    approve_time,
+    contract_project,
+    dataverse_actuals,
+    finance_rows,
+)
 from topics import cdc_topic, decode_ack, decode_command, read_headers
 
 pytestmark = pytest.mark.integration
 
 DRAIN = 180.0
-USMF = seed_id("cdm_companies", "usmf")
-CUSTOMER = seed_id("accounts", "usmf/US-001")
-ALICE = seed_id("bookableresources", "Alice Adams")
-DEVELOPER = seed_id("bookableresourcecategories", "Developer")
 HOURS = seed_id("msdyn_transactioncategories", "TCN-0000001000-D3B43")
 MATERIALS = seed_id("msdyn_transactioncategories", "TCN-0000001002-C3D4E")
 EACH = seed_id("uoms", "Each")
@@ -45,9 +63,6 @@ CONTRACT = f"PC-{SUFFIX}"
 PROJECT = f"PRJ-{SUFFIX}"
 WORKER_GROUP = "dualwrite-streams"
 UNDER_TEST = ("hour_estimates", "expense_estimates", "actuals", "transaction_relationships", "invoices")
-COST, UNBILLED, BILLED = 192350000, 192350005, 192350006
-APPROVE = "Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry"
-CONFIRM = "Microsoft.Dynamics.CRM.msdyn_ConfirmInvoice"
 
 
 @pytest.fixture(scope="module")
@@ -68,35 +83,6 @@ def bootstrap(stack: Stack) -> str:
 
 def create(dv: ApiSession, entity_set: str, primary_key: str, body: dict[str, Any]) -> str:
     return create_row(dv, entity_set, primary_key, body)
-
-
-def act(dv: ApiSession, target: str) -> None:
-    response = dv.request("POST", target)
-    assert response.status_code < 300, response.text
-
-
-def finance_rows(fo: ApiSession, entity: str, where: str) -> list[dict[str, Any]]:
-    return fo.get_all(entity, {"cross-company": "true", "$filter": where})
-
-
-def approve_time(dv: ApiSession, project: str, task: str, line: str, day: str, *, minutes: int) -> None:
-    """Alice's submitted time on the task and T&M line, approved: Dataverse creates its cost and
-    unbilled-sales actuals."""
-    entry = create(dv, "msdyn_timeentries", "msdyn_timeentryid", {
-        "msdyn_project@odata.bind": f"/msdyn_projects({project})",
-        "msdyn_projecttask@odata.bind": f"/msdyn_projecttasks({task})",
-        "msdyn_bookableresource@odata.bind": f"/bookableresources({ALICE})",
-        "msdyn_resourcecategory@odata.bind": f"/bookableresourcecategories({DEVELOPER})",
-        "msdyn_transactioncategory@odata.bind": f"/msdyn_transactioncategories({HOURS})",
-        "msdyn_salescontractline@odata.bind": f"/salesorderdetails({line})",
-        "msdyn_date": day, "msdyn_duration": minutes, "msdyn_entrystatus": 192354320,
-        "msdyn_costprice": 50.0, "msdyn_salesprice": 120.0, "transactioncurrencyid": "USD"})
-    act(dv, f"msdyn_timeentries({entry})/{APPROVE}")
-
-
-def dataverse_actuals(dv: ApiSession, project: str) -> list[dict[str, Any]]:
-    return dv.get_all("msdyn_actuals", {"$filter": f"_msdyn_project_value eq {project}",
-                                        "$orderby": "versionnumber"})
 
 
 def staged(fo: ApiSession) -> dict[str, dict[str, Any]]:
@@ -154,28 +140,13 @@ def first_ack_ms(stack: Stack) -> dict[str, int]:
 
 def test_actuals_and_estimates_wait_for_their_project_then_land(stack: Stack, made: dict[str, str]) -> None:
     dv, fo = stack.dataverse(), stack.finance()
-    made["order"] = order = create(dv, "salesorders", "salesorderid", {
-        "ordernumber": CONTRACT, "name": "Rollout contract",
-        "customerid@odata.bind": f"/accounts({CUSTOMER})",
-        "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})", "transactioncurrencyid": "USD"})
-    # Its customer as its funding source: an invoice on the contract waits for it in Finance.
-    create(dv, "msdyn_projectcontractsplitbillingrules", "msdyn_projectcontractsplitbillingruleid", {
-        "msdyn_name": "Forest", "msdyn_salesorder@odata.bind": f"/salesorders({order})",
-        "msdyn_customer@odata.bind": f"/accounts({CUSTOMER})", "msdyn_percentage": 100})
-    # The project without its number: the projects map's filter holds it back.
-    made["project"] = project = create(dv, "msdyn_projects", "msdyn_projectid", {
-        "msdyn_subject": "Rollout", "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
-        "msdyn_customer@odata.bind": f"/accounts({CUSTOMER})",
-        "msdyn_salesorderid@odata.bind": f"/salesorders({order})", "transactioncurrencyid": "USD",
-        "statecode": 0})
-    made["task"] = task = create(dv, "msdyn_projecttasks", "msdyn_projecttaskid", {
-        "msdyn_project@odata.bind": f"/msdyn_projects({project})", "msdyn_wbsid": "1",
-        "msdyn_subject": "Design", "msdyn_isleaf": True})
-    made["line"] = line = create(dv, "salesorderdetails", "salesorderdetailid", {
-        "salesorderid@odata.bind": f"/salesorders({order})",
-        "msdyn_project@odata.bind": f"/msdyn_projects({project})", "msdyn_linenumber": "1",
-        "productdescription": "Time and material", "msdyn_billingmethod": 192350000,
-        "transactioncurrencyid": "USD"})
+    # The contract with its customer as its funding source (an invoice on the contract waits
+    # for it in Finance), and the project without its number: the projects map's filter holds
+    # it back.
+    rollout = contract_project(dv, CONTRACT)
+    made["order"], made["project"], made["task"], made["line"] = \
+        rollout.order, rollout.project, rollout.task, rollout.line
+    project, task, line = rollout.project, rollout.task, rollout.line
     made["assignment"] = assignment = create(dv, "msdyn_resourceassignments", "msdyn_resourceassignmentid", {
         "msdyn_projectid@odata.bind": f"/msdyn_projects({project})",
         "msdyn_taskid@odata.bind": f"/msdyn_projecttasks({task})",
@@ -495,3 +466,69 @@ def test_reconcile_finds_the_new_maps_in_sync(stack: Stack) -> None:
         wait_for(lambda: not drifting(), 120.0, "the new maps in sync (reconcile)", interval=3.0)
     except AssertionError:
         raise AssertionError(f"reconcile finds drift: {drifting()}") from None
+
+
+def test_a_posted_invoice_proposal_brings_its_sales_tax_back_onto_the_billed_actuals(
+        stack: Stack, made: dict[str, str]) -> None:
+    """Approved time on the contract project, a proforma confirmed, then Finance's periodic jobs
+    as its batch scheduler runs them (`dualwrite.finance_jobs.run_round`): the journal and then
+    the proposal are posted, the proposal's line carries the sales tax of the contract's tax
+    group, and the billed-sales actual in Dataverse gets the proposal's voucher and that tax
+    (domain.md 1.3 steps 3-5). Reconcile then finds the actuals and invoices maps in sync."""
+    from dualwrite.finance_jobs import run_round
+
+    dv, fo = stack.dataverse(), stack.finance()
+    letters = len(dead_letters(stack))  # the earlier test's deleted actual left one
+    # The project accountant's setup in Finance (dual-write maps no tax group): CA, 7.25 %.
+    taxed = fo.request("PATCH", f"ProjectContractHeaders(dataAreaId='usmf',ProjectContractId='{CONTRACT}')",
+                       json={"SalesTaxGroupCode": "CA"})
+    assert taxed.status_code < 300, taxed.text
+    approve_time(dv, made["project"], made["task"], made["line"], "2026-11-16", minutes=300)
+    number = f"INV3-{SUFFIX}"
+    invoice = create(dv, "invoices", "invoiceid", {
+        "invoicenumber": number, "name": "Proforma 3", "statuscode": 1,
+        "customerid@odata.bind": f"/accounts({CUSTOMER})",
+        "salesorderid@odata.bind": f"/salesorders({made['order']})",
+        "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})", "transactioncurrencyid": "USD"})
+    act(dv, f"invoices({invoice})/{CONFIRM}")
+    (billed,) = [a["msdyn_actualid"] for a in dataverse_actuals(dv, made["project"])
+                 if a["_msdyn_invoice_value"] == invoice and not a["msdyn_skipsync"]]
+
+    def posted() -> dict[str, Any] | None:
+        run_round(fo, "usmf")
+        found = finance_rows(fo, "InvoiceProposals", f"InvoiceProposalId eq '{number}'")
+        return found[0] if found and found[0]["Status"] == "Posted" else None
+
+    header = wait_for(posted, DRAIN, "the invoice proposal posted by Finance's jobs", interval=1.0)
+    assert (header["SourceInvoiceId"], header["ProjectContractId"]) == (invoice, CONTRACT)
+    lines = finance_rows(fo, "InvoiceProposalLines", f"InvoiceProposalId eq '{number}'")
+    assert [(x["ActualId"], x["Amount"], x["SalesTaxAmount"]) for x in lines] == [(billed, 600.0, 43.5)]
+    row = staged(fo)[billed]
+    assert row["Voucher"].startswith("PIV-") and row["SalesTaxAmount"] == 43.5, row
+
+    def back_on_dataverse() -> dict[str, Any] | None:
+        (actual,) = [a for a in dataverse_actuals(dv, made["project"]) if a["msdyn_actualid"] == billed]
+        return actual if (actual["msdyn_vouchernumber"], actual["msdyn_salestaxamount"]) == \
+            (row["Voucher"], 43.5) else None
+
+    actual = wait_for(back_on_dataverse, DRAIN, "the voucher and sales tax on the billed Dataverse actual")
+    assert (actual["msdyn_amount"], actual["msdyn_transactiontypecode"]) == (600.0, BILLED)
+
+    def drifting() -> dict[str, dict[str, int]]:
+        return {r.map: r.counts() for r in stack.reconcile(("actuals", "invoices")) if r.drift}
+
+    try:
+        wait_for(lambda: not drifting(), 120.0, "actuals and invoices in sync (reconcile)", interval=3.0)
+    except AssertionError:
+        raise AssertionError(f"reconcile finds drift: {drifting()}") from None
+    assert dead_letters(stack)[letters:] == []
+
+
+def test_replaying_every_topic_of_these_flows_writes_nothing(stack: Stack) -> None:
+    """Everything above read again from offset 0, every CDC record twice (estimates, actuals,
+    connections, invoices, the write-back from Finance's feed): both targets take zero writes,
+    and the maps stay in sync."""
+    letters = len(dead_letters(stack))
+    assert replay_everything(stack, DRAIN) == {"dataverse": 0, "finance": 0}
+    assert not {r.map: r.counts() for r in stack.reconcile(UNDER_TEST) if r.drift}
+    assert dead_letters(stack)[letters:] == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import orjson
@@ -10,17 +9,11 @@ import pytest
 from confluent_kafka import Producer
 
 from dualwrite.scenario import Scenario
-from dualwrite.stack import PIPELINE
-from streams.maps import default_registry
 from tests.support.pipeline import (
     admin,
     assert_reconciled,
-    caught_up,
-    delete_groups,
-    group_ids,
-    non_empty_topics,
     read_topic,
-    reproduce,
+    replay_everything,
     running_stack,
     wait_for,
 )
@@ -29,7 +22,6 @@ from topics import cdc_topic, decode_ack, decode_command, read_headers
 pytestmark = pytest.mark.integration
 
 DRAIN = 180.0
-WORKER_GROUP = "dualwrite-streams"
 
 
 def drained(scenario: Scenario) -> object:
@@ -107,35 +99,11 @@ def test_tasks_wait_for_their_project_and_parent_even_when_writes_fail_at_first(
 
 def test_replaying_everything_writes_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     with running_stack(tmp_path) as stack:
-        bootstrap = stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
         scenario = Scenario(stack.dataverse(), stack.finance())
         for _ in range(12):
             scenario.step()
         wait_for(lambda: drained(scenario), DRAIN, "the scenario to arrive")
-
-        for name in PIPELINE:
-            stack.sup.kill(name, signal.SIGTERM)
-        cdc = non_empty_topics(bootstrap, "dataverse.cdc.") + non_empty_topics(bootstrap, "finance.cdc.")
-        assert reproduce(bootstrap, cdc) > 0
-        delete_groups(bootstrap, group_ids(bootstrap))  # worker and sinks start again from offset 0
-        with admin(stack.dv_url) as dv_admin, admin(stack.fo_url) as fo_admin:
-            dv_admin.delete("/requests")
-            fo_admin.delete("/requests")
-            for name in PIPELINE:
-                stack.sup.restart(name)
-            # Not vacuous: each group must have committed to the end of topics it read again from
-            # offset 0 (the worker every CDC topic, re-produced; each sink its commands topic).
-            read_by_worker = [t for t in cdc if t in {cdc_topic(sy, ta) for sy, ta in  # type: ignore[arg-type]
-                                                      default_registry().cdc_tables()}]
-            assert read_by_worker
-            wait_for(lambda: caught_up(bootstrap, WORKER_GROUP, read_by_worker), DRAIN,
-                     "the worker to re-read every CDC record")
-            for target in ("finance", "dataverse"):
-                wait_for(lambda t=target: caught_up(bootstrap, f"dualwrite-sink-{t}",
-                                                    [f"sync.commands.{t}"]),
-                         DRAIN, f"the {target} sink to re-read every command")
-            assert dv_admin.get("/requests").json()["writes"] == 0
-            assert fo_admin.get("/requests").json()["writes"] == 0
+        assert replay_everything(stack, DRAIN) == {"dataverse": 0, "finance": 0}
         assert drained(scenario), scenario.progress().mismatches
 
 
