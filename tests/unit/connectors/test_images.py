@@ -63,5 +63,5 @@ def test_a_delete_forgets_its_record() -> None:
 def test_a_file_that_is_no_store_is_a_typed_error_saying_what_to_do(tmp_path: Path) -> None:
     junk = tmp_path / "images.sqlite"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ImageStoreError, match="not a usable store of before images .* move it away"):
+    with pytest.raises(ImageStoreError, match=r"not a usable store of before images .* move it away"):
         ImageStore(junk)
