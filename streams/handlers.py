@@ -62,6 +62,7 @@ from streams.pending import (
     Spread,
     billed_by,
     change_set_order,
+    change_set_peers,
     in_change_set,
     plan,
     skip_command,
@@ -301,7 +302,7 @@ class _Gate:
         """A counted member of a released transaction that will not be written (dropped as a
         no-op, stale or overtaken, or dead-lettered) still reaches the sink, as a ``skip``: the
         sink counts the change set's members, and would otherwise hold the rest ``tx_wait_s``."""
-        if item.tx_members and len(item.tx_members) > 1 and item.source.id in item.tx_members:
+        if item.change_set_size > 1 and item.counted:
             command = skip_command(item, self.maps)
             self.fx.add(CommandSend(command.target, command.record_key, encode(command)))
 
@@ -368,13 +369,18 @@ class _Gate:
         opened = dict(self.fx.get("states", index_key) or {})
         if opened.pop(at.key, None) is not None:
             self.fx.put("states", index_key, opened)
-        ids = tuple(m.source.id for m in members if in_change_set(m, self.maps))
+        in_set = [m for m in members if in_change_set(m, self.maps)]
+        counted = {m.source.id for m in in_set}
         # The change set's order keeps the source's positions, handed out again in write order.
         positions = sorted(m.tx_order for m in members if m.tx_order is not None)
         for member in change_set_order(members, self.maps):
             position = positions.pop(0) if member.tx_order is not None else None
+            # Each member carries its change set's size and its own references into it, never
+            # the whole membership: that would make every hop of a large transaction O(size).
             self.forward(member.model_copy(update={
-                "tx_members": ids, "tx_order": position, "after": billed_by(member, members, self.maps)}), at)
+                "tx_size": len(in_set), "tx_counted": member.source.id in counted,
+                "tx_peers": change_set_peers(member, counted, self.maps), "tx_order": position,
+                "after": billed_by(member, members, self.maps)}), at)
 
     # -- fan-out: one source row, a copy per member ----------------------------------------
     def fanout(self, key: str) -> dict[str, Any]:

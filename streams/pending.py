@@ -45,7 +45,7 @@ from streams.transform import Filtered, Mapped, NeedFacts, TransformError, looku
 from topics import Command, CommandSource, WriteOp, target_key
 
 __all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "billed_by", "change_set_order",
-           "in_change_set", "plan", "record_ref", "skip_command", "to_command"]
+           "change_set_peers", "in_change_set", "plan", "record_ref", "skip_command", "to_command"]
 
 
 class Pending(BaseModel):
@@ -61,6 +61,13 @@ class Pending(BaseModel):
     source: CommandSource
     tx_total: int | None = None
     tx_order: int | None = None
+    # A released transaction's change set, told to each member in bounded size: how many
+    # changes it counts (`tx_size`), whether this one is among them, and which rows it references
+    # through a `same_tx_column` are in it (`tx_peers`). ``tx_members`` (every member's id) is
+    # what earlier versions carried; it is still read from state they left.
+    tx_size: int | None = None
+    tx_counted: bool = False
+    tx_peers: tuple[str, ...] = ()
     tx_members: tuple[str, ...] | None = None
     facts: dict[str, dict[str, Any] | None] = {}
     paired: bool = False
@@ -70,6 +77,25 @@ class Pending(BaseModel):
     member: str | None = None  # the fan-out member this copy is written for (`FanOut`)
     # Source ids of the rows a document bills (`Bills`), found among its transaction's changes.
     after: tuple[str, ...] = ()
+
+    @property
+    def released(self) -> bool:
+        """A member of a released transaction (not to be grouped again)."""
+        return self.tx_size is not None or self.tx_members is not None
+
+    @property
+    def change_set_size(self) -> int:
+        """Changes counted in this member's change set (0: not a released member)."""
+        return self.tx_size if self.tx_size is not None else len(self.tx_members or ())
+
+    @property
+    def counted(self) -> bool:
+        """Whether the sink counts this change toward its change set's size."""
+        return self.tx_counted or (self.tx_members is not None and self.source.id in self.tx_members)
+
+    def in_change_set(self, record_id: str) -> bool:
+        """Whether the source row ``record_id`` is written in this member's change set."""
+        return record_id in self.tx_peers or (self.tx_members is not None and record_id in self.tx_members)
 
     def with_fact(self, key: str, value: dict[str, Any] | None) -> Pending:
         return self.model_copy(update={"facts": {**self.facts, key: value or {}}})
@@ -155,8 +181,7 @@ def _dependencies(m: TableMap, item: Pending) -> str | None:
     """
     wanted = lookup_facts(m, item.row, facts=item.facts)
     for dep in m.depends:
-        if dep.same_tx_column and item.tx_members and \
-                str(item.row.get(dep.same_tx_column)) in item.tx_members:
+        if dep.same_tx_column and item.in_change_set(str(item.row.get(dep.same_tx_column))):
             continue  # written first in the same change set
         key = {target: (item.facts.get(wanted.get(lookup, "")) or {}).get(field)
                for target, lookup, field in dep.key}
@@ -270,6 +295,13 @@ def change_set_order(members: Sequence[Pending], maps: MapRegistry) -> list[Pend
     return out
 
 
+def change_set_peers(item: Pending, ids: set[str], maps: MapRegistry) -> tuple[str, ...]:
+    """The rows of the change set ``ids`` that ``item`` references through a ``same_tx_column``
+    (written before it in the same change set, so it need not wait for them)."""
+    refs = (str(item.row.get(d.same_tx_column)) for d in maps[item.map].depends if d.same_tx_column)
+    return tuple(dict.fromkeys(r for r in refs if r in ids))
+
+
 def in_change_set(item: Pending, maps: MapRegistry) -> bool:
     """Whether a released transaction's change can become one of its change set's commands. An
     upsert its map's filter refuses never does (a proforma confirmation's Skip Sync reversal and
@@ -280,8 +312,7 @@ def in_change_set(item: Pending, maps: MapRegistry) -> bool:
 
 def plan(item: Pending, maps: MapRegistry) -> Step:
     m = maps[item.map]
-    if item.tx_total is not None and item.tx_total > 1 and item.tx_members is None \
-            and item.source.txid:
+    if item.tx_total is not None and item.tx_total > 1 and not item.released and item.source.txid:
         return Group(tx_key(item.source))
     if m.fan_out is not None and item.member is None and not item.reverse:
         return Spread(fanout_key(m.name))
@@ -343,8 +374,8 @@ def to_command(item: Pending, mapped: Mapped, maps: MapRegistry) -> Command:
         fields=mapped.fields,
         fingerprint=fingerprint(mapped.readable),
         source=item.source,
-        tx_size=len(item.tx_members) if item.tx_members else None,
-        tx_order=item.tx_order if item.tx_members else None,
+        tx_size=item.change_set_size or None,
+        tx_order=item.tx_order if item.change_set_size else None,
         update_only=item.reverse,
     )
 
@@ -357,4 +388,4 @@ def skip_command(item: Pending, maps: MapRegistry) -> Command:
     return Command(
         command_id=item.id, map=m.name, target=m.source.system if item.reverse else m.target.system,
         entity=m.target.table, key={"skip": item.source.id}, op="skip", fingerprint="",
-        source=item.source, tx_size=len(item.tx_members or ()) or None, tx_order=item.tx_order)
+        source=item.source, tx_size=item.change_set_size or None, tx_order=item.tx_order)

@@ -297,7 +297,7 @@ def test_a_transaction_waits_for_all_its_events_then_releases_its_changes_togeth
     second = run(on_tx, TxMsg(event="dataverse:other:o:3", total=2, items=[]), at(key, 2), state)
     apply(state, second)
     [send] = of(GateSend, second)
-    assert send.key == EMIT_KEY and send.msg.item.tx_members == (rows.PROJECT,)
+    assert send.key == EMIT_KEY and (send.msg.item.tx_size, send.msg.item.tx_counted) == (1, True)
     assert state["states"]["open-tx@0"] == {} and waiting(state, key) == []
 
 
@@ -318,7 +318,9 @@ def test_a_transaction_of_6001_events_is_released_whole_and_every_value_it_write
         sent += of(GateSend, effects)
         assert len(sent) == (total if n == total - 1 else 0)
     assert sorted(s.msg.item.id for s in sent) == sorted(f"projects:p{n}:3" for n in range(total))
-    assert len(sent[0].msg.item.tx_members) == total
+    assert {(s.msg.item.tx_size, s.msg.item.tx_counted) for s in sent} == {(total, True)}
+    # Each member carries its change set's size, not its membership: every hop stays small.
+    assert max(len(s.msg.item.model_dump_json()) for s in sent) < 2_000
     assert waiting(state, key) == [] and state["states"]["open-tx@0"] == {}
 
 
@@ -334,7 +336,7 @@ def test_a_change_its_map_filters_out_is_no_member_of_the_change_set():
     apply(state, done)
     done = run(on_tx, TxMsg(event="dataverse:msdyn_projects:p-2:3", total=2, items=[]), at(key, 2), state)
     [send] = of(GateSend, done)  # the filtered change is dropped where it is
-    assert send.msg.item.tx_members == (rows.PROJECT,)
+    assert (send.msg.item.tx_size, send.msg.item.tx_counted) == (1, True)
     assert counted(done, metrics.DROPPED) == [("projects", "filter of map 'projects'")]
 
 
@@ -346,7 +348,7 @@ def test_the_tick_releases_a_transaction_whose_missing_events_never_came():
     assert early == []
     late = run(on_tick, TickMsg(ts_ms=6_000), at("tick", 3), state, ctx(tx_timeout_ms=1_000))
     [send] = of(GateSend, late)
-    assert send.key == EMIT_KEY and send.msg.item.tx_members == (rows.PROJECT,)
+    assert send.key == EMIT_KEY and (send.msg.item.tx_size, send.msg.item.tx_counted) == (1, True)
     assert puts(late, "states")["open-tx@0"] == {}
 
 

@@ -8,6 +8,7 @@ from streams.pending import (
     Need,
     Pair,
     Pending,
+    change_set_peers,
     plan,
     record_ref,
     split_record_ref,
@@ -67,6 +68,22 @@ def test_task_in_the_same_transaction_as_its_project_does_not_wait():
     assert isinstance(step, Emit)
     command = to_command(item, step.mapped, MAPS)
     assert (command.tx_size, command.tx_order) == (2, 2)  # the change set writes it second
+
+
+def test_a_released_member_knows_its_change_set_by_size_and_its_own_references():
+    """Released as it is now: no membership list, the project found among the task's peers."""
+    item = pending("project_tasks", rows.task(), table="msdyn_projecttasks", txid="tx1",
+                   tx_total=2, tx_order=2)
+    assert change_set_peers(item, {rows.PROJECT, "t-guid-1", "other"}, MAPS) == (rows.PROJECT,)
+    assert change_set_peers(item, {"t-guid-1"}, MAPS) == ()
+    released = item.model_copy(update={"tx_size": 2, "tx_counted": True, "tx_peers": (rows.PROJECT,)})
+    released = released.with_fact(rows.PROJECT_KEY_FACT, PROJECT_KEY)
+    step = plan(released, MAPS)
+    assert isinstance(step, Emit)  # not grouped again, and not waiting for its project
+    command = to_command(released, step.mapped, MAPS)
+    assert (command.tx_size, command.tx_order) == (2, 2)
+    alone = released.model_copy(update={"tx_peers": ()})
+    assert plan(alone, MAPS) == Need(rows.PROJECT_PRESENT)  # its project is not in the change set
 
 
 def test_single_change_transaction_is_not_grouped():
