@@ -13,8 +13,8 @@ from emulators.dataverse.seed import seed_id
 from tests.support.pipeline import create_row
 
 __all__ = ["ALICE", "APPROVE", "BILLED", "CONFIRM", "COST", "CUSTOMER", "DEVELOPER", "HOURS", "UNBILLED",
-           "USMF", "ContractProject", "act", "approve_time", "contract_project", "dataverse_actuals",
-           "finance_rows", "time_entry"]
+           "USMF", "ContractProject", "act", "approve_time", "confirm_proforma", "contract_project",
+           "dataverse_actuals", "finance_rows", "time_entry"]
 
 USMF = seed_id("cdm_companies", "usmf")
 CUSTOMER = seed_id("accounts", "usmf/US-001")
@@ -96,3 +96,14 @@ def approve_time(dv: ApiSession, project: str, task: str, line: str, day: str, *
     entry = create_row(dv, "msdyn_timeentries", "msdyn_timeentryid",
                        time_entry(project, task, line, day, minutes=minutes))
     act(dv, f"msdyn_timeentries({entry})/{APPROVE}")
+
+
+def confirm_proforma(dv: ApiSession, order: str, number: str, name: str = "Proforma") -> str:
+    """A draft proforma invoice on the contract ``order``, confirmed: Dataverse bills the
+    contract's unbilled sales (billed-sales actuals, reversals and their connections). Its id."""
+    invoice = create_row(dv, "invoices", "invoiceid", {
+        "invoicenumber": number, "name": name, "statuscode": 1,
+        "customerid@odata.bind": f"/accounts({CUSTOMER})", "salesorderid@odata.bind": f"/salesorders({order})",
+        "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})", "transactioncurrencyid": "USD"})
+    act(dv, f"invoices({invoice})/{CONFIRM}")
+    return invoice
