@@ -42,34 +42,12 @@ Not mapped, and why:
 
 from __future__ import annotations
 
-from streams.maps.model import Condition, Endpoint, FieldMap, Lookup, TableMap
+from streams.maps.model import Endpoint, Lookup, TableMap
+from streams.maps.to_dataverse import COMPANY, bind, company_key, present, to_dv
 
 __all__ = ["EXPENSE_CATEGORIES", "EXPENSE_MAPS", "PROJECT_EXPENSES"]
 
-_COMPANY = Lookup(name="company", column="dataAreaId", ref="present", table="cdm_companies",
-                  key_field="cdm_companycode")
 _IN_COMPANY = (("_msdyn_company_value", "company", "target_id"),)
-
-
-def _to_dv(target: str, source: str, **kw: object) -> FieldMap:
-    return FieldMap.model_validate({"target": target, "source": source,
-                                    "direction": "to_dataverse", **kw})
-
-
-def _bind(column: str, lookup: str, entity_set: str) -> FieldMap:
-    """The Dataverse lookup ``column`` bound to the GUID ``lookup``'s presence fact carries."""
-    return FieldMap(target=f"{column}@odata.bind", lookup=lookup, lookup_field="target_id",
-                    template=f"/{entity_set}({{}})", read_as=f"_{column}_value",
-                    direction="to_dataverse")
-
-
-def _company_key() -> FieldMap:
-    return FieldMap(target="_msdyn_company_value", lookup="company", lookup_field="target_id",
-                    direction="to_dataverse", in_fields=False)
-
-
-def _present(*columns: str) -> tuple[Condition, ...]:
-    return tuple(Condition(column=c, op="present") for c in columns)
 
 
 EXPENSE_CATEGORIES = TableMap(
@@ -77,20 +55,20 @@ EXPENSE_CATEGORIES = TableMap(
     source=Endpoint(system="finance", table="ExpenseCategories", company="dataAreaId"),
     target=Endpoint(system="dataverse", table="msdyn_expensecategories",
                     primary_key="msdyn_expensecategoryid", company_lookup="_msdyn_company_value"),
-    key=(_to_dv("msdyn_categoryid", "CategoryId"), _company_key()),
+    key=(to_dv("msdyn_categoryid", "CategoryId"), company_key()),
     fields=(
-        _to_dv("msdyn_name", "Name"),
-        _bind("msdyn_transactioncategory", "category", "msdyn_transactioncategories"),
-        _bind("msdyn_company", "company", "cdm_companies"),
+        to_dv("msdyn_name", "Name"),
+        bind("msdyn_transactioncategory", "category", "msdyn_transactioncategories"),
+        bind("msdyn_company", "company", "cdm_companies"),
     ),
     lookups=(
-        _COMPANY,
+        COMPANY,
         Lookup(name="shared", column="SharedCategoryId", ref="row", system="finance",
                table="SharedCategories", fields=("TransactionCategoryId",)),
         Lookup(name="category", column="TransactionCategoryId", via="shared", ref="present",
                table="msdyn_transactioncategories", key_field="msdyn_integrationid"),
     ),
-    filter=_present("dataAreaId", "CategoryId", "SharedCategoryId"),
+    filter=present("dataAreaId", "CategoryId", "SharedCategoryId"),
     target_id_column="msdyn_expensecategoryid",
 )
 
@@ -99,21 +77,21 @@ PROJECT_EXPENSES = TableMap(
     source=Endpoint(system="finance", table="ProjectExpenses", company="dataAreaId"),
     target=Endpoint(system="dataverse", table="msdyn_expenses", primary_key="msdyn_expenseid",
                     company_lookup="_msdyn_company_value"),
-    key=(_to_dv("msdyn_externalexpenseid", "ExpenseLineId"), _company_key()),
+    key=(to_dv("msdyn_externalexpenseid", "ExpenseLineId"), company_key()),
     fields=(
-        _bind("msdyn_project", "project", "msdyn_projects"),
-        _bind("msdyn_projecttask", "task", "msdyn_projecttasks"),
-        _bind("msdyn_expensecategory", "category", "msdyn_expensecategories"),
-        _bind("msdyn_bookableresource", "resource", "bookableresources"),
-        _to_dv("msdyn_transactiondate", "TransactionDate", kind="date"),
-        _to_dv("msdyn_quantity", "Quantity"),
-        _to_dv("msdyn_amount", "Amount"),
-        _to_dv("msdyn_salestaxamount", "SalesTaxAmount"),
-        _to_dv("transactioncurrencyid", "Currency"),
-        _bind("msdyn_company", "company", "cdm_companies"),
+        bind("msdyn_project", "project", "msdyn_projects"),
+        bind("msdyn_projecttask", "task", "msdyn_projecttasks"),
+        bind("msdyn_expensecategory", "category", "msdyn_expensecategories"),
+        bind("msdyn_bookableresource", "resource", "bookableresources"),
+        to_dv("msdyn_transactiondate", "TransactionDate", kind="date"),
+        to_dv("msdyn_quantity", "Quantity"),
+        to_dv("msdyn_amount", "Amount"),
+        to_dv("msdyn_salestaxamount", "SalesTaxAmount"),
+        to_dv("transactioncurrencyid", "Currency"),
+        bind("msdyn_company", "company", "cdm_companies"),
     ),
     lookups=(
-        _COMPANY,
+        COMPANY,
         Lookup(name="project", column="ProjectId", ref="present", table="msdyn_projects",
                key_field="msdyn_projectnumber",
                also=(("_msdyn_owningcompany_value", "company", "target_id"),)),
@@ -124,7 +102,7 @@ PROJECT_EXPENSES = TableMap(
         Lookup(name="resource", column="Worker", ref="present", table="bookableresources",
                key_field="msdyn_personnelnumber", also=_IN_COMPANY),
     ),
-    filter=_present("dataAreaId", "ExpenseLineId", "ProjectId"),
+    filter=present("dataAreaId", "ExpenseLineId", "ProjectId"),
     target_id_column="msdyn_expenseid",
 )
 

@@ -29,6 +29,7 @@ Choices where Microsoft's template names no single answer:
 from __future__ import annotations
 
 from streams.maps.model import Condition, Endpoint, FieldMap, Lookup, TableMap
+from streams.maps.to_dataverse import COMPANY, bind, company_key, present, to_dv
 
 __all__ = [
     "EXCHANGE_RATES",
@@ -40,31 +41,6 @@ __all__ = [
     "WORKERS",
 ]
 
-# A company-specific row binds its legal entity's Dataverse GUID; it exists only once the
-# legal entity has been written there, so the row waits for it.
-_COMPANY = Lookup(name="company", column="dataAreaId", ref="present", table="cdm_companies",
-                  key_field="cdm_companycode")
-
-
-def _company_key() -> FieldMap:
-    return FieldMap(target="_msdyn_company_value", lookup="company", lookup_field="target_id",
-                    direction="to_dataverse", in_fields=False)
-
-
-def _company_bind() -> FieldMap:
-    return FieldMap(target="msdyn_company@odata.bind", lookup="company", lookup_field="target_id",
-                    template="/cdm_companies({})", read_as="_msdyn_company_value",
-                    direction="to_dataverse")
-
-
-def _to_dv(target: str, source: str, **kw: object) -> FieldMap:
-    return FieldMap.model_validate({"target": target, "source": source,
-                                    "direction": "to_dataverse", **kw})
-
-
-def _present(*columns: str) -> tuple[Condition, ...]:
-    return tuple(Condition(column=c, op="present") for c in columns)
-
 
 EXCHANGE_RATES = TableMap(
     name="exchange_rates",
@@ -72,17 +48,17 @@ EXCHANGE_RATES = TableMap(
     target=Endpoint(system="dataverse", table="msdyn_currencyexchangerates",
                     primary_key="msdyn_currencyexchangerateid"),
     key=(
-        _to_dv("msdyn_exchangeratetypename", "RateType"),
-        _to_dv("msdyn_fromcurrencycode", "FromCurrency"),
-        _to_dv("msdyn_tocurrencycode", "ToCurrency"),
+        to_dv("msdyn_exchangeratetypename", "RateType"),
+        to_dv("msdyn_fromcurrencycode", "FromCurrency"),
+        to_dv("msdyn_tocurrencycode", "ToCurrency"),
         # Finance renders a date at 12:00 UTC (2020-01-01T12:00:00Z); Dataverse as a date.
-        _to_dv("msdyn_validfrom", "ValidFrom", kind="date"),
+        to_dv("msdyn_validfrom", "ValidFrom", kind="date"),
     ),
     fields=(
-        _to_dv("msdyn_exchangerate", "Rate"),
-        _to_dv("msdyn_validto", "ValidTo", kind="date"),
+        to_dv("msdyn_exchangerate", "Rate"),
+        to_dv("msdyn_validto", "ValidTo", kind="date"),
     ),
-    filter=_present("RateType", "FromCurrency", "ToCurrency", "ValidFrom", "Rate"),
+    filter=present("RateType", "FromCurrency", "ToCurrency", "ValidFrom", "Rate"),
     target_id_column="msdyn_currencyexchangerateid",
 )
 
@@ -92,18 +68,18 @@ LEDGERS = TableMap(
     target=Endpoint(system="dataverse", table="msdyn_ledgers", primary_key="msdyn_ledgerid",
                     company_lookup="_msdyn_company_value"),
     # One ledger per legal entity: the company is the whole key.
-    key=(_company_key(),),
+    key=(company_key(),),
     fields=(
-        _to_dv("msdyn_name", "Name"),
-        _to_dv("msdyn_description", "Description"),
-        _to_dv("msdyn_accountingcurrency", "AccountingCurrency"),
-        _to_dv("msdyn_reportingcurrency", "ReportingCurrency"),
-        _to_dv("msdyn_chartofaccounts", "ChartOfAccounts"),
-        _to_dv("msdyn_fiscalcalendar", "FiscalCalendar"),
-        _company_bind(),
+        to_dv("msdyn_name", "Name"),
+        to_dv("msdyn_description", "Description"),
+        to_dv("msdyn_accountingcurrency", "AccountingCurrency"),
+        to_dv("msdyn_reportingcurrency", "ReportingCurrency"),
+        to_dv("msdyn_chartofaccounts", "ChartOfAccounts"),
+        to_dv("msdyn_fiscalcalendar", "FiscalCalendar"),
+        bind("msdyn_company", "company", "cdm_companies"),
     ),
-    lookups=(_COMPANY.model_copy(update={"column": "LegalEntityId"}),),
-    filter=_present("LegalEntityId", "AccountingCurrency"),
+    lookups=(COMPANY.model_copy(update={"column": "LegalEntityId"}),),
+    filter=present("LegalEntityId", "AccountingCurrency"),
     target_id_column="msdyn_ledgerid",
 )
 
@@ -112,15 +88,15 @@ VENDORS = TableMap(
     source=Endpoint(system="finance", table="VendorsV2", company="dataAreaId"),
     target=Endpoint(system="dataverse", table="msdyn_vendors", primary_key="msdyn_vendorid",
                     company_lookup="_msdyn_company_value"),
-    key=(_to_dv("msdyn_vendoraccountnumber", "VendorAccountNumber"), _company_key()),
+    key=(to_dv("msdyn_vendoraccountnumber", "VendorAccountNumber"), company_key()),
     fields=(
-        _to_dv("msdyn_vendorname", "Name"),
-        _to_dv("msdyn_vendorgroupid", "VendorGroupId"),
-        _to_dv("transactioncurrencyid", "CurrencyCode"),
-        _company_bind(),
+        to_dv("msdyn_vendorname", "Name"),
+        to_dv("msdyn_vendorgroupid", "VendorGroupId"),
+        to_dv("transactioncurrencyid", "CurrencyCode"),
+        bind("msdyn_company", "company", "cdm_companies"),
     ),
-    lookups=(_COMPANY,),
-    filter=_present("dataAreaId", "VendorAccountNumber"),
+    lookups=(COMPANY,),
+    filter=present("dataAreaId", "VendorAccountNumber"),
     target_id_column="msdyn_vendorid",
 )
 
@@ -128,17 +104,17 @@ WORKERS = TableMap(
     name="workers",
     source=Endpoint(system="finance", table="Workers"),
     target=Endpoint(system="dataverse", table="cdm_workers", primary_key="cdm_workerid"),
-    key=(_to_dv("cdm_workernumber", "PersonnelNumber"),),
+    key=(to_dv("cdm_workernumber", "PersonnelNumber"),),
     fields=(
-        _to_dv("cdm_firstname", "FirstName"),
-        _to_dv("cdm_middlename", "MiddleName"),
-        _to_dv("cdm_lastname", "LastName"),
-        _to_dv("cdm_fullname", "Name"),
-        _to_dv("cdm_type", "WorkerType", kind="int",
+        to_dv("cdm_firstname", "FirstName"),
+        to_dv("cdm_middlename", "MiddleName"),
+        to_dv("cdm_lastname", "LastName"),
+        to_dv("cdm_fullname", "Name"),
+        to_dv("cdm_type", "WorkerType", kind="int",
                value_map=(("Employee", 754400000), ("Contractor", 754400001))),
-        _to_dv("cdm_primaryemailaddress", "PrimaryContactEmail"),
+        to_dv("cdm_primaryemailaddress", "PrimaryContactEmail"),
     ),
-    filter=_present("PersonnelNumber"),
+    filter=present("PersonnelNumber"),
     target_id_column="cdm_workerid",
 )
 
@@ -148,14 +124,14 @@ UNITS = TableMap(
     target=Endpoint(system="dataverse", table="uoms", primary_key="uomid"),
     # msdyn_symbol is the documented integration key of units; the template also writes the
     # symbol as the unit's name.
-    key=(_to_dv("msdyn_symbol", "UnitSymbol"),),
+    key=(to_dv("msdyn_symbol", "UnitSymbol"),),
     fields=(
-        _to_dv("name", "UnitSymbol"),
-        _to_dv("msdyn_description", "Description"),
-        _to_dv("msdyn_externalunitclassname", "UnitClass"),
-        _to_dv("msdyn_decimalprecision", "DecimalPrecision", kind="int", default=0),
+        to_dv("name", "UnitSymbol"),
+        to_dv("msdyn_description", "Description"),
+        to_dv("msdyn_externalunitclassname", "UnitClass"),
+        to_dv("msdyn_decimalprecision", "DecimalPrecision", kind="int", default=0),
     ),
-    filter=_present("UnitSymbol"),
+    filter=present("UnitSymbol"),
     target_id_column="uomid",
 )
 
@@ -167,24 +143,24 @@ RELEASED_PRODUCTS = TableMap(
     key=(FieldMap(target="productnumber", compose="{dataAreaId}-{ItemNumber}",
                   direction="to_dataverse"),),
     fields=(
-        _to_dv("msdyn_productnumber", "ProductNumber"),
-        _to_dv("msdyn_itemnumber", "ItemNumber"),
-        _to_dv("name", "ProductName"),
-        _to_dv("description", "ProductDescription"),
-        _to_dv("producttypecode", "ProductType", kind="int",
+        to_dv("msdyn_productnumber", "ProductNumber"),
+        to_dv("msdyn_itemnumber", "ItemNumber"),
+        to_dv("name", "ProductName"),
+        to_dv("description", "ProductDescription"),
+        to_dv("producttypecode", "ProductType", kind="int",
                value_map=(("Item", 1), ("Service", 3))),
-        _to_dv("price", "SalesPrice"),
-        _to_dv("currentcost", "UnitCost"),
+        to_dv("price", "SalesPrice"),
+        to_dv("currentcost", "UnitCost"),
         FieldMap(target="defaultuomid@odata.bind", lookup="unit", lookup_field="target_id",
                  template="/uoms({})", read_as="_defaultuomid_value", direction="to_dataverse"),
-        _company_bind(),
+        bind("msdyn_company", "company", "cdm_companies"),
     ),
     lookups=(
-        _COMPANY,
+        COMPANY,
         Lookup(name="unit", column="SalesUnitSymbol", ref="present", table="uoms",
                key_field="msdyn_symbol"),
     ),
-    filter=_present("dataAreaId", "ItemNumber"),
+    filter=present("dataAreaId", "ItemNumber"),
     # Products made in Dataverse without a legal entity are not released products.
     target_scope=(Condition(column="_msdyn_company_value", op="present"),),
     target_id_column="productid",
