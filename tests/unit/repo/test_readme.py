@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dualwrite.maps_doc import maps_table
 from dualwrite.settings_doc import settings_table
 
 pytestmark = pytest.mark.unit
@@ -16,6 +17,11 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_settings_table_is_current() -> None:
     assert settings_table() in (ROOT / "README.md").read_text(), (
         "README settings table is stale: run `dualwrite settings --readme README.md`")
+
+
+def test_map_table_is_every_map_of_the_registry() -> None:
+    assert maps_table() in (ROOT / "README.md").read_text(), (
+        "README map table is stale: run `python -m dualwrite.maps_doc README.md`")
 
 
 def test_two_commands_and_ci_runs_the_readme_test_command() -> None:
