@@ -135,12 +135,13 @@ class Scenario:
                                        headers={"Prefer": "return=representation"},
                                        json={"msdyn_integrationid": integration, "msdyn_name": name,
                                              "statecode": 0})
-                self._ok(resp, f"create transaction category {name}")
+                self.check(resp, f"create transaction category {name}")
                 self._ids[("msdyn_transactioncategories", name)] = str(resp.json()["msdyn_transactioncategoryid"])
         return self._ids[("msdyn_transactioncategories", name)]
 
     @staticmethod
-    def _ok(resp: Any, what: str) -> None:
+    def check(resp: Any, what: str) -> None:
+        """Raise with the answer when ``resp`` (a write of `what`) was refused."""
         if resp.status_code >= 400:
             raise RuntimeError(f"{what} failed: HTTP {resp.status_code} {resp.text[:300]}")
 
@@ -157,7 +158,7 @@ class Scenario:
                                      "msdyn_customer@odata.bind": f"/accounts({self.customer_id()})",
                                      "msdyn_scheduledstart": "2026-12-01", "msdyn_finish": "2027-06-30",
                                      "statecode": 0, **on_contract})
-        self._ok(resp, f"create project {number}")
+        self.check(resp, f"create project {number}")
         self._projects[number] = str(resp.json()["msdyn_projectid"])
         self.expected.finance_projects[(self.company, number)] = {
             "ProjectName": subject, "CustomerAccountNumber": self.customer, "ProjectStage": "InProcess"}
@@ -178,7 +179,7 @@ class Scenario:
         if parent is not None:
             body["msdyn_parenttask@odata.bind"] = f"/msdyn_projecttasks({self._tasks[(project, parent)]})"
         resp = self.dv.request("POST", "msdyn_projecttasks", json=body)
-        self._ok(resp, f"create task {project}/{wbs}")
+        self.check(resp, f"create task {project}/{wbs}")
         self._tasks[(project, wbs)] = resp.headers.get("OData-EntityId", "").rsplit("(", 1)[-1].rstrip(")")
         self._parents[(project, wbs)] = parent
         if parent is not None:
@@ -188,7 +189,7 @@ class Scenario:
     def rename_project(self, project: str, name: str) -> None:
         resp = self.dv.request("PATCH", f"msdyn_projects({self._projects[project]})",
                                headers={"If-Match": "*"}, json={"msdyn_subject": name})
-        self._ok(resp, f"rename project {project}")
+        self.check(resp, f"rename project {project}")
         self.expected.finance_projects[(self.company, project)]["ProjectName"] = name
 
     def children(self, project: str, wbs: str) -> list[str]:
@@ -199,7 +200,7 @@ class Scenario:
         if self.children(project, wbs):
             raise ValueError(f"task {project}/{wbs} has children")
         resp = self.dv.request("DELETE", f"msdyn_projecttasks({self._tasks.pop((project, wbs))})")
-        self._ok(resp, f"delete task {project}/{wbs}")
+        self.check(resp, f"delete task {project}/{wbs}")
         del self._parents[(project, wbs)]
         del self.expected.finance_tasks[(self.company, project, wbs)]
         self.deleted_tasks.append((self.company, project, wbs))
@@ -227,10 +228,10 @@ class Scenario:
             "msdyn_date": day, "msdyn_duration": round(hours * 60), "msdyn_entrystatus": 192354320,
             "msdyn_description": f"{category} work on {project}/{wbs}", "msdyn_costprice": cost_price,
             "msdyn_salesprice": sales_price, "transactioncurrencyid": "USD"})
-        self._ok(resp, f"log time on {project}/{wbs}")
+        self.check(resp, f"log time on {project}/{wbs}")
         entry = str(resp.json()["msdyn_timeentryid"])
         resp = self.dv.request("POST", f"msdyn_timeentries({entry})/Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry")
-        self._ok(resp, f"approve time entry on {project}/{wbs}")
+        self.check(resp, f"approve time entry on {project}/{wbs}")
         created = [a for a in resp.json().get("value", []) if "msdyn_actualid" in a and not a.get("msdyn_skipsync")]
         for actual in created:
             self.expected.finance_actuals[(self.company, str(actual["msdyn_actualid"]))] = {
@@ -252,7 +253,7 @@ class Scenario:
             "msdyn_hours": hours, "msdyn_plannedcost": hours * cost_price, "msdyn_plannedsales": hours * sales_price,
             "msdyn_scheduledstart": "2026-12-07", "msdyn_scheduledend": "2026-12-18",
             "transactioncurrencyid": "USD"})
-        self._ok(resp, f"assign {resource} to {project}/{wbs}")
+        self.check(resp, f"assign {resource} to {project}/{wbs}")
         assignment = str(resp.json()["msdyn_resourceassignmentid"])
         self.expected.finance_hour_estimates[(self.company, assignment)] = {
             "ProjectId": project, "TaskId": wbs, "Duration": hours}
@@ -265,7 +266,7 @@ class Scenario:
         resp = self.fo.request("POST", "CustomersV3", json={
             "dataAreaId": self.company, "CustomerAccount": account, "Name": name or f"Customer {account}",
             "CustomerGroupId": "30", "SalesCurrencyCode": "USD"})
-        self._ok(resp, f"create customer {account}")
+        self.check(resp, f"create customer {account}")
         self.expected.dataverse_accounts[account] = {"name": name or f"Customer {account}"}
         return account
 

@@ -43,7 +43,7 @@ class Billing:
     def _create(self, entity_set: str, primary_key: str, body: dict[str, Any], what: str) -> str:
         resp = self.scenario.dv.request("POST", entity_set, headers={"Prefer": "return=representation"},
                                         json=body)
-        self.scenario._ok(resp, what)
+        self.scenario.check(resp, what)
         return str(resp.json()[primary_key])
 
     def make(self) -> list[str]:
@@ -72,7 +72,7 @@ class Billing:
             "msdyn_owningcompany@odata.bind": company, "transactioncurrencyid": "USD"},
             f"create proforma invoice {self.invoice}")
         resp = s.dv.request("POST", f"invoices({invoice})/Microsoft.Dynamics.CRM.msdyn_ConfirmInvoice")
-        s._ok(resp, f"confirm proforma invoice {self.invoice}")
+        s.check(resp, f"confirm proforma invoice {self.invoice}")
         for row in resp.json().get("value", []):
             if "msdyn_actualid" in row and row.get("msdyn_transactiontypecode") == _BILLED_SALES \
                     and not row.get("msdyn_skipsync"):  # not its connections, not the reversal
@@ -93,9 +93,9 @@ class Billing:
         resp = self.scenario.fo.request("GET", key)
         if resp.status_code == 404:
             return None
-        self.scenario._ok(resp, f"read contract {self.contract} in Finance")
+        self.scenario.check(resp, f"read contract {self.contract} in Finance")
         resp = self.scenario.fo.request("PATCH", key, json={"SalesTaxGroupCode": TAX_GROUP})
-        self.scenario._ok(resp, f"set the sales tax group of contract {self.contract}")
+        self.scenario.check(resp, f"set the sales tax group of contract {self.contract}")
         self._taxed = True
         return f"Finance: contract {self.contract} gets sales tax group {TAX_GROUP}"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,10 +26,10 @@ from pydantic import SecretStr
 from dualwrite.apiclient import ApiSession
 from dualwrite.kafka import LocalKafka
 from dualwrite.ports import free_port
-from dualwrite.stack import Stack, StackConfig
+from dualwrite.stack import PIPELINE, Stack, StackConfig
 from streams.maps import default_registry
 from tests.support.kafka import end_offset, wait_for_leaders
-from topics import apply_topics, catalog
+from topics import apply_topics, catalog, cdc_topic
 
 
 def local_kafka(workdir: Path, brokers: int = 1) -> LocalKafka:
@@ -251,11 +252,6 @@ def replay_everything(stack: Stack, timeout: float = 180.0) -> dict[str, int]:
     the worker's and the sinks' consumer groups so they start again from offset 0, restart, and
     wait until each group has read to the end of its topics. Returns the writes each emulator
     took meanwhile (by system): what a replay cost."""
-    import signal
-
-    from dualwrite.stack import PIPELINE
-    from topics import cdc_topic
-
     bootstrap = stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
     for name in PIPELINE:
         stack.sup.kill(name, signal.SIGTERM)
