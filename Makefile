@@ -31,7 +31,7 @@ TEST_WORKERS ?= 2
 
 test: lint
 	$(BIN)/dualwrite kafka fetch
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-unit: install
 	$(BIN)/pytest -q -m unit
