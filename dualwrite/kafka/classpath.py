@@ -2,6 +2,9 @@
 
 The jars land in the per-user Maven repository; the classpath Maven prints is cached under the
 user's state directory, keyed by a hash of the POM, so a warm start runs no Maven at all.
+
+The POM also pins Kafka's command-line tools (``kafka-tools``) at the broker's version, so the
+same classpath runs them (`tool_command`, e.g. the console consumer): one resolution, one cache.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["CACHE_DIR", "KAFKA_VERSION", "POM", "ClasspathError", "resolve_classpath"]
+__all__ = ["CACHE_DIR", "CONSOLE_CONSUMER", "KAFKA_VERSION", "POM", "ClasspathError",
+           "resolve_classpath", "tool_command"]
 
 POM = Path(__file__).with_name("pom.xml")
+TOOLS_LOG4J = Path(__file__).with_name("tools-log4j2.yaml")
+CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 CACHE_DIR = Path.home() / ".cache" / "dualwrite"
 KAFKA_VERSION = "4.1.1"
 
@@ -54,3 +60,12 @@ def resolve_classpath(cache_dir: Path = CACHE_DIR, *, pom: Path = POM, timeout: 
         )
     tmp.replace(cache)
     return cache.read_text().strip()
+
+
+def tool_command(main_class: str, *args: str, cache_dir: Path = CACHE_DIR) -> list[str]:
+    """The argv of one of Kafka's command-line tools (``main_class``, e.g. `CONSOLE_CONSUMER`)
+    on the broker's classpath, with its log lines on stderr (its stdout is data). Arguments are
+    passed as given: never put a secret in them (the tools take ``--command-config FILE``)."""
+    java = require_tool("java", "Install a JDK 17+ (Debian: `apt-get install openjdk-17-jdk-headless`).")
+    return [java, f"-Dlog4j2.configurationFile={TOOLS_LOG4J}", "-cp", resolve_classpath(cache_dir),
+            main_class, *args]

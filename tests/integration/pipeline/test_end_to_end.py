@@ -1,14 +1,27 @@
-"""The whole pipeline as real processes on a real broker, against both emulators over HTTP."""
+"""The whole pipeline as real processes on a real broker, against both emulators over HTTP.
+
+The first run is also read by consumers outside the pipeline (`tests.support.consumers`): every
+CDC record against its per-table schema, Kafka's console consumer, `dualwrite topics tail`."""
 
 from __future__ import annotations
 
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from confluent_kafka import Producer
 
 from dualwrite.scenario import Scenario
+from dualwrite.stack import Stack
+from tests.support import consumers
 from tests.support.pipeline import (
     admin,
     assert_reconciled,
@@ -17,7 +30,7 @@ from tests.support.pipeline import (
     running_stack,
     wait_for,
 )
-from topics import cdc_topic, decode_ack, decode_command, read_headers
+from topics import System, cdc_topic, decode_ack, decode_command, read_headers
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +46,10 @@ def dlq(bootstrap: str) -> list[dict[str, str]]:
     return [read_headers(m.headers()) for m in read_topic(bootstrap, "sync.dlq")]
 
 
-def test_projects_tasks_and_customers_flow_with_updates_and_deletes(tmp_path: Path) -> None:
-    with running_stack(tmp_path) as stack:
+@pytest.fixture(scope="class")
+def flowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Projects, tasks and customers created, then a project renamed and a task deleted, drained."""
+    with running_stack(tmp_path_factory.mktemp("flow")) as stack:
         scenario = Scenario(stack.dataverse(), stack.finance())
         first = scenario.create_project()
         second = scenario.create_project()
@@ -49,8 +64,75 @@ def test_projects_tasks_and_customers_flow_with_updates_and_deletes(tmp_path: Pa
         scenario.delete_task(first, "2")
         scenario.create_task(second, "2")
         wait_for(lambda: drained(scenario), DRAIN, "updates and deletes to arrive")
-        assert dlq(stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]) == []
-        assert_reconciled(stack)  # every map, the seeded reference data included
+        yield stack
+
+
+@pytest.fixture(scope="class")
+def schemas(flowed: Stack) -> dict[str, Any]:
+    return consumers.printed_schemas(flowed)
+
+
+class TestOneRunWithUpdatesAndDeletes:
+    """One run, checked by reconcile and read by consumers outside the pipeline (issue 13): one
+    stack for both."""
+
+    def test_projects_tasks_and_customers_flow_with_updates_and_deletes(self, flowed: Stack) -> None:
+        assert dlq(flowed.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]) == []
+        assert_reconciled(flowed)  # every map, the seeded reference data included
+
+    def test_every_cdc_record_validates_against_its_table_schema(
+            self, flowed: Stack, schemas: dict[str, Any]) -> None:
+        ops = consumers.validate_cdc_topics(flowed, schemas)
+        # Not vacuous: snapshot reads, creates, updates, deletes and tombstones were all checked.
+        assert {"r", "c", "u", "d", "tombstone"} <= set(ops), ops
+
+    @pytest.mark.parametrize(("system", "table"), [("dataverse", "msdyn_projecttasks"),
+                                                   ("finance", "ProjectTasks")])
+    def test_the_console_consumer_materialises_the_emulators_table(
+            self, flowed: Stack, schemas: dict[str, Any], system: System, table: str) -> None:
+        topic = cdc_topic(system, table)
+        bootstrap = flowed.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
+        key_fields = schemas[topic]["key"]["x-key-fields"]
+        for _ in range(5):  # a write-back may still be landing: read again until caught up
+            expected = consumers.emulator_table(flowed, system, table, key_fields)
+            got, tombstones = consumers.materialise(consumers.console_consumer(bootstrap, topic))
+            if got == expected:
+                break
+            time.sleep(3.0)
+        assert tombstones > 0  # the run's delete is in this topic
+        assert expected and got == expected
+
+    def test_topics_tail_prints_the_records_asked_for(self, flowed: Stack) -> None:
+        topic = cdc_topic("dataverse", "msdyn_projecttasks")
+        proc = consumers.cli(flowed, "topics", "tail", topic, "--from-beginning", "--max", "3")
+        assert proc.returncode == 0, proc.stderr.decode()
+        lines = [orjson.loads(line) for line in proc.stdout.splitlines()]
+        assert len(lines) == 3
+        for line in lines:
+            assert set(line) == {"partition", "offset", "timestamp_ms", "key", "value", "headers"}
+        task_id = lines[0]["key"]["id"]
+        only = consumers.cli(flowed, "topics", "tail", topic, "--from-beginning", "--key", task_id,
+                             "--idle", "2")
+        assert only.returncode == 0, only.stderr.decode()
+        keyed = [orjson.loads(line) for line in only.stdout.splitlines()]
+        assert keyed and all(line["key"]["id"] == task_id for line in keyed)
+
+    def test_topics_tail_ends_cleanly_on_ctrl_c(self, flowed: Stack) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dualwrite", "topics", "tail", "--from-beginning",
+             cdc_topic("dataverse", "msdyn_projecttasks")],
+            env={**os.environ, **flowed.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready and proc.stdout.readline(), "tail printed no record"  # it is consuming
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err.decode()
+        assert b"Traceback" not in err
 
 
 def test_tasks_wait_for_their_project_and_parent_even_when_writes_fail_at_first(tmp_path: Path) -> None:
