@@ -13,9 +13,11 @@ from dualwrite.commands import (
     demo,
     dlq,
     emulator,
+    initial_sync,
     kafka,
     maps,
     reconcile,
+    replay,
     scenario,
     status,
     topics,
@@ -41,7 +43,9 @@ app.add_typer(maps.app, name="maps")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(status.app, name="status")
 app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(replay.app, name="replay")
 app.add_typer(scenario.app, name="scenario")
+app.command("initial-sync")(initial_sync.initial_sync)
 
 
 @app.command()

@@ -128,7 +128,8 @@ def register_agents(rt: Runtime) -> None:
             if change.is_delete:
                 view.learn(deleted_key(system, table, record_id), {"version": version}, version)
             try:
-                routed = route_change(maps, system, table, record_id, change, _now_ms(), view.get)
+                routed = route_change(maps, system, table, record_id, change, _now_ms(), view.get,
+                                      redriven=is_retry(m.headers))
                 records = gate_records(routed.messages, gate_max_bytes)
             except Exception as exc:  # a shape no check foresaw, or too big: this record only
                 await _dead_letter(rt, event, "route", type(exc).__name__, str(exc))

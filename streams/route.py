@@ -101,11 +101,16 @@ def command_source(system: str, table: str, record_id: str, event: ChangeEvent) 
 
 
 def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
-                 event: ChangeEvent, now_ms: int, known: Known = _nothing_known) -> Routed:
+                 event: ChangeEvent, now_ms: int, known: Known = _nothing_known,
+                 *, redriven: bool = False) -> Routed:
+    """``redriven``: the record carries ``dualwrite.retry``; its commands say so
+    (`CommandSource.redriven`), so the sink writes them even at the version it applied."""
     out = Routed()
     row = event.row
     indexed = maps.indexed(system, table)
     source = command_source(system, table, record_id, event)
+    if redriven:
+        source = source.model_copy(update={"redriven": True})
     if indexed and not event.is_delete:
         key = row_fact(system, table, record_id)
         out.messages.append((key, FactMsg(key=key, value={c: row.get(c) for c in indexed},

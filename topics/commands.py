@@ -49,6 +49,9 @@ class CommandSource(BaseModel):
     ts_ms: int = Field(ge=0)
     txid: str | None = None
     origin: str | None = None
+    redriven: bool = Field(False, description=(
+        "The change was re-driven (header dualwrite.retry: `dlq retry`, `replay --repair`): the "
+        "sink writes it even at the version it last applied, since the target may have lost it."))
 
 
 class Command(BaseModel):

@@ -92,6 +92,8 @@ class AppliedState:
         prior = self._by_key.get(command.record_key)
         if prior is None:
             return None
+        if command.source.redriven and command.source.version == prior.source_version:
+            return None  # re-driven to repair the target: the write it acked may be gone since
         if command.source.version <= prior.source_version:
             return "applied_version"
         if command.op == prior.op and command.fingerprint == prior.fingerprint:

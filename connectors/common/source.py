@@ -40,7 +40,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,11 +71,15 @@ from topics import (
 
 __all__ = [
     "CAPTURE_STAGE",
+    "DEAD_LETTERED",
+    "EMITTED",
     "BadRecord",
     "CaptureTable",
     "Change",
     "ChangeReader",
+    "OnPage",
     "Page",
+    "Select",
     "SourceEngine",
     "SourceSettings",
     "UnreadableAnswer",
@@ -212,6 +217,9 @@ class Page:
     items: list[Change | BadRecord] = field(default_factory=list)
     position: str = ""
     more: bool = False  # another page can be read right away
+    # A snapshot page's cursor: ``snapshot(table, resume)`` continues after this page with the
+    # position captured at the start ("" when the reader cannot resume there).
+    resume: str = ""
 
 
 class ChangeReader(Protocol):
@@ -220,9 +228,11 @@ class ChangeReader(Protocol):
     system: System
     images: ImageStore  # the before images it reads; the engine commits them
 
-    def snapshot(self, table: str) -> AsyncIterator[Page]:
+    def snapshot(self, table: str, resume: str = "") -> AsyncIterator[Page]:
         """Every current row as ``op: "r"`` pages; the last page's ``position`` is the feed
-        position captured before the first row was read."""
+        position captured before the first row was read. ``resume``: a page's `Page.resume`
+        cursor of an interrupted snapshot, to continue after that page (`UntrustedPosition`
+        when it is not one of this API's)."""
 
     async def changes(self, table: str, position: str) -> Page:
         """Changes after ``position``; raises `PositionExpired` when it can't be read any more
@@ -285,6 +295,27 @@ class SourceSettings(BaseModel):
 
 
 Record = tuple[str, bytes | None, bytes | None, Headers | None]
+EMITTED = "emitted"  # a snapshot change produced (the label `SourceEngine.snapshot` emits)
+DEAD_LETTERED = "dead_lettered"  # a snapshot row that could not become an event
+Select = Callable[[Change], str]  # a snapshot change's label: EMITTED or a reason to leave it out
+OnPage = Callable[[str, Counter[str]], Awaitable[None]]
+
+
+async def _one_ahead(pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
+    """``pages`` with the next one already requested while the caller handles the current one."""
+    ahead: asyncio.Future[Page] = asyncio.ensure_future(anext(pages))
+    try:
+        while True:
+            try:
+                page = await ahead
+            except StopAsyncIteration:
+                return
+            ahead = asyncio.ensure_future(anext(pages))
+            yield page
+    finally:
+        if ahead.done() and not ahead.cancelled():
+            ahead.exception()  # retrieved: the caller's own failure is the one that counts
+        ahead.cancel()
 
 
 class SourceEngine:
@@ -411,11 +442,42 @@ class SourceEngine:
             await self._checkpoint(table, page.position)
         return page.more
 
-    async def snapshot(self, table: str) -> None:
+    async def snapshot(self, table: str, *, resume: str = "", select: Select | None = None,
+                       on_page: OnPage | None = None, checkpoint: bool = True,
+                       read_ahead: bool = False) -> str:
+        """Emit every row as ``op: "r"`` (the newest ``source.snapshot = "last"``); the captured
+        position is returned and, with ``checkpoint``, written as the table's streaming
+        checkpoint. `dualwrite.initial_sync` passes the rest: ``resume`` continues an
+        interrupted snapshot after a page (`Page.resume`); ``select`` labels each change,
+        only `EMITTED` ones are produced (the other labels are reasons to leave a row out);
+        ``on_page(cursor, tally)`` is awaited once Kafka acknowledged every event of the pages
+        up to the one ``cursor`` resumes after, with the labels counted over those pages
+        (``cursor`` is "" once the snapshot is whole). The newest change is held back for the
+        "last" mark, so a page is covered only once the change held from it is out too.
+        ``read_ahead`` requests the next page while this one is produced (its images are then
+        committed with this page's: one page ahead of Kafka, harmless for ``op: "r"`` rows,
+        which are read again after a failure)."""
         held: Change | None = None
+        held_page = -1  # the page the held change came from
+        cursors: list[str] = []
+        tallies: list[Counter[str]] = []
+        reported = -1  # the last page passed to on_page
         position = ""
-        async for page in self.reader.snapshot(table):
-            items = list(page.items)
+        pages = self.reader.snapshot(table, resume) if resume else self.reader.snapshot(table)
+        if read_ahead:
+            pages = _one_ahead(pages)
+        async for page in pages:
+            tally: Counter[str] = Counter()
+            items: list[Change | BadRecord] = []
+            for item in page.items:
+                label = DEAD_LETTERED if isinstance(item, BadRecord) else \
+                    select(item) if select is not None else EMITTED
+                tally[label] += 1
+                if label in (EMITTED, DEAD_LETTERED):
+                    items.append(item)
+            cursors.append(page.resume)
+            tallies.append(tally)
+            previous = held
             if held is not None:
                 items.insert(0, held)
             # Keep the newest good change back: only the final one is marked "last".
@@ -426,15 +488,25 @@ class SourceEngine:
                     held = item
                     del items[index]
                     break
+            if held is not None and held is not previous:
+                held_page = len(cursors) - 1
             await self._emit(table, items)
             self.reader.images.commit(table)
             position = page.position
+            covered = held_page - 1 if held is not None else len(cursors) - 1
+            if on_page is not None and covered > reported and cursors[covered]:
+                await on_page(cursors[covered], sum(tallies[reported + 1:covered + 1], Counter()))
+                reported = covered
         if held is not None:
             source = held.event.source.model_copy(update={"snapshot": "last"})
             await self._emit(table, [Change(held.key, held.event.model_copy(update={"source": source}))])
             self.reader.images.commit(table)
-        await self._checkpoint(table, position)
+        if on_page is not None:
+            await on_page("", sum(tallies[reported + 1:], Counter()))
+        if checkpoint:
+            await self._checkpoint(table, position)
         log.info("source %s/%s: snapshot done, streaming from %s", self.system, table, position)
+        return position
 
     async def _emit(self, table: str, items: list[Change | BadRecord]) -> None:
         """Produce the page's events (a delete and its tombstone), dead-letter what cannot be one,

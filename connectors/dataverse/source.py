@@ -274,8 +274,15 @@ class DataverseReader:
                     self._companies[str(row.get("cdm_companyid"))] = str(row.get("cdm_companycode"))
         return self._companies.get(guid)
 
-    async def snapshot(self, table: str) -> AsyncIterator[Page]:
+    async def snapshot(self, table: str, resume: str = "") -> AsyncIterator[Page]:
+        """Tracked pages; a page's `Page.resume` is its ``@odata.nextLink`` (its skip token
+        carries the change-tracking position of the first page), checked like a delta link."""
         url = table
+        if resume:
+            try:
+                url = self.origin.check_link(resume, f"{table}: snapshot cursor")
+            except ForeignOrigin as exc:
+                raise UntrustedPosition(exc.reason) from None
         while True:
             page = self._parse(table, await self._get(table, url, tracking=True), snapshot=True)
             page = await self._with_companies(table, page)
@@ -285,7 +292,7 @@ class DataverseReader:
                                    "(is change tracking enabled on the table?)")
                 yield page
                 return
-            url, page.position = page.position, ""
+            url, page.position, page.resume = page.position, "", page.position
             yield page
 
     async def changes(self, table: str, position: str) -> Page:

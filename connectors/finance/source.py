@@ -158,6 +158,16 @@ def _number_transactions(items: dict[str, list[Change | BadRecord]]) -> None:
             items[table][index] = Change(change.key, change.event.model_copy(update={"transaction": block}))
 
 
+def _resume_cursor(cursor: str) -> tuple[int, int]:
+    """The captured position and last RecId of a snapshot cursor; `UntrustedPosition` when it
+    is not two versions (anyone who can write a checkpoint can write one)."""
+    position, _, recid = cursor.partition(":")
+    try:
+        return int(capture_version(position)), int(capture_version(recid))
+    except ValueError as exc:
+        raise UntrustedPosition(f"snapshot cursor {cursor[:100]!r} is not <version>:<RecId>: {exc}") from None
+
+
 class FinanceReader:
     """`ChangeReader` for Finance public collections."""
 
@@ -238,10 +248,15 @@ class FinanceReader:
         return self._watermark(await self._get_json("ChangeFeed", {"since": "0", "entities": table, "top": "0"},
                                                     what), what)
 
-    async def snapshot(self, table: str) -> AsyncIterator[Page]:
-        position = await self.current_position(table)
+    async def snapshot(self, table: str, resume: str = "") -> AsyncIterator[Page]:
+        """Keyset pages; a page's `Page.resume` is ``<captured position>:<its last RecId>``, so
+        a resumed snapshot keeps the position captured before its first row (nextLink paging,
+        the fallback, cannot be resumed)."""
+        if resume:
+            position, last_recid = _resume_cursor(resume)
+        else:
+            position, last_recid = await self.current_position(table), None
         keys = await self.key_fields(table)
-        last_recid: int | None = None
         url: str = table
         params: dict[str, str] | None = {"cross-company": "true", "$orderby": "RecId",
                                          "$top": str(self.conn.page_size)}
@@ -273,7 +288,7 @@ class FinanceReader:
             recids: list[int] = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
             if params is not None and len(rows) >= self.conn.page_size and recids:
                 last_recid = max(recids)
-                yield Page(items, "", True)
+                yield Page(items, "", True, resume=f"{position}:{last_recid}")
                 continue
             next_link = body.get("@odata.nextLink") if params is None else None
             if next_link:

@@ -119,3 +119,38 @@ def idle(
         figures = run_idle_bench((workdir or Path(tmp)).resolve(), settle, window)
     _show(idle_figures(figures), f"dualwrite bench idle ({window:.0f} s counted at the emulators)",
           json_out, {"load_after": _load()})
+
+
+@app.command("initial-sync")
+def initial_sync(
+    rows: Annotated[int, typer.Option(help="Customers added to the seeded ones.")] = 5000,
+    page_size: Annotated[int, typer.Option(help="Rows per page, for both loops.")] = 1000,
+    workdir: Workdir = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Initial sync rows/s into the topics from the Finance emulator, next to a bare httpx paging
+    loop over the same table in the same run (the ceiling). Starts its own broker and emulator."""
+    from bench.initial_sync import initial_sync_figures, run_initial_sync_bench
+
+    with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:
+        result = run_initial_sync_bench((workdir or Path(tmp)).resolve(), rows, page_size)
+    _show(initial_sync_figures(result), f"dualwrite bench initial-sync ({result.rows} rows)", json_out,
+          {"load_after": _load()})
+
+
+@app.command("replay")
+def replay(
+    records: Annotated[int, typer.Option(help="Projects in the workload.")] = 2000,
+    updates: Annotated[int, typer.Option(help="Versions of each project.")] = 10,
+    workdir: Workdir = None,
+    json_out: JsonOut = None,
+) -> None:
+    """`dualwrite replay --dry-run` events/s (read the acks and the range, decode and classify
+    every record of an applied history) next to a bare confluent-kafka consumer reading the same
+    topic in the same run (the ceiling). Starts its own Kafka broker."""
+    from bench.replay import replay_figures, run_replay_bench
+
+    with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:
+        result = run_replay_bench((workdir or Path(tmp)).resolve(), records, updates)
+    _show(replay_figures(result), f"dualwrite bench replay ({result.events} events)", json_out,
+          {"load_after": _load()})

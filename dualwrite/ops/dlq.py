@@ -44,6 +44,7 @@ __all__ = [
     "read_dead_letters",
     "redrive",
     "redrive_topics",
+    "retry_headers",
     "retry_plan",
     "select",
     "summarize",
@@ -211,6 +212,13 @@ class RetryPlan:
     refused: list[DeadLetter] = field(default_factory=list)  # original topic not a re-drive target
 
 
+def retry_headers(origin: str) -> list[tuple[str, str | bytes | None]]:
+    """The headers of a re-driven record: ``dualwrite.retry`` (the worker lets its source version
+    through once more) and ``dualwrite.retry.from`` (where it came from: ``sync.dlq:P:O``, or
+    ``replay:<topic>:P:O`` for `dualwrite replay`)."""
+    return [(RETRY_HEADER, b"1"), ("dualwrite.retry.from", origin.encode())]
+
+
 def redrive_topics(topic_prefix: str = "", app_id: str = DEFAULT_APP_ID) -> frozenset[str]:
     """Where a dead letter may be sent back: the catalog's topics that carry change events (CDC)
     or commands, and the gate topic of the worker ``app_id``. A ``dlq.original.topic`` header is
@@ -246,8 +254,7 @@ def retry_plan(letters: Iterable[DeadLetter], *, topic_prefix: str = "",
         if d.original_topic not in allowed:
             refused.append(d)
             continue
-        headers: list[tuple[str, str | bytes | None]] = [
-            (RETRY_HEADER, b"1"), ("dualwrite.retry.from", f"{DLQ_TOPIC}:{d.partition}:{d.offset}".encode())]
+        headers = retry_headers(f"{DLQ_TOPIC}:{d.partition}:{d.offset}")
         value = d.value
         if d.original_topic == gate and d.stage in ITEM_STAGES:
             # The gate dead-letters the change it was walking (a `Pending`, facts learned so

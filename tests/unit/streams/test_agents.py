@@ -275,10 +275,10 @@ async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeyp
         return call
 
     def failing_route(real: Any) -> Any:
-        def call(maps: Any, system: str, table: str, record_id: str, *args: Any) -> Any:
+        def call(maps: Any, system: str, table: str, record_id: str, *args: Any, **kwargs: Any) -> Any:
             if record_id == "p-PRJ-R":
                 raise RecursionError("deep")
-            return real(maps, system, table, record_id, *args)
+            return real(maps, system, table, record_id, *args, **kwargs)
         return call
 
     monkeypatch.setattr(streams.agents, "route_change", failing_route(streams.agents.route_change))

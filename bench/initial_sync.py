@@ -1,0 +1,148 @@
+"""Initial sync rows per second into the CDC topic, next to the emulator's raw paging rate.
+
+The ceiling is a bare httpx loop paging the same Finance table the same way (keyset on RecId,
+``$top`` = the page size, ``cross-company=true``), measured in the same run before and after
+the sync (the faster of the two counts): what the emulator can serve at all. The initial sync
+(`dualwrite.initial_sync`, in process) adds events, Kafka acknowledgements and a durable
+checkpoint per page; the goal is at least half of the ceiling. Own broker and Finance emulator
+(throttling raised out of the way: the figure is the pipeline's, not the service protection's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from bench.figures import Figure
+from connectors.common.kafka import KafkaConfig
+from connectors.common.source import CaptureTable, SourceSettings
+from connectors.finance import FinanceConnection, finance_source
+from dualwrite.initial_sync import InitialSync, MasterDecision, SyncTask
+from dualwrite.kafka import LocalKafka
+from dualwrite.ports import free_port
+from dualwrite.stack import TENANT
+from emulators.common.config import CLIENT_SECRET_ENV
+from streams.maps import default_registry
+from topics import apply_topics, catalog
+
+__all__ = ["InitialSyncBench", "initial_sync_figures", "raw_paging", "run_initial_sync_bench"]
+
+TABLE = "CustomersV3"
+CLIENT_ID = "dualwrite-bench"
+SECRET = "dualwrite-bench-secret"
+GOAL = 0.5
+
+
+@dataclass(frozen=True)
+class InitialSyncBench:
+    rows: int
+    page_size: int
+    sync_s: float
+    raw_s: float
+
+    @property
+    def sync_rps(self) -> float:
+        return self.rows / self.sync_s
+
+    @property
+    def raw_rps(self) -> float:
+        return self.rows / self.raw_s
+
+
+def initial_sync_figures(result: InitialSyncBench) -> list[Figure]:
+    return [Figure("initial_sync", f"initial sync rows/s into the topics vs bare httpx paging "
+                   f"({result.rows} rows, pages of {result.page_size})", result.sync_rps, "/s",
+                   result.raw_rps, "same run", "%", f">= {GOAL:.0%}",
+                   detail={"rows": result.rows, "sync_s": result.sync_s, "raw_s": result.raw_s})]
+
+
+def raw_paging(api_url: str, token: str, page_size: int) -> tuple[int, float]:
+    """Rows and seconds of one keyset paging pass over the table (the ceiling)."""
+    rows, last = 0, 0
+    started = time.monotonic()
+    with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        while True:
+            params = {"cross-company": "true", "$orderby": "RecId", "$top": str(page_size),
+                      "$filter": f"RecId gt {last}"}
+            page = http.get(TABLE, params=params).raise_for_status().json()["value"]
+            rows += len(page)
+            if len(page) < page_size:
+                return rows, time.monotonic() - started
+            last = max(r["RecId"] for r in page)
+
+
+def _emulator(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "dualwrite", "emulator", "finance", "--port", str(port),
+           "--db", str(workdir / "finance.db"), "--client-id", CLIENT_ID, "--seed",
+           "--requests", str(10**9)]
+    log = (workdir / "finance.log").open("ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, CLIENT_SECRET_ENV: SECRET})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_admin/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the Finance emulator did not answer")
+
+
+def _fill(api_url: str, token: str, rows: int) -> None:
+    with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        for n in range(rows):
+            http.post(TABLE, json={"dataAreaId": "usmf", "CustomerAccount": f"B-{n:07d}", "Name": f"Bench {n}",
+                                   "CustomerGroupId": "10", "SalesCurrencyCode": "USD"}).raise_for_status()
+
+
+async def _sync(conn: FinanceConnection, bootstrap: str) -> tuple[int, float]:
+    """Rows read and seconds of one initial sync of the table (from the checkpoint read to the
+    hand-over; the engine's construction is not counted)."""
+    settings = SourceSettings(system="finance", tables=(TABLE,),
+                              declared=(CaptureTable(name=TABLE, company="dataAreaId"),))
+    engine = finance_source(conn, KafkaConfig(bootstrap_servers=bootstrap), settings)
+    try:
+        sync = InitialSync(default_registry(), {"finance": engine}, lambda m: MasterDecision())
+        started = time.monotonic()
+        (summary,) = await sync.run([SyncTask("customers", "finance", TABLE)])
+        return summary.state.read, time.monotonic() - started
+    finally:
+        await engine.close()
+
+
+def run_initial_sync_bench(workdir: Path, rows: int = 5000, page_size: int = 1000) -> InitialSyncBench:
+    """Own broker and emulator; ``rows`` customers added to the seeded ones."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    kafka = LocalKafka(workdir / "kafka", port=free_port(), controller_port=free_port())
+    kafka.up(timeout=120)
+    port = free_port()
+    emulator = _emulator(workdir, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        apply_topics({"bootstrap.servers": kafka.bootstrap},
+                     catalog(partitions=3, cdc_tables=[("finance", TABLE)]))
+        token = httpx.post(f"{base}/{TENANT}/oauth2/v2.0/token", data={
+            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET,
+            "scope": f"{base}/.default"}).raise_for_status().json()["access_token"]
+        _fill(f"{base}/data", token, rows)
+        total, raw_before = raw_paging(f"{base}/data", token, page_size)
+        conn = FinanceConnection(url=base, token_url=f"{base}/{TENANT}/oauth2/v2.0/token", client_id=CLIENT_ID,
+                                 client_secret=SecretStr(SECRET), page_size=page_size)
+        read, sync_s = asyncio.run(_sync(conn, kafka.bootstrap))
+        _, raw_after = raw_paging(f"{base}/data", token, page_size)
+        if read != total:
+            raise RuntimeError(f"initial sync read {read} rows, the table holds {total}")
+        return InitialSyncBench(total, page_size, sync_s, min(raw_before, raw_after))
+    finally:
+        emulator.terminate()
+        emulator.wait(20)
+        kafka.down()
