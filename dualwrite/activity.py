@@ -32,13 +32,25 @@ Who does what (domain.md 1.1, 1.7):
   lacks it. A world without resources, roles or such a category gets no time and estimates.
   Finance's periodic jobs that turn the actuals into posted journals are not requests of the
   plan: the command runs them on a schedule (`dualwrite.finance_jobs`).
+- finance again, on those projects, before they close (domain.md 1.4, 1.5; only for a legal
+  entity Finance holds): the project accountant first sets up, per legal entity, expense
+  categories on the Expense shared categories of transaction categories Dataverse holds and a
+  project category of type Item for materials; then an expense report (two project lines and
+  one without a project) is entered, approved and posted
+  (``PostExpenseReport``), and a pending vendor invoice from a new vendor (two project lines of a
+  new released product in a new unit, one line without a project) is entered and posted (the
+  invoice's bound ``Post``). Finance takes such a document only for a project it holds, so
+  their first request waits (``Op.awaits``) until the project has arrived in Finance (the
+  pipeline brings it). A world without such categories gets no expenses or invoices.
 
 Orders. ``natural``: finance first, then project managers, company by company, parents before
 children. ``adversarial``: the same work interleaved across companies and kinds (a seeded
 shuffle of units of work that do not depend on each other), children created before their
 parents wherever Dataverse accepts it (a funding source before its contract, a milestone before
 its contract line, contract lines before their project, a child task before its parent; each
-bound to its parent by a later PATCH), bursts of five updates to one project, and one
+bound to its parent by a later PATCH; in Finance a vendor invoice posted before the unit and the
+released product its lines name exist, and its vendor created only just before it: Finance
+refuses an invoice of an unknown vendor), bursts of five updates to one project, and one
 contract's project (with everything that needs it) arriving late: held back until ``late_s``
 after the start, while the rest goes on. A bind (``@odata.bind``) always names a row that
 exists: Dataverse refuses any other.
@@ -112,7 +124,10 @@ class World:
     """What the plan builds on: Dataverse companies with customers, Finance legal entities; for
     time and estimates, Dataverse's bookable resources and roles (names), the integration ids of
     its transaction categories, Finance's categories time can be imported under, and the
-    released products Dataverse holds per company (found by `read_world` as ``product:``)."""
+    released products Dataverse holds per company (found by `read_world` as ``product:``); for
+    expenses and vendor invoices, Finance's shared categories (id, name) of type Expense usable in
+    expenses, and of type Item, of transaction categories Dataverse holds, and the personnel
+    numbers of Dataverse's bookable resources per company (an expense line's worker)."""
 
     dataverse: tuple[Company, ...]
     finance: tuple[tuple[str, str], ...]  # (dataAreaId, accounting currency)
@@ -121,6 +136,9 @@ class World:
     dataverse_categories: tuple[str, ...] = ()  # msdyn_integrationid
     time_categories: tuple[tuple[str, str], ...] = ()  # Finance (CategoryId, Name)
     products: tuple[tuple[str, str], ...] = ()  # Dataverse released products (company, productnumber)
+    expense_categories: tuple[tuple[str, str], ...] = ()  # Finance SharedCategoryId, expense type
+    item_categories: tuple[tuple[str, str], ...] = ()  # Finance SharedCategoryId, Name (Item)
+    workers: tuple[tuple[str, str], ...] = ()  # bookable resources (company, personnel number)
 
 
 @dataclass(frozen=True)
@@ -133,15 +151,19 @@ class Ref:
 
 
 VERBS = {"POST": "created", "PATCH": "updated", "DELETE": "deleted"}
-# bound Dataverse actions the plan calls
-ACTIONS = {"msdyn_ApproveTimeEntry": "approved", "msdyn_ConfirmInvoice": "confirmed"}
+# the Dataverse and Finance actions the plan calls
+ACTIONS = {"msdyn_ApproveTimeEntry": "approved", "msdyn_ConfirmInvoice": "confirmed",
+           "PostExpenseReport": "posted", "Post": "posted"}
 
 
 @dataclass(frozen=True)
 class Op:
     """One write request. Dataverse: ``row`` names the created (POST) or addressed row, and a
     `Ref` value in ``body`` becomes ``<column>@odata.bind``; with ``action`` the POST calls that
-    bound action on ``row`` instead. Finance: ``key`` addresses the row."""
+    bound action on ``row`` instead. Finance: ``key`` addresses the row; with ``action`` the POST
+    calls that action, bound to the row ``key`` names or, without a key, to the entity set, with
+    ``body`` as its parameters. ``awaits`` (a Finance entity and key) is a row that must exist
+    before the request is made: a person picks only a project Finance holds."""
 
     kind: str
     system: System
@@ -149,9 +171,10 @@ class Op:
     table: str
     body: Mapping[str, Any] = field(default_factory=dict)
     row: Ref | None = None
-    key: Mapping[str, str] | None = None
+    key: Mapping[str, Any] | None = None
     late: bool = False
     action: str | None = None
+    awaits: tuple[str, Mapping[str, Any]] | None = None
 
     def binds(self) -> list[str]:
         return [v.handle for v in self.body.values() if isinstance(v, Ref)]
@@ -171,8 +194,9 @@ def _dv(kind: str, method: str, table: str, row: str, body: Mapping[str, Any] | 
 
 
 def _fo(kind: str, method: str, table: str, body: Mapping[str, Any],
-        key: Mapping[str, str] | None = None) -> Op:
-    return Op(kind, "finance", method, table, dict(body), key=key)
+        key: Mapping[str, Any] | None = None, *, action: str | None = None,
+        awaits: tuple[str, Mapping[str, Any]] | None = None) -> Op:
+    return Op(kind, "finance", method, table, dict(body), key=key, action=action, awaits=awaits)
 
 
 def _le_code(seed: int, n: int) -> str:
@@ -200,6 +224,7 @@ class _Planner:
         self.rng = random.Random(seed)
         self.p = f"S{seed}"
         self.team, self.prelude = self._team()
+        self.prelude += self._finance_setup()
 
     def _team(self) -> tuple[_Team | None, list[Op]]:
         """The team's resource, role and category, and the request that makes the category
@@ -213,6 +238,33 @@ class _Planner:
             "transaction category", "POST", "msdyn_transactioncategories", f"category:{category}",
             {"msdyn_integrationid": category, "msdyn_name": name, "statecode": 0})]
         return _Team(f"resource:{sorted(w.resources)[0]}", f"known-role:{role}", f"category:{category}"), prelude
+
+    def _procuring(self) -> list[str]:
+        """The legal entities whose projects get expenses and vendor invoices: those with
+        contract customers in Dataverse that Finance holds, when Finance has the categories."""
+        if not (self.world.expense_categories and self.world.item_categories):
+            return []
+        known = {code for code, _ in self.world.finance}
+        return sorted(c.code for c in self.world.dataverse if c.accounts and c.code in known)
+
+    def _finance_setup(self) -> list[Op]:
+        """The project accountant's setup, made before anything else in every legal entity that
+        gets expenses: expense categories (``<p>-X1``, ``-X2``) on up to two Expense shared
+        categories, and a project category of type Item (``<p>-MAT``) for vendor invoice lines,
+        on the Item shared category of a transaction category Dataverse holds ("Materials"
+        first), so Dataverse accepts the lines and Finance imports their actuals."""
+        expense = sorted(self.world.expense_categories, key=lambda c: (c[1], c[0]))[:2]
+        item, item_name = min(self.world.item_categories,
+                              key=lambda c: ("material" not in c[1].lower(), c[1], c[0]), default=("", ""))
+        ops: list[Op] = []
+        for code in self._procuring():
+            ops += [_fo("expense category", "POST", "ExpenseCategories", {
+                "dataAreaId": code, "CategoryId": f"{self.p}-X{n}", "Name": f"{name} {self.p}",
+                "SharedCategoryId": shared, "ExpenseType": name[:20]}) for n, (shared, name) in enumerate(expense, 1)]
+            ops.append(_fo("project category", "POST", "ProjectCategories", {
+                "dataAreaId": code, "CategoryId": f"{self.p}-MAT", "Name": f"{item_name} {self.p}",
+                "SharedCategoryId": item, "TransactionType": "Item"}))
+        return ops
 
     # Finance ---------------------------------------------------------------------------------
     def finance_units(self) -> list[list[Chunk]]:
@@ -374,6 +426,9 @@ class _Planner:
         edits: list[Chunk] = [] if i % 4 == 1 else self._time(k, number, cur, h["project"], h["tm"], company.code)
         if edits:  # the approved time billed: a proforma invoice on the contract, confirmed
             edits.append(self._invoice(k, co, cur, contract, Ref(f"account:{company.code}/{payers[0]}")))
+        if i % 4 != 1 and company.code in self._procuring():
+            edits += self._expense_report(i, number, company.code, cur)
+            edits += self._vendor_invoice(i, number, company.code, cur)
         edits += [
             [_dv("project", "PATCH", "msdyn_projects", h["project"], {"msdyn_subject": f"Implementation {number} rev {r}"})
              for r in range(1, (5 if self.adv else 1) + 1)],
@@ -431,6 +486,65 @@ class _Planner:
         return [[assignment], *material, [entry, approve]]
 
 
+    def _expense_report(self, i: int, number: str, company: str, currency: str) -> list[Chunk]:
+        """An expense report on task 2.1 of the project (two categories) and a line of no
+        project, entered, approved, then posted: Finance exports the project lines
+        (``ProjectExpenses``). The worker is a person Dataverse has a bookable resource for in
+        the company, when there is one (the expense line binds it)."""
+        report = f"{self.p}-E{i + 1:04d}"
+        worker = min((n for c, n in self.world.workers if c == company), default=None)
+        categories = [f"{self.p}-X{n}" for n in range(1, min(2, len(self.world.expense_categories)) + 1)]
+        lines = [{"ProjectId": number, "ActivityNumber": "2.1", "ExpenseCategoryId": category}
+                 for category in categories] + [{"ExpenseCategoryId": categories[0]}]
+        entered = [_fo("expense line", "POST", "ExpenseReportLines", {
+            "dataAreaId": company, "ExpenseNumber": report, "LineNum": n, "Worker": worker, **line,
+            "Date": "2027-01-12", "Amount": float(self.rng.randrange(50, 900)), "Currency": currency,
+            "NonRecoverableTax": float(self.rng.randrange(0, 40)), "Status": "Draft"},
+            awaits=("ProjectsV2", {"dataAreaId": company, "ProjectId": number}) if n == 1 else None)
+            for n, line in enumerate(lines, 1)]
+        approved = [_fo("expense line", "PATCH", "ExpenseReportLines", {"Status": "Approved"},
+                        {"dataAreaId": company, "ExpenseNumber": report, "LineNum": n})
+                    for n in range(1, len(lines) + 1)]
+        posted = _fo("expense report", "POST", "ExpenseReportLines", {"dataAreaId": company, "ExpenseNumber": report},
+                     action="PostExpenseReport")
+        return [entered, [*approved, posted]]
+
+    def _vendor_invoice(self, i: int, number: str, company: str, currency: str) -> list[Chunk]:
+        """A pending vendor invoice from a new vendor, for a new released product in a new unit:
+        two project lines on task 2.1 (category ``<p>-MAT``) and one line of no project, posted
+        (Finance exports the header and the project lines). Natural order sets up the vendor,
+        unit and product first; adversarial posts the invoice before the unit and the product
+        exist (the vendor only just before: Finance refuses an unknown vendor), so the
+        invoice's lines wait in the pipeline until they arrive."""
+        vendor, unit, item = f"{self.p}-PV{i + 1:04d}", f"{self.p}M{i + 1}", f"{self.p}-M{i + 1:04d}"
+        invoice = f"{self.p}-VI{i + 1:04d}"
+        price = float(self.rng.randrange(10, 300))
+        made_vendor = [_fo("vendor", "POST", "VendorsV2", {
+            "dataAreaId": company, "VendorAccountNumber": vendor, "Name": f"Supplier {vendor}",
+            "VendorGroupId": "10", "CurrencyCode": currency})]
+        made_unit = [_fo("unit", "POST", "Units", {
+            "UnitSymbol": unit, "Description": f"Box of {self.p}", "UnitClass": "Quantity", "DecimalPrecision": 0})]
+        made_item = [_fo("released product", "POST", "ReleasedProductsV2", {
+            "dataAreaId": company, "ItemNumber": item, "ProductNumber": item, "ProductName": f"Material {item}",
+            "ProductType": "Item", "SalesUnitSymbol": unit, "SalesPrice": price * 1.5, "UnitCost": price})]
+        lines: list[dict[str, Any]] = [
+            {"ProjectId": number, "ActivityNumber": "2.1", "ProjectCategoryId": f"{self.p}-MAT", "ItemId": item,
+             "Unit": unit, "Quantity": float(q), "UnitPrice": price, "Amount": q * price}
+            for q in (self.rng.randrange(1, 10), self.rng.randrange(1, 10))]
+        lines.append({"Quantity": 1.0, "UnitPrice": 75.0, "Amount": 75.0})  # office supplies, no project
+        entered = [_fo("vendor invoice", "POST", "PendingVendorInvoices", {
+            "dataAreaId": company, "InvoiceId": invoice, "VendorAccount": vendor, "InvoiceNumber": f"INV-{invoice}",
+            "InvoiceDate": "2027-01-15", "Currency": currency},
+            awaits=("ProjectsV2", {"dataAreaId": company, "ProjectId": number})),
+            *(_fo("vendor invoice line", "POST", "PendingVendorInvoiceLines", {
+                "dataAreaId": company, "ExternalInvoiceLine": f"{invoice}-{n}", "InvoiceId": invoice,
+                "LineNumber": n, **line}) for n, line in enumerate(lines, 1))]
+        posted = [_fo("vendor invoice", "POST", "PendingVendorInvoices", {},
+                      {"dataAreaId": company, "InvoiceId": invoice}, action="Post")]
+        if self.adv:
+            return [made_vendor, entered, posted, made_unit, made_item]
+        return [made_vendor, made_unit, made_item, entered, posted]
+
     @staticmethod
     def _invoice(k: str, company: Ref, currency: str, contract: Ref, customer: Ref) -> Chunk:
         """A proforma invoice for the contract's unbilled time, confirmed (Dataverse bills the
@@ -485,5 +599,5 @@ def summary(done: Iterable[Op]) -> str:
     """``contract 2 created 3 updated, ...``: changes per kind, in first-seen order."""
     counts = Counter((op.kind, op.verb) for op in done)
     kinds = dict.fromkeys(kind for kind, _ in counts)
-    return ", ".join(kind + " " + " ".join(f"{counts[kind, verb]} {verb}" for verb in (*VERBS.values(), *ACTIONS.values())
+    return ", ".join(kind + " " + " ".join(f"{counts[kind, verb]} {verb}" for verb in dict.fromkeys((*VERBS.values(), *ACTIONS.values()))
                                            if counts[kind, verb]) for kind in kinds)

@@ -3,8 +3,13 @@
 Requests go through `ApiSession` (token renewal, waits on 429/5xx). A transport failure or a
 refused client is a typed error naming the settings to check (exit 2 in the command); a refused
 write is `Refused` with the API's answer (exit 1). Dataverse rows are addressed by the ids their
-``POST`` answered (``OData-EntityId``), Finance rows by key with ``cross-company=true``; a bound
-action (``Op.action``: approving a time entry) is a ``POST`` to the row's address.
+``POST`` answered (``OData-EntityId``), Finance rows by key with ``cross-company=true``. An
+action (``Op.action``) is a ``POST`` to ``<address>/<namespace>.<action>``, the address being the
+row's (approving a time entry, posting a vendor invoice) or, for a Finance action bound to the
+entity set, the set's (posting an expense report), in one place for both systems: `_Actor.url`.
+A request that needs a Finance row (``Op.awaits``: the project an expense is posted on) waits
+until Finance holds it, polled every `POLL_S`, for at most ``wait_s``: then `NotArrived` (exit 1),
+since only the pipeline brings it; the run's ``seconds`` running out ends the wait quietly.
 """
 
 from __future__ import annotations
@@ -21,11 +26,19 @@ from dualwrite.activity import Company, Op, Ref, ScenarioError, World
 from dualwrite.apiclient import ApiSession, ApiUnreachable, CredentialsRefused, checked_request
 from topics import System
 
-__all__ = ["ApiUnreachable", "CredentialsRefused", "Refused", "read_world", "run"]
+__all__ = ["ApiUnreachable", "CredentialsRefused", "NotArrived", "Refused", "read_world", "run"]
+
+WAIT_S = 300.0  # how long a request waits for the Finance row it needs (`Op.awaits`)
+POLL_S = 1.0
+_NAMESPACE = {"dataverse": "Microsoft.Dynamics.CRM", "finance": "Microsoft.Dynamics.DataEntities"}
 
 
 class Refused(ScenarioError):
     """An API refused one of the scenario's requests (exit 1)."""
+
+
+class NotArrived(ScenarioError):
+    """A row a request needs never appeared in Finance (exit 1): is the pipeline running?"""
 
 
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)$")
@@ -74,6 +87,9 @@ def read_world(sessions: Mapping[System, ApiSession]) -> tuple[World, dict[str, 
     finance = tuple(sorted((str(r["dataAreaId"]), str(r.get("AccountingCurrency") or "USD"))
                            for r in api.rows("finance", "LegalEntities", {})))
     resources, roles, categories = _team_rows(api, ids)
+    workers = tuple(sorted((companies[str(r["_msdyn_company_value"])][0], str(r["msdyn_personnelnumber"]))
+                           for r in _active(api, "bookableresources", "msdyn_personnelnumber,_msdyn_company_value")
+                           if r.get("msdyn_personnelnumber") and str(r.get("_msdyn_company_value")) in companies))
     products: list[tuple[str, str]] = []  # released products: a company's, with a number
     for row in _active(api, "products", "productid,productnumber,_msdyn_company_value"):
         company = companies.get(str(row.get("_msdyn_company_value")))
@@ -83,7 +99,9 @@ def read_world(sessions: Mapping[System, ApiSession]) -> tuple[World, dict[str, 
     world = World(tuple(Company(code, cur, tuple(sorted(accounts[code])))
                         for code, cur in sorted(companies.values())), finance,
                   resources=resources, roles=roles, dataverse_categories=categories,
-                  time_categories=_time_categories(api), products=tuple(sorted(products)))
+                  time_categories=_time_categories(api), products=tuple(sorted(products)),
+                  expense_categories=_shared_categories(api, categories, "Expense"),
+                  item_categories=_shared_categories(api, categories, "Item"), workers=workers)
     return world, ids
 
 
@@ -120,6 +138,17 @@ def _time_categories(api: _Api) -> tuple[tuple[str, str], ...]:
                         for r in api.rows("finance", "TransactionCategories", {}) if str(r["CategoryId"]) in wanted))
 
 
+def _shared_categories(api: _Api, dataverse: tuple[str, ...], kind: str) -> tuple[tuple[str, str], ...]:
+    """Finance's shared categories of transaction type ``kind`` (an Expense one only when usable
+    in expenses) of transaction categories Dataverse holds, as (CategoryId, expense type or
+    name): what an expense category or a vendor invoice line's project category can stand on so
+    that its rows are accepted in Dataverse."""
+    return tuple(sorted((str(r["CategoryId"]), str(r.get("ExpenseType") or r.get("Name") or r["CategoryId"]))
+                        for r in api.rows("finance", "SharedCategories", {})
+                        if r.get("TransactionType") == kind and str(r.get("TransactionCategoryId")) in dataverse
+                        and (kind != "Expense" or r.get("CanBeUsedInExpense") == "Yes")))
+
+
 class _Actor:
     def __init__(self, sessions: Mapping[System, ApiSession], ids: Mapping[str, tuple[str, str]],
                  seed: int) -> None:
@@ -131,14 +160,11 @@ class _Actor:
         body = {(f"{k}@odata.bind" if isinstance(v, Ref) else k): (self._bind(v) if isinstance(v, Ref) else v)
                 for k, v in op.body.items()}
         if op.system == "finance":
-            url = op.table if op.key is None else entity_key(op.table, dict(op.key))
             params = None if op.key is None else {"cross-company": "true"}
-            resp = self.api.call("finance", op.method, url, json=body or None, params=params)
+            resp = self.api.call("finance", op.method, self.url(op), json=body or None, params=params)
         else:
-            url = (f"{self._address(op)}/Microsoft.Dynamics.CRM.{op.action}" if op.action
-                   else op.table if op.method == "POST" else self._address(op))
             headers = {"If-Match": "*"} if op.method == "PATCH" else None
-            resp = self.api.call("dataverse", op.method, url, json=body or None, headers=headers)
+            resp = self.api.call("dataverse", op.method, self.url(op), json=body or None, headers=headers)
         if resp.status_code >= 400:
             hint = (f" (rows of seed {self.seed} may exist already: use another --seed)"
                     if op.method == "POST" and (resp.status_code in (409, 412)
@@ -150,6 +176,22 @@ class _Actor:
             if found is None:
                 raise Refused(f"dataverse POST {op.table} answered no OData-EntityId")
             self.ids[op.row.handle] = (op.table, found.group(1))
+
+    def url(self, op: Op) -> str:
+        """Where ``op`` goes: the entity set (a create), the row, or an action of either."""
+        if op.system == "finance":
+            address = op.table if op.key is None else entity_key(op.table, dict(op.key))
+        else:
+            address = op.table if op.method == "POST" and not op.action else self._address(op)
+        return f"{address}/{_NAMESPACE[op.system]}.{op.action}" if op.action else address
+
+    def holds(self, table: str, key: Mapping[str, Any]) -> bool:
+        """Whether Finance holds the row ``key`` names (in any legal entity's view)."""
+        resp = self.api.call("finance", "GET", entity_key(table, dict(key)), params={"cross-company": "true"})
+        if resp.status_code not in (200, 404):
+            raise Refused(f"finance GET {table} answered HTTP {resp.status_code}: "
+                          f"{' '.join(resp.text[:200].split())}")
+        return resp.status_code == 200
 
     def _bind(self, ref: Ref) -> str:
         table, guid = self.ids[ref.handle]
@@ -163,10 +205,11 @@ class _Actor:
 
 def run(ops: Sequence[Op], sessions: Mapping[System, ApiSession], ids: Mapping[str, tuple[str, str]], *,
         seed: int, rate: float, seconds: float | None, late_s: float,
-        on_change: Callable[[Op], None] = lambda op: None) -> list[Op]:
+        on_change: Callable[[Op], None] = lambda op: None, wait_s: float = WAIT_S) -> list[Op]:
     """Make the plan's requests, ``rate`` per second (0: as fast as the APIs answer), for at most
     ``seconds``; ``late`` ops wait until ``late_s`` after the start (those after them in the plan
-    go on meanwhile). Returns the ops made, in order."""
+    go on meanwhile), an op that ``awaits`` a Finance row until it is there (at most ``wait_s``).
+    Returns the ops made, in order."""
     actor = _Actor(sessions, ids, seed)
     start = time.monotonic()
     done: list[Op] = []
@@ -175,31 +218,50 @@ def run(ops: Sequence[Op], sessions: Mapping[System, ApiSession], ids: Mapping[s
     def elapsed() -> float:
         return time.monotonic() - start
 
-    def make(op: Op) -> None:
+    def over() -> bool:
+        return seconds is not None and elapsed() >= seconds
+
+    def arrived(op: Op) -> bool:
+        """Whether the row ``op`` awaits is in Finance; False when the run's time ran out first."""
+        if op.awaits is None:
+            return True
+        table, key = op.awaits
+        limit = time.monotonic() + wait_s
+        while not actor.holds(table, key):
+            if over():
+                return False
+            if time.monotonic() >= limit:
+                raise NotArrived(f"{table} {dict(key)} did not reach Finance within {wait_s:.0f}s "
+                                 f"(needed to post a {op.kind}): is the pipeline running?")
+            time.sleep(POLL_S)
+        return True
+
+    def make(op: Op) -> bool:
+        if not arrived(op):
+            return False
         if rate > 0:
             time.sleep(max(0.0, start + len(done) / rate - time.monotonic()))
         actor.do(op)
         done.append(op)
         on_change(op)
-
-    def over() -> bool:
-        return seconds is not None and elapsed() >= seconds
+        return True
 
     for op in ops:
         if held and elapsed() >= late_s:
             for late in held:
-                make(late)
+                if not make(late):
+                    return done
             held.clear()
         if over():
             return done
         if op.late and (held or elapsed() < late_s):
             held.append(op)
             continue
-        make(op)
+        if not make(op):
+            return done
     if held:
         time.sleep(max(0.0, late_s - elapsed()))
         for late in held:
-            if over():
+            if over() or not make(late):
                 break
-            make(late)
     return done

@@ -3,7 +3,9 @@
 The APIs are the configured ones (``DUALWRITE_DATAVERSE__*``, ``DUALWRITE_FINANCE__*``: the local
 emulators by default), with the sinks' identity, as `dualwrite reconcile` reads them. Exit 0 when
 the plan was made (or ``--seconds`` ran out), 1 when an API refused a write, 2 with one line when
-an API cannot be reached, refuses the credentials or holds nothing to work on. Finance's
+an API cannot be reached, refuses the credentials or holds nothing to work on; also 1 when a
+project Finance must hold before an expense or vendor invoice is posted on it never arrives
+(the pipeline is not running: `dualwrite.activity_run.NotArrived`). Finance's
 periodic jobs (`dualwrite.finance_jobs`) run every ``JOBS_EVERY_S`` during the run and once at
 its end, so approved time becomes posted journals with their vouchers (a job Finance refuses:
 exit 1).
@@ -47,10 +49,11 @@ def scenario(
     """Finance sets up legal entities, rates, customers, vendors, workers and units; project
     managers create categories, roles, contracts with lines, milestones and funding sources,
     projects with work breakdowns, then edit, close and delete; their team assigns resources and
-    logs time, approved into actuals; Finance's periodic jobs import and post them. `dualwrite
+    logs time, approved into actuals; Finance posts expense reports and vendor invoices on the
+    projects once they are there; Finance's periodic jobs import and post the actuals. `dualwrite
     reconcile` checks what the pipeline made of it."""
     from dualwrite.activity import Op, ScenarioError, plan, summary
-    from dualwrite.activity_run import Refused, read_world, run
+    from dualwrite.activity_run import NotArrived, Refused, read_world, run
     from dualwrite.apiclient import ApiError
     from dualwrite.finance_jobs import FinanceJobFailed, Schedule
     from dualwrite.reconcile import api_sessions
@@ -75,7 +78,7 @@ def scenario(
             jobs.run()
     except (ScenarioError, ApiError) as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1 if isinstance(exc, (Refused, FinanceJobFailed)) else 2) from None
+        raise typer.Exit(1 if isinstance(exc, (Refused, NotArrived, FinanceJobFailed)) else 2) from None
     finally:
         for session in sessions.values():
             session.close()

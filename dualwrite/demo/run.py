@@ -6,12 +6,16 @@ actuals Dataverse creates and the hour estimate reach Finance's staging tables. 
 (`dualwrite.demo.billing`): a contract with its funding source, a project on it with a
 time-and-material line, approved time, a proforma invoice confirmed; the invoice proposal
 reaches Finance after the actuals it bills, and the project accountant gives the contract its
-sales tax group there. Finance's periodic jobs (`dualwrite.finance_jobs`: import from staging,
-post the journals, post the invoice proposals) run every second while the pipeline drains, as
-Finance's batch scheduler would, until the journals and the proposal are posted and the vouchers
-and the proposal's sales tax are back on the Dataverse actuals (the "vouchers" and "invoices"
-rows). The end check waits for all of it, then for reconcile to find every map in sync
-(write-back included).
+sales tax group there. And, once the first project has arrived in Finance, Finance posts an
+expense report and a vendor invoice on it (`dualwrite.demo.procurement`), whose Expense and
+Material actuals come back from Dataverse to Finance's staging: all five components
+(`dualwrite.demo.components`). Finance's periodic jobs (`dualwrite.finance_jobs`: import from
+staging, post the journals, post the invoice proposals) run every second while the pipeline
+drains, as Finance's batch scheduler would, until the journals and the proposal are posted and
+the vouchers and the proposal's sales tax are back on the Dataverse actuals (the "vouchers" and
+"invoices" rows) and the expense and vendor invoice actuals are in Dataverse (the "expenses,
+vendor invoices" row), then staged and posted with their vouchers back. The end check waits
+for all of it, then for reconcile to find every map in sync (write-back included).
 
 ``--workers N`` runs N workers in one consumer group; ``--brokers 3`` a local three-node cluster
 whose topics (the catalog's and the workers' own) are replicated 3 times.
@@ -28,14 +32,12 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from dualwrite.apiclient import ApiError
 from dualwrite.capture import topic_catalog
-from dualwrite.demo.billing import Billing
+from dualwrite.demo.components import Components, State
 from dualwrite.demo.roundtrip import roundtrip
-from dualwrite.finance_jobs import run_round
 from dualwrite.kafka import ClasspathError, LocalKafka, LocalKafkaError
 from dualwrite.kafka.broker import port_in_use
-from dualwrite.scenario import Progress, Scenario
+from dualwrite.scenario import Scenario
 from dualwrite.settings import Settings
 from dualwrite.stack import Stack, StackConfig
 from dualwrite.supervisor import ChildFailed
@@ -43,7 +45,7 @@ from topics import apply_topics
 
 console = Console()
 # Flow rows shown only when the demo made such records (the random `--seconds` activity does not).
-_ONLY_WHEN_MADE = frozenset({"hour estimates", "actuals", "vouchers", "invoices"})
+_ONLY_WHEN_MADE = frozenset({"hour estimates", "actuals", "vouchers", "invoices", "expenses, vendor invoices"})
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,7 @@ class DemoOptions:
     brokers: int = 1
 
 
-def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: str,
-           invoices: tuple[int, int] = (0, 0)) -> Group:
+def _table(stack: Stack, state: State | None, activity: list[str], phase: str) -> Group:
     procs = Table(title=f"dualwrite demo: {phase}", expand=False)
     procs.add_column("process")
     procs.add_column("state")
@@ -70,7 +71,8 @@ def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: 
     flow.add_column("what")
     flow.add_column("direction")
     flow.add_column("arrived", justify="right")
-    if progress is not None:
+    if state is not None:
+        progress, invoices, procured = state.progress, state.invoices, state.procured
         for name, direction, (got, want) in (
                 ("projects", "Dataverse -> Finance ProjectsV2", progress.projects),
                 ("tasks", "Dataverse -> Finance ProjectTasks", progress.tasks),
@@ -78,7 +80,8 @@ def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: 
                 ("hour estimates", "Dataverse -> Finance HourEstimateStaging", progress.estimates),
                 ("actuals", "Dataverse -> Finance ActualsStaging", progress.actuals),
                 ("vouchers", "Finance posting -> Dataverse actuals", progress.vouchers),
-                ("invoices", "Dataverse -> Finance InvoiceProposals, posted, tax back", invoices)):
+                ("invoices", "Dataverse -> Finance InvoiceProposals, posted, tax back", invoices),
+                ("expenses, vendor invoices", "Finance posting -> Dataverse -> actuals to Finance", procured)):
             if want == 0 and name in _ONLY_WHEN_MADE:
                 continue
             colour = "green" if got == want else "yellow"
@@ -89,7 +92,7 @@ def _table(stack: Stack, progress: Progress | None, activity: list[str], phase: 
     return Group(procs, flow, recent)
 
 
-def _scripted(scenario: Scenario) -> list[str]:
+def _scripted(scenario: Scenario) -> tuple[list[str], str]:
     done = []
     for _ in range(3):
         number = scenario.create_project()
@@ -102,29 +105,7 @@ def _scripted(scenario: Scenario) -> list[str]:
     first = sorted(scenario.expected.finance_projects)[0][1]
     scenario.rename_project(first, f"Implementation {first} (renamed)")
     done.append(f"renamed {first}")
-    actuals = scenario.log_time(first, "1.1")  # not on a contract: a cost actual only
-    done.append(f"Alice Adams logged 8 h of Design on {first}/1.1, approved: {len(actuals)} actual(s)")
-    scenario.assign_resource(first, "1.1")
-    done.append(f"Bob Brown assigned to {first}/1.1 for 40 h (hour estimate)")
-    return done
-
-
-def _finance_jobs(scenario: Scenario, billing: Billing, activity: list[str]) -> None:
-    """One round of Finance's periodic jobs while actuals are expected, after the accountant's
-    tax setup of the billed contract; what they did goes to the activity list. A job Finance
-    refuses is shown and tried again on the next tick."""
-    if not scenario.expected.finance_actuals:
-        return
-    try:
-        setup = billing.tax_setup()
-        if setup is not None:
-            activity.append(setup)
-        done = run_round(scenario.fo)
-        line = None if done.idle else done.summary() + "".join(f"; {r}" for r in done.refused)
-    except ApiError as exc:
-        line = f"finance jobs failed: {exc}"
-    if line is not None and line not in activity[-1:]:  # a failure repeated each tick is shown once
-        activity.append(line)
+    return done, first
 
 
 def run_demo(opts: DemoOptions) -> int:
@@ -177,40 +158,44 @@ def _run(opts: DemoOptions, settings: Settings, kafka: LocalKafka, stack: Stack)
     console.print(f"[green]✓[/green] emulators: Dataverse {stack.dv_url}, Finance {stack.fo_url}")
     stack.start_pipeline()
     scenario = Scenario(stack.dataverse(), stack.finance())
-    billing = Billing(scenario)
+    components = Components(scenario)
     activity: list[str] = []
-    progress: Progress | None = None
-    invoices = (0, 0)
+    state: State | None = None
     with Live(_table(stack, None, activity, "starting"), console=console, refresh_per_second=4) as live:
         if opts.seconds is None:
-            activity.extend(_scripted(scenario))
-            activity.extend(billing.make())
+            done, first = _scripted(scenario)
+            activity.extend(done)
+            activity.extend(components.make(first))
         else:
             end = time.monotonic() + opts.seconds
             while time.monotonic() < end:
                 activity.append(scenario.step())
-                live.update(_table(stack, progress, activity, "activity"))
+                live.update(_table(stack, state, activity, "activity"))
                 time.sleep(0.25)
         deadline = time.monotonic() + opts.drain_timeout
         while time.monotonic() < deadline:
-            _finance_jobs(scenario, billing, activity)
-            progress, invoices = scenario.progress(), billing.progress()
-            live.update(_table(stack, progress, activity, "draining", invoices))
-            if progress.done and invoices[0] == invoices[1]:
+            # a failure repeated each round is shown once
+            activity.extend(line for line in components.tick() if line not in activity[-1:])
+            state = components.state()
+            live.update(_table(stack, state, activity, "draining"))
+            if state.done:
                 break
             dead = stack.sup.dead()
             if dead:
                 raise ChildFailed(f"{dead[0].name} exited:\n{dead[0].log_tail()}")
             time.sleep(1.0)
-        live.update(_table(stack, progress, activity, "done", invoices))
-    assert progress is not None
-    if not progress.done or invoices[0] != invoices[1]:
+        live.update(_table(stack, state, activity, "done"))
+    assert state is not None
+    if not state.done:
         console.print(f"[red]✗[/red] not everything arrived within {opts.drain_timeout:.0f}s:")
-        for line in progress.mismatches[:20]:
+        for line in state.progress.mismatches[:20]:
             console.print(f"  {line}")
-        if invoices[0] != invoices[1]:
-            console.print(f"  invoice {billing.invoice}: its proposal is not posted, or its sales tax "
+        if state.invoices[0] != state.invoices[1]:
+            console.print(f"  invoice {components.billing.invoice}: its proposal is not posted, or its sales tax "
                           "is not back on the Dataverse actuals")
+        if state.procured[0] != state.procured[1]:
+            console.print(f"  {state.procured[1] - state.procured[0]} of the expense report and vendor invoice "
+                          "have no actual in Dataverse (not posted, or not brought there)")
         return 1
     console.print(f"[green]✓[/green] everything created arrived on the other side "
                   f"({scenario.expected.total()} records checked field by field)")

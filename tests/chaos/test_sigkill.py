@@ -7,7 +7,15 @@ it: a restarted source has lost the images it kept, so those deletes reach the p
 a before image and must still delete the right Finance rows (`tests.support.chaos`).
 
 With two workers in one consumer group, a killed worker's partitions move to the other one (and
-back when it returns); every kind of process is killed, both workers included."""
+back when it returns); every kind of process is killed, both workers included.
+
+Beside that activity (component 1: projects, tasks, customers), the demo's components 2 to 5
+(`dualwrite.demo.components`) run on a project of their own (prefix ``FC``, so the random
+activity never deletes its tasks): approved time and a resource, a billed contract, and
+Finance's expense report and vendor invoice on the project. They are made before the kills
+begin; Finance's rounds (its postings and periodic jobs, `tests.support.components`) run in a
+thread beside the activity and the kills until everything is back; the end state then also
+holds their records, an empty DLQ and reconcile in sync on every map."""
 
 from __future__ import annotations
 
@@ -16,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from dualwrite.demo.components import Components
 from dualwrite.scenario import Scenario
 from dualwrite.stack import pipeline
 from tests.support.chaos import KillSchedule, assert_exact_end_state, play, process_kills
+from tests.support.components import FinanceRounds
 from tests.support.pipeline import running_stack
 
 pytestmark = pytest.mark.chaos
@@ -29,10 +39,15 @@ def _sigkill_run(tmp_path: Path, workers: int, seed: int) -> None:
     names = pipeline(workers)
     with running_stack(tmp_path, workers=workers) as stack:
         scenario = Scenario(stack.dataverse(), stack.finance(), seed=11)
+        components = Components(Scenario(stack.dataverse(), stack.finance(), prefix="FC", seed=12))
+        components.make()
+        rounds = FinanceRounds(components, 600.0).start()
         kills: list[str] = []
         schedule = KillSchedule(rng, process_kills(stack, rng, names), done=kills).start()
         deleted_after_kill = play(stack, scenario, kills)
         schedule.finish(timeout=120)
+        state = rounds.result()
+        assert (state.invoices, state.procured) == ((1, 1), (2, 2))
         assert set(kills) == set(names), kills
         assert len(deleted_after_kill) >= 5, deleted_after_kill
         assert_exact_end_state(stack, scenario, deleted_after_kill)

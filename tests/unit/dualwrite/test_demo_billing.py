@@ -9,6 +9,7 @@ import pytest
 from rich.table import Table
 
 from dualwrite.demo.billing import TAX_GROUP, Billing
+from dualwrite.demo.components import State
 from dualwrite.demo.run import _table
 from dualwrite.scenario import Progress, Scenario
 from tests.unit.dualwrite.fakes import Response
@@ -75,7 +76,7 @@ class FakeStack:
 
 def _rows(invoices: tuple[int, int]) -> list[str]:
     progress = Progress((1, 1), (1, 1), (1, 1), [])
-    group = _table(FakeStack(), progress, [], "draining", invoices)  # type: ignore[arg-type]
+    group = _table(FakeStack(), State(progress, invoices), [], "draining")  # type: ignore[arg-type]
     flow = group.renderables[1]
     assert isinstance(flow, Table)
     return [str(cell) for cell in flow.columns[0].cells]

@@ -284,3 +284,113 @@ def test_run_calls_a_bound_action_at_the_row_s_address_and_counts_it_as_approved
                    "POST msdyn_timeentries(00000000-0000-0000-0000-000000000001)/"
                    "Microsoft.Dynamics.CRM.msdyn_ApproveTimeEntry"]
     assert summary(done) == "time entry 1 created 1 approved"
+
+
+# -- expenses and vendor invoices (domain.md 1.4, 1.5) ----------------------------------------
+
+PROCURING = World(WORLD.dataverse, WORLD.finance, expense_categories=(
+    ("TCN-0000001001-A1B2C-4", "Travel"), ("TCN-0000001010-E1F2A-4", "Hotel")),
+    item_categories=(("TCN-0000001001-A1B2C-3", "Travel (Item)"), ("TCN-0000001002-C3D4E-3", "Materials (Item)")),
+    workers=(("usmf", "000102"), ("usmf", "000101")))
+
+
+@pytest.mark.parametrize("order", list(Order))
+def test_finance_posts_expenses_and_vendor_invoices_on_open_projects_once_they_are_in_finance(order: Order) -> None:
+    ops = plan(PROCURING, 3, SizeName.medium, order)
+    setup = [op for op in ops if op.table in ("ExpenseCategories", "ProjectCategories")]
+    assert ops[:len(setup)] == setup  # the accountant's setup comes before anything else
+    assert {(op.body["dataAreaId"], op.body["CategoryId"], op.body["SharedCategoryId"]) for op in setup} == {
+        (c, *pair) for c in ("demf", "usmf") for pair in (("S3-X1", "TCN-0000001010-E1F2A-4"),
+                                                          ("S3-X2", "TCN-0000001001-A1B2C-4"),
+                                                          ("S3-MAT", "TCN-0000001002-C3D4E-3"))}
+    numbers = {op.body["msdyn_projectnumber"]: op for op in ops if op.table == "msdyn_projects" and op.method == "POST"}
+    deleted = {op.row.handle for op in ops if op.table == "msdyn_projects" and op.method == "DELETE" and op.row}
+    for number, created in numbers.items():
+        on = [op for op in ops if number in (op.body.get("ProjectId"), op.awaits and op.awaits[1]["ProjectId"])]
+        expense = [op for op in on if op.table == "ExpenseReportLines"]
+        invoice = [op for op in on if op.table.startswith("PendingVendorInvoice")]
+        assert created.row is not None
+        if created.row.handle in deleted:
+            assert not expense and not invoice
+            continue
+        # the first request on the project waits for it in Finance; then lines on task 2.1
+        assert expense[0].awaits == ("ProjectsV2", {"dataAreaId": expense[0].body["dataAreaId"], "ProjectId": number})
+        assert invoice[0].awaits == ("ProjectsV2", {"dataAreaId": invoice[0].body["dataAreaId"], "ProjectId": number})
+        assert {op.body["ActivityNumber"] for op in expense + invoice[1:]} == {"2.1"}
+        report = expense[0].body["ExpenseNumber"]
+        mine = [(i, op) for i, op in enumerate(ops) if report in (op.body.get("ExpenseNumber"),
+                                                                   (op.key or {}).get("ExpenseNumber"))]
+        kinds = [(op.method, op.action, op.body.get("Status")) for _, op in mine]
+        assert kinds == [("POST", None, "Draft")] * 3 + [("PATCH", None, "Approved")] * 3 + [
+            ("POST", "PostExpenseReport", None)]  # entered (one line of no project), approved, posted
+        assert [op.body.get("ProjectId") for _, op in mine[:3]] == [number, number, None]
+        company = expense[0].body["dataAreaId"]
+        assert {op.body["Worker"] for _, op in mine[:3]} == {"000101" if company == "usmf" else None}
+        closed = [i for i, op in enumerate(ops) if op is not created and op.row == created.row
+                  and op.body.get("statecode") == 1]
+        assert all(mine[-1][0] < i for i in closed)  # posted while the project is open
+        # the vendor invoice: posted with its bound action; its vendor, unit and product
+        key = {"dataAreaId": company, "InvoiceId": invoice[0].body["InvoiceId"]}
+        (post_at,) = [i for i, op in enumerate(ops) if op.key == key and op.action == "Post"]
+        lines = [op.body for op in ops if op.table == "PendingVendorInvoiceLines"
+                 and op.body["InvoiceId"] == key["InvoiceId"]]
+        assert [bool(b.get("ProjectId")) for b in lines] == [True, True, False]
+        made = {op.table: i for i, op in enumerate(ops) if op.method == "POST" and (
+            op.body.get("VendorAccountNumber") == invoice[0].body["VendorAccount"]
+            or op.body.get("UnitSymbol") == lines[0]["Unit"] or op.body.get("ItemNumber") == lines[0]["ItemId"])}
+        header_at = ops.index(invoice[0])
+        assert made["VendorsV2"] < header_at
+        if order is Order.natural:
+            assert max(made.values()) < header_at
+        else:  # the unit and the product arrive only after the invoice was posted
+            assert post_at < made["Units"] < made["ReleasedProductsV2"]
+
+
+def test_no_expense_or_item_category_dataverse_holds_means_no_expenses_or_invoices() -> None:
+    assert not [op for op in plan(WORLD, 3, SizeName.small, Order.natural) if op.table in (
+        "ExpenseCategories", "ProjectCategories", "ExpenseReportLines", "PendingVendorInvoices")]
+
+
+class _Finance(_Session):
+    """Answers GETs of a row 404 until it has been asked `after` times."""
+
+    def __init__(self, log: list[str], after: int) -> None:
+        super().__init__(log)
+        self.after = after
+
+    def request(self, method: str, url: str, **kw: Any) -> _Resp:
+        if method == "GET":
+            self.log.append(f"GET {url}")
+            self.after -= 1
+            return _Resp(404 if self.after >= 0 else 200)
+        return super().request(method, url, **kw)
+
+
+def test_run_calls_finance_actions_on_the_set_or_the_row_after_the_row_it_awaits_is_there(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(activity_run, "POLL_S", 0.0)
+    project = ("ProjectsV2", {"dataAreaId": "usmf", "ProjectId": "P-1"})
+    ops = [Op("expense line", "finance", "POST", "ExpenseReportLines", {"ExpenseNumber": "E-1"}, awaits=project),
+           Op("expense report", "finance", "POST", "ExpenseReportLines", {"dataAreaId": "usmf", "ExpenseNumber": "E-1"},
+              action="PostExpenseReport"),
+           Op("vendor invoice", "finance", "POST", "PendingVendorInvoices", {},
+              key={"dataAreaId": "usmf", "InvoiceId": "VI-1"}, action="Post")]
+    log: list[str] = []
+    session = _Finance(log, after=2)
+    done = run(ops, {"dataverse": session, "finance": session}, {}, seed=1, rate=0, seconds=None,  # type: ignore[dict-item]
+               late_s=0)
+    assert log == ["GET ProjectsV2(dataAreaId='usmf',ProjectId='P-1')"] * 3 + [
+        "POST ExpenseReportLines", "POST ExpenseReportLines/Microsoft.Dynamics.DataEntities.PostExpenseReport",
+        "POST PendingVendorInvoices(dataAreaId='usmf',InvoiceId='VI-1')/Microsoft.Dynamics.DataEntities.Post"]
+    assert summary(done) == "expense line 1 created, expense report 1 posted, vendor invoice 1 posted"
+
+
+def test_a_row_that_never_arrives_is_a_typed_error_unless_the_run_s_time_is_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(activity_run, "POLL_S", 0.01)
+    ops = [Op("expense line", "finance", "POST", "ExpenseReportLines", {},
+              awaits=("ProjectsV2", {"dataAreaId": "usmf", "ProjectId": "P-1"}))]
+    sessions = {"dataverse": _Finance([], after=10**6), "finance": _Finance([], after=10**6)}
+    with pytest.raises(activity_run.NotArrived, match=r"P-1.*is the pipeline running"):
+        run(ops, sessions, {}, seed=1, rate=0, seconds=None, late_s=0, wait_s=0.05)  # type: ignore[arg-type]
+    assert run(ops, sessions, {}, seed=1, rate=0, seconds=0.05, late_s=0, wait_s=60) == []  # type: ignore[arg-type]
