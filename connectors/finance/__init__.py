@@ -30,7 +30,7 @@ def finance_source(conn: FinanceConnection, kafka: KafkaConfig, settings: Source
     """A ready source engine: ``await engine.run(stop_event)``."""
     reader = FinanceReader(conn, build_api(conn, transport, clock), clock,
                            declared={d.name: d for d in settings.declared},
-                           images=ImageStore(settings.images_path))
+                           images=ImageStore(settings.images_path), captured=tuple(settings.tables))
     return SourceEngine(settings, kafka, reader, clock)
 
 

@@ -137,10 +137,17 @@ def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
     return Change(key_string(image, key_fields), event)
 
 
-def _number_transactions(items: dict[str, list[Change | BadRecord]]) -> None:
-    """Give every change its Debezium transaction block, with the count of the transaction's
-    events in this page: the feed never splits a transaction across pages, so the processor can
-    release a transaction once it holds that many events."""
+def _number_transactions(items: dict[str, list[Change | BadRecord]],
+                         shapes: Mapping[int, tuple[int, int]] | None = None) -> None:
+    """Give every change its Debezium transaction block.
+
+    ``shapes`` (feed version -> the entry's position in its transaction and the transaction's
+    entries in the captured tables, from the feed's ``txorder``/``txentries``) count the
+    transaction as a whole, so the processor waits for every captured event of it even when the
+    tables' pollers read them in different pages: a vendor invoice's header and lines are one
+    change set. Without a shape (an older feed), the count is the transaction's events in this
+    page, which the feed never splits."""
+    shapes = shapes or {}
     members: dict[str, list[tuple[str, int]]] = {}
     for table, changes in items.items():
         for index, item in enumerate(changes):
@@ -153,9 +160,20 @@ def _number_transactions(items: dict[str, list[Change | BadRecord]]) -> None:
             change = items[table][index]
             assert isinstance(change, Change)
             per_table[table] = per_table.get(table, 0) + 1
-            block = TransactionBlock(id=txid, total_order=order, data_collection_order=per_table[table],
-                                     event_count=len(where))
+            position, count = shapes.get(change.event.source.version_int, (order, len(where)))
+            block = TransactionBlock(id=txid, total_order=position, data_collection_order=per_table[table],
+                                     event_count=max(count, len(where)))
             items[table][index] = Change(change.key, change.event.model_copy(update={"transaction": block}))
+
+
+def _shape(entry: dict[str, Any], captured: tuple[str, ...]) -> tuple[int, int] | None:
+    """The entry's (position in its transaction, the transaction's entries in ``captured``)."""
+    order, counts = entry.get("txorder"), entry.get("txentries")
+    if type(order) is not int or order < 1 or not isinstance(counts, dict) or not captured:
+        return None
+    wanted = {t.lower() for t in captured}
+    count = sum(n for t, n in counts.items() if type(n) is int and n > 0 and str(t).lower() in wanted)
+    return (order, count) if count >= 1 else None
 
 
 def _resume_cursor(cursor: str) -> tuple[int, int]:
@@ -175,10 +193,12 @@ class FinanceReader:
 
     def __init__(self, conn: FinanceConnection, api: ApiClient, clock: Clock | None = None,
                  coalesce_s: float = 0.05, declared: Mapping[str, CaptureTable] | None = None,
-                 images: ImageStore | None = None) -> None:
+                 images: ImageStore | None = None, captured: tuple[str, ...] = ()) -> None:
         """``declared``: the captured collections' company field, by collection; ``images``:
-        the before images (in memory when not given)."""
+        the before images (in memory when not given); ``captured``: every collection this
+        source captures (a transaction counts its events in those)."""
         self.conn = conn
+        self.captured = captured
         self.declared = dict(declared or {})
         self.api = api
         self.origin = ApiOrigin.of(api.http.base_url)
@@ -377,6 +397,7 @@ class FinanceReader:
         entity_of = [by_name.get(str(e.get("entity", "")).lower()) if isinstance(e, dict) else None
                      for e in entries]
         keys = await self._keys_of({t for t in entity_of if t is not None})
+        shapes: dict[int, tuple[int, int]] = {}
         for entry, table in zip(entries, entity_of, strict=True):
             if table is None:
                 # Not an entity we asked for: never an event on another table's topic.
@@ -392,7 +413,10 @@ class FinanceReader:
             item = isolate(entry, table, partial(self._feed_change, table, entry, table_keys))
             items[table].append(item)
             self.images.remember(table, [item])  # a page may hold a create and its delete
-        _number_transactions(items)
+            shape = _shape(entry, self.captured)
+            if shape is not None and type(version) is int:
+                shapes[version] = shape
+        _number_transactions(items, shapes)
         # Every entry of every asked table up to `end` is in this page, so each table may
         # move to `end` (never back: a table may have started past it).
         out: dict[str, Page | Exception] = {}

@@ -12,7 +12,8 @@ non-FO resource that a Finance source connector reads instead:
                     "key": {"dataAreaId": "usmf", "ProjectId": "P-1"},
                     "row": {...full row image at that change...} | null (delete),
                     "txid": "9f0c...", "principal": "dualwrite-sink" | "batch:<principal>",
-                    "ts_ms": 1764063000123}, ...],
+                    "ts_ms": 1764063000123,
+                    "txorder": 2, "txentries": {"ProjectVendorInvoices": 1, ...}}, ...],
          "watermark": <highest version returned, or since>,
          "@odata.nextLink": ".../data/ChangeFeed?since=<watermark>&..."   (only if more)}
 
@@ -22,6 +23,12 @@ non-FO resource that a Finance source connector reads instead:
   change itself; one HTTP request, one ``$batch`` change set or one business action = one txid.
 - A page does not split a transaction: when ``top`` falls inside a txid, the rest of that txid
   is added (up to 10,000 entries in all), so a consumer can release source transactions whole.
+- A consumer that asks for some entities at a time (a source pacing its tables) still sees a
+  transaction's shape: ``txentries`` counts the transaction's entries per entity, of every
+  entity, and ``txorder`` is the entry's position in it (1-based, in version order). A source
+  sums the counts of the entities it captures, so it knows how many events to wait for even when
+  they arrive in different pages (a vendor invoice's header and lines; like Dataverse's
+  ``@dualwrite.txrows``).
 - ``top`` defaults to 1,000 and is capped at 10,000 (FO's maximum page size). ``top=0`` returns
   no entries and the end of the feed as ``watermark`` (the highest version of the requested
   entities), so a snapshot-then-stream reader can take its position in one call. ``entities`` is
@@ -34,7 +41,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["DEFAULT_TOP", "MAX_TOP", "FeedEntry", "FeedPage", "end_of_feed", "read_feed"]
 
@@ -52,11 +59,13 @@ class FeedEntry:
     txid: str
     principal: str
     ts_ms: int
+    txorder: int = 1
+    txentries: dict[str, int] | None = None
 
     def as_json(self) -> dict[str, object]:
         return {"version": self.version, "entity": self.entity, "op": self.op, "key": self.key,
                 "row": self.row, "txid": self.txid, "principal": self.principal,
-                "ts_ms": self.ts_ms}
+                "ts_ms": self.ts_ms, "txorder": self.txorder, "txentries": self.txentries or {}}
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,20 @@ def read_feed(conn: sqlite3.Connection, since: int, entities: list[str] | None =
                                  [*params, entries[-1].version]).fetchone()
         more = following is not None
     watermark = entries[-1].version if entries else since
-    return FeedPage(entries, watermark, more)
+    return FeedPage(_with_shapes(conn, entries), watermark, more)
+
+
+def _with_shapes(conn: sqlite3.Connection, entries: list[FeedEntry]) -> list[FeedEntry]:
+    """Each entry with its transaction's shape (``txorder``, ``txentries``), one query per txid."""
+    counts: dict[str, dict[str, int]] = {}
+    order: dict[int, int] = {}
+    for txid in dict.fromkeys(e.txid for e in entries):
+        per_entity = counts[txid] = {}
+        rows = conn.execute("SELECT version, tbl FROM _changes WHERE txid = ? ORDER BY version", (txid,))
+        for position, (version, tbl) in enumerate(rows, start=1):
+            per_entity[str(tbl)] = per_entity.get(str(tbl), 0) + 1
+            order[int(version)] = position
+    return [replace(e, txorder=order.get(e.version, 1), txentries=counts[e.txid]) for e in entries]
 
 
 def end_of_feed(conn: sqlite3.Connection, since: int, entities: list[str] | None = None) -> int:

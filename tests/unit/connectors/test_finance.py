@@ -292,6 +292,33 @@ async def test_changes_of_one_source_transaction_carry_its_position_and_event_co
     await reader.aclose()
 
 
+async def test_a_transaction_read_in_two_pages_counts_its_events_in_every_captured_table() -> None:
+    """A vendor invoice's header and lines: the header's poller reads its table alone; the
+    feed's ``txentries`` make its block count the two lines of the other captured table (and
+    not the uncaptured pending invoice), so the processor waits for them: one change set."""
+    from connectors.common.source import Change
+    from connectors.finance.client import FinanceConnection
+    from connectors.finance.source import FinanceReader
+    from tests.unit.connectors.fakes import SECRET, TOKEN_URL
+
+    shape = {"ProjectVendorInvoices": 1, "ProjectVendorInvoiceLines": 2, "PendingVendorInvoices": 1}
+    header = {"version": 31, "entity": "ProjectVendorInvoices", "op": "c",
+              "key": {"dataAreaId": "usmf", "InvoiceId": "VI-1"}, "row": {"dataAreaId": "usmf", "InvoiceId": "VI-1"},
+              "txid": "tx-v", "principal": "p", "ts_ms": 1, "txorder": 1, "txentries": shape}
+    fake = FakeApi(lambda request: httpx.Response(200, json={"value": [header], "watermark": 31}))
+    keys = {"ProjectVendorInvoices": ("dataAreaId", "InvoiceId")}
+    conn = FinanceConnection(url="https://fo.example", token_url=TOKEN_URL, client_id="c",
+                             client_secret=SECRET, keys=keys)
+    reader = FinanceReader(conn, api_client(fake, FakeClock(), base=ROOT),
+                           captured=("ProjectVendorInvoices", "ProjectVendorInvoiceLines"))
+    page = (await reader._read_feed({"ProjectVendorInvoices": 30}))["ProjectVendorInvoices"]
+    assert isinstance(page, Page)
+    (item,) = page.items
+    assert isinstance(item, Change) and item.event.transaction is not None
+    assert (item.event.transaction.total_order, item.event.transaction.event_count) == (1, 3)
+    await reader.aclose()
+
+
 async def test_a_delete_refused_as_still_referenced_is_tried_again_then_dead_lettered() -> None:
     """A parent task's delete that overtook its child's: Finance refuses it while the child
     exists; the sink tries again (the child's delete is on its way) and gives up after a bound."""

@@ -77,6 +77,20 @@ def test_a_page_completes_the_transaction_it_stops_in(store: Store) -> None:
     assert [e.key["CustomerAccount"] for e in rest.entries] == ["C9"] and not rest.more
 
 
+def test_an_entry_read_alone_still_shows_its_transactions_shape(store: Store) -> None:
+    """A reader asking for one entity learns how many entries the transaction has per entity,
+    and the entry's position in it."""
+    writer = Writer(store)
+    with store.transaction("seed"):
+        writer.insert(LE, {"dataAreaId": "usmf", "AccountingCurrency": "USD"})
+        writer.insert(CUSTOMERS, _customer("C1"))
+        writer.insert(CUSTOMERS, _customer("C2"))
+    (first, second) = read_feed(store.conn, 0, ["CustomersV3"]).entries
+    assert (first.txorder, second.txorder) == (2, 3)
+    assert first.txentries == second.txentries == {"LegalEntities": 1, "CustomersV3": 2}
+    assert first.as_json()["txentries"] == {"LegalEntities": 1, "CustomersV3": 2}
+
+
 def test_rec_version_is_the_feed_version_and_rec_ids_start_like_fo(store: Store) -> None:
     writer = Writer(store)
     with store.transaction("alice"):
