@@ -217,7 +217,7 @@ class Facts(Mapping[str, Mapping[str, Any]]):
             if row is None:
                 return None
             try:
-                result = transform(m, row, self)
+                result = transform(m, row, self, settled=True)
             except TransformError:
                 return None
             return dict(result.key) if isinstance(result, Mapped) else None
@@ -309,7 +309,7 @@ def _ignoring_filter(unfiltered: TableMap | None, row: Row, facts: Facts) -> Map
     if unfiltered is None:
         return None
     try:
-        result = transform(unfiltered, row, facts)
+        result = transform(unfiltered, row, facts, settled=True)
     except TransformError:
         return None
     return result if isinstance(result, Mapped) else None
@@ -330,7 +330,7 @@ def expect(m: TableMap, source_rows: Sequence[Row], facts: Facts) -> Expectation
 def _expect_row(m: TableMap, sid: str | None, row: Row, facts: Facts, out: Expectation,
                 unfiltered: TableMap | None, company: FieldMap | None) -> None:
     try:
-        result = transform(m, row, facts)
+        result = transform(m, row, facts, settled=True)
     except TransformError as exc:
         out.unresolved.append(Unresolved(sid, reason=f"map refuses the row: {exc}"))
         return

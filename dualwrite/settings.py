@@ -186,6 +186,10 @@ class ProcessorSettings(BaseModel):
                                         "changes failed to transform in a row; 0 never pauses.")
     producer_linger_ms: int = Field(10, ge=0, description="How long the worker's producer gathers "
                                     "sends into one request (throughput against per-hop latency).")
+    max_parked_age_s: float = Field(300.0, ge=0, description="`dualwrite status` exits 1 when a "
+                                    "change has been parked longer than this many seconds, naming "
+                                    "what it waits for and the map that brings it (its "
+                                    "--max-parked-age overrides it).")
     maps: str = Field("", description="The table maps as module:attribute (a MapRegistry, a "
                       "sequence of TableMap or a function returning one); empty: the built-in "
                       "maps. Every process reads it: the worker runs these maps, the sources "

@@ -5,6 +5,7 @@
     control  sync.control -> gate topic, one copy per partition
     gate     gate topic -> `streams.handlers` (park, release, pair, emit) -> `Gatekeeper.apply`
     tick     a timer -> gate topic, one tick per partition (transaction time-outs)
+    parked_age  a timer -> the oldest parked change's age per map (a Prometheus gauge)
 
 No record stops an agent: one that cannot be decoded, routed or handled goes to ``sync.dlq``
 with its stage (``decode``, ``route``, ``transform``, ``plan``, ``emit``, ``gate``), map, error
@@ -25,6 +26,7 @@ from streams.app import Runtime
 from streams.factview import deleted_key
 from streams.gatekeeper import Gatekeeper, Position
 from streams.route import route_change
+from streams.status import oldest_by_map, parked_entries
 from streams.watchdog import LogStarts, Partition, Positions, Watchdog
 from streams.wire import (
     AppliedMsg,
@@ -47,13 +49,22 @@ from topics import (
     is_retry,
 )
 
-__all__ = ["register_agents"]
+__all__ = ["observe_parked_age", "register_agents"]
 
 log = logging.getLogger(__name__)
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def observe_parked_age(rt: Runtime, now_ms: int) -> None:
+    """Set `metrics.PARKED_OLDEST_AGE` per map from this worker's parked table (its partitions),
+    so an alert can fire on a change stuck past an age (`streams.status.oldest_by_map`)."""
+    ages = oldest_by_map(parked_entries(rt.table("parked").items(), now_ms),
+                         (m.name for m in rt.maps.maps))
+    for name, age in ages.items():
+        metrics.PARKED_OLDEST_AGE.labels(name).set(age)
 
 
 async def _dead_letter(rt: Runtime, event: Any, stage: str, error: str, message: str,
@@ -243,3 +254,7 @@ def register_agents(rt: Runtime) -> None:
         now = _now_ms()
         for p in range(rt.config.partitions):
             await to_gate("tick", TickMsg(ts_ms=now), p)
+
+    @app.timer(metrics.PARKED_AGE_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def parked_age() -> None:
+        observe_parked_age(rt, _now_ms())

@@ -322,6 +322,9 @@ class _Gate:
                 return
             if isinstance(step, Need):
                 fact = self.fx.get("facts", step.key)
+                if fact is None and step.optional:  # not known here now: unset, not awaited
+                    item = item.with_fact(step.key, None)
+                    continue
                 if fact is None:
                     if step.announce is not None:  # its own half: what the partner waits for
                         half, value = step.announce

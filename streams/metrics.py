@@ -6,7 +6,7 @@ reason; streams/README.md lists every reason. The reasons the processor names it
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 __all__ = [
     "BEFORE_OUR_DELETE",
@@ -21,6 +21,8 @@ __all__ = [
     "NOOPS",
     "OVERTAKEN",
     "PARKED",
+    "PARKED_AGE_INTERVAL_S",
+    "PARKED_OLDEST_AGE",
     "RELEASED",
     "STALE",
     "TOMBSTONE",
@@ -47,5 +49,12 @@ DROPPED = Counter("dualwrite_streams_dropped_total", "Changes a map does not syn
 CONFLICTS = Counter("dualwrite_streams_conflicts_total", "Two-way conflicts (loser recorded).",
                     ["map", "loser"])
 DLQ = Counter("dualwrite_streams_dlq_total", "Records sent to sync.dlq.", ["stage", "error"])
+# Per worker, over the partitions it owns: alert on max by (map) across the workers.
+PARKED_OLDEST_AGE = Gauge("dualwrite_streams_parked_oldest_age_seconds",
+                          "Age of the oldest change parked by this worker's gate, per map (0: none "
+                          "waits; deletes of records never written do not count).", ["map"])
+# How often the worker re-reads its parked table for the gauge: a flood may park many changes
+# and the worker is CPU-bound, so not on every transaction tick.
+PARKED_AGE_INTERVAL_S = 15.0
 MAPS_PAUSED = Counter("dualwrite_streams_maps_paused_total",
                       "Maps paused by the processor after a run of rejected changes.", ["map"])

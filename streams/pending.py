@@ -140,6 +140,9 @@ class Need:
     # A fact to make known when the change parks for ``key`` (its half of a `Partner` pair:
     # the partner waits for it as it waits for the partner).
     announce: tuple[str, dict[str, Any]] | None = None
+    # An optional lookup's fact (`Lookup.optional`): when the gate does not know it, the change
+    # goes on with the lookup unset instead of parking.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -322,7 +325,7 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
     if isinstance(result, Filtered):
         return Drop(result.reason)
     if isinstance(result, NeedFacts):
-        return Need(result.keys[0])
+        return Need(result.keys[0], optional=result.keys[0] in result.optional)
     if item.op == "upsert" and not item.reverse:
         missing = _dependencies(m, item)
         if missing is not None:

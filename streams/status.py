@@ -3,6 +3,13 @@
 `parked_entries` is pure (over the ``parked`` table's items, slots and their chunks:
 `streams.gate.waiting_in`); `read_parked` rebuilds the table
 from its changelog topic, so ``dualwrite status`` can show it while the worker runs elsewhere.
+
+`awaited` names, from the map registry alone, the map that would bring what a change waits for
+(issue 12: the reason names the missing record and the map that brings it): a ``key:<map>:``
+fact is that map's write; a ``present:<entity>(...)`` fact or a ``row:<system>:<table>:`` row
+comes from the maps whose target is that table; nothing brings a row of a table no map writes
+(a Dataverse-born project task), so the operator creates it. `oldest_by_map` is the worker's
+`streams.metrics.PARKED_OLDEST_AGE` gauge over its own partitions.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.config import StreamsConfig
 from streams.gate import waiting_in
 from streams.maps.model import key_fact
+from streams.maps.registry import MapRegistry
 from streams.pending import record_ref
 
-__all__ = ["ParkedEntry", "parked_entries", "read_parked"]
+__all__ = ["Awaited", "ParkedEntry", "awaited", "oldest_by_map", "parked_entries", "read_parked"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,66 @@ def parked_entries(items: Iterable[tuple[str, Any]], now_ms: int) -> list[Parked
                                age_s=max(0.0, (now_ms - parked) / 1000),
                                unwritten_delete=_unwritten_delete(key, item)))
     return sorted(out, key=lambda e: e.parked_ms)
+
+
+def oldest_by_map(entries: Iterable[ParkedEntry], maps: Iterable[str]) -> dict[str, float]:
+    """Age in seconds of the oldest waiting change per map, 0 for a map with none waiting (so a
+    gauge falls back when its changes are released). Deletes of records never written are held
+    by design, not stuck, and never make the age (as in `dualwrite status`)."""
+    out = dict.fromkeys(maps, 0.0)
+    for entry in entries:
+        if not entry.unwritten_delete:
+            out[entry.map] = max(out.get(entry.map, 0.0), entry.age_s)
+    return out
+
+
+@dataclass(frozen=True)
+class Awaited:
+    """What a parked change waits for, in an operator's words.
+
+    ``brought_by`` are the maps whose writes would bring the missing record (empty: none does);
+    ``hint`` is the sentence `dualwrite status` prints after "waiting for <record>;"."""
+
+    record: str
+    brought_by: tuple[str, ...]
+    hint: str
+
+
+def _bringers(maps: MapRegistry, table: str, system: str | None = None) -> tuple[str, ...]:
+    return tuple(sorted(m.name for m in maps.maps if m.target.table == table
+                        and (system is None or m.target.system == system)))
+
+
+def awaited(maps: MapRegistry, waits_for: str) -> Awaited:
+    """The map that would bring the record behind the gate key ``waits_for`` (fact keys as
+    `streams.maps.model` builds them; ``tx:`` and ``paused:`` slots of `streams.gate`)."""
+    kind, _, rest = waits_for.partition(":")
+    brought: tuple[str, ...] = ()
+    table: str | None = None
+    if kind in ("key", "partner", "fanout"):
+        # key:<map>:<id> is what that map wrote; a partner is the other half of the same map.
+        name = rest.split(":", 1)[0]
+        brought = (name,) if name in maps else ()
+    elif kind == "present":
+        table = rest.split("(", 1)[0]
+        brought = _bringers(maps, table)
+    elif kind == "row":
+        system, _, table_id = rest.partition(":")
+        table = table_id.split(":", 1)[0]
+        brought = _bringers(maps, table, system)
+    elif kind == "paused":
+        name = rest.rsplit("@", 1)[0]
+        return Awaited(waits_for, (), f"map {name} is paused: `dualwrite maps resume {name}`")
+    elif kind == "tx":
+        return Awaited(waits_for, (), "the rest of its source transaction (released after "
+                                      "DUALWRITE_PROCESSOR__TX_TIMEOUT_MS)")
+    if not brought:
+        where = [s for s, t in maps.cdc_tables() if t == table]
+        place = f" in {where[0]} ({table})" if where else ""
+        return Awaited(waits_for, (), f"no map brings it: create the row{place}")
+    names = " or ".join(brought)
+    return Awaited(waits_for, brought, f"the {names} map brings it: run its initial sync or "
+                                       "create the row")
 
 
 async def _behind(consumer: AIOKafkaConsumer, tps: list[TopicPartition],

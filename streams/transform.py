@@ -6,7 +6,9 @@ table, addressed by the map's ``reverse_key``. Every result carries a *readable*
 fields: the values as the target's own feed will show them (``_msdyn_company_value`` rather than
 the ``@odata.bind`` path), which is what fingerprints and echo checks compare. A composed field
 (``FieldMap.compose``) joins several source columns into one target column, e.g. a released
-product's ``productnumber`` from its company and item number.
+product's ``productnumber`` from its company and item number; a composed lookup
+(``Lookup.compose``) names its reference the same way. A bind by alternate key
+(``FieldMap.bind_key``) becomes the OData reference URL here (`key_reference`).
 
 A change event's images are arbitrary JSON: every value a map reads (a field, a key field, a
 value-mapped field, a lookup reference) must be a scalar, or the row is refused with a
@@ -16,11 +18,13 @@ transformed: its target key is the one the processor wrote (`streams.pending`).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from string import Formatter
 from typing import Any
+from urllib.parse import quote
 
 from streams.fingerprint import fingerprint
 from streams.maps.model import FieldMap, Lookup, TableMap
@@ -75,9 +79,11 @@ class Mapped:
 
 @dataclass(frozen=True)
 class NeedFacts:
-    """Lookups not resolved yet: the gate waits for these fact keys."""
+    """Lookups not resolved yet: the gate waits for these fact keys, except the ``optional``
+    ones (of `Lookup.optional` lookups), which it records as absent when it does not know them."""
 
     keys: tuple[str, ...]
+    optional: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,12 @@ def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False,
     for lk in _lookups(m, reverse):
         if any(earlier(name) is None for name in lk.after):
             continue  # not asked until the facts it reads are known (or unset: never)
-        value = (earlier(lk.via) or {}).get(lk.column) if lk.via else row.get(lk.column)
+        if lk.via:
+            value = (earlier(lk.via) or {}).get(lk.column)
+        elif lk.compose:
+            value = _composed(m, lk.compose, f"lookup {lk.name!r}", row)
+        else:
+            value = row.get(lk.column)
         also = {key: (earlier(name) or {}).get(field) for key, name, field in lk.also}
         if any(v is None or v == "" for v in (value, *also.values())):
             continue
@@ -139,11 +150,14 @@ def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False,
 
 def _value(m: TableMap, f: FieldMap, row: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]],
            source_name: str | None, reverse: bool) -> Any:
+    if f.bind_key is not None:
+        fact = resolved.get(f.lookup or "")
+        return key_reference(m, f.bind_key, fact) if fact else None
     if f.lookup is not None:
         fact = resolved.get(f.lookup)
         value = fact.get(f.lookup_field or "") if fact is not None else None
     elif f.compose is not None:
-        value = _composed(m, f, row)
+        value = _composed(m, f.compose, f"field {f.target!r}", row)
     elif source_name is not None:
         value = row.get(source_name)
     else:
@@ -160,14 +174,46 @@ def _value(m: TableMap, f: FieldMap, row: Mapping[str, Any], resolved: Mapping[s
     return normalize(f.kind, value)
 
 
-def _composed(m: TableMap, f: FieldMap, row: Mapping[str, Any]) -> str | None:
-    """``f.compose`` filled from the row's columns; None while any of them is empty."""
-    assert f.compose is not None
-    names = [name for _text, name, _spec, _conv in Formatter().parse(f.compose) if name]
-    parts = {name: _scalar(m, f"field {f.target!r} part {name!r}", row.get(name)) for name in names}
+def _composed(m: TableMap, compose: str, what: str, row: Mapping[str, Any]) -> str | None:
+    """``compose`` filled from the row's columns; None while any of them is empty."""
+    names = [name for _text, name, _spec, _conv in Formatter().parse(compose) if name]
+    parts = {name: _scalar(m, f"{what} part {name!r}", row.get(name)) for name in names}
     if any(v is None or v == "" for v in parts.values()):
         return None
-    return f.compose.format_map(parts)
+    return compose.format_map(parts)
+
+
+# Dataverse documents these as unusable in alternate key values in a URL ("Define alternate
+# keys using Power Apps"); the same list as the sink's `connectors.common.odata`.
+_UNADDRESSABLE = frozenset("/#<>*%&:\\?+")
+
+
+def key_reference(m: TableMap, entity_set: str, key: Mapping[str, Any]) -> str:
+    """``/<entity_set>(<alternate key>)`` for an ``@odata.bind``: strings as OData literals
+    (``'`` doubled) percent-encoded as UTF-8, as the sinks encode key segments, a lookup part
+    (``_x_value``) as its bare GUID. A value Dataverse cannot take in a key URL, or a lookup
+    part that is no GUID, is a `TransformError`: the reference could name no row, or another."""
+    parts = []
+    for name, value in sorted(key.items()):
+        value = _scalar(m, f"key reference part {name!r}", value)
+        if name.startswith("_") and name.endswith("_value"):
+            try:
+                text = str(uuid.UUID(str(value)))
+            except ValueError:
+                raise TransformError(f"map {m.name!r}: key reference part {name!r} is not a GUID: "
+                                     f"{str(value)[:40]!r}") from None
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = repr(value)
+        elif isinstance(value, str) and value and not _UNADDRESSABLE.intersection(value):
+            text = quote("'" + value.replace("'", "''") + "'", safe="'")
+        else:
+            raise TransformError(f"map {m.name!r}: {entity_set} cannot be referenced by key part "
+                                 f"{name}={str(value)[:40]!r} (empty, or holds one of / # < > * % "
+                                 "& : \\ ? +, which Dataverse does not take in a key URL)")
+        parts.append(f"{name}={text}")
+    return f"/{entity_set}({','.join(parts)})"
 
 
 def _field_plan(m: TableMap, reverse: bool) -> tuple[list[FieldMap], list[tuple[FieldMap, str, str | None]]]:
@@ -185,18 +231,21 @@ def _field_plan(m: TableMap, reverse: bool) -> tuple[list[FieldMap], list[tuple[
 
 
 def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
-              reverse: bool = False) -> Mapped | NeedFacts | Filtered:
+              reverse: bool = False, settled: bool = False) -> Mapped | NeedFacts | Filtered:
     """Map ``row`` (source row; the target row when ``reverse``) through ``m``.
 
-    ``facts`` holds the facts learned so far by fact key.
+    ``facts`` holds the facts learned so far by fact key; ``settled``: every fact there is
+    (`dualwrite.reconcile`), so an optional lookup's missing fact is absent, not awaited.
     """
     if not reverse and not m.passes(row):
         return Filtered(f"filter of map {m.name!r}")
     wanted = lookup_facts(m, row, reverse=reverse, facts=facts)
-    missing = tuple(k for k in wanted.values() if facts.get(k) is None)
+    optional = {wanted[lk.name] for lk in _lookups(m, reverse) if lk.optional and lk.name in wanted}
+    missing = tuple(k for k in wanted.values() if facts.get(k) is None
+                    and not (settled and k in optional))
     if missing:
-        return NeedFacts(missing)
-    resolved = {name: facts[k] or {} for name, k in wanted.items()}
+        return NeedFacts(missing, tuple(k for k in missing if k in optional))
+    resolved = {name: facts.get(k) or {} for name, k in wanted.items()}
     entity = m.source.table if reverse else m.target.table
     keys, plan = _field_plan(m, reverse)
     key: dict[str, Any] = {}
@@ -216,7 +265,8 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
         value = _value(m, f, row, resolved, source,
                        reverse=reverse and (f.direction == "both" or f in m.write_back))
         fields[name] = f.template.format(value) if f.template and value is not None else value
-        readable[name if reverse else f.read_name] = value
+        if f.bind_key is None:  # the target shows a GUID for it: nothing to compare
+            readable[name if reverse else f.read_name] = value
     return Mapped(entity=entity, key=key, fields=fields, readable=readable)
 
 
@@ -235,6 +285,8 @@ def observed_fields(m: TableMap, row: Mapping[str, Any], *, reverse: bool = Fals
     _, plan = _field_plan(m, reverse)
     out: dict[str, Any] = {}
     for f, name, _source in plan:
+        if f.bind_key is not None:
+            continue
         column = name if reverse else f.read_name
         out[column] = normalize(f.kind, row.get(column))
     return out

@@ -26,8 +26,9 @@ def status(
     dlq_since: Annotated[str | None, typer.Option(
         help="Only dead letters since then need attention: a duration back from now (90, 15m, "
              "2h, 1d) or an ISO-8601 time. Default: any dead letter.")] = None,
-    max_parked_age: Annotated[float, typer.Option(
-        min=0, help="A change parked longer than this many seconds needs attention.")] = 300.0,
+    max_parked_age: Annotated[float | None, typer.Option(
+        min=0, help="A change parked longer than this many seconds needs attention "
+                    "(default: DUALWRITE_PROCESSOR__MAX_PARKED_AGE_S, 300).")] = None,
     timeout: Annotated[float, typer.Option(
         min=0.5, help="Seconds to wait for the cluster, per request and per topic read.")] = 10.0,
     finance_group: Annotated[str | None, typer.Option(
@@ -42,7 +43,8 @@ def status(
     """Map states, consumer lag, parked changes, DLQ counts, source checkpoints and sink acks.
 
     Exit 0 when healthy; 1 when a map is paused, a dead letter is newer than --dlq-since, a
-    change is parked longer than --max-parked-age, or Kafka cannot be reached; 2 on usage errors.
+    change is parked longer than --max-parked-age (naming what it waits for and the map that
+    brings it), or Kafka cannot be reached; 2 on usage errors.
     The sinks' throttling budget is in their Prometheus metrics, not on Kafka.
     """
     from dualwrite.capture import map_registry
@@ -63,11 +65,13 @@ def status(
             raise typer.BadParameter(str(exc), param_hint="--dlq-since") from None
     settings = Settings()
     options = StatusOptions(app_id=app_id, timeout_s=timeout, dlq_since_ms=since_ms,
-                            max_parked_age_s=max_parked_age, topic_prefix=topic_prefix,
+                            max_parked_age_s=settings.processor.max_parked_age_s
+                            if max_parked_age is None else max_parked_age,
+                            topic_prefix=topic_prefix,
                             finance_group=finance_group, dataverse_group=dataverse_group)
-    known = [m.name for m in map_registry(settings).maps]
+    registry = map_registry(settings)
     try:
-        report = gather(settings, options, known)
+        report = gather(settings, options, [m.name for m in registry.maps], registry)
     except KafkaUnreachable as exc:
         _fail(as_json, settings.kafka.bootstrap_servers,
               f"{exc} `dualwrite kafka status` says whether the local broker runs.")

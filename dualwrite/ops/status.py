@@ -4,7 +4,8 @@ Everything comes from Kafka, so the command works from any machine that reaches 
 
 - map states from the compacted ``sync.control`` (a map with no record runs);
 - consumer lag of the worker's group and both sinks' groups (committed vs end offset per topic);
-- parked changes, rebuilt from the worker's ``<app id>-parked-changelog``;
+- parked changes, rebuilt from the worker's ``<app id>-parked-changelog``, with the map that
+  would bring what the oldest waits for (`streams.status.awaited`, from the map registry);
 - dead letters on ``sync.dlq`` counted by stage, map and error class (from the ``dlq.*`` headers);
 - source checkpoints from the compacted ``sync.source-offsets``;
 - acks per target on ``sync.applied.<target>``. The sinks' throttling budget (429s, AIMD
@@ -34,11 +35,13 @@ from connectors.common.sink import SinkSettings
 from dualwrite.ops.dlq import DeadLetter, read_dead_letters
 from dualwrite.ops.kafka import kafka_failure
 from dualwrite.settings import Settings
+from streams.maps.registry import MapRegistry
+from streams.status import awaited
 from topics import DecodeError, MapState, SourceOffset, applied_topic, commands_topic, decode_model
 
 __all__ = [
     "AppliedRow",
-        "DlqCount",
+    "DlqCount",
     "DlqSummary",
     "GroupLag",
     "MapRow",
@@ -116,6 +119,8 @@ class ParkedSummary:
     oldest_waits_for: str
     oldest_age_s: float
     unwritten_deletes: int = 0  # deletes of records never written: held, not stuck (not in count)
+    oldest_brought_by: tuple[str, ...] = ()  # maps whose writes bring what the oldest waits for
+    oldest_hint: str = ""  # what would release it: "the <map> map brings it: ...", "no map ..."
 
 
 @dataclass(frozen=True)
@@ -238,8 +243,9 @@ def topic_lags(committed: dict[tuple[str, int], int],
             for topic, parts in sorted(per_topic.items())]
 
 
-def summarize_parked(entries: Iterable[Any]) -> list[ParkedSummary]:
-    """Count per map and the oldest entry (`streams.status.ParkedEntry`-shaped items).
+def summarize_parked(entries: Iterable[Any], maps: MapRegistry | None = None) -> list[ParkedSummary]:
+    """Count per map and the oldest entry (`streams.status.ParkedEntry`-shaped items), with the
+    map that would bring what the oldest waits for when ``maps`` is given.
 
     Deletes of records never written are counted apart: they wait, by design, for a create that
     may still come and are no reason for alarm, so they never make the oldest age.
@@ -255,8 +261,10 @@ def summarize_parked(entries: Iterable[Any]) -> list[ParkedSummary]:
             out.append(ParkedSummary(name, 0, "", "", 0.0, held))
             continue
         oldest = min(waiting, key=lambda e: e.parked_ms)
+        why = awaited(maps, oldest.waits_for) if maps is not None else None
         out.append(ParkedSummary(name, len(waiting), oldest.change_id, oldest.waits_for,
-                                 round(oldest.age_s, 1), held))
+                                 round(oldest.age_s, 1), held,
+                                 why.brought_by if why else (), why.hint if why else ""))
     return out
 
 
@@ -289,6 +297,7 @@ def health_problems(report: StatusReport, max_parked_age_s: float) -> list[str]:
         problems.append(f"{report.dlq.recent} dead letter(s) on sync.dlq{when}")
     problems += [f"{p.count} change(s) of map {p.map} parked; the oldest for {p.oldest_age_s:.0f}s "
                  f"(> {max_parked_age_s:g}s), waiting for {p.oldest_waits_for}"
+                 + (f"; {p.oldest_hint}" if p.oldest_hint else "")
                  for p in report.parked if p.oldest_age_s > max_parked_age_s]
     return problems
 
@@ -465,9 +474,10 @@ def applied_rows(cluster: Cluster) -> list[AppliedRow]:
     return out
 
 
-def gather(settings: Settings, options: StatusOptions, known_maps: Sequence[str]) -> StatusReport:
-    """Read every section from Kafka. Raises `OpsError` (`KafkaUnreachable`), KafkaException or
-    TimeoutError."""
+def gather(settings: Settings, options: StatusOptions, known_maps: Sequence[str],
+           registry: MapRegistry | None = None) -> StatusReport:
+    """Read every section from Kafka (``registry`` names the map that brings what a parked
+    change waits for). Raises `OpsError` (`KafkaUnreachable`), KafkaException or TimeoutError."""
     cluster = connect(settings, options.timeout_s, options.topic_prefix)
     now_ms = int(time.time() * 1000)
     maps = read_map_rows(cluster, known_maps, now_ms)
@@ -478,7 +488,7 @@ def gather(settings: Settings, options: StatusOptions, known_maps: Sequence[str]
     report = StatusReport(
         bootstrap=settings.kafka.bootstrap_servers, now_ms=now_ms, maps=tuple(maps),
         groups=tuple(groups), parked_available=parked_available,
-        parked=tuple(summarize_parked(entries)), dlq=dlq, sources=tuple(read_sources(cluster, now_ms)),
+        parked=tuple(summarize_parked(entries, registry)), dlq=dlq, sources=tuple(read_sources(cluster, now_ms)),
         applied=tuple(applied_rows(cluster)))
     return replace(report, problems=tuple(health_problems(report, options.max_parked_age_s)))
 
@@ -526,14 +536,15 @@ def tables(report: StatusReport) -> list[Any]:
                         str(t.committed), str(t.end), str(t.lag))
 
     parked = Table(title="Parked changes (worker's parked table)")
-    for col in ("map", "count", "oldest", "age", "waits for", "unwritten deletes"):
+    for col in ("map", "count", "oldest", "age", "waits for", "brought by", "unwritten deletes"):
         parked.add_column(col)
     if not report.parked_available:
-        parked.add_row("-", "", "no parked changelog: the worker never ran with this app id", "", "", "")
+        parked.add_row("-", "", "no parked changelog: the worker never ran with this app id", "", "",
+                       "", "")
     for p in report.parked:
         parked.add_row(p.map, str(p.count), escape(p.oldest_change_id),
                        f"{p.oldest_age_s:.0f}s" if p.count else "", escape(p.oldest_waits_for),
-                       str(p.unwritten_deletes))
+                       escape(p.oldest_hint), str(p.unwritten_deletes))
 
     d = report.dlq
     newest = "" if d.newest_ts_ms is None else f", the newest {_ago(d.newest_age_s)}"

@@ -23,6 +23,9 @@ without reading them first (a unit test keeps this table in step with the code):
     bookableresourcecategories   Project Manager         f1d67c7a-77f0-57bf-aec3-b4ac9d1c5a02
     bookableresourcecategories   Developer               892dfb61-f21c-5186-9b29-72ec3c4ecc87
     bookableresourcecategories   Consultant              98cea012-4869-5835-8b68-b83bbf10d927
+    systemusers                  alice@contoso.example   4de45e4f-b6cb-5aae-9996-af89d8955215
+    systemusers                  bob@contoso.example     2085f742-8f9d-5b57-908e-818f51e00978
+    systemusers                  carla@contoso.example   b0c43f97-4b2c-50d7-9f3c-45c7c818bb71
     bookableresources            Alice Adams             c9e64011-2bee-59fe-9dd5-63e2e3821061
     bookableresources            Bob Brown               e255d99c-0a7e-5bbf-9287-ac5e66468a67
     msdyn_transactioncategories  TCN-0000001000-D3B43    6c1746f0-fc30-5e9a-a0ac-f78bc75bd90b
@@ -34,8 +37,9 @@ without reading them first (a unit test keeps this table in step with the code):
     msdyn_expensecategories      demf/Travel             02244fd0-0228-5311-bdd5-6b05cc853088
 
 Accounts ``US-001``, ``US-002``, ``DE-001`` are customers (``customertypecode`` 3);
-``USPM-000001`` is a vendor as account (11), the lookup target of vendor invoices.
-``TCN-0000001099-E5F6A`` (Retired) is inactive. Travel and Hotel are also in the Finance seed
+``USPM-000001`` is a vendor as account (11); vendor invoices bind ``msdyn_vendors`` (its row there).
+Alice and Bob are users with a bookable resource each (``userid``, personnel numbers 000101 and
+000102); Carla is a user without one. ``TCN-0000001099-E5F6A`` (Retired) is inactive. Travel and Hotel are also in the Finance seed
 (as if synced before), with the Travel expense categories Finance masters. Currencies: usmf USD, demf EUR.
 """
 
@@ -57,6 +61,11 @@ def seed_id(entity_set: str, natural_key: str) -> str:
 
 def _company(code: str) -> str:
     return seed_id("cdm_companies", code)
+
+
+# (domainname, fullname): Alice and Bob are bookable resources (type User), Carla is not.
+_USERS = (("alice@contoso.example", "Alice Adams"), ("bob@contoso.example", "Bob Brown"),
+          ("carla@contoso.example", "Carla Conti"))
 
 
 def _rows() -> list[tuple[str, str, dict[str, object]]]:
@@ -93,10 +102,14 @@ def _rows() -> list[tuple[str, str, dict[str, object]]]:
             "msdyn_name": name, "msdyn_currency": currency, "msdyn_company": _company(company)}))
     for name in ("Project Manager", "Developer", "Consultant"):
         rows.append(("bookableresourcecategories", name, {"name": name, "statecode": 0}))
+    for login, name in _USERS:
+        rows.append(("systemusers", login, {"fullname": name, "domainname": login,
+                                            "internalemailaddress": login, "isdisabled": False}))
     for name, number in (("Alice Adams", "000101"), ("Bob Brown", "000102")):
+        login = next(login for login, user in _USERS if user == name)
         rows.append(("bookableresources", name, {
             "name": name, "resourcetype": 3, "statecode": 0, "msdyn_personnelnumber": number,
-            "msdyn_company": _company("usmf"),
+            "msdyn_company": _company("usmf"), "userid": seed_id("systemusers", login),
             "msdyn_organizationalunit": seed_id("msdyn_organizationalunits", "Contoso US")}))
     for code, name, state in (("TCN-0000001000-D3B43", "Hours", 0),
                               ("TCN-0000001001-A1B2C", "Travel", 0),

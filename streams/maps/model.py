@@ -116,6 +116,17 @@ class Lookup(_Frozen):
     from earlier lookups' facts (``also``: key field, lookup, fact field): a Dataverse project
     is keyed by its number and its company's GUID. Until the earlier fact is known the lookup
     is not asked; when that fact lacks the value, the lookup is unset (references nothing).
+
+    An ``optional`` lookup is asked once and never waited for: when the gate does not know its
+    fact when the change passes, the lookup is unset (the gate records the fact as absent), so a
+    row whose reference may never exist (a project manager without a bookable resource) is
+    written without the field instead of parked for ever; it fills on the row's next change.
+
+    A reference named by several columns of the row fills ``compose`` from them (a format
+    string, as `FieldMap.compose`; ``column`` then names the column that carries the
+    reference): a Finance row of a company-specific entity has the record id
+    ``{dataAreaId}|{CategoryId}`` on its CDC topic, a released product in Dataverse the key
+    ``{dataAreaId}-{ItemId}``. Unset while any of those columns is empty.
     """
 
     name: str
@@ -127,11 +138,15 @@ class Lookup(_Frozen):
     key_field: str | None = None
     via: str | None = None
     also: tuple[tuple[str, str, str], ...] = ()
+    optional: bool = False
+    compose: str | None = None
 
     @model_validator(mode="after")
     def _also_only_present(self) -> Lookup:
         if self.also and self.ref != "present":
             raise ValueError(f"lookup {self.name!r}: 'also' key fields need ref 'present'")
+        if self.compose and self.via:
+            raise ValueError(f"lookup {self.name!r}: 'compose' reads the row, 'via' another fact: not both")
         return self
 
     @property
@@ -162,6 +177,14 @@ class FieldMap(_Frozen):
     (``/cdm_companies({})`` for an OData bind). ``read_as`` names the column under which the
     target's own feed shows the value (``_msdyn_company_value`` for the bind), so echoes compare
     like with like.
+
+    ``bind_key`` (an entity set) binds a Dataverse lookup by the referenced row's alternate key,
+    the whole fact of ``lookup`` (a ``key`` lookup: the key another map wrote):
+    ``/msdyn_projectvendorinvoices(msdyn_externalinvoice='I-1',_msdyn_owningcompany_value=<guid>)``,
+    as Dataverse documents for ``@odata.bind`` ("Use an alternate key to reference a record"). It
+    needs no GUID, so a row can bind one written before it in the same change set. The target's
+    feed shows the GUID instead, which the source cannot know: such a field is not in the
+    readable view (not compared by echo checks or reconcile).
     """
 
     target: str
@@ -177,6 +200,7 @@ class FieldMap(_Frozen):
     template: str | None = None
     read_as: str | None = None
     in_fields: bool = True
+    bind_key: str | None = None
 
     @property
     def read_name(self) -> str:

@@ -23,6 +23,7 @@ from streams.maps.model import Endpoint, TableMap
 from streams.maps.prerequisites import PREREQUISITE_MAPS
 from streams.maps.roles import ROLE_MAPS
 from streams.maps.setup import SETUP_MAPS
+from streams.maps.vendor_invoices import VENDOR_INVOICE_MAPS
 
 __all__ = ["MapRegistry", "RegistryError", "default_registry", "load_registry"]
 
@@ -147,10 +148,11 @@ class MapRegistry:
 
 def default_registry() -> MapRegistry:
     """Every built-in map: component 1's setup and configuration data (the roles map first, as
-    dual-write runs it), then estimates, expense categories and lines from Finance, actuals and
-    their links, and invoices (domain.md 1.7 levels 5-8)."""
+    dual-write runs it), then estimates, expense categories and lines and vendor invoices from
+    Finance, actuals and their links, and invoices (domain.md 1.7 levels 5-8)."""
     return MapRegistry((*ROLE_MAPS, *SETUP_MAPS, *PREREQUISITE_MAPS, *CONTRACT_MAPS,
-                        *ESTIMATE_MAPS, *EXPENSE_MAPS, *ACTUAL_MAPS, *INVOICE_MAPS))
+                        *ESTIMATE_MAPS, *EXPENSE_MAPS, *VENDOR_INVOICE_MAPS, *ACTUAL_MAPS,
+                        *INVOICE_MAPS))
 
 
 def load_registry(spec: str | None) -> MapRegistry:

@@ -1,8 +1,10 @@
 """The first four table maps: setup and configuration data (domain.md 1.1, 1.7, 5).
 
 Legal entities and customers are Finance-mastered and flow to Dataverse; projects and project
-tasks are born in Dataverse and flow to Finance. Dependency order (1.7): legal entity ->
-customer; contract header (`streams.maps.contracts`) -> project on that contract -> project
+tasks are born in Dataverse and flow to Finance. A project's manager (a Dataverse system user)
+becomes Finance's ``ProjectManagerPersonnelNumber`` through the user's bookable resource, an
+optional lookup (`streams.maps.model.Lookup.optional`): a manager without one leaves it empty.
+Dependency order (1.7): legal entity -> customer; contract header (`streams.maps.contracts`) -> project on that contract -> project
 task; parent task -> child task.
 
 Each endpoint also declares what the sources need to capture its table (primary key, company
@@ -72,11 +74,22 @@ CUSTOMERS = TableMap(
 )
 
 # Map version 1.0.0.3: statecode 0 active <-> InProcess, 1 inactive <-> Finished. Dataverse to
-# Finance only here: the model can make it two-way (direction "both", a reverse_key with a
-# `present` company lookup, as customers do), but every project change would then take the
-# two-way pairing hop, undoing issue 9's one gate crossing per project change.
-# Not mapped: ProjectManagerPersonnelNumber (Dataverse's manager is a system user; its personnel
-# number is two lookups away: user -> bookable resource -> worker).
+# Finance only, as Microsoft documents it: a project is closed by deactivating it in Dataverse
+# (learn.microsoft.com/dynamics365/project-operations/advanced-configuration/sync-project-status),
+# and Finance may add only accounting attributes to a project (.../environment/
+# resource-dual-write-setup-integration). Two-way would also put every project change through
+# the pairing hop, undoing issue 9's one gate crossing per project change.
+# ProjectManagerPersonnelNumber: Dataverse's manager is a system user, Finance wants the worker's
+# personnel number, two lookups away: the user's bookable resource (the resource whose `userid`
+# names the user, learned from the resources' own feed) and that resource's personnel number.
+# The first is optional: a manager who is no bookable resource (or one the worker has not seen
+# yet) leaves the field empty instead of parking the project for ever: Finance's ProjectsV2 does
+# not require it (a project is valid without a manager), and the project's next change fills it.
+_MANAGER_RESOURCE = Lookup(name="manager", column="_msdyn_projectmanager_value", ref="present",
+                           table="bookableresources", key_field="_userid_value", optional=True)
+_MANAGER_NUMBER = Lookup(name="manager_number", column="target_id", via="manager", ref="row",
+                         table="bookableresources", fields=("msdyn_personnelnumber",))
+
 PROJECTS = TableMap(
     name="projects",
     source=Endpoint(system="dataverse", table="msdyn_projects", primary_key="msdyn_projectid",
@@ -97,6 +110,8 @@ PROJECTS = TableMap(
         # Dataverse has no project group: a constant, as dual-write's Default transform gives a
         # required Finance column (TM, time and material; a deployment declares its own group).
         FieldMap(target="ProjectGroupId", const="TM"),
+        FieldMap(target="ProjectManagerPersonnelNumber", lookup="manager_number",
+                 lookup_field="msdyn_personnelnumber"),
         FieldMap(target="IntegrationSourceDataId", source="msdyn_projectid"),
     ),
     lookups=(
@@ -105,11 +120,14 @@ PROJECTS = TableMap(
         Lookup(name="customer", column="_msdyn_customer_value", ref="row",
                table="accounts", fields=("accountnumber",)),
         contract_key("_msdyn_salesorderid_value"),
+        _MANAGER_RESOURCE,
+        _MANAGER_NUMBER,
     ),
     filter=(Condition(column="msdyn_projectnumber", op="present"),
             Condition(column="_msdyn_owningcompany_value", op="present")),
     # A project on a contract waits for the contract in Finance; one without waits for none.
     depends=(waits_for_contract("_msdyn_salesorderid_value"),),
+    reads=(Endpoint(system="dataverse", table="bookableresources", primary_key="bookableresourceid"),),
     target_id_column="RecId",
 )
 

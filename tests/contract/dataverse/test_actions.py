@@ -128,7 +128,8 @@ def _vendor_invoice(client: httpx.Client) -> str:
     return create(client, "msdyn_projectvendorinvoices", {
         "msdyn_externalinvoice": unique("VI"), "msdyn_invoicedate": "2026-11-04",
         "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
-        "msdyn_vendor@odata.bind": f"/accounts(accountnumber='USPM-000001',_msdyn_company_value={USMF})"})
+        "msdyn_vendor@odata.bind":
+            f"/msdyn_vendors(msdyn_vendoraccountnumber='USPM-000001',_msdyn_company_value={USMF})"})
 
 
 def _line(header: str, pid: str, **extra: Any) -> dict[str, Any]:
@@ -158,10 +159,11 @@ def test_vendor_invoice_refusals_use_dataverse_messages(dv_client: httpx.Client)
     pid = project(dv_client)
     missing_vendor = dv_client.post("msdyn_projectvendorinvoices", json={
         "msdyn_externalinvoice": unique("VI"),
-        "msdyn_vendor@odata.bind": f"/accounts(accountnumber='USPM-000022',_msdyn_company_value={USMF})"})
+        "msdyn_vendor@odata.bind":
+            f"/msdyn_vendors(msdyn_vendoraccountnumber='USPM-000022',_msdyn_company_value={USMF})"})
     assert missing_vendor.status_code == 400
     assert missing_vendor.json()["error"]["message"] == \
-        f"Unable to lookup accounts with values {{USPM-000022,{USMF}}}."
+        f"Unable to lookup msdyn_vendors with values {{USPM-000022,{USMF}}}."
     header = _vendor_invoice(dv_client)
     no_product = _line(header, pid)
     del no_product["msdyn_product@odata.bind"]

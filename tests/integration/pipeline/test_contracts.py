@@ -212,6 +212,29 @@ def test_categories_and_bookable_resources_reach_finance(stack: Stack) -> None:
     assert dead_letters(stack) == []
 
 
+def test_a_project_manager_becomes_their_bookable_resources_personnel_number(stack: Stack) -> None:
+    """Projects V2 ProjectManagerPersonnelNumber: the manager (a system user) -> the user's
+    bookable resource -> its personnel number. A manager who is no bookable resource (Carla)
+    leaves the field empty; the project is written all the same, not parked."""
+    start_finance_sink(stack)
+    dv, fo = stack.dataverse(), stack.finance()
+    managed = {f"PRJ-{SUFFIX}-A": "alice@contoso.example", f"PRJ-{SUFFIX}-C": "carla@contoso.example"}
+    for number, login in managed.items():
+        create(dv, "msdyn_projects", "msdyn_projectid", {
+            "msdyn_projectnumber": number, "msdyn_subject": f"Managed by {login}",
+            "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
+            "msdyn_customer@odata.bind": f"/accounts({CUSTOMER})",
+            "msdyn_projectmanager@odata.bind": f"/systemusers({seed_id('systemusers', login)})",
+            "statecode": 0})
+    where = " or ".join(f"ProjectId eq '{number}'" for number in managed)
+    written = wait_for(lambda: (lambda got: got if len(got) == 2 else None)(
+        finance_rows(fo, "ProjectsV2", f"dataAreaId eq 'usmf' and ({where})")), DRAIN,
+        "both managed projects in Finance")
+    assert {r["ProjectId"]: r["ProjectManagerPersonnelNumber"] or None for r in written} == {
+        f"PRJ-{SUFFIX}-A": "000101", f"PRJ-{SUFFIX}-C": None}
+    assert dead_letters(stack) == []
+
+
 def test_a_deleted_contract_takes_its_lines_and_milestones_out_of_finance_children_first(
         stack: Stack, made: dict[str, str]) -> None:
     start_finance_sink(stack)

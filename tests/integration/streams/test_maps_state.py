@@ -47,7 +47,7 @@ def test_paused_map_waits_and_resumes_in_order(worker, cdc, finance_commands, ka
     report = gather(Settings(kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap)),
                     StatusOptions(app_id=f"streams-{unique}", topic_prefix=prefix, timeout_s=10,
                                   max_parked_age_s=0),
-                    [m.name for m in default_registry().maps])
+                    [m.name for m in default_registry().maps], default_registry())
     assert {m.map: m.state for m in report.maps}["project_tasks"] == "paused"
     [worker_group] = [g for g in report.groups if g.group == f"streams-{unique}"]
     assert worker_group.members == 1 and worker_group.role == "worker"
@@ -55,6 +55,7 @@ def test_paused_map_waits_and_resumes_in_order(worker, cdc, finance_commands, ka
     [summary] = [p for p in report.parked if p.map == "project_tasks"]
     assert summary.count == 1 and summary.oldest_change_id == entry.change_id
     assert summary.oldest_waits_for.startswith("paused:project_tasks@")
+    assert summary.oldest_hint == "map project_tasks is paused: `dualwrite maps resume project_tasks`"
     assert "map project_tasks is paused" in report.problems
 
     set_state(cdc, "project_tasks", "running")

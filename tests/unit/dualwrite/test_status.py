@@ -289,3 +289,48 @@ def test_a_delete_of_a_record_never_written_is_counted_apart_and_raises_no_alarm
     assert (summary["customers"].count, summary["customers"].unwritten_deletes) == (0, 1)
     report = empty_report(parked=tuple(summary.values()))
     assert health_problems(report, max_parked_age_s=300) == []
+
+
+def test_the_oldest_parked_change_names_the_map_that_brings_its_record() -> None:
+    """Issue 12: text, --json and the --max-parked-age line name the waited-for record and the
+    map that would bring it."""
+    from streams.maps import default_registry
+
+    table = {
+        "present:ProjectsV2(ProjectId='P1',dataAreaId='usmf')": {"waiting": [
+            {"id": "project_tasks:t1:1", "map": "project_tasks", "parked_ms": NOW - 400_000}]},
+        "row:dataverse:msdyn_projecttasks:t0": {"waiting": [
+            {"id": "project_tasks:t9:1", "map": "project_tasks", "parked_ms": NOW - 1_000}]},
+    }
+    [summary] = summarize_parked(parked_entries(table.items(), NOW), default_registry())
+    assert summary.oldest_brought_by == ("projects",)
+    report = empty_report(parked=(summary,))
+    assert health_problems(report, 300) == [
+        "2 change(s) of map project_tasks parked; the oldest for 400s (> 300s), waiting for "
+        "present:ProjectsV2(ProjectId='P1',dataAreaId='usmf'); the projects map brings it: run "
+        "its initial sync or create the row"]
+    doc = orjson.loads(orjson.dumps(report_json(report)))
+    assert doc["parked"][0]["oldest_brought_by"] == ["projects"]
+    assert doc["parked"][0]["oldest_hint"].startswith("the projects map brings it")
+    console = Console(width=300, record=True)
+    for table_ in tables(report):
+        console.print(table_)
+    text = console.export_text()
+    assert "brought by" in text and "the projects map brings it" in text
+
+
+def test_the_parked_age_threshold_comes_from_settings_unless_the_option_is_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dualwrite.ops import status as ops
+
+    seen: list[float] = []
+
+    def fake_gather(_settings: object, options: object, *_: object) -> StatusReport:
+        seen.append(options.max_parked_age_s)  # type: ignore[attr-defined]
+        return empty_report()
+
+    monkeypatch.setattr(ops, "gather", fake_gather)
+    monkeypatch.setenv("DUALWRITE_PROCESSOR__MAX_PARKED_AGE_S", "42")
+    assert CliRunner().invoke(status_command.app, ["--json"]).exit_code == 0
+    assert CliRunner().invoke(status_command.app, ["--json", "--max-parked-age", "7"]).exit_code == 0
+    assert seen == [42.0, 7.0]

@@ -430,3 +430,47 @@ async def test_a_fact_the_worker_does_not_know_is_still_asked_at_the_gate(rt):
                           (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1))])
     await pump(rt, rec)
     assert len(commands(rec)) == 1
+
+
+async def test_the_parked_age_gauge_shows_the_oldest_waiting_change_per_map(rt):
+    """Issue 12: the worker's gauge of the oldest parked change per map (0: none waits), kept
+    from the first park when the change moves on to wait for something else."""
+    from streams import metrics
+    from streams.agents import observe_parked_age
+    from streams.wire import ControlMsg
+
+    def gauge(name: str) -> float:
+        return float(metrics.PARKED_OLDEST_AGE.labels(name)._value.get())
+
+    rec = wire(rt)
+    pause = encode_gate(ControlMsg(map="project_tasks", state="paused"))
+    await pump(rt, rec, [(b"control:project_tasks", pause)])
+    await ingest_all(rt, [("t-1", change("msdyn_projecttasks", rows.task(msdyn_projecttaskid="t-1"), 2))])
+    await pump(rt, rec)
+    [(_key, item)] = list(waiting_in(dict(rt.table("parked").items())))
+    observe_parked_age(rt, int(item["parked_ms"]) + 90_000)
+    assert gauge("project_tasks") == 90.0 and gauge("projects") == 0.0
+    resume = encode_gate(ControlMsg(map="project_tasks", state="running"))
+    await pump(rt, rec, [(b"control:project_tasks", resume)])
+    waiting = list(waiting_in(dict(rt.table("parked").items())))
+    observe_parked_age(rt, int(item["parked_ms"]) + 95_000)
+    # Resumed, the task now waits for its project (another slot): still the same change's age.
+    assert [i["id"] for _k, i in waiting] == [item["id"]]
+    assert gauge("project_tasks") == 95.0
+
+
+async def test_a_project_manager_without_a_bookable_resource_does_not_park_the_project(rt):
+    """ProjectManagerPersonnelNumber: through the manager's bookable resource when it has one;
+    a manager who is none is written without it, not parked for ever (optional lookup)."""
+    rec = wire(rt)
+    alice = {"bookableresourceid": "r-alice", "name": "Alice Adams", "_userid_value": "u-alice",
+             "msdyn_personnelnumber": "000101", "_msdyn_company_value": rows.COMPANY}
+    await ingest_all(rt, [*LOOKUPS, ("r-alice", change("bookableresources", alice, 2)),
+                          project_change("PRJ-A", _msdyn_projectmanager_value="u-alice"),
+                          project_change("PRJ-C", _msdyn_projectmanager_value="u-carla")])
+    await pump(rt, rec)
+    managers = {c.key["ProjectId"]: c.fields["ProjectManagerPersonnelNumber"]
+                for c in commands(rec) if c.entity == "ProjectsV2"}
+    assert managers == {"PRJ-A": "000101", "PRJ-C": None}
+    assert list(waiting_in(dict(rt.table("parked").items()))) == []
+    assert rec.take("dlq") == []

@@ -38,7 +38,7 @@ def settings(**env: str) -> Settings:
 def test_sources_capture_exactly_the_tables_the_maps_read_and_write() -> None:
     maps = MapRegistry(SETUP_MAPS)
     assert [t.table for t in maps.captured("dataverse")] == \
-        ["cdm_companies", "accounts", "msdyn_projects", "msdyn_projecttasks"]
+        ["cdm_companies", "accounts", "msdyn_projects", "bookableresources", "msdyn_projecttasks"]
     assert [t.table for t in maps.captured("finance")] == \
         ["LegalEntities", "CustomersV3", "ProjectsV2", "ProjectContractHeaders", "ProjectTasks"]
 

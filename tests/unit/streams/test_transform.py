@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from streams.maps import CUSTOMERS, LEGAL_ENTITIES, PROJECT_TASKS, PROJECTS
+from streams.maps import CUSTOMERS, LEGAL_ENTITIES, PROJECT_TASKS, PROJECTS, present_fact, row_fact
 from streams.maps.model import Endpoint, FieldMap, TableMap
 from streams.transform import (
     Filtered,
@@ -14,6 +14,7 @@ from streams.transform import (
     written_back,
 )
 from tests.unit.streams import rows
+from topics import target_key
 
 pytestmark = pytest.mark.unit
 
@@ -80,7 +81,8 @@ def test_project_maps_value_maps_dates_and_lookups():
         "dataAreaId": "usmf", "ProjectId": "PRJ-1", "ProjectName": "Rollout",
         "ProjectStage": "Finished", "ProjectedStartDate": "2026-01-05",
         "ProjectedEndDate": "2026-06-30", "CustomerAccountNumber": "US-001",
-        "ProjectContractId": None, "ProjectGroupId": "TM", "IntegrationSourceDataId": rows.PROJECT}
+        "ProjectContractId": None, "ProjectGroupId": "TM", "ProjectManagerPersonnelNumber": None,
+        "IntegrationSourceDataId": rows.PROJECT}
 
 
 def test_project_stage_default_and_no_customer():
@@ -187,3 +189,34 @@ def test_write_back_fields_never_flow_forward_and_flow_back_onto_the_source_row(
 def test_write_back_without_a_reverse_key_is_refused_at_declaration():
     with pytest.raises(ValueError, match="reverse_key"):
         _posted()
+
+
+MANAGER = "u-guid-alice"
+RESOURCE = "r-guid-alice"
+MANAGER_PRESENT = present_fact(target_key("bookableresources", {"_userid_value": MANAGER}))
+RESOURCE_ROW_FACT = row_fact("dataverse", "bookableresources", RESOURCE)
+
+
+def test_project_manager_personnel_number_comes_through_the_users_bookable_resource():
+    """user -> the bookable resource whose userid names them -> its personnel number."""
+    row = rows.project(_msdyn_projectmanager_value=MANAGER)
+    first = transform(PROJECTS, row, PROJECT_FACTS)
+    # The resource is asked first; the gate does not wait for it (optional).
+    assert first == NeedFacts((MANAGER_PRESENT,), optional=(MANAGER_PRESENT,))
+    facts = {**PROJECT_FACTS, MANAGER_PRESENT: {"target_id": RESOURCE}}
+    # Once the resource is known, its row (not optional: it comes with the resource's presence).
+    assert transform(PROJECTS, row, facts) == NeedFacts((RESOURCE_ROW_FACT,))
+    out = transform(PROJECTS, row, {**facts, RESOURCE_ROW_FACT: {"msdyn_personnelnumber": "000101"}})
+    assert isinstance(out, Mapped) and out.fields["ProjectManagerPersonnelNumber"] == "000101"
+
+
+def test_a_manager_without_a_bookable_resource_leaves_the_field_empty():
+    row = rows.project(_msdyn_projectmanager_value=MANAGER)
+    # The gate records the unknown optional fact as known-absent ({}): the chain ends unset.
+    out = transform(PROJECTS, row, {**PROJECT_FACTS, MANAGER_PRESENT: {}})
+    assert isinstance(out, Mapped) and out.fields["ProjectManagerPersonnelNumber"] is None
+    # Reconcile reads every fact there is: a missing optional one is absent, not awaited.
+    settled = transform(PROJECTS, row, PROJECT_FACTS, settled=True)
+    assert isinstance(settled, Mapped) and settled.fields["ProjectManagerPersonnelNumber"] is None
+    # A required fact is still awaited when settled.
+    assert transform(PROJECTS, row, {}, settled=True) == NeedFacts((rows.COMPANY_FACT, rows.ACCOUNT_FACT))
