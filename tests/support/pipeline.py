@@ -12,9 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -215,9 +216,9 @@ def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         consumer.close()
 
 
-def drift(stack: Stack) -> dict[str, dict[str, int]]:
-    """Maps that `dualwrite reconcile` finds out of step, with their counts."""
-    return {r.map: r.counts() for r in stack.reconcile() if r.drift}
+def drift(stack: Stack, maps: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+    """Maps (all, or ``maps``) that `dualwrite reconcile` finds out of step, with their counts."""
+    return {r.map: r.counts() for r in stack.reconcile(maps) if r.drift}
 
 
 def parked(stack: Stack) -> list[dict[str, Any]]:
@@ -270,8 +271,9 @@ def replay_everything(stack: Stack, timeout: float = 180.0) -> dict[str, int]:
         wait_for(lambda: caught_up(bootstrap, "dualwrite-streams", read_by_worker), timeout,
                  "the worker to re-read every CDC record")
         for target in ("finance", "dataverse"):
-            wait_for(lambda t=target: caught_up(bootstrap, f"dualwrite-sink-{t}", [f"sync.commands.{t}"]),
-                     timeout, f"the {target} sink to re-read every command")
+            group, commands = f"dualwrite-sink-{target}", [f"sync.commands.{target}"]
+            wait_for(partial(caught_up, bootstrap, group, commands), timeout,
+                     f"the {target} sink to re-read every command")
         return {"dataverse": int(dv_admin.get("/requests").json()["writes"]),
                 "finance": int(fo_admin.get("/requests").json()["writes"])}
 

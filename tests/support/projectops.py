@@ -10,11 +10,11 @@ from typing import Any
 
 from dualwrite.apiclient import ApiSession
 from emulators.dataverse.seed import seed_id
-from tests.support.pipeline import create_row
+from tests.support.pipeline import create_row, wait_for
 
 __all__ = ["ALICE", "APPROVE", "BILLED", "CONFIRM", "COST", "CUSTOMER", "DEVELOPER", "HOURS", "UNBILLED",
            "USMF", "ContractProject", "act", "approve_time", "confirm_proforma", "contract_project",
-           "dataverse_actuals", "finance_rows", "time_entry"]
+           "dataverse_actuals", "finance_rows", "project_in_finance", "time_entry"]
 
 USMF = seed_id("cdm_companies", "usmf")
 CUSTOMER = seed_id("accounts", "usmf/US-001")
@@ -43,6 +43,23 @@ def act(dv: ApiSession, target: str) -> None:
 
 def finance_rows(fo: ApiSession, entity: str, where: str) -> list[dict[str, Any]]:
     return fo.get_all(entity, {"cross-company": "true", "$filter": where})
+
+
+def project_in_finance(dv: ApiSession, fo: ApiSession, number: str, subject: str, task_subject: str,
+                       timeout: float = 180.0) -> tuple[str, str]:
+    """A usmf project on the seeded customer with one leaf task (WBS 1), made in Dataverse and
+    waited for in Finance: the Dataverse ids of the project and the task."""
+    project = create_row(dv, "msdyn_projects", "msdyn_projectid", {
+        "msdyn_projectnumber": number, "msdyn_subject": subject,
+        "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
+        "msdyn_customer@odata.bind": f"/accounts({CUSTOMER})", "transactioncurrencyid": "USD",
+        "statecode": 0})
+    task = create_row(dv, "msdyn_projecttasks", "msdyn_projecttaskid", {
+        "msdyn_project@odata.bind": f"/msdyn_projects({project})", "msdyn_wbsid": "1",
+        "msdyn_subject": task_subject, "msdyn_isleaf": True})
+    wait_for(lambda: finance_rows(fo, "ProjectTasks", f"ProjectId eq '{number}'"), timeout,
+             "the project and its task in Finance")
+    return project, task
 
 
 def dataverse_actuals(dv: ApiSession, project: str) -> list[dict[str, Any]]:

@@ -22,14 +22,14 @@ from dualwrite import finance_jobs
 from dualwrite.apiclient import ApiSession
 from dualwrite.stack import Stack
 from emulators.dataverse.seed import seed_id
-from tests.support.pipeline import create_row, read_topic, running_stack, wait_for
+from tests.support.pipeline import read_topic, running_stack, wait_for
+from tests.support.projectops import finance_rows, project_in_finance
 from topics import read_headers
 
 pytestmark = pytest.mark.integration
 
 DRAIN = 180.0
 USMF = seed_id("cdm_companies", "usmf")
-CUSTOMER = seed_id("accounts", "usmf/US-001")
 ALICE = seed_id("bookableresources", "Alice Adams")  # personnel number 000101, in usmf
 TRAVEL = "TCN-0000001001-A1B2C"  # a transaction category born in Dataverse
 TRAVEL_ID = seed_id("msdyn_transactioncategories", TRAVEL)
@@ -46,10 +46,6 @@ POST_REPORT = "ExpenseReportLines/Microsoft.Dynamics.DataEntities.PostExpenseRep
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("expenses")) as running:
         yield running
-
-
-def finance_rows(fo: ApiSession, entity: str, where: str) -> list[dict[str, Any]]:
-    return fo.get_all(entity, {"cross-company": "true", "$filter": where})
 
 
 def finance_post(fo: ApiSession, target: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -83,16 +79,7 @@ def test_an_expense_category_made_in_finance_appears_in_dataverse_for_its_compan
 def test_a_posted_expense_reaches_dataverse_is_approved_and_its_actual_is_posted_in_finance(
         stack: Stack) -> None:
     dv, fo = stack.dataverse(), stack.finance()
-    project = create_row(dv, "msdyn_projects", "msdyn_projectid", {
-        "msdyn_projectnumber": PROJECT, "msdyn_subject": "Site survey",
-        "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
-        "msdyn_customer@odata.bind": f"/accounts({CUSTOMER})", "transactioncurrencyid": "USD",
-        "statecode": 0})
-    task = create_row(dv, "msdyn_projecttasks", "msdyn_projecttaskid", {
-        "msdyn_project@odata.bind": f"/msdyn_projects({project})", "msdyn_wbsid": "1",
-        "msdyn_subject": "Travel", "msdyn_isleaf": True})
-    wait_for(lambda: finance_rows(fo, "ProjectTasks", f"ProjectId eq '{PROJECT}'"), DRAIN,
-             "the project and its task in Finance")
+    project, task = project_in_finance(dv, fo, PROJECT, "Site survey", "Travel", DRAIN)
     # Alice's approved expense report, posted: Finance exports the project line.
     finance_post(fo, "ExpenseReportLines", {
         "dataAreaId": "usmf", "ExpenseNumber": REPORT, "LineNum": 1, "Worker": "000101",

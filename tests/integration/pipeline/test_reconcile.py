@@ -18,25 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from dualwrite.reconcile import ApiTables, reconcile
 from dualwrite.scenario import Scenario
 from dualwrite.stack import Stack
-from streams.maps import default_registry
-from tests.support.pipeline import running_stack, wait_for
+from tests.support.pipeline import drift, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
 MAPS = ("legal_entities", "projects", "project_tasks")
 DRAIN = 240.0
-
-
-def drifting(stack: Stack) -> list[str]:
-    """Names of the checked maps not in sync now (empty: in sync)."""
-    tables = ApiTables({"dataverse": stack.dataverse(), "finance": stack.finance()}, page_size=50)
-    try:
-        return [r.map for r in reconcile(default_registry(), tables, MAPS) if r.drift]
-    finally:
-        tables.close()
 
 
 def run_cli(stack: Stack, report: Path) -> subprocess.CompletedProcess[str]:
@@ -54,7 +43,7 @@ def test_reconcile_finds_the_drained_pipeline_in_sync_and_a_deleted_row_missing(
         project = scenario.create_project()
         scenario.create_task(project, "1")
         scenario.create_task(project, "1.1", parent="1")
-        wait_for(lambda: not drifting(stack), DRAIN, "reconcile to find every map in sync")
+        wait_for(lambda: not drift(stack, MAPS), DRAIN, "reconcile to find every map in sync")
 
         report = tmp_path / "report.json"
         done = run_cli(stack, report)

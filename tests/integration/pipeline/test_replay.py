@@ -21,11 +21,9 @@ from typing import Any
 
 import pytest
 
-from dualwrite.reconcile import ApiTables, reconcile
 from dualwrite.scenario import Scenario
 from dualwrite.stack import Stack
-from streams.maps import default_registry
-from tests.support.pipeline import admin, caught_up, running_stack, wait_for
+from tests.support.pipeline import admin, caught_up, drift, running_stack, wait_for
 from topics import cdc_topic
 
 pytestmark = pytest.mark.integration
@@ -50,14 +48,6 @@ class Run:
         return self.stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]
 
 
-def drifting(stack: Stack) -> list[str]:
-    tables = ApiTables({"dataverse": stack.dataverse(), "finance": stack.finance()}, page_size=50)
-    try:
-        return [r.map for r in reconcile(default_registry(), tables, MAPS) if r.drift]
-    finally:
-        tables.close()
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     with running_stack(tmp_path_factory.mktemp("replay")) as stack:
@@ -68,7 +58,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         scenario.rename_project(first, "Renamed before the replay")
         scenario.delete_task(first, "2")
         wait_for(lambda: scenario.progress().done, DRAIN, "the run to arrive")
-        wait_for(lambda: not drifting(stack), DRAIN, "reconcile to find projects and tasks in sync")
+        wait_for(lambda: not drift(stack, MAPS), DRAIN, "reconcile to find projects and tasks in sync")
         yield Run(stack, scenario, first, second)
 
 
@@ -178,7 +168,7 @@ def test_repair_restores_exactly_the_deleted_and_the_edited_row(run: Run) -> Non
     assert restored["Name"] == "Work package 1" and not restored.get("ParentTask")
     wait_for(lambda: (finance_task(run, run.first, "1") or {}).get("Name") == original["Name"], 90,
              "the edited task's name back")
-    wait_for(lambda: not drifting(run.stack), 60, "projects and tasks in sync again")
+    wait_for(lambda: not drift(run.stack, MAPS), 60, "projects and tasks in sync again")
     # Nothing else written: Finance's feed shows changes of those two rows only, Dataverse none.
     changes = run.stack.finance().request("GET", "ChangeFeed", params={"since": str(since)}).json()["value"]
     touched = {(c["entity"], c["key"].get("ProjectId"), c["key"].get("Task")) for c in changes}

@@ -35,7 +35,7 @@ from tests.support.pipeline import (
     running_stack,
     wait_for,
 )
-from tests.support.projectops import CUSTOMER, USMF, finance_rows
+from tests.support.projectops import USMF, finance_rows, project_in_finance
 from topics import read_headers
 
 pytestmark = pytest.mark.integration
@@ -152,17 +152,8 @@ def assert_parked_and_reported(stack: Stack, map_name: str, fact: str) -> None:
 def test_a_posted_invoice_lands_whole_in_one_change_set_and_its_actuals_are_posted_in_finance(
         stack: Stack, made: dict[str, str]) -> None:
     dv, fo = stack.dataverse(), stack.finance()
-    project = create_row(dv, "msdyn_projects", "msdyn_projectid", {
-        "msdyn_projectnumber": PROJECT, "msdyn_subject": "Cabling",
-        "msdyn_owningcompany@odata.bind": f"/cdm_companies({USMF})",
-        "msdyn_customer@odata.bind": f"/accounts({CUSTOMER})", "transactioncurrencyid": "USD",
-        "statecode": 0})
-    task = create_row(dv, "msdyn_projecttasks", "msdyn_projecttaskid", {
-        "msdyn_project@odata.bind": f"/msdyn_projects({project})", "msdyn_wbsid": "1",
-        "msdyn_subject": "Install", "msdyn_isleaf": True})
+    project, task = project_in_finance(dv, fo, PROJECT, "Cabling", "Install", DRAIN)
     made.update(project=project, task=task)
-    wait_for(lambda: finance_rows(fo, "ProjectTasks", f"ProjectId eq '{PROJECT}'"), DRAIN,
-             "the project and its task in Finance")
     wait_for(lambda: finance_rows(fo, "SharedCategories", f"CategoryId eq '{MATERIALS}-3'"), DRAIN,
              "the item shared category of the Dataverse transaction category in Finance")
     finance_post(fo, "ProjectCategories", {"dataAreaId": "usmf", "CategoryId": MATERIAL_CATEGORY,
