@@ -281,6 +281,12 @@ class _Gate:
         self.write_parked(writes)
         if added:
             self.fx.add(Count(metrics.PARKED, (item.map, reason)))
+        if item.change_set_size > 1 and item.counted:
+            # Its change set's other members may be at the sink already: a ``hold`` keeps them
+            # unwritten until this one comes, so a vendor invoice's header never lands without
+            # a line that waits for its unit. Sent again on a replay of this park: harmless.
+            command = skip_command(item, self.maps, op="hold")
+            self.fx.add(CommandSend(command.target, command.record_key, encode(command)))
 
     def next_step(self, item: Pending, at: Position) -> Group | Need | Pair | Emit | Spread | None:
         """The item's next step; None when it ends here (dead-lettered or dropped)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -383,12 +383,14 @@ def to_command(item: Pending, mapped: Mapped, maps: MapRegistry) -> Command:
     )
 
 
-def skip_command(item: Pending, maps: MapRegistry) -> Command:
-    """The place of a released transaction's member that will not be written: the sink counts
-    it toward ``tx_size`` and writes nothing for it. Keyed by the source row (its target key may
-    be what failed), so it never coalesces with a write."""
+def skip_command(item: Pending, maps: MapRegistry, op: Literal["skip", "hold"] = "skip") -> Command:
+    """The place of a released transaction's member that will not be written (``skip``: the
+    sink counts it toward ``tx_size`` and writes nothing for it), or that waits parked
+    (``hold``: the sink keeps the other members until it comes). Keyed by the source row (its
+    target key may be what failed), so it never coalesces with a write."""
     m = maps[item.map]
     return Command(
-        command_id=item.id, map=m.name, target=m.source.system if item.reverse else m.target.system,
-        entity=m.target.table, key={"skip": item.source.id}, op="skip", fingerprint="",
+        command_id=f"{item.id}:hold" if op == "hold" else item.id, map=m.name,
+        target=m.source.system if item.reverse else m.target.system,
+        entity=m.target.table, key={op: item.source.id}, op=op, fingerprint="",
         source=item.source, tx_size=item.change_set_size or None, tx_order=item.tx_order)

@@ -17,9 +17,12 @@ from topics.envelope import MAX_VERSION, System
 __all__ = ["Applied", "Command", "CommandOp", "CommandSource", "WriteOp", "target_key"]
 
 WriteOp = Literal["upsert", "delete"]
-CommandOp = Literal["upsert", "delete", "skip"]
-"""A command's op: a write, or ``skip``, the place of a source transaction's change that needs no
-write (a no-op, stale, or dead-lettered), counted toward ``tx_size`` so the sink need not wait."""
+CommandOp = Literal["upsert", "delete", "skip", "hold"]
+"""A command's op: a write; ``skip``, the place of a source transaction's change that needs no
+write (a no-op, stale, or dead-lettered), counted toward ``tx_size`` so the sink need not wait;
+or ``hold``: a member of the transaction is parked in the processor (it waits for a missing
+record), so the sink keeps the members it has, unwritten, until that one comes instead of
+writing them after ``tx_wait_s``. A hold is not counted and writes nothing."""
 Scalar = str | int | float | bool | None
 
 
@@ -64,7 +67,8 @@ class Command(BaseModel):
     target: System
     entity: str = Field(description="Target entity set (Dataverse) or public collection (Finance).")
     key: dict[str, Scalar] = Field(description="Alternate-key fields addressing the target row.")
-    op: CommandOp = Field(description="upsert or delete; skip: a transaction member with nothing to write.")
+    op: CommandOp = Field(description="upsert or delete; skip: a transaction member with nothing to "
+                                      "write; hold: a member is parked, keep the others waiting.")
     fields: dict[str, Any] = Field(default_factory=dict, description="Mapped target fields (upsert).")
     fingerprint: str = Field(description="Hash of the mapped fields; equal fingerprint = no-op write.")
     source: CommandSource
@@ -80,8 +84,9 @@ class Command(BaseModel):
 
     @model_validator(mode="after")
     def _skip_is_a_member(self) -> Command:
-        if self.op == "skip" and (self.tx_size is None or self.fields):
-            raise ValueError("a skip command stands for a transaction's member: tx_size set, no fields")
+        if self.op in ("skip", "hold") and (self.tx_size is None or self.fields or not self.source.txid):
+            raise ValueError(f"a {self.op} command stands for a transaction's member: tx_size and "
+                             "source.txid set, no fields")
         return self
 
     @property

@@ -4,7 +4,9 @@ One round (a flush window):
 1. take up to ``max_records`` commands or what arrived within ``flush_interval_s``;
 2. undecodable records -> ``sync.dlq`` (stage=sink, reason headers); they still count as done;
 3. hold commands of a source transaction whose other members have not arrived yet (they may sit
-   on other partitions) for up to ``tx_wait_s``, so the transaction is written whole;
+   on other partitions) for up to ``tx_wait_s``, so the transaction is written whole; past it
+   when the processor sent a ``hold`` for a member it keeps parked (it waits for a missing
+   record): the others wait, uncommitted, until that member comes;
 4. coalesce per target record, skip what the applied state says is already there;
 5. write the units through the system's `ODataWriter`; transient failures are retried (after the
    target's Retry-After window) until every unit is done or rejected, never dropped; a single
@@ -187,11 +189,13 @@ class SinkEngine:
                 entries.append(_Entry(msg, None))
                 self._rejects_in_a_row += 1
         ready, self._held = release(self._held + entries, time.monotonic(), self.settings.tx_wait_s)
-        # A skip only completes its transaction's count: nothing is written for it.
+        # A skip only completes its transaction's count, a hold only kept it waiting: nothing
+        # is written for either.
         skips = sum(1 for e in ready if e.command is not None and e.command.op == "skip")
         if skips:
             metrics.SKIPPED.labels(self.system, "tx_member").inc(skips)
-        deferred = await self._apply([e.command for e in ready if e.command is not None and e.command.op != "skip"],
+        deferred = await self._apply([e.command for e in ready
+                                      if e.command is not None and e.command.op not in ("skip", "hold")],
                                      dead, ready)
         if deferred:
             # Held, not committed: they go again with a later window (or at once with a newer

@@ -145,23 +145,42 @@ def release(entries: list[P], now: float, wait_s: float) -> tuple[list[P], list[
     """(ready, held): members of a transaction wait until ``tx_size`` of them are here, or
     until the oldest has waited ``wait_s`` (then it goes as far as it got rather than never);
     a deferred write waits until its ``not_before``, unless a newer command for its record is
-    here (they go together, so the record's commands keep their order and coalesce)."""
+    here (they go together, so the record's commands keep their order and coalesce).
+
+    A ``hold`` (a member parked in the processor, waiting for a record) is not counted: it
+    keeps a transaction's members waiting past ``wait_s``, until the held member comes, when
+    it arrived within ``wait_s`` of them (as it does: the processor sends it with the others;
+    after a restart they all arrive again together). A hold with no member here waits
+    ``wait_s`` like one, so a hold that came too late never holds a later member for ever."""
     seen: dict[str, int] = defaultdict(int)
     oldest: dict[str, float] = {}
+    first_member: dict[str, float] = {}
+    first_hold: dict[str, float] = {}
     fresh: set[str] = set()  # records with a command that is not waiting for its time
     for e in entries:
         c = e.command
         if c is not None and c.source.txid:
-            seen[c.source.txid] += 1
-            oldest[c.source.txid] = min(oldest.get(c.source.txid, e.arrived), e.arrived)
+            tx = c.source.txid
+            oldest[tx] = min(oldest.get(tx, e.arrived), e.arrived)
+            if c.op == "hold":
+                first_hold[tx] = min(first_hold.get(tx, e.arrived), e.arrived)
+            else:
+                seen[tx] += 1
+                first_member[tx] = min(first_member.get(tx, e.arrived), e.arrived)
         if c is not None and e.not_before <= now:
             fresh.add(c.record_key)
+
+    def held_open(tx: str) -> bool:
+        return tx in first_hold and tx in first_member \
+            and abs(first_hold[tx] - first_member[tx]) < wait_s
+
     ready: list[P] = []
     held: list[P] = []
     for e in entries:
         c = e.command
         waiting = (c is not None and c.source.txid is not None and c.tx_size is not None
-                   and seen[c.source.txid] < c.tx_size and now - oldest[c.source.txid] < wait_s)
+                   and seen[c.source.txid] < c.tx_size
+                   and (now - oldest[c.source.txid] < wait_s or held_open(c.source.txid)))
         deferred = c is not None and e.not_before > now and c.record_key not in fresh
         (held if waiting or deferred else ready).append(e)
     return ready, held

@@ -113,6 +113,25 @@ def test_incomplete_transaction_is_held_until_complete_or_timed_out() -> None:
     assert release([lonely], now=40.1, wait_s=30.0) == ([lonely], [])  # waited long enough
 
 
+def test_a_hold_keeps_a_transaction_past_its_wait_until_the_parked_member_comes() -> None:
+    """A vendor invoice line parked for its unit: the header does not land alone after
+    ``wait_s``; it goes with the line. The hold itself is never counted as a member."""
+    header = Rec(command("H", 1, txid="t1", tx_size=2), 10.0, ("c", 0, 5))
+    hold = Rec(command("L", 1, op="hold", fields={}, txid="t1", tx_size=2), 10.2, ("c", 1, 3))
+    ready, held = release([header, hold], now=500.0, wait_s=30.0)
+    assert ready == [] and held == [header, hold]
+    line = Rec(command("L", 1, txid="t1", tx_size=2), 600.0, ("c", 1, 9))
+    ready, held = release([*held, line], now=600.0, wait_s=30.0)
+    assert ready == [header, hold, line] and held == []
+    # A hold that came long after its members were written holds nothing for ever: alone, it
+    # waits like a member, and the late member goes after ``wait_s`` as before.
+    late_hold = Rec(command("M", 1, op="hold", fields={}, txid="t3", tx_size=2), 10.0, ("c", 1, 4))
+    assert release([late_hold], now=40.1, wait_s=30.0) == ([late_hold], [])
+    member = Rec(command("N", 1, txid="t4", tx_size=2), 100.0, ("c", 0, 7))
+    stale_hold = Rec(command("N2", 1, op="hold", fields={}, txid="t4", tx_size=2), 10.0, ("c", 1, 5))
+    assert release([stale_hold, member], now=131.0, wait_s=30.0) == ([stale_hold, member], [])
+
+
 def test_a_deferred_write_waits_for_its_time_unless_a_newer_command_for_its_record_came() -> None:
     parent = Rec(command("P", 1, op="delete"), 10.0, ("c", 0, 5), not_before=12.0)
     other = Rec(command("X", 1), 11.0, ("c", 0, 6))

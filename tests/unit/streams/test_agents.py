@@ -121,9 +121,12 @@ async def test_incomplete_transaction_is_released_by_the_tick(rt):
     assert commands(rec) == []
     tick = encode_gate(TickMsg(ts_ms=2**62))
     await pump(rt, rec, [(b"tick", tick)])
-    out = commands(rec)
+    sent = commands(rec)
+    out = [c for c in sent if c.op != "hold"]
     assert sorted(c.entity for c in out) == ["ProjectTasks", "ProjectsV2"]
     assert {c.tx_size for c in out} == {2}
+    # The task waited in the gate for its project's key: the sink was told to hold the set.
+    assert [(c.op, c.key) for c in sent if c.op == "hold"] == [("hold", {"hold": "t-guid-1"})]
 
 
 async def test_waiters_released_by_the_target_feed_and_paused_map_resumes(rt):
