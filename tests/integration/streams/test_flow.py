@@ -29,7 +29,8 @@ def test_project_task_and_child_task_reach_finance_in_dependency_order(worker, c
         "dataAreaId": "usmf", "ProjectId": "PRJ-0001", "ProjectName": "Fabrikam rollout",
         "ProjectStage": "InProcess", "ProjectedStartDate": "2026-01-05",
         "ProjectedEndDate": "2026-06-30", "CustomerAccountNumber": "US-001",
-        "IntegrationSourceDataId": s.PROJECT_ID, "ProjectContractId": None, "ProjectGroupId": "TM"}
+        "IntegrationSourceDataId": s.PROJECT_ID, "ProjectContractId": None, "ProjectGroupId": "TM",
+        "ProjectManagerPersonnelNumber": None}
     # The tasks wait for their project to be present in Finance.
     finance_commands.drain(3)
     assert of(finance_commands.commands(), "ProjectTasks") == []
