@@ -235,6 +235,10 @@ class ApiSettings(BaseModel):
     poll_idle_budget_rps: float = Field(IDLE_BUDGET_RPS, gt=0, description="Source: requests per "
                                         "second all idle tables together may cost (the idle wait "
                                         "grows with the number of tables to stay within it).")
+    sink_tx_wait_s: float = Field(30.0, ge=0, description="Sink: how long to hold the members of "
+                                  "a source transaction while others have not come (past it they go "
+                                  "as far as they got; a member parked in the processor holds them "
+                                  "until it comes).")
 
     def extra(self) -> list[tuple[str, str | None]]:
         """`extra_tables` as (table, declared primary key or None)."""

@@ -140,7 +140,7 @@ def sink_dataverse(batch_size: BatchOpt = 10, flush_interval: FlushOpt = 0.5, gr
     settings = Settings()
     _serve(settings)
     config = SinkSettings(target="dataverse", batch_size=batch_size, flush_interval_s=flush_interval,
-                          group_id=group_id)
+                          group_id=group_id, tx_wait_s=settings.dataverse.sink_tx_wait_s)
     engine = dataverse_sink(dataverse_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))
 
@@ -152,6 +152,6 @@ def sink_finance(batch_size: BatchOpt = 50, flush_interval: FlushOpt = 0.5, grou
     settings = Settings()
     _serve(settings)
     config = SinkSettings(target="finance", batch_size=batch_size, flush_interval_s=flush_interval,
-                          group_id=group_id)
+                          group_id=group_id, tx_wait_s=settings.finance.sink_tx_wait_s)
     engine = finance_sink(finance_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))

@@ -54,7 +54,3 @@ class FinanceRounds:
                 f"vendor invoice {state.procured}, {state.progress}"))
         return state
 
-
-def come_back(components: Components, timeout: float) -> State:
-    """Finance's rounds until everything the components made is back (`FinanceRounds.result`)."""
-    return FinanceRounds(components, timeout).start().result()

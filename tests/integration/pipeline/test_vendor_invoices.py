@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from connectors.common.sink import SinkSettings
 from dualwrite import finance_jobs
 from dualwrite.apiclient import ApiSession
 from dualwrite.stack import Stack
@@ -42,7 +41,7 @@ from topics import read_headers
 
 pytestmark = pytest.mark.integration
 
-TX_WAIT_S = SinkSettings.model_fields["tx_wait_s"].default  # the sinks run with it
+TX_WAIT_S = 10.0  # the sinks' `tx_wait_s` here (30 s by default): a header waits its parked line past it
 DRAIN = 120.0
 SUFFIX = uuid.uuid4().hex[:6].upper()
 PROJECT = f"PRJ-{SUFFIX}"
@@ -58,7 +57,8 @@ CLASS_MATERIAL, COST = 192350002, 192350000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("vendor-invoices")) as running:
+    wait = {f"DUALWRITE_{api}__SINK_TX_WAIT_S": str(TX_WAIT_S) for api in ("DATAVERSE", "FINANCE")}
+    with running_stack(tmp_path_factory.mktemp("vendor-invoices"), extra_env=wait) as running:
         yield running
 
 
@@ -251,8 +251,8 @@ def test_each_documented_failure_mode_waits_named_and_lands_when_the_record_arri
         assert_parked_and_reported(stack, "vendor_invoice_lines", fact)
         if n == 0:
             # The header's command is at the sink; the processor sent a hold for its parked
-            # line, so the sink keeps it past its 30 s `tx_wait_s`: Dataverse never shows the
-            # header without its line (once, as it costs the wait).
+            # line, so the sink keeps it past its `tx_wait_s`: Dataverse never shows the header
+            # without its line.
             time.sleep(max(0.0, posted + TX_WAIT_S + 5 - time.monotonic()))
             assert headers_of(dv, invoice) == []
         make()
