@@ -30,7 +30,7 @@ lint: install
 TEST_WORKERS ?= 2
 
 test: lint
-	$(BIN)/dualwrite kafka fetch
+	$(BIN)/dualwrite kafka fetch --flink
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-unit: install

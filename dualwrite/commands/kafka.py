@@ -1,5 +1,6 @@
 """`dualwrite kafka fetch|up|status|down`: a local Apache Kafka (KRaft), one node or a cluster
-(`--brokers 3`: three broker+controller nodes, replication 3, ``min.insync.replicas`` 2)."""
+(`--brokers 3`: three broker+controller nodes, replication 3, ``min.insync.replicas`` 2).
+`fetch --flink` also resolves Flink SQL's jars (dualwrite.flink), for `make test`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from dualwrite.flink import flink_classpath, runner_classes
 from dualwrite.kafka import ClasspathError, LocalKafka, LocalKafkaError, UnsupportedLayout
 from dualwrite.kafka.classpath import resolve_classpath
 from dualwrite.settings import Settings
@@ -39,16 +41,22 @@ def broker(port: int | None, data_dir: Path | None, secure: bool = False,
 
 
 @app.command()
-def fetch() -> None:
+def fetch(flink: Annotated[bool, typer.Option(
+        "--flink", help="Also Flink SQL's jars and its job (dualwrite.flink), which the "
+        "end-to-end tests read the CDC topics with.")] = False) -> None:
     """Resolve the broker's jars with Maven now (`up` does it on first use): for a machine that
-    goes offline later, and before parallel test workers start brokers at once."""
+    goes offline later, and before parallel test workers start brokers (or Flink) at once."""
     try:
         with console.status("Resolving the Kafka jars with Maven ..."):
             jars = resolve_classpath().split(":")
+        typer.echo(f"{len(jars)} jars ready")
+        if flink:
+            with console.status("Resolving the Flink jars with Maven and compiling its job ..."):
+                runner_classes()
+                typer.echo(f"{len(flink_classpath().split(':'))} Flink jars ready")
     except ClasspathError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    typer.echo(f"{len(jars)} jars ready")
 
 
 @app.command()

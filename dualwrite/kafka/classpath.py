@@ -5,6 +5,8 @@ user's state directory, keyed by a hash of the POM, so a warm start runs no Mave
 
 The POM also pins Kafka's command-line tools (``kafka-tools``) at the broker's version, so the
 same classpath runs them (`tool_command`, e.g. the console consumer): one resolution, one cache.
+`resolve_classpath` takes another POM too (``pom=``, e.g. dualwrite.flink's), cached the same way
+under its own hash: one resolver for every set of jars, none of them downloaded before it is used.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ KAFKA_VERSION = "4.1.1"
 
 
 class ClasspathError(RuntimeError):
-    """Java or Maven is missing, or Maven could not resolve the broker's jars."""
+    """Java or Maven is missing, or Maven could not resolve a POM's jars."""
 
 
 def require_tool(name: str, hint: str) -> str:
@@ -36,8 +38,10 @@ def require_tool(name: str, hint: str) -> str:
     return path
 
 
-def resolve_classpath(cache_dir: Path = CACHE_DIR, *, pom: Path = POM, timeout: float = 900.0) -> str:
-    """The broker classpath, resolving it with Maven on first use."""
+def resolve_classpath(cache_dir: Path = CACHE_DIR, *, pom: Path = POM, timeout: float = 900.0,
+                      label: str = "the Kafka jars") -> str:
+    """The classpath of ``pom`` (the broker's by default), resolving it with Maven on first use;
+    ``label`` names the jars in errors."""
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
     cache = cache_dir / f"classpath-{digest}.txt"
     if cache.exists():
@@ -52,11 +56,11 @@ def resolve_classpath(cache_dir: Path = CACHE_DIR, *, pom: Path = POM, timeout: 
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise ClasspathError(f"Maven did not resolve the Kafka jars within {timeout:.0f}s") from None
+        raise ClasspathError(f"Maven did not resolve {label} within {timeout:.0f}s") from None
     if proc.returncode != 0 or not tmp.exists():
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
         raise ClasspathError(
-            "Maven could not resolve the Kafka jars (is the Maven repository reachable?):\n" + tail
+            f"Maven could not resolve {label} (is the Maven repository reachable?):\n" + tail
         )
     tmp.replace(cache)
     return cache.read_text().strip()

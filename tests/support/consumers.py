@@ -3,7 +3,8 @@
 Used by the end-to-end module on the stack it already runs (one stack, not two): the per-table
 schemas `dualwrite topics schema` prints from the emulators' ``$metadata``, a JSON Schema
 validator over every CDC record, Kafka's own console consumer (the tools jar on the broker's
-classpath), and `dualwrite topics tail`.
+classpath), Flink SQL with the `debezium-json` format (`dualwrite.flink`, a local mini-cluster)
+and `dualwrite topics tail`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 
+from dualwrite.flink import materialise_command
 from dualwrite.kafka import CONSOLE_CONSUMER, tool_command
 from dualwrite.stack import Stack
 from streams.maps import default_registry
@@ -93,6 +95,19 @@ def console_consumer(bootstrap: str, topic: str) -> list[Record]:
         key, _, value = line.partition("\t")
         records.append((orjson.loads(key), orjson.loads(value)))  # a tombstone prints "null"
     return records
+
+
+def flink_sql(bootstrap: str, topic: str, key_fields: list[str],
+              columns: list[tuple[str, str]]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The rows Flink SQL materialises from ``topic`` (``columns`` as (name, SQL type)) by CDC
+    key (key fields joined by ``|``), and how many changelog rows of each kind (``+I``, ``-U``,
+    ``+U``, ``-D``) it applied."""
+    proc = subprocess.run(materialise_command(bootstrap, topic, key_fields, columns),
+                          capture_output=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    *rows, summary = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    return ({"|".join(str(r["row"][f]) for f in key_fields): r["row"] for r in rows},
+            dict(summary["changes"]))
 
 
 def materialise(records: list[Record]) -> tuple[dict[str, Any], int]:
