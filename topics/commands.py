@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from topics.envelope import MAX_VERSION, System
 
@@ -55,6 +62,15 @@ class CommandSource(BaseModel):
     redriven: bool = Field(False, description=(
         "The change was re-driven (header dualwrite.retry: `dlq retry`, `replay --repair`): the "
         "sink writes it even at the version it last applied, since the target may have lost it."))
+
+    @model_serializer(mode="wrap")
+    def _redriven_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Written only when true, so a sink of the release before it (its models forbid unknown
+        fields) still reads every live command while workers are upgraded first."""
+        out: dict[str, Any] = handler(self)
+        if not self.redriven:
+            out.pop("redriven", None)
+        return out
 
 
 class Command(BaseModel):

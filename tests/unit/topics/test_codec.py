@@ -161,3 +161,15 @@ def test_bad_command_is_wrong_shape() -> None:
         decode_command(b'{"command_id": "x"}')
     assert info.value.reason is DecodeReason.WRONG_SHAPE
     assert "map" in info.value.detail or "Field required" in info.value.detail
+
+
+def test_a_command_names_redriven_only_when_it_is() -> None:
+    """A live command's JSON is what a sink of the release before `redriven` reads (its models
+    forbid unknown fields); a re-driven one says so and decodes as such."""
+    from tests.unit.connectors.fakes import command
+
+    live = command("A", 1)
+    assert b"redriven" not in encode(live)
+    again = live.model_copy(update={"source": live.source.model_copy(update={"redriven": True})})
+    assert decode_command(encode(again)).source.redriven
+    assert not decode_command(encode(live)).source.redriven
