@@ -276,15 +276,16 @@ class _Gate:
                 self.forward(item, at)
         return released
 
-    def park(self, slot_key: str, item: Pending, at: Position, reason: str) -> None:
+    def park(self, slot_key: str, item: Pending, at: Position, reason: str, hold: bool = False) -> None:
         writes, added = gate.park(slot_key, [_stamped(item, at)], at.offset, self.parked)
         self.write_parked(writes)
         if added:
             self.fx.add(Count(metrics.PARKED, (item.map, reason)))
-        if item.change_set_size > 1 and item.counted:
-            # Its change set's other members may be at the sink already: a ``hold`` keeps them
-            # unwritten until this one comes, so a vendor invoice's header never lands without
-            # a line that waits for its unit. Sent again on a replay of this park: harmless.
+        if hold and item.change_set_size > 1 and item.counted:
+            # Waiting for a lookup's record (`Need.lookup`), while its change set's other
+            # members may be at the sink already: a ``hold`` keeps them unwritten until this one
+            # comes, so a vendor invoice's header never lands without a line that waits for its
+            # unit. Sent again on a replay of this park: harmless.
             command = skip_command(item, self.maps, op="hold")
             self.fx.add(CommandSend(command.target, command.record_key, encode(command)))
 
@@ -338,7 +339,7 @@ class _Gate:
                                                            version=item.source.version)))
                     # A delete waits only for the key its record was written under.
                     self.park(step.key, item, at, reason=metrics.DELETE_UNWRITTEN
-                              if item.op == "delete" else "waits")
+                              if item.op == "delete" else "waits", hold=step.lookup)
                     return
                 self.fx.add(Fill(step.key, fact))  # the next change needing it asks at ingest
                 item = item.with_fact(step.key, fact)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -143,6 +143,11 @@ class Need:
     # An optional lookup's fact (`Lookup.optional`): when the gate does not know it, the change
     # goes on with the lookup unset instead of parking.
     optional: bool = False
+    # A lookup's fact (a reference row: a unit, a product, a vendor), which nothing in the
+    # change's own change set produces by a write: while the change waits for it, its change set
+    # is held at the sink (`hold`). Not for a dependency's or a billed row's presence, which a
+    # write of the same change set may be what brings (holding it would wait for ever).
+    lookup: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -325,7 +330,7 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
     if isinstance(result, Filtered):
         return Drop(result.reason)
     if isinstance(result, NeedFacts):
-        return Need(result.keys[0], optional=result.keys[0] in result.optional)
+        return Need(result.keys[0], optional=result.keys[0] in result.optional, lookup=True)
     if item.op == "upsert" and not item.reverse:
         missing = _dependencies(m, item)
         if missing is not None:

@@ -122,7 +122,7 @@ def first_command_ms(stack: Stack) -> dict[str, int]:
     out: dict[str, int] = {}
     for m in read_topic(bootstrap(stack), "sync.commands.finance"):
         c = decode_command(m.value())
-        if ours(c.entity, c.key, c.fields):
+        if c.op in ("upsert", "delete") and ours(c.entity, c.key, c.fields):
             name = named(c.entity, c.key)
             out[name] = min(m.timestamp()[1], out.get(name, m.timestamp()[1]))
     return out
@@ -419,7 +419,7 @@ def test_posting_writes_the_accounting_back_onto_the_dataverse_actuals_and_nothi
     per_actual: dict[str, int] = {}
     for m in read_topic(bootstrap(stack), "sync.commands.finance"):
         c = decode_command(m.value())
-        if c.entity == "ActualsStaging" and c.key["ActualId"] in journalized:
+        if c.op == "upsert" and c.entity == "ActualsStaging" and c.key["ActualId"] in journalized:
             per_actual[str(c.key["ActualId"])] = per_actual.get(str(c.key["ActualId"]), 0) + 1
     assert per_actual == dict.fromkeys(journalized, 1)
     assert dead_letters(stack) == []
