@@ -11,8 +11,9 @@ so two workers never pick the same port.
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,33 @@ def unique() -> str:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+NOTEWORTHY = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|worker stuck|exited|restart")
+NOISE = re.compile(r"producer buffer full")
+LINES_PER_LOG = 15
+
+
+def noteworthy_lines(log_dir: Path) -> str:
+    """The last warnings and errors of every process log of a stack, for a failed test's report:
+    CI keeps only the test output, not the logs, and a pipeline that stalled says why there."""
+    out = []
+    for log in sorted(log_dir.glob("*.log")):
+        with log.open(errors="replace") as f:
+            hits = [line.rstrip()[:300] for line in f if NOTEWORTHY.search(line) and not NOISE.search(line)]
+        if hits:
+            out.append(f"--- {log.name}: {len(hits)} noteworthy lines, the last {min(len(hits), LINES_PER_LOG)}")
+            out.extend(hits[-LINES_PER_LOG:])
+    return "\n".join(out) or f"no warnings in {log_dir}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and call.when == "call":
+        stack = getattr(item, "funcargs", {}).get("stack")
+        log_dir = getattr(getattr(stack, "sup", None), "log_dir", None)
+        if isinstance(log_dir, Path) and log_dir.is_dir():
+            report.sections.append(("process logs (warnings and worse)", noteworthy_lines(log_dir)))
+    return report
