@@ -61,10 +61,13 @@ def _now_ms() -> int:
 def observe_parked_age(rt: Runtime, now_ms: int) -> None:
     """Set `metrics.PARKED_OLDEST_AGE` per map from this worker's parked table (its partitions),
     so an alert can fire on a change stuck past an age (`streams.status.oldest_by_map`)."""
-    ages = oldest_by_map(parked_entries(rt.table("parked").items(), now_ms),
-                         (m.name for m in rt.maps.maps))
+    started = time.monotonic()
+    ages = oldest_by_map(parked_entries(rt.table("parked"), now_ms), (m.name for m in rt.maps.maps))
     for name, age in ages.items():
         metrics.PARKED_OLDEST_AGE.labels(name).set(age)
+    took = time.monotonic() - started
+    if took > 1.0:  # it runs on the event loop: say so when it holds the gate back noticeably
+        log.warning("reading the parked table for its oldest ages took %.1f s", took)
 
 
 async def _dead_letter(rt: Runtime, event: Any, stage: str, error: str, message: str,

@@ -15,7 +15,7 @@ comes from the maps whose target is that table; nothing brings a row of a table 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +49,13 @@ def _unwritten_delete(key: str, item: dict[str, Any]) -> bool:
         key == key_fact(str(item.get("map")), record_ref(str(source.get("id")), item.get("member")))
 
 
-def parked_entries(items: Iterable[tuple[str, Any]], now_ms: int) -> list[ParkedEntry]:
-    """Every waiting change, oldest first."""
+def parked_entries(table: Mapping[str, Any] | Iterable[tuple[str, Any]], now_ms: int) -> list[ParkedEntry]:
+    """Every waiting change, oldest first. Given the table itself (a worker's live ``parked``
+    table), only slots and their waiting chunks are read: the released chunks kept for replay
+    (most of what the table holds) are never decoded."""
     out = []
-    for key, item in waiting_in(dict(items)):  # the slot layout is `streams.gate`'s
+    source = table if isinstance(table, Mapping) else dict(table)
+    for key, item in waiting_in(source):  # the slot layout is `streams.gate`'s
         parked = int(item.get("parked_ms") or item.get("born_ms") or now_ms)
         out.append(ParkedEntry(map=str(item.get("map")), change_id=str(item.get("id")),
                                waits_for=key, parked_ms=parked,
