@@ -8,7 +8,8 @@ State per target record (value of the ``targets`` table, keyed by its record key
      "last": {"source": "<system>:<table>:<id>", "version": <source version of the last command>},
      "deleted": true once we sent a delete for the row, until we write it again,
      "acked": "<id of the last command whose ack came back>",
-     "back": {...fields only the target fills, as its feed last showed them (write_back)}}
+     "back": {...fields only the target fills, as its feed last showed them (write_back)},
+     "earlier": [fingerprints of our earlier writes whose echoes the feed may still show]}
 
 A change from the target's own feed whose fingerprint equals what we wrote is our echo and
 stops. Otherwise the target was edited: two-way fields that differ from what the target held
@@ -19,6 +20,16 @@ sent for the row is stale (`is_stale`): an update parked behind its project that
 overtook, or a delete that waited for its record while the key was written again, never
 undoes the newer write. A delete is also stale once another source record wrote the row last
 (a key freed by one record and taken by a new one: the old record's delete no longer names it).
+
+The feed shows a row's changes in order, but it reaches the gate by another path than our
+acks: the echo of an earlier write of ours can arrive after the ack of a later one. It is an
+echo too, and it is stale: taken as what the target holds, the row would look unchanged by the
+later write, and a source change back to the earlier values would be dropped as a no-op (a
+chaos run left a project's name two revisions behind this way). So ``earlier`` keeps the
+fingerprints of the writes before the last one until the feed shows the last one's echo (after
+which, the feed being ordered per row, none of the earlier can come). The price: a human edit
+in the target back to exactly the values of one of those writes, made before our last write's
+echo is seen, is taken for an echo.
 
 What the target holds (``current``) is only ever a reason to *skip* a write (`is_noop`), so it
 must never claim a row we deleted: the target's feed and our acks reach the gate by different
@@ -64,11 +75,15 @@ class TargetState(TypedDict, total=False):
     deleted: bool
     acked: str  # id of the last command whose ack came back
     back: dict[str, Any]  # the write-back fields as the target's feed last showed them
+    earlier: list[str]  # fingerprints of our writes before the last, their echoes not seen yet
+
+
+EARLIER_KEPT = 16  # earlier writes whose echoes are recognised (a row rewritten faster than its feed)
 
 
 @dataclass(frozen=True)
 class Echo:
-    pass
+    stale: bool = False  # the echo of a write older than our last one
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,8 @@ def classify(state: TargetState, observed: dict[str, Any], two_way: tuple[str, .
     fp = fingerprint(observed)
     if fp in (state.get("sent_fp"), state.get("applied_fp")):
         return Echo()
+    if fp in (state.get("earlier") or ()):
+        return Echo(stale=True)
     baseline = state.get("current") or state.get("sent")
     if baseline is None:
         return NoSync("first sight of the target row")
@@ -157,8 +174,16 @@ def on_sent(state: TargetState, command_id: str, readable: dict[str, Any],
     if delete:  # what the row held and what we wrote there no longer describe it
         return TargetState(command_id=command_id, last=last, deleted=True)
     sent = {**(state.get("sent") or {}), **readable}
-    written = TargetState(**{**state, "sent": sent, "sent_fp": fingerprint(sent), "command_id": command_id,
+    fp = fingerprint(sent)
+    earlier = [f for f in state.get("earlier") or () if f != fp]
+    previous = state.get("sent_fp")
+    if previous is not None and previous != fp and previous not in earlier:
+        earlier.append(previous)
+    written = TargetState(**{**state, "sent": sent, "sent_fp": fp, "command_id": command_id,
                              "last": last})
+    written.pop("earlier", None)
+    if earlier:
+        written["earlier"] = earlier[-EARLIER_KEPT:]
     written.pop("deleted", None)  # ours again: what the feed shows of it counts once more
     return written
 
@@ -202,7 +227,12 @@ def on_observed(state: TargetState, observed: dict[str, Any], *, deleted: bool =
         return gone
     if state.get("deleted"):
         return state
+    fp = fingerprint(observed)
+    if fp in (state.get("earlier") or ()) and fp not in (state.get("sent_fp"), state.get("applied_fp")):
+        return state  # the echo of an earlier write: the row holds a later one of ours since
     seen = TargetState(**{**state, "current": observed})
+    if fp == state.get("sent_fp"):
+        seen.pop("earlier", None)  # our last write's echo: the feed has passed every earlier one
     if back:
         seen["back"] = back
     return seen

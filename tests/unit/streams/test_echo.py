@@ -154,3 +154,27 @@ def test_once_acked_what_the_target_holds_decides_again():
     assert is_noop(acked, WRITTEN, "next")
     edited = on_observed(acked, {**WRITTEN, "msdyn_customergroupid": "40"})  # someone changed it
     assert not is_noop(edited, WRITTEN, "next")  # the source's values are written again
+
+
+def test_the_echo_of_an_earlier_write_arriving_after_a_later_ack_is_stale_and_changes_nothing():
+    """Chaos run: name rev 86 written, then rev 12 written and acked; the feed's echo of rev 86
+    came after that ack and was taken as what Finance held, so the source's change back to
+    rev 86 was dropped as a no-op and Finance kept rev 12."""
+    rev86, rev12 = {**WRITTEN, "name": "rev 86"}, {**WRITTEN, "name": "rev 12"}
+    state = on_ack(on_sent(TargetState(), "c1", rev86, version(1)), "c1", "fp86", delete=False)
+    state = on_ack(on_sent(state, "c2", rev12, version(2)), "c2", "fp12", delete=False)
+    late_echo = dict(rev86)
+    assert classify(state, late_echo, TWO_WAY) == Echo(stale=True)  # not an edit to send back
+    state = on_observed(state, late_echo)
+    assert state["current"] == rev12
+    assert not is_noop(state, {"name": "rev 86"}, "c3")  # the change back to rev 86 is written
+
+
+def test_our_last_writes_echo_ends_the_watch_for_earlier_echoes():
+    rev86, rev12 = {**WRITTEN, "name": "rev 86"}, {**WRITTEN, "name": "rev 12"}
+    state = on_sent(on_sent(TargetState(), "c1", rev86, version(1)), "c2", rev12, version(2))
+    assert classify(state, dict(rev86), TWO_WAY) == Echo(stale=True)
+    state = on_observed(state, dict(rev12))
+    assert "earlier" not in state
+    # From now on the same values are a human edit again, as for any row.
+    assert classify(state, dict(rev86), TWO_WAY) == Edit(("name",))
