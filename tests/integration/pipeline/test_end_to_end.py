@@ -145,13 +145,19 @@ class TestOneRunWithUpdatesAndDeletes:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dualwrite", "topics", "tail", "--from-beginning",
              cdc_topic("dataverse", "msdyn_projecttasks")],
-            env={**os.environ, **flowed.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            env={**os.environ, **flowed.env, "PYTHONFAULTHANDLER": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert proc.stdout is not None
             ready, _, _ = select.select([proc.stdout], [], [], 60)
             assert ready and proc.stdout.readline(), "tail printed no record"  # it is consuming
             proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
+            try:
+                _, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
+                _, err = proc.communicate(timeout=10)
+                raise AssertionError("tail still ran 30 s after Ctrl-C:\n" + err.decode()[-4000:]) from None
         finally:
             if proc.poll() is None:
                 proc.kill()
