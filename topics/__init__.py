@@ -16,6 +16,7 @@ from topics.codec import (
     decode_key,
     decode_model,
     encode,
+    encode_event,
     encode_key,
 )
 from topics.commands import Applied, Command, CommandSource, WriteOp, target_key
@@ -80,6 +81,7 @@ __all__ = [
     "decode_model",
     "dlq_headers",
     "encode",
+    "encode_event",
     "encode_key",
     "is_retry",
     "parse_version",

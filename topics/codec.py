@@ -22,6 +22,7 @@ __all__ = [
     "decode_key",
     "decode_model",
     "encode",
+    "encode_event",
     "encode_key",
 ]
 
@@ -32,6 +33,34 @@ _OPS = ("c", "u", "d", "r")
 def encode(model: BaseModel) -> bytes:
     """Compact JSON of a model (None fields kept, so consumers see the full envelope)."""
     return orjson.dumps(model.model_dump(mode="json"))
+
+
+# Values orjson writes otherwise than pydantic's JSON mode (datetimes, dataclasses, subclasses of
+# str, int, dict, list) raise instead, so `encode_event` falls back to `encode` for them.
+_SAME_AS_PYDANTIC = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def encode_event(event: ChangeEvent) -> bytes:
+    """``encode(event)``, byte for byte, built from the event's attributes rather than through
+    ``model_dump``, which costs twice as much, a sizeable part of a snapshot's time at thousands
+    of rows a page. Row images from a JSON answer hold only JSON values; anything else takes
+    `encode`, so the bytes are the same whatever the images hold (unit-tested against
+    `encode`), and what `encode` cannot write raises as it does (an integer beyond 64 bits)."""
+    source = event.source
+    tx = event.transaction
+    envelope = {
+        "before": event.before, "after": event.after, "op": event.op, "ts_ms": event.ts_ms,
+        "source": {"system": source.system, "table": source.table, "version": source.version,
+                   "ts_ms": source.ts_ms, "snapshot": source.snapshot, "company": source.company,
+                   "txid": source.txid, "origin": source.origin, **(source.__pydantic_extra__ or {})},
+        "transaction": None if tx is None else {
+            "id": tx.id, "total_order": tx.total_order, "data_collection_order": tx.data_collection_order,
+            "event_count": tx.event_count},
+    }
+    try:
+        return orjson.dumps(envelope, option=_SAME_AS_PYDANTIC)
+    except TypeError:
+        return encode(event)
 
 
 def encode_key(record_id: str) -> bytes:

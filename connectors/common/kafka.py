@@ -5,6 +5,10 @@
 - `AsyncProducer`: idempotent producer (``enable.idempotence=true``, ``acks=all``) whose
   ``produce`` returns an asyncio future resolved by the delivery report, so callers can await
   "Kafka has it" before they checkpoint or commit. A daemon thread serves librdkafka callbacks.
+  ``produce_all`` waits for a whole batch (a source's page) through one delivery count and one
+  wake-up of the event loop, not a future per record: at thousands of records a page, the
+  per-record futures and loop callbacks cost more than producing them. With ``flush`` the batch
+  goes out at once instead of after ``linger.ms`` (a second daemon thread flushes on request).
 - `read_compacted`: the latest value per key of a (compacted) topic, read from the beginning up
   to the high watermark taken at start, with no consumer group (nothing committed).
 - `read_records`: every record of a topic the same way, with partition, offset and headers
@@ -65,8 +69,44 @@ class KafkaConfig(BaseModel):
         return {**revealed, "bootstrap.servers": self.bootstrap_servers}
 
 
+class _Deliveries:
+    """The delivery reports of one batch, counted on whichever thread serves them (the poll
+    thread, the flusher, a producer waiting for queue room), with a single wake-up of the event
+    loop once the last is in. The batch fails with the first error reported."""
+
+    __slots__ = ("_error", "_left", "_lock", "_loop", "done")
+
+    def __init__(self, count: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._left = count
+        self._error: KafkaError | None = None
+        self._lock = threading.Lock()
+        self._loop = loop
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def report(self, err: KafkaError | None, _msg: Message) -> None:
+        with self._lock:
+            if err is not None and self._error is None:
+                self._error = err
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            # The loop may be gone when a late report arrives at shutdown; nobody awaits it then.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        if self.done.done():
+            return
+        if self._error is not None:
+            self.done.set_exception(KafkaException(self._error))
+        else:
+            self.done.set_result(None)
+
+
 class AsyncProducer:
     """Idempotent producer with awaitable deliveries; close() flushes."""
+
+    FLUSH_SLICE_S = 1.0  # one flush of the flusher thread; it flushes again while asked to
 
     def __init__(self, config: KafkaConfig, **overrides: Any) -> None:
         conf = {**config.base(), "enable.idempotence": True, "acks": "all", "linger.ms": 5,
@@ -75,10 +115,40 @@ class AsyncProducer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kafka-producer-poll", daemon=True)
         self._thread.start()
+        self._flush_wanted = threading.Event()
+        self._flusher: threading.Thread | None = None  # started by the first flush request
 
     def _serve(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.05)
+
+    def _flush_on_request(self) -> None:
+        """librdkafka sends everything queued at once while a flush runs (``linger.ms`` does not
+        apply), so a batch someone waits for is not held back; done on this thread, because a
+        flush blocks until the queue is empty and must block neither the event loop nor a
+        shared executor thread. Requests made during a flush are served by the next one."""
+        while not self._stop.is_set():
+            if self._flush_wanted.wait(0.1):
+                self._flush_wanted.clear()
+                self._producer.flush(self.FLUSH_SLICE_S)
+
+    def _request_flush(self) -> None:
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_on_request, name="kafka-producer-flush",
+                                             daemon=True)
+            self._flusher.start()
+        self._flush_wanted.set()
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None,
+                 on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers or None,
+                                       on_delivery=on_delivery)
+                return
+            except BufferError:
+                # Local queue full: librdkafka drains it as the poll thread serves deliveries.
+                self._producer.poll(0.1)
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 headers: Headers | None = None) -> asyncio.Future[Message]:
@@ -97,25 +167,32 @@ class AsyncProducer:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle)
 
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=headers or None,
-                                       on_delivery=delivered)
-                return future
-            except BufferError:
-                # Local queue full: librdkafka drains it as the poll thread serves deliveries.
-                self._producer.poll(0.1)
+        self._produce(topic, key, value, headers, delivered)
+        return future
 
-    async def produce_all(self, records: list[tuple[str, bytes | None, bytes | None, Headers | None]]) -> None:
-        """Produce and wait until Kafka acknowledged every record (raises on any failure)."""
-        futures = [self.produce(*record) for record in records]
-        if futures:
-            await asyncio.gather(*futures)
+    async def produce_all(self, records: list[tuple[str, bytes | None, bytes | None, Headers | None]],
+                          *, flush: bool = False) -> None:
+        """Produce and wait until Kafka acknowledged every record; `KafkaException` with the
+        first error reported, once every record has its report. ``flush``: send them at once
+        rather than after ``linger.ms`` (a caller that waits for nothing else, like a source's
+        page before its checkpoint)."""
+        if not records:
+            return
+        deliveries = _Deliveries(len(records), asyncio.get_running_loop())
+        report = deliveries.report
+        produce = self._produce
+        for topic, key, value, headers in records:
+            produce(topic, key, value, headers, report)
+        if flush:
+            self._request_flush()
+        await deliveries.done
 
     def close(self, timeout: float = 30.0) -> None:
         self._producer.flush(timeout)
         self._stop.set()
         self._thread.join(5)
+        if self._flusher is not None:
+            self._flusher.join(5)
 
 
 def _topic_partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
@@ -140,6 +217,13 @@ class KafkaRecord:
 
 
 _SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+# librdkafka drops its bootstrap connection once metadata names the brokers, and by default
+# (sparse connections) connects to the named one only after half of reconnect.backoff.ms (its
+# default 100 ms): about 50 ms of every read of a topic, measured, more than the read itself.
+# A short-lived reader connects to the brokers it learns at once and starts its backoff lower;
+# the backoff still doubles up to reconnect.backoff.max.ms against a broker that is down. The
+# client settings of the configuration win over these.
+READER_CONNECTIONS: dict[str, Any] = {"enable.sparse.connections": False, "reconnect.backoff.ms": 20}
 
 
 def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
@@ -160,7 +244,7 @@ def _read_to_end(config: KafkaConfig, topic: str, timeout: float) -> Iterator[Me
     """Every record of ``topic`` from the beginning up to the end offsets taken at start, in
     order within each partition; no consumer group (nothing committed). A missing topic reads
     as empty. Raises `KafkaException` when the cluster cannot be reached within ``timeout``."""
-    consumer = Consumer({**config.base(), "group.id": f"dualwrite-reader-{uuid.uuid4()}",
+    consumer = Consumer({**READER_CONNECTIONS, **config.base(), "group.id": f"dualwrite-reader-{uuid.uuid4()}",
                          "enable.auto.commit": False, "enable.partition.eof": False,
                          "auto.offset.reset": "earliest"})
     try:

@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,7 +65,7 @@ from topics import (
     System,
     cdc_topic,
     dlq_headers,
-    encode,
+    encode_event,
     encode_key,
     parse_version,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "SourceSettings",
     "UnreadableAnswer",
     "UntrustedPosition",
+    "abandon",
     "capture_version",
     "isolate",
     "message_limit",
@@ -201,8 +203,14 @@ def row_image(row: dict[str, Any]) -> dict[str, Any]:
 
 def iso_ms(value: Any) -> int | None:
     """An ISO timestamp as ms since the epoch; None when it is not one (or before 1970)."""
-    if not isinstance(value, str):
-        return None
+    return _iso_text_ms(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=4096)
+def _iso_text_ms(value: str) -> int | None:
+    """`iso_ms` of a text, remembered: the rows of a snapshot page share few modification
+    times (a bulk import writes thousands in one second), and parsing one costs more than
+    looking it up."""
     try:
         ms = int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
     except (ValueError, OverflowError, OSError):
@@ -302,7 +310,11 @@ OnPage = Callable[[str, Counter[str]], Awaitable[None]]
 
 
 async def _one_ahead(pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
-    """``pages`` with the next one already requested while the caller handles the current one."""
+    """``pages`` with the next one already requested while the caller handles the current one.
+
+    The next page's task is let run up to its request before the current page is handed over:
+    otherwise it would start only at the caller's first wait (for Kafka), after the page's
+    events were built and produced, and the API would idle meanwhile."""
     ahead: asyncio.Future[Page] = asyncio.ensure_future(anext(pages))
     try:
         while True:
@@ -311,11 +323,48 @@ async def _one_ahead(pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
             except StopAsyncIteration:
                 return
             ahead = asyncio.ensure_future(anext(pages))
+            await asyncio.sleep(0)  # the request goes out now
             yield page
     finally:
-        if ahead.done() and not ahead.cancelled():
-            ahead.exception()  # retrieved: the caller's own failure is the one that counts
-        ahead.cancel()
+        abandon(ahead)
+
+
+def abandon(work: asyncio.Future[Any]) -> None:
+    """Work nobody will await any more: cancelled if still running, its failure taken if not
+    (the caller's own failure is the one that counts)."""
+    if not work.done():
+        work.cancel()
+    elif not work.cancelled():
+        work.exception()
+
+
+class _InOrder:
+    """A snapshot's ``on_page`` calls, each running in the background while the next page is
+    produced (a checkpoint's round trip to Kafka no longer waits between pages), one after
+    the other: a call starts once the one before it is done, so the checkpoints are written in
+    page order; the failure of one is raised by the next `call` or by `drain`."""
+
+    def __init__(self, on_page: OnPage) -> None:
+        self._on_page = on_page
+        self._running: asyncio.Future[None] | None = None
+
+    async def call(self, cursor: str, tally: Counter[str]) -> None:
+        await self.drain()
+        self._running = asyncio.ensure_future(self._on_page(cursor, tally))
+
+    async def drain(self) -> None:
+        """Wait for the running call, raising its failure."""
+        running, self._running = self._running, None
+        if running is not None:
+            await running
+
+    def abandon(self) -> None:
+        """After a failure elsewhere: a call still running is cancelled (its page stays
+        uncheckpointed and is read again: duplicates, never a gap); a finished one's failure
+        is taken, the snapshot's own being the one that counts."""
+        running, self._running = self._running, None
+        if running is not None:
+            abandon(running)
 
 
 class SourceEngine:
@@ -450,13 +499,19 @@ class SourceEngine:
         checkpoint. `dualwrite.initial_sync` passes the rest: ``resume`` continues an
         interrupted snapshot after a page (`Page.resume`); ``select`` labels each change,
         only `EMITTED` ones are produced (the other labels are reasons to leave a row out);
-        ``on_page(cursor, tally)`` is awaited once Kafka acknowledged every event of the pages
+        ``on_page(cursor, tally)`` is called once Kafka acknowledged every event of the pages
         up to the one ``cursor`` resumes after, with the labels counted over those pages
         (``cursor`` is "" once the snapshot is whole). The newest change is held back for the
         "last" mark, so a page is covered only once the change held from it is out too.
-        ``read_ahead`` requests the next page while this one is produced (its images are then
-        committed with this page's: one page ahead of Kafka, harmless for ``op: "r"`` rows,
-        which are read again after a failure)."""
+        A call (a checkpoint written and its acknowledgement awaited) runs while the next page
+        is produced, in order (`_InOrder`); the last is awaited before this returns.
+
+        ``read_ahead`` keeps the pipeline full: the next page is requested before this one is
+        handed over, and produced before this one's acknowledgement is awaited (one page in
+        flight to Kafka besides the one being produced), so neither the API nor Kafka waits
+        for the other. Pages are still covered in order and only once acknowledged; the
+        images read meanwhile are committed with the acknowledged page's (up to two pages
+        ahead of Kafka, harmless for ``op: "r"`` rows, which are read again after a failure)."""
         held: Change | None = None
         held_page = -1  # the page the held change came from
         cursors: list[str] = []
@@ -466,43 +521,79 @@ class SourceEngine:
         pages = self.reader.snapshot(table, resume) if resume else self.reader.snapshot(table)
         if read_ahead:
             pages = _one_ahead(pages)
-        async for page in pages:
-            tally: Counter[str] = Counter()
-            items: list[Change | BadRecord] = []
-            for item in page.items:
-                label = DEAD_LETTERED if isinstance(item, BadRecord) else \
-                    select(item) if select is not None else EMITTED
-                tally[label] += 1
-                if label in (EMITTED, DEAD_LETTERED):
-                    items.append(item)
-            cursors.append(page.resume)
-            tallies.append(tally)
-            previous = held
-            if held is not None:
-                items.insert(0, held)
-            # Keep the newest good change back: only the final one is marked "last".
-            held = None
-            for index in range(len(items) - 1, -1, -1):
-                item = items[index]
-                if isinstance(item, Change):
-                    held = item
-                    del items[index]
-                    break
-            if held is not None and held is not previous:
-                held_page = len(cursors) - 1
-            await self._emit(table, items)
+        reports = _InOrder(on_page) if on_page is not None else None
+        unacked: tuple[asyncio.Future[None], int] | None = None  # read_ahead: a page in flight
+        tail: asyncio.Future[None] | None = None  # the "last" change
+
+        async def acknowledged(delivery: Awaitable[None], covered: int) -> None:
+            """Once Kafka has a page's events: its images are durable, the pages it covers reported."""
+            nonlocal reported
+            await delivery
             self.reader.images.commit(table)
-            position = page.position
-            covered = held_page - 1 if held is not None else len(cursors) - 1
-            if on_page is not None and covered > reported and cursors[covered]:
-                await on_page(cursors[covered], sum(tallies[reported + 1:covered + 1], Counter()))
+            if reports is not None and covered > reported and cursors[covered]:
+                await reports.call(cursors[covered], sum(tallies[reported + 1:covered + 1], Counter()))
                 reported = covered
-        if held is not None:
-            source = held.event.source.model_copy(update={"snapshot": "last"})
-            await self._emit(table, [Change(held.key, held.event.model_copy(update={"source": source}))])
-            self.reader.images.commit(table)
-        if on_page is not None:
-            await on_page("", sum(tallies[reported + 1:], Counter()))
+
+        try:
+            async for page in pages:
+                tally: Counter[str] = Counter()
+                items: list[Change | BadRecord] = []
+                for item in page.items:
+                    label = DEAD_LETTERED if isinstance(item, BadRecord) else \
+                        select(item) if select is not None else EMITTED
+                    tally[label] += 1
+                    if label in (EMITTED, DEAD_LETTERED):
+                        items.append(item)
+                cursors.append(page.resume)
+                tallies.append(tally)
+                previous = held
+                if held is not None:
+                    items.insert(0, held)
+                # Keep the newest good change back: only the final one is marked "last".
+                held = None
+                for index in range(len(items) - 1, -1, -1):
+                    item = items[index]
+                    if isinstance(item, Change):
+                        held = item
+                        del items[index]
+                        break
+                if held is not None and held is not previous:
+                    held_page = len(cursors) - 1
+                position = page.position
+                covered = held_page - 1 if held is not None else len(cursors) - 1
+                if not read_ahead:
+                    await acknowledged(self._emit(table, items), covered)
+                    continue
+                delivery = asyncio.ensure_future(self._emit(table, items))
+                await asyncio.sleep(0)  # produced now, while the page before waits for Kafka
+                if unacked is not None:
+                    await acknowledged(*unacked)
+                unacked = (delivery, covered)
+            if held is not None:
+                source = held.event.source.model_copy(update={"snapshot": "last"})
+                last = self._emit(table, [Change(held.key, held.event.model_copy(update={"source": source}))])
+                if unacked is None:
+                    await last
+                    self.reader.images.commit(table)
+                else:
+                    tail = asyncio.ensure_future(last)
+                    await asyncio.sleep(0)  # produced behind the page in flight
+            if unacked is not None:
+                in_flight, unacked = unacked, None
+                await acknowledged(*in_flight)
+            if tail is not None:
+                await tail
+                self.reader.images.commit(table)
+            if reports is not None:
+                await reports.call("", sum(tallies[reported + 1:], Counter()))
+                await reports.drain()
+        finally:
+            if unacked is not None:  # failed meanwhile: the page in flight is not covered
+                abandon(unacked[0])
+            if tail is not None:
+                abandon(tail)
+            if reports is not None:
+                reports.abandon()
         if checkpoint:
             await self._checkpoint(table, position)
         log.info("source %s/%s: snapshot done, streaming from %s", self.system, table, position)
@@ -511,34 +602,46 @@ class SourceEngine:
     async def _emit(self, table: str, items: list[Change | BadRecord]) -> None:
         """Produce the page's events (a delete and its tombstone), dead-letter what cannot be one,
         and wait until Kafka has every record."""
+        records = self._records(table, items)
+        # The page is awaited as a whole (its checkpoint follows): sent at once, not after linger.
+        await self.producer.produce_all(records, flush=True)
+
+    def _records(self, table: str, items: list[Change | BadRecord]) -> list[Record]:
+        """The records of a page's items: events (a delete and its tombstone) and dead letters."""
         topic = self.settings.topic(table)
         records: list[Record] = []
+        ops: Counter[str] = Counter()
+        limit = self.max_message_bytes
         for item in items:
             if isinstance(item, BadRecord):
                 records.append(self._dead_letter(topic, None, item.payload, item.reason, item.error_class))
                 continue
             key = encode_key(item.key)
-            what = f"{table}({item.key[:200]})"
+            event = item.event
             try:
-                value = encode(item.event)
+                value = encode_event(event)
             except (TypeError, ValueError) as exc:  # orjson: an integer beyond 64 bits, deep nesting
-                records.append(self._dead_letter(topic, key, payload_bytes(item.event),
-                                                 f"{what}: event cannot be encoded: {exc}", "UnencodableRow"))
+                records.append(self._dead_letter(topic, key, payload_bytes(event),
+                                                 f"{table}({item.key[:200]}): event cannot be encoded: {exc}",
+                                                 "UnencodableRow"))
                 continue
-            if record_size(key, value) > self.max_message_bytes and item.event.op == "u" \
-                    and item.event.before is not None:
+            size = record_size(key, value)
+            if size > limit and event.op == "u" and event.before is not None:
                 # The row fits, with its before image it does not: the update goes without it.
-                value = encode(item.event.model_copy(update={"before": None}))
-            if record_size(key, value) > self.max_message_bytes:
+                value = encode_event(event.model_copy(update={"before": None}))
+                size = record_size(key, value)
+            if size > limit:
                 records.append(self._dead_letter(
-                    topic, key, value, f"{what}: event of {len(value)} bytes is over the producer's "
-                    f"message.max.bytes ({self.max_message_bytes})", "OversizedRow"))
+                    topic, key, value, f"{table}({item.key[:200]}): event of {len(value)} bytes is over "
+                    f"the producer's message.max.bytes ({limit})", "OversizedRow"))
                 continue
             records.append((topic, key, value, None))
-            if item.event.op == "d":
+            if event.op == "d":
                 records.append((topic, key, None, None))  # tombstone: compaction may drop the row
-            metrics.EVENTS.labels(self.system, item.event.op).inc()
-        await self.producer.produce_all(records)
+            ops[event.op] += 1
+        for op, n in ops.items():
+            metrics.EVENTS.labels(self.system, op).inc(n)
+        return records
 
     def _dead_letter(self, topic: str, key: bytes | None, payload: bytes, reason: str,
                      error_class: str) -> Record:

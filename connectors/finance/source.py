@@ -45,15 +45,16 @@ from connectors.common.source import (
     Page,
     UnreadableAnswer,
     UntrustedPosition,
+    abandon,
     capture_version,
     iso_ms,
     isolate,
     row_image,
 )
 from connectors.finance.client import FinanceConnection, key_string, parse_metadata_keys
-from topics import ChangeEvent, Op, Source, System, TransactionBlock
+from topics import MAX_VERSION, ChangeEvent, Op, Source, System, TransactionBlock
 
-__all__ = ["FinanceReader", "feed_entry_change", "snapshot_row_change"]
+__all__ = ["FinanceReader", "feed_entry_change", "snapshot_row_change", "snapshot_rows"]
 
 log = logging.getLogger(__name__)
 _OPS: dict[str, Op] = {"c": "c", "u": "u", "d": "d", "insert": "c", "update": "u", "delete": "d"}
@@ -116,8 +117,54 @@ def _company(key: dict[str, Any], row: Any, field: str | None) -> str | None:
     return str(value) if value else None
 
 
+_PLAIN_KEY = (str, int, float)  # exactly these types: anything else takes the checked path
+
+
 def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
                         captured_ms: int, company: str | None = COMPANY_FIELD) -> Change | BadRecord:
+    """One snapshot row as an ``op: "r"`` change, or a BadRecord naming what is wrong with it.
+
+    The common row (an integer RecVersion in range, every key field a non-empty string or a
+    number) is recognised by a few type tests and built at once; any other goes through
+    `_checked_row_change`, which names the fault or accepts it (a version given as text)."""
+    if type(row) is dict and key_fields:
+        version = row.get("RecVersion")
+        if type(version) is int and 0 <= version <= MAX_VERSION:
+            for name in key_fields:
+                value = row.get(name)
+                if value.__class__ not in _PLAIN_KEY or value == "":
+                    break
+            else:
+                return _read_change(table, row, key_fields, str(version), captured_ms, company)
+    return _checked_row_change(table, row, key_fields, captured_ms, company)
+
+
+def snapshot_rows(table: str, rows: list[Any], key_fields: tuple[str, ...], captured_ms: int,
+                  company: str | None = COMPANY_FIELD) -> list[Change | BadRecord]:
+    """`snapshot_row_change` of every row of a page, each isolated (`isolate`: a row that fails
+    in any way is a BadRecord, its page goes on) without a guard object per row."""
+    out: list[Change | BadRecord] = []
+    for row in rows:
+        try:
+            out.append(snapshot_row_change(table, row, key_fields, captured_ms, company))
+        except Exception:  # the row's fault: described again through the common guard
+            out.append(isolate(row, table, partial(snapshot_row_change, table, row, key_fields,
+                                                   captured_ms, company)))
+    return out
+
+
+def _read_change(table: str, row: dict[str, Any], key_fields: tuple[str, ...], version: str,
+                 captured_ms: int, company: str | None) -> Change:
+    image = row_image(row)
+    # Every part is checked (the version as capture_version does, the times are not negative):
+    # the trusted constructors skip validating them again, a snapshot's largest cost per row.
+    source = Source.trusted("finance", table, version, iso_ms(image.get("ModifiedDateTime")) or captured_ms,
+                            "true", _company({}, image, company))
+    return Change(key_string(image, key_fields), ChangeEvent.trusted("r", captured_ms, source, after=image))
+
+
+def _checked_row_change(table: str, row: Any, key_fields: tuple[str, ...], captured_ms: int,
+                        company: str | None) -> Change | BadRecord:
     if not isinstance(row, dict):
         return BadRecord.of(row, f"{table}: row is not an object")
     missing = [k for k in key_fields if row.get(k) in (None, "")]
@@ -129,12 +176,7 @@ def snapshot_row_change(table: str, row: Any, key_fields: tuple[str, ...],
     version = _version(row, version, f"{table}: row", "RecVersion")
     if isinstance(version, BadRecord):
         return version
-    image = row_image(row)
-    source = Source(system="finance", table=table, version=version,
-                    ts_ms=iso_ms(image.get("ModifiedDateTime")) or captured_ms, snapshot="true",
-                    company=_company({}, image, company))
-    event = ChangeEvent(before=None, after=image, op="r", ts_ms=captured_ms, source=source)
-    return Change(key_string(image, key_fields), event)
+    return _read_change(table, row, key_fields, version, captured_ms, company)
 
 
 def _number_transactions(items: dict[str, list[Change | BadRecord]],
@@ -271,52 +313,88 @@ class FinanceReader:
     async def snapshot(self, table: str, resume: str = "") -> AsyncIterator[Page]:
         """Keyset pages; a page's `Page.resume` is ``<captured position>:<its last RecId>``, so
         a resumed snapshot keeps the position captured before its first row (nextLink paging,
-        the fallback, cannot be resumed)."""
+        the fallback, cannot be resumed).
+
+        The answers are requested by `_answers`, each as soon as the one before it is read,
+        while the rows already read are turned into changes and handed over: the service is
+        never idle waiting for us, nor we for it (one request in flight, at most two answers
+        read ahead of the one handed over)."""
         if resume:
             position, last_recid = _resume_cursor(resume)
-        else:
-            position, last_recid = await self.current_position(table), None
-        keys = await self.key_fields(table)
-        url: str = table
-        params: dict[str, str] | None = {"cross-company": "true", "$orderby": "RecId",
-                                         "$top": str(self.conn.page_size)}
-        while True:
-            if params is not None and last_recid is not None:
-                params["$filter"] = f"RecId gt {last_recid}"
-            response = await self.api.request("GET", url, params=params)
-            if response.status_code == 400 and params is not None and last_recid is None:
-                # A service that cannot filter/order on RecId (real public entities may not
-                # expose it): fall back to server-driven paging through @odata.nextLink.
-                log.warning("%s: keyset paging on RecId refused; following nextLinks", table)
-                params = {"cross-company": "true"}
-                response = await self.api.request("GET", url, params=params)
-                params = None
-            if response.status_code != 200:
-                raise rejection(response, f"GET {table}")
-            try:
-                body = response.json()
-            except (ValueError, RecursionError):
-                body = None
-            rows = body.get("value") if isinstance(body, dict) else None
-            if not isinstance(body, dict) or not isinstance(rows, list):
-                # Never end a snapshot on a page we could not read: that would be a gap.
-                raise UnreadableAnswer(f"GET {table}: answer is not a JSON object with a 'value' array")
-            company = self.company_field(table)
-            items = [isolate(row, table, partial(snapshot_row_change, table, row, keys, self._now_ms(),
-                                                 company)) for row in rows]
-            self.images.remember(table, items)
-            recids: list[int] = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
-            if params is not None and len(rows) >= self.conn.page_size and recids:
-                last_recid = max(recids)
-                yield Page(items, "", True, resume=f"{position}:{last_recid}")
-                continue
-            next_link = body.get("@odata.nextLink") if params is None else None
-            if next_link:
-                url, params = self.origin.check_link(str(next_link), f"GET {table}: @odata.nextLink"), None
-                yield Page(items, "", True)
-                continue
-            yield Page(items, str(position), False)
-            return
+            keys = await self.key_fields(table)
+        else:  # the position and the key fields asked together
+            (position, keys), last_recid = await asyncio.gather(self.current_position(table),
+                                                                self.key_fields(table)), None
+        company = self.company_field(table)
+        answers: asyncio.Queue[tuple[list[Any], Page] | Exception] = asyncio.Queue(maxsize=1)
+        pager = asyncio.ensure_future(self._answers(table, position, last_recid, answers))
+        try:
+            while True:
+                answer = await answers.get()
+                if isinstance(answer, Exception):
+                    raise answer
+                rows, page = answer
+                page.items = snapshot_rows(table, rows, keys, self._now_ms(), company)
+                self.images.remember(table, page.items)
+                yield page
+                if not page.more:
+                    return
+        finally:
+            abandon(pager)  # the consumer stopped early: the pages after are not wanted
+
+    async def _answers(self, table: str, position: int, last_recid: int | None,
+                       out: asyncio.Queue[tuple[list[Any], Page] | Exception]) -> None:
+        """The snapshot's answers in order onto ``out``, each with its page (no items yet), the
+        last one with the captured position; a failure goes onto ``out`` in its place."""
+        size = self.conn.page_size
+        url = table
+        keyset_params = {"cross-company": "true", "$orderby": "RecId", "$top": str(size)}
+        params: dict[str, str] | None = keyset_params if last_recid is None else \
+            {**keyset_params, "$filter": f"RecId gt {last_recid}"}
+        may_fall_back = last_recid is None
+        try:
+            while True:
+                body, rows, keyset = await self._snapshot_page(table, url, params, may_fall_back)
+                may_fall_back = False
+                recids = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
+                next_link = body.get("@odata.nextLink") if not keyset else None
+                if keyset and params is not None and len(rows) >= size and recids:
+                    last_recid = max(recids)
+                    params = {**keyset_params, "$filter": f"RecId gt {last_recid}"}
+                    await out.put((rows, Page([], "", True, resume=f"{position}:{last_recid}")))
+                elif next_link:
+                    url, params = self.origin.check_link(str(next_link), f"GET {table}: @odata.nextLink"), None
+                    await out.put((rows, Page([], "", True)))
+                else:
+                    await out.put((rows, Page([], str(position), False)))
+                    return
+        except Exception as exc:  # the consumer raises it in order, after the pages before it
+            await out.put(exc)
+
+    async def _snapshot_page(self, table: str, url: str, params: dict[str, str] | None,
+                             may_fall_back: bool) -> tuple[dict[str, Any], list[Any], bool]:
+        """One snapshot answer: its body, its rows, and whether it was read by keyset paging
+        (``params``) or by following links. ``may_fall_back``: the first request of a
+        snapshot, which falls back to server-driven paging when the service refuses it."""
+        response = await self.api.request("GET", url, params=params)
+        keyset = params is not None
+        if response.status_code == 400 and keyset and may_fall_back:
+            # A service that cannot filter/order on RecId (real public entities may not
+            # expose it): fall back to server-driven paging through @odata.nextLink.
+            log.warning("%s: keyset paging on RecId refused; following nextLinks", table)
+            response = await self.api.request("GET", url, params={"cross-company": "true"})
+            keyset = False
+        if response.status_code != 200:
+            raise rejection(response, f"GET {table}")
+        try:
+            body = response.json()
+        except (ValueError, RecursionError):
+            body = None
+        rows = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(rows, list):
+            # Never end a snapshot on a page we could not read: that would be a gap.
+            raise UnreadableAnswer(f"GET {table}: answer is not a JSON object with a 'value' array")
+        return body, rows, keyset
 
     async def changes(self, table: str, position: str) -> Page:
         """Changes of ``table`` after ``position``.

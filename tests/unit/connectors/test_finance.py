@@ -13,6 +13,7 @@ from connectors.finance.client import entity_key, key_string, parse_metadata_key
 from connectors.finance.sink import REFERENCED_RETRIES, FinanceWriter
 from connectors.finance.source import feed_entry_change, snapshot_row_change
 from tests.unit.connectors.fakes import FakeApi, api_client, applied, batch_handler, command
+from topics import ChangeEvent
 
 pytestmark = pytest.mark.unit
 
@@ -368,3 +369,89 @@ async def test_a_create_whose_referenced_row_is_gone_is_held_then_dead_lettered(
     assert all(isinstance(o, Again) for o in outcomes[:-1])
     assert "not in Finance" in outcomes[0].retry.reason  # type: ignore[union-attr]
     assert isinstance(outcomes[-1], Failed) and "not found in the relating table" in outcomes[-1].rejected.body
+
+
+@pytest.mark.parametrize("row", [
+    {"dataAreaId": "usmf", "ProjectId": "P-1", "RecVersion": 7, "ModifiedDateTime": "2026-01-02T03:04:05Z"},
+    {"@odata.etag": 'W/"7"', "dataAreaId": "usmf", "ProjectId": 12, "RecVersion": 7},
+    {"dataAreaId": "usmf", "ProjectId": 1.5, "RecVersion": 0},
+    {"dataAreaId": "usmf", "ProjectId": "P-1", "RecVersion": "7"},  # a version as text: accepted
+    {"dataAreaId": "usmf", "ProjectId": "P-1", "RecVersion": "007"},
+    {"dataAreaId": "usmf", "ProjectId": True, "RecVersion": 7},  # a bool is a number to the checks
+    {"dataAreaId": "usmf", "ProjectId": "", "RecVersion": 7},
+    {"dataAreaId": "usmf", "ProjectId": None, "RecVersion": 7},
+    {"dataAreaId": "usmf", "ProjectId": {"x": 1}, "RecVersion": 7},
+    {"dataAreaId": "usmf", "ProjectId": "P-1", "RecVersion": True},
+    {"dataAreaId": "usmf", "ProjectId": "P-1", "RecVersion": -1},
+    {"dataAreaId": "usmf", "ProjectId": "P-1", "RecVersion": 2**63},
+    {"dataAreaId": "usmf", "ProjectId": "P-1"},
+    ["not", "an", "object"],
+])
+def test_a_snapshot_row_is_the_same_change_by_the_fast_path_and_the_checked_one(row: object) -> None:
+    from connectors.finance.source import _checked_row_change
+
+    fast = snapshot_row_change("ProjectsV2", row, KEYS, 9, "dataAreaId")
+    checked = _checked_row_change("ProjectsV2", row, KEYS, 9, "dataAreaId")
+    assert fast == checked
+    if isinstance(fast, Change):
+        assert fast.event == ChangeEvent.model_validate(fast.event.model_dump())  # valid as it stands
+
+
+def test_a_snapshot_row_that_fails_to_build_is_isolated_from_its_page() -> None:
+    from connectors.finance.source import snapshot_rows
+
+    good: dict[object, object] = {"dataAreaId": "usmf", "ProjectId": "P-1", "RecVersion": 7}
+    odd = {**good, 1: "a key that is not text"}  # not JSON: row_image cannot read it
+    items = snapshot_rows("ProjectsV2", [good, odd, {**good, "ProjectId": "P-2"}], KEYS, 9)
+    assert [type(i).__name__ for i in items] == ["Change", "BadRecord", "Change"]
+    bad = items[1]
+    assert isinstance(bad, BadRecord) and bad.error_class == "TypeError" and bad.reason.startswith("ProjectsV2: ")
+
+
+async def test_the_next_snapshot_page_is_requested_before_this_one_is_handed_over() -> None:
+    import asyncio
+
+    from connectors.finance.client import FinanceConnection
+    from connectors.finance.source import FinanceReader
+    from tests.unit.connectors.fakes import SECRET, TOKEN_URL
+
+    fake = feed_and_rows(fo_rows(9, recid=True), keyset=True)
+    conn = FinanceConnection(url="https://fo.example", token_url=TOKEN_URL, client_id="c",
+                             client_secret=SECRET, page_size=2, keys={"ProjectsV2": KEYS})
+    reader = FinanceReader(conn, api_client(fake, FakeClock(), base=ROOT))
+    pages = reader.snapshot("ProjectsV2")
+
+    def row_requests() -> int:
+        return sum(1 for c in fake.calls if c.url.path.endswith("/ProjectsV2"))
+
+    first = await anext(pages)
+    for _ in range(50):
+        await asyncio.sleep(0)  # whatever the reader does while the page is being produced
+    # Pages 2 and 3 are read while page 1 is handed over; no more (two ahead at most).
+    assert [i.key for i in first.items if isinstance(i, Change)] == ["usmf|P-0", "usmf|P-1"]
+    assert row_requests() == 3
+    rest = [p async for p in pages]
+    assert [i.key for p in rest for i in p.items if isinstance(i, Change)] == [f"usmf|P-{i}" for i in range(2, 9)]
+    assert row_requests() == 5 and rest[-1].position == "50"
+    await reader.aclose()
+
+
+async def test_a_snapshot_stopped_early_requests_nothing_more() -> None:
+    import asyncio
+
+    from connectors.finance.client import FinanceConnection
+    from connectors.finance.source import FinanceReader
+    from tests.unit.connectors.fakes import SECRET, TOKEN_URL
+
+    fake = feed_and_rows(fo_rows(9, recid=True), keyset=True)
+    conn = FinanceConnection(url="https://fo.example", token_url=TOKEN_URL, client_id="c",
+                             client_secret=SECRET, page_size=2, keys={"ProjectsV2": KEYS})
+    reader = FinanceReader(conn, api_client(fake, FakeClock(), base=ROOT))
+    pages = reader.snapshot("ProjectsV2")
+    await anext(pages)
+    await pages.aclose()  # type: ignore[attr-defined]  # an async generator
+    before = len(fake.calls)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(fake.calls) == before
+    await reader.aclose()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
+import orjson
 import pytest
 
 from connectors.common.images import ImageStore
@@ -60,8 +61,9 @@ async def test_a_page_is_reported_once_its_events_and_its_held_change_are_out() 
     source, producer = engine(reader)  # type: ignore[arg-type]
     reports: list[tuple[str, Counter[str], list[tuple[str, str]]]] = []
 
-    async def on_page(cursor: str, tally: Counter[str]) -> None:
-        reports.append((cursor, tally, emitted(producer)))
+    def on_page(cursor: str, tally: Counter[str]) -> Awaitable[None]:
+        reports.append((cursor, tally, emitted(producer)))  # what Kafka holds at the call
+        return asyncio.sleep(0)
 
     assert await source.snapshot("accounts", on_page=on_page, checkpoint=False) == "P"
     assert [(c, dict(t)) for c, t, _ in reports] == [("c1", {EMITTED: 2}), ("c2", {EMITTED: 1}),
@@ -132,14 +134,107 @@ async def test_read_ahead_requests_the_next_page_before_this_one_is_produced() -
     source, producer = engine(reader)  # type: ignore[arg-type]
     produce_all = producer.produce_all
 
-    async def logged(records: list[tuple[str, bytes | None, bytes | None, object]]) -> None:
+    async def logged(records: list[tuple[str, bytes | None, bytes | None, object]], *, flush: bool = False) -> None:
         log.append(f"produce {len(records)}")
         await asyncio.sleep(0)  # waiting for Kafka's acknowledgement
-        await produce_all(records)
+        await produce_all(records, flush=flush)
         log.append("acked")
 
     producer.produce_all = logged  # type: ignore[method-assign]
     await source.snapshot("accounts", checkpoint=False, read_ahead=True)
-    # Page 2 is requested while page 1's events wait for their acknowledgement.
-    assert log[:4] == ["read a", "produce 0", "read b", "acked"]
+    # Page 2 is requested before page 1's events are even built and produced.
+    assert log[:4] == ["read a", "read b", "produce 0", "acked"]
     assert [k for k, _ in emitted(producer)] == ["a", "b", "c"]
+
+
+async def test_a_page_report_runs_while_the_next_page_is_produced_and_reports_stay_in_order() -> None:
+    reader = PagedReader([Page([r("a", 1)], "", True, resume="c1"), Page([r("b", 2)], "", True, resume="c2"),
+                          Page([r("c", 3)], "", True, resume="c3"), Page([r("d", 4)], "P", False)])
+    source, producer = engine(reader)  # type: ignore[arg-type]
+    log: list[str] = []
+    produce_all = producer.produce_all
+
+    async def logged(records: list[tuple[str, bytes | None, bytes | None, object]], *, flush: bool = False) -> None:
+        log.append(f"produce {len(emitted(producer))}")
+        await produce_all(records, flush=flush)
+        await asyncio.sleep(0)  # Kafka's acknowledgement
+        log.append(f"acked {len(emitted(producer))}")
+
+    producer.produce_all = logged  # type: ignore[method-assign]
+
+    async def on_page(cursor: str, tally: Counter[str]) -> None:
+        log.append(f"report {cursor or 'end'}")
+        await asyncio.sleep(0)  # the checkpoint's round trip to Kafka
+        await asyncio.sleep(0)
+        log.append(f"reported {cursor or 'end'}")
+
+    await source.snapshot("accounts", on_page=on_page, checkpoint=False)
+    # Each page is reported once its events are acknowledged (a from page 1 goes out with page
+    # 2, held back for the "last" mark); the report runs while the next page goes out; each
+    # report ends before the next one starts.
+    assert log == ["produce 0", "acked 0",  # page 1: a held back
+                   "produce 0", "acked 1",  # page 2: a out, b held back
+                   "produce 1", "report c1", "acked 2", "reported c1",  # page 3 while c1 is reported
+                   "produce 2", "report c2", "acked 3", "reported c2",
+                   "produce 3", "report c3", "acked 4", "reported c3",  # d, the last
+                   "report end", "reported end"]
+
+
+async def test_a_failed_page_report_fails_the_snapshot() -> None:
+    reader = PagedReader([Page([r("a", 1)], "", True, resume="c1"), Page([r("b", 2)], "", True, resume="c2"),
+                          Page([r("c", 3)], "", True, resume="c3"), Page([r("d", 4)], "P", False)])
+    source, _ = engine(reader)  # type: ignore[arg-type]
+    calls: list[str] = []
+
+    async def on_page(cursor: str, tally: Counter[str]) -> None:
+        calls.append(cursor)
+        raise RuntimeError("checkpoint not acknowledged")
+
+    with pytest.raises(RuntimeError, match="checkpoint not acknowledged"):
+        await source.snapshot("accounts", on_page=on_page, checkpoint=False)
+    assert calls == ["c1"]  # no later page is reported after a failed report
+
+
+async def test_read_ahead_produces_the_next_page_before_this_one_is_acknowledged() -> None:
+    reader = PagedReader([Page([r("a", 1)], "", True, resume="c1"), Page([r("b", 2)], "", True, resume="c2"),
+                          Page([r("c", 3)], "", True, resume="c3"), Page([r("d", 4)], "P", False)])
+    source, producer = engine(reader)  # type: ignore[arg-type]
+    log: list[str] = []
+    produce_all = producer.produce_all
+    acks: list[asyncio.Event] = []
+
+    async def held_back(records: list[tuple[str, bytes | None, bytes | None, object]], *, flush: bool = False) -> None:
+        keys = "".join(str(orjson.loads(k)["id"]) for _, k, _, _ in records if k)
+        log.append(f"produce [{keys}]")
+        await produce_all(records, flush=flush)
+        ack = asyncio.Event()
+        acks.append(ack)
+        await ack.wait()  # Kafka acknowledges when the test says so
+        log.append(f"acked [{keys}]")
+
+    producer.produce_all = held_back  # type: ignore[method-assign]
+
+    async def kafka() -> None:  # acknowledges each batch a few loop turns after it was produced
+        done = 0
+        while True:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if done < len(acks):
+                acks[done].set()
+                done += 1
+
+    async def on_page(cursor: str, tally: Counter[str]) -> None:
+        log.append(f"report {cursor or 'end'}")
+
+    acker = asyncio.create_task(kafka())
+    try:
+        await source.snapshot("accounts", on_page=on_page, checkpoint=False, read_ahead=True)
+    finally:
+        acker.cancel()
+    # Each page's batch is produced before the batch before it is acknowledged (page 3 carries
+    # b, held back from page 2, out before page 2's a is acknowledged); a page is reported only
+    # once the batch carrying its last change is acknowledged (c1: a), in order; the "last"
+    # change (d) goes out behind the page in flight too.
+    assert log == ["produce []", "produce [a]", "acked []", "produce [b]", "acked [a]", "report c1",
+                   "produce [c]", "acked [b]", "report c2", "produce [d]", "acked [c]", "report c3",
+                   "acked [d]", "report end"]

@@ -48,7 +48,8 @@ class MemoryProducer:
         future.set_result(None)
         return future
 
-    async def produce_all(self, records: list[tuple[str, bytes | None, bytes | None, Any]]) -> None:
+    async def produce_all(self, records: list[tuple[str, bytes | None, bytes | None, Any]],
+                          *, flush: bool = False) -> None:
         for record in records:
             await self.produce(*record)
 
@@ -280,7 +281,8 @@ class FailingOnce(MemoryProducer):
         super().__init__()
         self.failed = False
 
-    async def produce_all(self, records: list[tuple[str, bytes | None, bytes | None, Any]]) -> None:
+    async def produce_all(self, records: list[tuple[str, bytes | None, bytes | None, Any]],
+                          *, flush: bool = False) -> None:
         if not self.failed:
             self.failed = True
             raise RuntimeError("broker unreachable")

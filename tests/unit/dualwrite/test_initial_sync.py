@@ -3,6 +3,8 @@ task run over a scripted reader (checkpoints in memory)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from connectors.common.source import DEAD_LETTERED, EMITTED, Page
@@ -159,3 +161,45 @@ async def test_a_finished_task_is_not_read_again_unless_restarted() -> None:
     assert summary.before and reader.resumed == [] and summary.state.read == 5
     (again,) = await sync.run([TASK], restart=True)
     assert reader.resumed == [""] and again.state.counts == {EMITTED: 4}
+
+
+def test_the_heap_is_frozen_while_a_sync_runs_and_given_back_after() -> None:
+    import gc
+
+    from dualwrite.initial_sync import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0  # the objects alive before the sync: out of full passes
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_heap_frozen_by_the_process_stays_frozen() -> None:
+    import gc
+
+    from dualwrite.initial_sync import frozen_heap
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+async def test_a_task_runs_with_the_heap_frozen() -> None:
+    import gc
+
+    seen: list[int] = []
+
+    class Watching(PagedReader):
+        async def snapshot(self, table: str, resume: str = "") -> AsyncIterator[Page]:
+            seen.append(gc.get_freeze_count())
+            async for page in super().snapshot(table, resume):
+                yield page
+
+    sync, _ = runner(Watching(PAGES))
+    await sync.run([TASK])
+    assert seen and seen[0] > 0 and gc.get_freeze_count() == 0

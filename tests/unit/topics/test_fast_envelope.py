@@ -1,0 +1,69 @@
+"""The snapshot's fast path through the envelope: trusted constructors equal to the validated
+models, and `encode_event` byte for byte equal to `encode`, whatever the images hold."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+
+from tests.unit.topics.test_codec import events
+from topics import ChangeEvent, Source, TransactionBlock, decode_event, encode, encode_event
+
+pytestmark = pytest.mark.unit
+
+
+def trusted_copy(event: ChangeEvent) -> ChangeEvent:
+    s = event.source
+    source = Source.trusted(s.system, s.table, s.version, s.ts_ms, s.snapshot, s.company, s.txid, s.origin)
+    return ChangeEvent.trusted(event.op, event.ts_ms, source, event.before, event.after, event.transaction)
+
+
+@given(events())
+def test_a_trusted_event_is_the_validated_one(event: ChangeEvent) -> None:
+    trusted = trusted_copy(event)
+    assert trusted == event and trusted.source == event.source
+    assert encode(trusted) == encode(event)
+    assert decode_event(encode_event(trusted)) == event
+    marked = trusted.model_copy(update={"source": trusted.source.model_copy(update={"snapshot": "last"})})
+    assert marked.source.snapshot == "last" and trusted.source.snapshot == event.source.snapshot
+
+
+@given(events())
+def test_encode_event_is_encode_byte_for_byte(event: ChangeEvent) -> None:
+    assert encode_event(event) == encode(event)
+
+
+def test_encode_event_writes_every_field_of_the_envelope() -> None:
+    source = Source(system="finance", table="T", version="1", ts_ms=1, snapshot="true", extra="kept")
+    event = ChangeEvent(op="r", ts_ms=2, source=source, after={"a": 1},
+                        transaction=TransactionBlock(id="t", total_order=1, data_collection_order=1))
+    written = orjson.loads(encode_event(event))
+    assert list(written) == list(ChangeEvent.model_fields)
+    assert list(written["source"]) == [*Source.model_fields, "extra"]
+    assert list(written["transaction"]) == list(TransactionBlock.model_fields)
+    assert encode_event(event) == encode(event)
+
+
+@pytest.mark.parametrize("value", [
+    datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),  # orjson and pydantic differ
+    datetime.date(2026, 1, 2), decimal.Decimal("1.50"), b"bytes", {1: "int key"}, (1, 2), {"a", "b"},
+    float("nan"), float("inf"), 2**63 - 1, -(2**63), "é\u2028\x00", 1e300,
+])
+def test_values_json_does_not_hold_are_written_as_encode_writes_them(value: Any) -> None:
+    event = ChangeEvent(op="u", ts_ms=1, source=Source(system="finance", table="T", version="1", ts_ms=1),
+                        before={"v": value}, after={"v": value})
+    assert encode_event(event) == encode(event)
+
+
+def test_what_encode_cannot_write_encode_event_cannot_either() -> None:
+    event = ChangeEvent(op="u", ts_ms=1, source=Source(system="finance", table="T", version="1", ts_ms=1),
+                        after={"v": 2**64})
+    with pytest.raises(TypeError):
+        encode(event)
+    with pytest.raises(TypeError):
+        encode_event(event)
