@@ -282,10 +282,10 @@ class _Gate:
         if added:
             self.fx.add(Count(metrics.PARKED, (item.map, reason)))
         if hold and item.change_set_size > 1 and item.counted:
-            # Waiting for a lookup's record (`Need.lookup`), while its change set's other
-            # members may be at the sink already: a ``hold`` keeps them unwritten until this one
-            # comes, so a vendor invoice's header never lands without a line that waits for its
-            # unit. Sent again on a replay of this park: harmless.
+            # Waiting for a reference row (`Need.lookup`: `streams.pending.holds_change_set`),
+            # while its change set's other members may be at the sink already: a ``hold`` keeps
+            # them unwritten until this one comes, so a vendor invoice's header never lands
+            # without a line that waits for its unit. Sent again on a replay of this park: harmless.
             command = skip_command(item, self.maps, op="hold")
             self.fx.add(CommandSend(command.target, command.record_key, encode(command)))
 

@@ -143,11 +143,23 @@ class Need:
     # An optional lookup's fact (`Lookup.optional`): when the gate does not know it, the change
     # goes on with the lookup unset instead of parking.
     optional: bool = False
-    # A lookup's fact (a reference row: a unit, a product, a vendor), which nothing in the
-    # change's own change set produces by a write: while the change waits for it, its change set
-    # is held at the sink (`hold`). Not for a dependency's or a billed row's presence, which a
-    # write of the same change set may be what brings (holding it would wait for ever).
+    # While the change waits for this fact, its change set is held at the sink (`hold`):
+    # see `holds_change_set`.
     lookup: bool = field(default=False, compare=False)
+
+
+def holds_change_set(fact_key: str) -> bool:
+    """Whether a change waiting for the fact ``fact_key`` keeps its change set's other members
+    unwritten at the sink (a vendor invoice header never lands without its line that waits for
+    a unit). Only for a lookup of a reference row, which no write of the change set brings: a
+    source row (``row:``, learned from its CDC topic) or a target row (``present:``: a unit, a
+    product, a vendor, a project). Never for another map's key (``key:``): that is published
+    when that map's change is emitted, which may itself wait for a write of this very change
+    set, and a hold would then wait for ever: a confirmed invoice's connection waits for its
+    billed actual's key, the billed actual for its invoice proposal in Finance, and the proposal
+    is a held member (a CI run deadlocked so). Nor for a dependency's or a billed row's presence
+    (those are not lookups)."""
+    return not fact_key.startswith("key:")  # `streams.maps.model.key_fact`
 
 
 @dataclass(frozen=True)
@@ -330,7 +342,8 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
     if isinstance(result, Filtered):
         return Drop(result.reason)
     if isinstance(result, NeedFacts):
-        return Need(result.keys[0], optional=result.keys[0] in result.optional, lookup=True)
+        key = result.keys[0]
+        return Need(key, optional=key in result.optional, lookup=holds_change_set(key))
     if item.op == "upsert" and not item.reverse:
         missing = _dependencies(m, item)
         if missing is not None:
