@@ -3,7 +3,8 @@
 Each part brings up its own broker (and stack), one after the other, so no part measures
 another's leftovers: P1 with its peers and the sink burst (`bench.pipeline`), P1b
 (`bench.pipeline.run_actuals_replay`), P3 and the round trip (`bench.latency`), idle polling
-(`bench.polling`). The ``*_figures`` functions only turn results into rows (tested without a
+(`bench.polling`), and issue 13's two: `dualwrite replay` next to raw consumption
+(`bench.replay`) and initial sync next to bare paging (`bench.initial_sync`). The ``*_figures`` functions only turn results into rows (tested without a
 broker); the goals and the figures from before the redesign are written once, here.
 """
 
@@ -18,11 +19,12 @@ from bench.latency import EndToEnd, Phase
 from bench.pipeline import PipelineBench, Replay
 from bench.polling import GOAL_SHARE, IdleFigure
 
-__all__ = ["BEFORE", "BenchSizes", "idle_figures", "latency_figures", "replay_figures", "run_suite"]
+__all__ = ["BEFORE", "PARTS", "BenchSizes", "idle_figures", "latency_figures", "replay_figures", "run_suite"]
 
 # Measured on the landed code before issue 9 on the same 2-core machine (the issue's figures).
 BEFORE = {"p1_eps": 744.0, "worker_records_per_change": 8.5, "roundtrip_records_per_change": 17.0,
           "p3_p99_50": 2.6, "burst_last_arrival": 6.1}
+PARTS = ("p1b", "p3", "idle", "replay", "initial-sync")  # what `--skip` may leave out
 P3_GOAL_S = 1.0
 BURST_GOAL_S = 3.0
 
@@ -43,6 +45,7 @@ class BenchSizes:
     poll_interval_s: float = 0.25
     idle_settle_s: float = 45.0
     idle_window_s: float = 60.0
+    initial_sync_rows: int = 5000
 
 
 def _restarts(count: int) -> str:
@@ -141,7 +144,8 @@ def p6_figure() -> Figure:
 
 def run_suite(workdir: Path, sizes: BenchSizes, *, skip: frozenset[str] = frozenset(),
               progress: Callable[[str], None] = lambda _msg: None) -> list[Figure]:
-    """Every part not in ``skip`` (``p1b``, ``p3``, ``idle``), one after the other."""
+    """Every part not in ``skip`` (`PARTS`), one after the other."""
+    from bench import initial_sync, replay
     from bench.latency import run_latency_bench
     from bench.pipeline import run_actuals_replay, run_pipeline_bench
     from bench.polling import run_idle_bench
@@ -160,4 +164,18 @@ def run_suite(workdir: Path, sizes: BenchSizes, *, skip: frozenset[str] = frozen
     if "idle" not in skip:
         progress("idle source requests")
         idle = run_idle_bench(workdir / "idle", sizes.idle_settle_s, sizes.idle_window_s)
-    return [*replay_figures(p1, p1b), *latency_figures(e2e), *idle_figures(idle), p6_figure()]
+    topics: list[Figure] = []
+    if "replay" in skip:
+        topics.append(not_measured("replay_vs_raw", "replay --dry-run events/s vs raw consumption",
+                                   replay.GOAL, "skipped"))
+    else:
+        progress("dualwrite replay next to raw consumption")
+        topics += replay.replay_figures(replay.run_replay_bench(workdir / "replay", sizes.records, sizes.updates))
+    if "initial-sync" in skip:
+        topics.append(not_measured("initial_sync", "initial sync rows/s vs bare httpx paging",
+                                   f">= {initial_sync.GOAL:.0%}", "skipped"))
+    else:
+        progress("initial sync next to bare paging")
+        topics += initial_sync.initial_sync_figures(
+            initial_sync.run_initial_sync_bench(workdir / "initial-sync", sizes.initial_sync_rows))
+    return [*replay_figures(p1, p1b), *latency_figures(e2e), *idle_figures(idle), p6_figure(), *topics]

@@ -52,23 +52,26 @@ def suite(
     poll_interval: Annotated[float, typer.Option(help="P3: the sources' active poll interval (s).")] = 0.25,
     idle_settle: Annotated[float, typer.Option(help="Idle: seconds after the snapshots.")] = 45.0,
     idle_window: Annotated[float, typer.Option(help="Idle: seconds counted.")] = 60.0,
-    skip: Annotated[list[str] | None, typer.Option(help="Parts to leave out: p1b, p3, idle.")] = None,
+    initial_sync_rows: Annotated[int, typer.Option(help="Initial sync: rows of the table synced.")] = 5000,
+    skip: Annotated[list[str] | None, typer.Option(
+        help="Parts to leave out: p1b, p3, idle, replay, initial-sync.")] = None,
     workdir: Workdir = None,
     json_out: JsonOut = None,
 ) -> None:
-    """Every figure of the processor (P1, P1b, records per change, P3 latency, idle polling,
-    P6) next to its peer, in one table. Starts its own brokers and stacks, one at a time;
-    about 10 minutes at the defaults on 2 cores."""
+    """Every figure (P1, P1b, records per change, P3 latency, idle polling, P6, replay, initial
+    sync) next to its peer, in one table. Starts its own brokers and stacks, one at a time;
+    about 11 minutes at the defaults on 2 cores."""
     if ctx.invoked_subcommand is not None:
         return
-    from bench.suite import BenchSizes, run_suite
+    from bench.suite import PARTS, BenchSizes, run_suite
 
-    unknown = set(skip or ()) - {"p1b", "p3", "idle"}
+    unknown = set(skip or ()) - set(PARTS)
     if unknown:
-        raise typer.BadParameter(f"unknown parts {sorted(unknown)}; choose from p1b, p3, idle", param_hint="--skip")
+        raise typer.BadParameter(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}",
+                                 param_hint="--skip")
     sizes = BenchSizes(records, updates, actuals, actuals_updates, burst_records, burst_updates,
                        tuple(rate or (50.0, 200.0)), rate_seconds, burst_projects, poll_interval,
-                       idle_settle, idle_window)
+                       idle_settle, idle_window, initial_sync_rows)
     started = time.monotonic()
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:

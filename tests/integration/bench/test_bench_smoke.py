@@ -23,12 +23,14 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(app, [
         "bench", "--records", "50", "--updates", "2", "--actuals", "50", "--actuals-updates", "2",
-        "--burst-records", "5", "--burst-updates", "2", "--skip", "p3", "--skip", "idle",
+        "--burst-records", "5", "--burst-updates", "2", "--initial-sync-rows", "300",
+        "--skip", "p3", "--skip", "idle",
         "--workdir", str(tmp_path / "work"), "--json", str(out)])
     assert result.exit_code == 0, result.output
     figures = {f["key"]: f for f in json.loads(out.read_text())["figures"]}
     for key in ("p1_vs_naive", "p1_vs_raw", "p1b_vs_p1", "worker_records_per_change",
-                "worker_records_per_change_p1b", "sink_requests_per_change"):
+                "worker_records_per_change_p1b", "sink_requests_per_change", "replay_vs_raw",
+                "initial_sync"):
         assert figures[key]["value"] is not None and figures[key]["value"] > 0, key
         assert figures[key]["peer"] is not None and figures[key]["peer"] > 0, key
     for key in ("p3", "idle", "p6"):
