@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import orjson
 import pytest
@@ -408,9 +410,8 @@ def test_a_snapshot_row_that_fails_to_build_is_isolated_from_its_page() -> None:
     assert isinstance(bad, BadRecord) and bad.error_class == "TypeError" and bad.reason.startswith("ProjectsV2: ")
 
 
-async def test_the_next_snapshot_page_is_requested_before_this_one_is_handed_over() -> None:
-    import asyncio
-
+def keyset_reader_of_nine_rows() -> tuple[Any, Any]:
+    """A Finance reader paging nine project rows two at a time (keyset), and its fake service."""
     from connectors.finance.client import FinanceConnection
     from connectors.finance.source import FinanceReader
     from tests.unit.connectors.fakes import SECRET, TOKEN_URL
@@ -418,7 +419,13 @@ async def test_the_next_snapshot_page_is_requested_before_this_one_is_handed_ove
     fake = feed_and_rows(fo_rows(9, recid=True), keyset=True)
     conn = FinanceConnection(url="https://fo.example", token_url=TOKEN_URL, client_id="c",
                              client_secret=SECRET, page_size=2, keys={"ProjectsV2": KEYS})
-    reader = FinanceReader(conn, api_client(fake, FakeClock(), base=ROOT))
+    return fake, FinanceReader(conn, api_client(fake, FakeClock(), base=ROOT))
+
+
+async def test_the_next_snapshot_page_is_requested_before_this_one_is_handed_over() -> None:
+    import asyncio
+
+    fake, reader = keyset_reader_of_nine_rows()
     pages = reader.snapshot("ProjectsV2")
 
     def row_requests() -> int:
@@ -439,17 +446,10 @@ async def test_the_next_snapshot_page_is_requested_before_this_one_is_handed_ove
 async def test_a_snapshot_stopped_early_requests_nothing_more() -> None:
     import asyncio
 
-    from connectors.finance.client import FinanceConnection
-    from connectors.finance.source import FinanceReader
-    from tests.unit.connectors.fakes import SECRET, TOKEN_URL
-
-    fake = feed_and_rows(fo_rows(9, recid=True), keyset=True)
-    conn = FinanceConnection(url="https://fo.example", token_url=TOKEN_URL, client_id="c",
-                             client_secret=SECRET, page_size=2, keys={"ProjectsV2": KEYS})
-    reader = FinanceReader(conn, api_client(fake, FakeClock(), base=ROOT))
+    fake, reader = keyset_reader_of_nine_rows()
     pages = reader.snapshot("ProjectsV2")
     await anext(pages)
-    await pages.aclose()  # type: ignore[attr-defined]  # an async generator
+    await pages.aclose()  # an async generator
     before = len(fake.calls)
     for _ in range(50):
         await asyncio.sleep(0)
