@@ -10,11 +10,13 @@ the deployment's Kafka settings (TLS/SASL); it joins no consumer group and commi
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Generator
-from contextlib import closing
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from typing import Annotated, Any
 
 import orjson
@@ -203,10 +205,26 @@ def key_matches(msg: Message, spec: TopicSpec, wanted: str) -> bool:
     return isinstance(decoded, dict) and str(decoded.get("id")) == wanted
 
 
+@contextmanager
+def ctrl_c() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C (SIGINT) while the block runs, instead of a KeyboardInterrupt.
+
+    confluent-kafka 2.16's poll checks for signals between slices of its wait, and a full run
+    saw a tail still polling 30 s after SIGINT, its KeyboardInterrupt gone: a handler that only
+    sets a flag cannot be lost that way, and the loop reads the flag between polls."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def follow(config: KafkaConfig, spec: TopicSpec, *, from_beginning: bool,
-           idle_s: float | None, timeout: float = 15.0) -> Generator[Message, None, None]:
+           idle_s: float | None, timeout: float = 15.0,
+           stop: threading.Event | None = None) -> Generator[Message, None, None]:
     """The topic's records as they arrive (every partition; from its start or its end), until
-    ``idle_s`` pass without one. Joins no group and commits nothing."""
+    ``idle_s`` pass without one or ``stop`` is set. Joins no group and commits nothing."""
     consumer = Consumer({**config.base(), "group.id": f"dualwrite-tail-{uuid.uuid4()}",
                          "enable.auto.commit": False, "enable.partition.eof": False})
     try:
@@ -215,7 +233,7 @@ def follow(config: KafkaConfig, spec: TopicSpec, *, from_beginning: bool,
             start = OFFSET_BEGINNING if from_beginning else OFFSET_END
             consumer.assign([TopicPartition(spec.name, p, start) for p in sorted(partitions)])
             last = time.monotonic()
-            while idle_s is None or time.monotonic() - last < idle_s:
+            while (stop is None or not stop.is_set()) and (idle_s is None or time.monotonic() - last < idle_s):
                 msg = consumer.poll(0.5)
                 if msg is None:
                     continue
@@ -251,8 +269,8 @@ def tail(
     with expected_failures():
         require_topic(kafka, topic, timeout=timeout)
         try:
-            records = follow(kafka, spec, from_beginning=from_beginning, idle_s=idle, timeout=timeout)
-            with closing(records):
+            with ctrl_c() as stop, closing(follow(kafka, spec, from_beginning=from_beginning, idle_s=idle,
+                                                  timeout=timeout, stop=stop)) as records:
                 for msg in records:
                     if key is not None and not key_matches(msg, spec, key):
                         continue
@@ -262,7 +280,7 @@ def tail(
                     if max_records is not None and printed >= max_records:
                         break
         except KeyboardInterrupt:
-            pass  # Ctrl-C: `follow` closed its consumer on the way out, and that is the end
+            pass  # Ctrl-C before the handler was in place: `follow` closed its consumer, the end
         except BrokenPipeError:
             # `| head` has what it wanted; point stdout at /dev/null so the exit flush is quiet.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
