@@ -181,10 +181,11 @@ def test_a_heap_frozen_by_the_process_stays_frozen() -> None:
 
     gc.freeze()
     try:
-        frozen = gc.get_freeze_count()
         with frozen_heap():
             pass
-        assert gc.get_freeze_count() == frozen
+        # Not unfrozen (that empties the permanent generation); a frozen object freed meanwhile
+        # leaves it, so the count may be a little lower (a full run saw 2 fewer).
+        assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
 
