@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -68,6 +70,9 @@ def main() -> None:
 
     from dualwrite.settings import invalid_settings
 
+    # `kill -USR1 <pid>` prints every thread's stack on stderr (a process's log under the
+    # supervisor) and the process goes on: how a stuck worker, source or sink says where it is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         app()
     except ValidationError as exc:

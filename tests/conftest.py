@@ -10,11 +10,15 @@ so two workers never pick the same port.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import time
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,13 +84,39 @@ def noteworthy_lines(log_dir: Path) -> str:
     return "\n".join(out) or f"no warnings in {log_dir}"
 
 
+STACK_LINES = 80
+
+
+def thread_stacks(children: dict[str, Any]) -> str:
+    """Where each running process of a stack is now: SIGUSR1 makes it print every thread's
+    stack into its log (`dualwrite.cli.main`) and go on; what it printed, per process."""
+    sizes = {}
+    for name, child in children.items():
+        if child.alive:
+            sizes[name] = child.log_path.stat().st_size
+            os.kill(child.process.pid, signal.SIGUSR1)
+    time.sleep(1.0)
+    out = []
+    for name, size in sizes.items():
+        with children[name].log_path.open("rb") as f:
+            f.seek(size)
+            lines = f.read().decode(errors="replace").splitlines()
+        dump = [line for line in lines if line.startswith(("Thread 0x", "Current thread 0x", "  File "))]
+        out.append(f"--- {name}")
+        out.extend(dump[:STACK_LINES])
+    return "\n".join(out) or "no process running"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed and call.when == "call":
         stack = getattr(item, "funcargs", {}).get("stack")
-        log_dir = getattr(getattr(stack, "sup", None), "log_dir", None)
+        sup = getattr(stack, "sup", None)
+        log_dir = getattr(sup, "log_dir", None)
         if isinstance(log_dir, Path) and log_dir.is_dir():
             report.sections.append(("process logs (warnings and worse)", noteworthy_lines(log_dir)))
+            with contextlib.suppress(Exception):  # a diagnosis must never hide the failure itself
+                report.sections.append(("process thread stacks (SIGUSR1)", thread_stacks(getattr(sup, "children", {}))))
     return report
