@@ -72,7 +72,8 @@ def main() -> None:
 
     # `kill -USR1 <pid>` prints every thread's stack on stderr (a process's log under the
     # supervisor) and the process goes on: how a stuck worker, source or sink says where it is.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    if hasattr(signal, "SIGUSR1"):  # POSIX only
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         app()
     except ValidationError as exc:
