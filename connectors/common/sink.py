@@ -340,13 +340,19 @@ class SinkEngine:
         return (self.settings.dlq_topic, msg.key(), value, headers)
 
     async def _commit(self, ready: list[_Entry]) -> None:
-        """Commit past every finished record, but never past a held transaction member."""
+        """Commit past every finished record, but never past a held transaction member.
+
+        Asynchronously: the effects are durable already (written, acks produced), so a commit
+        lost in a crash or a rebalance only redelivers records the applied state makes cost
+        nothing, and a later commit supersedes it. A synchronous commit has no timeout in
+        confluent-kafka and can hang (confluent-kafka-python#1801); two full test runs saw a
+        sink stop committing one partition after its group was deleted and re-created."""
         assert self._consumer is not None
         offsets = [TopicPartition(t, p, o) for (t, p), o in commit_offsets(ready, self._held).items() if o >= 0]
         if not offsets:
             return
         try:
-            await asyncio.to_thread(self._consumer.commit, offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # Typically a rebalance took the partition meanwhile: its new owner gets these
             # records again, and the acks we published make them cost nothing there.
