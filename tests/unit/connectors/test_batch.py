@@ -74,6 +74,19 @@ def test_parse_response_change_sets_and_failures() -> None:
     assert orjson.loads(parts[1][0].body)["error"]["message"] == "bad"
 
 
+def test_a_delimiter_counts_only_at_a_line_start_and_a_thousand_parts_come_back_in_order() -> None:
+    """A body that mentions the boundary inside a line, or a boundary that merely begins with
+    it, is no delimiter; a change set of 1,000 answers (Dataverse's most) reads whole."""
+    inner = b"".join(
+        b"--cs\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\nContent-ID: %d\r\n\r\n"
+        b'{"note":"x --cs y"}\r\n--csx\r\n' % n for n in range(1, 1001))
+    body = (b"--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=cs\r\n\r\n" + inner
+            + b"--cs--\r\n--batchresponse_1--\r\n")
+    (changeset,) = parse_batch_response(body, "multipart/mixed; boundary=batchresponse_1")
+    assert [r.content_id for r in changeset] == [str(n) for n in range(1, 1001)]
+    assert changeset[0].body == b'{"note":"x --cs y"}\r\n--csx'
+
+
 def test_failed_change_set_answers_for_every_op_and_unreached_groups_are_none() -> None:
     groups = [[BatchOp("PATCH", "a", {}, (), "1"), BatchOp("PATCH", "b", {}, (), "2")],
               [BatchOp("PATCH", "c", {}, (), "3"), BatchOp("PATCH", "d", {}, (), "4")],
