@@ -19,7 +19,9 @@ does not know carries ``before: null`` (a delete its key) until the row is emitt
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,7 +61,9 @@ class ImageStore:
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path) if path is not None else ":memory:", isolation_level=None)
+            # Written from a worker thread (`commit`), read on the event loop: one lock serialises both.
+            self._db = sqlite3.connect(str(path) if path is not None else ":memory:", isolation_level=None,
+                                       check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoint, fast per page
             self._db.execute(_SCHEMA)
@@ -69,9 +73,11 @@ class ImageStore:
                                   "to start afresh (updates then carry no before image until their "
                                   "rows change again)") from None
         self._staged: dict[str, dict[str, dict[str, Any] | None]] = {}
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def table(self, table: str) -> TableImages:
         return TableImages(self, table)
@@ -81,7 +87,8 @@ class ImageStore:
         staged = self._staged.get(table)
         if staged is not None and key in staged:
             return staged[key]
-        row = self._db.execute("SELECT image FROM images WHERE tbl = ? AND rec = ?", (table, key)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT image FROM images WHERE tbl = ? AND rec = ?", (table, key)).fetchone()
         return orjson.loads(row[0]) if row else None
 
     def remember(self, table: str, items: Iterable[Any]) -> None:
@@ -92,21 +99,28 @@ class ImageStore:
             if event is not None:  # a Change; a BadRecord has no event
                 staged[item.key] = event.after
 
-    def commit(self, table: str) -> None:
-        """Make the table's staged images durable (its events are in Kafka)."""
+    async def commit(self, table: str) -> None:
+        """Make the table's staged images durable (its events are in Kafka). The staged images
+        are taken on the caller's thread, so a page staged meanwhile waits for the next commit;
+        they are written on a worker thread (SQLite lets go of the interpreter while it writes):
+        a thousand rows a page cost the event loop as much as reading them. A `get` meanwhile
+        waits for the write and then reads it."""
         staged = self._staged.pop(table, None)
-        if not staged:
-            return
-        self._db.execute("BEGIN")
-        try:
-            self._db.executemany("INSERT OR REPLACE INTO images (tbl, rec, image) VALUES (?, ?, ?)",
-                                 [(table, k, orjson.dumps(v)) for k, v in staged.items() if v is not None])
-            self._db.executemany("DELETE FROM images WHERE tbl = ? AND rec = ?",
-                                 [(table, k) for k, v in staged.items() if v is None])
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        if staged:
+            await asyncio.to_thread(self._write, table, staged)
+
+    def _write(self, table: str, staged: dict[str, dict[str, Any] | None]) -> None:
+        rows = [(table, k, orjson.dumps(v)) for k, v in staged.items() if v is not None]
+        gone = [(table, k) for k, v in staged.items() if v is None]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO images (tbl, rec, image) VALUES (?, ?, ?)", rows)
+                self._db.executemany("DELETE FROM images WHERE tbl = ? AND rec = ?", gone)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def discard(self, table: str) -> None:
         """Forget what a failed page staged: it is read again against the emitted images."""

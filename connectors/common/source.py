@@ -486,7 +486,7 @@ class SourceEngine:
             return True
         self.changed[table] = bool(page.items)
         await self._emit(table, page.items)
-        self.reader.images.commit(table)  # in Kafka now: the next page's before images
+        await self.reader.images.commit(table)  # in Kafka now: the next page's before images
         if page.position and page.position != position:
             await self._checkpoint(table, page.position)
         return page.more
@@ -529,7 +529,7 @@ class SourceEngine:
             """Once Kafka has a page's events: its images are durable, the pages it covers reported."""
             nonlocal reported
             await delivery
-            self.reader.images.commit(table)
+            await self.reader.images.commit(table)
             if reports is not None and covered > reported and cursors[covered]:
                 await reports.call(cursors[covered], sum(tallies[reported + 1:covered + 1], Counter()))
                 reported = covered
@@ -574,7 +574,7 @@ class SourceEngine:
                 last = self._emit(table, [Change(held.key, held.event.model_copy(update={"source": source}))])
                 if unacked is None:
                     await last
-                    self.reader.images.commit(table)
+                    await self.reader.images.commit(table)
                 else:
                     tail = asyncio.ensure_future(last)
                     await asyncio.sleep(0)  # produced behind the page in flight
@@ -583,7 +583,7 @@ class SourceEngine:
                 await acknowledged(*in_flight)
             if tail is not None:
                 await tail
-                self.reader.images.commit(table)
+                await self.reader.images.commit(table)
             if reports is not None:
                 await reports.call("", sum(tallies[reported + 1:], Counter()))
                 await reports.drain()

@@ -3,6 +3,7 @@ them (after Kafka acknowledged the page), dropped when the page failed."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,11 @@ def change(key: str, op: str, **after: object) -> Change:
     return Change(key, ChangeEvent(after={"k": key, **after}, op=op, ts_ms=1, source=source))
 
 
-def test_committed_images_outlive_the_process(tmp_path: Path) -> None:
+async def test_committed_images_outlive_the_process(tmp_path: Path) -> None:
     path = tmp_path / "sources" / "finance-images.sqlite"
     store = ImageStore(path)
     store.remember("CustomersV3", [change("a", "c", name="A"), BadRecord.of({}, "bad"), change("b", "r", name="B")])
-    store.commit("CustomersV3")
+    await store.commit("CustomersV3")
     store.close()
     again = ImageStore(path)
     assert again.get("CustomersV3", "a") == {"k": "a", "name": "A"}
@@ -41,23 +42,41 @@ def test_a_staged_image_is_read_at_once_but_durable_only_when_committed(tmp_path
     assert ImageStore(path).get("CustomersV3", "a") is None  # a crash now: the page comes again
 
 
-def test_a_failed_page_is_read_again_against_the_emitted_images() -> None:
+async def test_a_failed_page_is_read_again_against_the_emitted_images() -> None:
     store = ImageStore()
     store.remember("CustomersV3", [change("a", "c", name="A")])
-    store.commit("CustomersV3")
+    await store.commit("CustomersV3")
     store.remember("CustomersV3", [change("a", "u", name="A2")])
     store.discard("CustomersV3")
     assert store.get("CustomersV3", "a") == {"k": "a", "name": "A"}
 
 
-def test_a_delete_forgets_its_record() -> None:
+async def test_a_delete_forgets_its_record() -> None:
     store = ImageStore()
     store.remember("CustomersV3", [change("a", "c", name="A")])
-    store.commit("CustomersV3")
+    await store.commit("CustomersV3")
     store.remember("CustomersV3", [change("a", "d")])
     assert store.get("CustomersV3", "a") is None
-    store.commit("CustomersV3")
+    await store.commit("CustomersV3")
     assert store.get("CustomersV3", "a") is None
+
+
+async def test_a_page_staged_while_a_commit_writes_waits_for_the_next_commit(tmp_path: Path) -> None:
+    """The commit takes what was staged when it was called (its page is in Kafka); a page
+    parsed while it writes on its worker thread is not made durable with it."""
+    path = tmp_path / "images.sqlite"
+    store = ImageStore(path)
+    store.remember("CustomersV3", [change("a", "c", name="A")])
+    writing = asyncio.ensure_future(store.commit("CustomersV3"))
+    await asyncio.sleep(0)  # the commit took its images and went to its thread
+    store.remember("CustomersV3", [change("b", "c", name="B")])  # the next page, not acknowledged
+    await writing
+    durable = ImageStore(path)
+    assert durable.get("CustomersV3", "a") == {"k": "a", "name": "A"}
+    assert durable.get("CustomersV3", "b") is None
+    assert store.get("CustomersV3", "b") == {"k": "b", "name": "B"}  # still staged, readable
+    await store.commit("CustomersV3")
+    assert ImageStore(path).get("CustomersV3", "b") == {"k": "b", "name": "B"}
 
 
 def test_a_file_that_is_no_store_is_a_typed_error_saying_what_to_do(tmp_path: Path) -> None:

@@ -301,7 +301,7 @@ class StagingReader(ScriptedReader):
 async def test_images_become_before_images_only_once_their_events_are_in_kafka() -> None:
     reader = StagingReader([], [Page([change("a", 5)], "tok-5", False)] * 2)
     reader.images.remember("accounts", [change("a", 4)])
-    reader.images.commit("accounts")
+    await reader.images.commit("accounts")
     producer = FailingOnce()
     settings = SourceSettings(system="dataverse", tables=("accounts",), dlq_topic="dlq", offsets_topic="offsets")
     source = SourceEngine(settings, KafkaConfig(), reader, FakeClock(), producer)  # type: ignore[arg-type]
