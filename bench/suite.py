@@ -45,7 +45,7 @@ class BenchSizes:
     poll_interval_s: float = 0.25
     idle_settle_s: float = 45.0
     idle_window_s: float = 60.0
-    initial_sync_rows: int = 5000
+    initial_sync_rows: int = 50_000  # fifty pages: the start and the end are a fixed cost
 
 
 def _restarts(count: int) -> str:

@@ -52,7 +52,7 @@ def suite(
     poll_interval: Annotated[float, typer.Option(help="P3: the sources' active poll interval (s).")] = 0.25,
     idle_settle: Annotated[float, typer.Option(help="Idle: seconds after the snapshots.")] = 45.0,
     idle_window: Annotated[float, typer.Option(help="Idle: seconds counted.")] = 60.0,
-    initial_sync_rows: Annotated[int, typer.Option(help="Initial sync: rows of the table synced.")] = 5000,
+    initial_sync_rows: Annotated[int, typer.Option(help="Initial sync: rows of the table synced.")] = 50_000,
     skip: Annotated[list[str] | None, typer.Option(
         help="Parts to leave out: p1b, p3, idle, replay, initial-sync.")] = None,
     workdir: Workdir = None,
@@ -126,7 +126,7 @@ def idle(
 
 @app.command("initial-sync")
 def initial_sync(
-    rows: Annotated[int, typer.Option(help="Customers added to the seeded ones.")] = 5000,
+    rows: Annotated[int, typer.Option(help="Customers added to the seeded ones.")] = 50_000,
     page_size: Annotated[int, typer.Option(help="Rows per page, for both loops.")] = 1000,
     workdir: Workdir = None,
     json_out: JsonOut = None,
