@@ -28,7 +28,6 @@ import math
 import random
 
 import httpx
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.common import metrics
@@ -45,7 +44,6 @@ __all__ = [
     "classify",
     "classify_exception",
     "error_message",
-    "json_body",
     "parse_retry_after",
     "rejection",
 ]
@@ -97,17 +95,6 @@ def parse_retry_after(value: str | None, now: float, cap: float = DEFAULT_RETRY_
     if math.isnan(seconds) or seconds < 0:
         return None
     return min(seconds, cap)
-
-
-def json_body(response: httpx.Response) -> object:
-    """The answer's JSON, read by orjson (a page of a thousand rows in a third of the time);
-    what orjson refuses and the standard parser reads (``NaN``, an integer beyond 64 bits) is
-    read by the standard parser, so no answer reads otherwise than ``response.json()`` would.
-    Raises ValueError (or RecursionError) when neither can read it."""
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return response.json()
 
 
 def error_message(response: httpx.Response) -> str:

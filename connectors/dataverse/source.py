@@ -38,7 +38,7 @@ from typing import Any
 from connectors.common.auth import ApiOrigin, ForeignOrigin
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import PositionExpired, Rejected
-from connectors.common.http import ApiClient, error_message, json_body, rejection
+from connectors.common.http import ApiClient, error_message, rejection
 from connectors.common.images import BeforeImages, ImageStore
 from connectors.common.source import (
     BadRecord,
@@ -201,7 +201,7 @@ class DataverseReader:
         if response.status_code != 200:
             raise rejection(response, f"GET {table}")
         try:
-            body = json_body(response)
+            body = response.json()
         except (ValueError, RecursionError):  # HTML, truncated JSON, bad UTF-8, absurd nesting
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
