@@ -11,8 +11,9 @@ so a deployment or a test can run another set of maps without editing any other 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from streams.maps.actuals import ACTUAL_MAPS
 from streams.maps.contracts import CONTRACT_MAPS
@@ -28,6 +29,7 @@ from streams.maps.vendor_invoices import VENDOR_INVOICE_MAPS
 __all__ = ["MapRegistry", "RegistryError", "default_registry", "load_registry"]
 
 _DECLARED = ("primary_key", "company", "company_lookup")
+T = TypeVar("T")
 
 
 class RegistryError(ValueError):
@@ -40,14 +42,27 @@ class MapRegistry:
 
     maps: tuple[TableMap, ...]
     _by_name: dict[str, TableMap] = field(init=False, repr=False, compare=False)
+    _answers: dict[tuple[str, str, str], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.maps]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate map names in {names}")
         object.__setattr__(self, "_by_name", {m.name: m for m in self.maps})
+        object.__setattr__(self, "_answers", {})
         for system, table in self.cdc_tables():
             self.endpoint(system, table)  # two maps declaring one table differently: refused now
+
+    def _asked(self, question: str, system: str, table: str, answer: Callable[[str, str], T]) -> T:
+        """A question about one table, answered once: the maps never change, and the agents
+        ask these for every change they route (3% of the worker's time when computed each
+        time). A list answer is copied, so no caller can change the remembered one."""
+        key = (question, system, table)
+        try:
+            found = self._answers[key]
+        except KeyError:
+            found = self._answers[key] = answer(system, table)
+        return list(found) if isinstance(found, list) else found  # type: ignore[return-value]
 
     def __getitem__(self, name: str) -> TableMap:
         return self._by_name[name]
@@ -57,10 +72,16 @@ class MapRegistry:
 
     def sourced_from(self, system: str, table: str) -> list[TableMap]:
         """Maps whose source is this table (its changes flow to the other system)."""
+        return self._asked("sourced_from", system, table, self._sourced_from)
+
+    def _sourced_from(self, system: str, table: str) -> list[TableMap]:
         return [m for m in self.maps if (m.source.system, m.source.table) == (system, table)]
 
     def fanned_over(self, system: str, table: str) -> list[TableMap]:
         """Fan-out maps whose members are the rows of this table (`FanOut`)."""
+        return self._asked("fanned_over", system, table, self._fanned_over)
+
+    def _fanned_over(self, system: str, table: str) -> list[TableMap]:
         return [m for m in self.maps if m.fan_out is not None
                 and (m.fan_out.system, m.fan_out.table) == (system, table)]
 
@@ -69,6 +90,9 @@ class MapRegistry:
         map writes the table (its rows' presence then comes from its own CDC topic, not from
         acks and echoes): a contract header waits for its customer in Finance, which the
         customers map reads but never writes there."""
+        return self._asked("presence_keys", system, table, self._presence_keys)
+
+    def _presence_keys(self, system: str, table: str) -> list[tuple[str, ...]]:
         if self.targeting(system, table):
             return []
         out: list[tuple[str, ...]] = []
@@ -87,10 +111,16 @@ class MapRegistry:
 
     def targeting(self, system: str, table: str) -> list[TableMap]:
         """Maps that write into this table (its feed shows our echoes and target edits)."""
+        return self._asked("targeting", system, table, self._targeting)
+
+    def _targeting(self, system: str, table: str) -> list[TableMap]:
         return [m for m in self.maps if (m.target.system, m.target.table) == (system, table)]
 
     def indexed(self, system: str, table: str) -> tuple[str, ...]:
         """Columns of this source table that some lookup needs indexed (empty: not indexed)."""
+        return self._asked("indexed", system, table, self._indexed)
+
+    def _indexed(self, system: str, table: str) -> tuple[str, ...]:
         cols: list[str] = []
         for m in self.maps:
             for lk in (*m.lookups, *m.reverse_lookups):
