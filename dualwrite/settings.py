@@ -24,6 +24,10 @@ __all__ = ["ApiSettings", "DataverseSettings", "FinanceSettings", "KafkaSettings
 
 STATE_HOME = Path.home() / ".local" / "share" / "dualwrite"
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# The JAAS login module of each mechanism, for Kafka's Java clients.
+_LOGIN_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+                  "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+                  "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
 KAFKA_ENV = "DUALWRITE_KAFKA__"
 
 
@@ -124,6 +128,30 @@ class KafkaSettings(BaseModel):
             cfg["ssl.key.location"] = str(self.ssl_keyfile)
         return cfg
 
+    def java_client(self) -> dict[str, str | SecretStr]:
+        """The same settings in the terms of Kafka's Java clients, which analytics tools embed
+        (Kafka's console consumer, Flink's Kafka connector, ksqlDB, Kafka Connect): the SASL
+        user and password as a JAAS line, the CA bundle and a client certificate as PEM stores
+        (the client key given inline: the Java clients take a PEM key file only combined with
+        its certificate). Anything holding a secret stays a `SecretStr`
+        (`dualwrite.kafka.properties` writes the file)."""
+        cfg: dict[str, str | SecretStr] = {"bootstrap.servers": self.bootstrap_servers,
+                                           "security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            password = self.password()
+            assert self.sasl_mechanism and self.sasl_username and password
+            cfg["sasl.mechanism"] = self.sasl_mechanism
+            cfg["sasl.jaas.config"] = SecretStr(
+                f"{_LOGIN_MODULES[self.sasl_mechanism]} required username={_jaas(self.sasl_username)} "
+                f"password={_jaas(password.get_secret_value())};")
+        if self.ssl_cafile:
+            cfg |= {"ssl.truststore.type": "PEM", "ssl.truststore.location": str(self.ssl_cafile)}
+        if self.ssl_certfile and self.ssl_keyfile:
+            cfg |= {"ssl.keystore.type": "PEM",
+                    "ssl.keystore.certificate.chain": self.ssl_certfile.read_text(),
+                    "ssl.keystore.key": SecretStr(self.ssl_keyfile.read_text())}
+        return cfg
+
     def client_config(self) -> dict[str, str]:
         """A complete librdkafka configuration, secrets revealed: hand it to a client at once
         (an `AdminClient`), never to a log."""
@@ -154,6 +182,12 @@ class KafkaSettings(BaseModel):
                                          password=password.get_secret_value(),
                                          ssl_context=ctx, mechanism=self.sasl_mechanism)
         return faust.SSLCredentials(ctx) if ctx is not None else None
+
+
+def _jaas(value: str) -> str:
+    """A JAAS option value: double-quoted, with backslashes and quotes escaped (Kafka's JAAS
+    parser reads quoted strings as Java's StreamTokenizer does)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class LocalKafkaSettings(BaseModel):

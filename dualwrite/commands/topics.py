@@ -1,10 +1,12 @@
-"""`dualwrite topics apply [--check]`, `dualwrite topics schema` and `dualwrite topics tail`.
+"""`dualwrite topics apply [--check]`, `schema`, `tail` and `client-properties`.
 
 ``schema`` reads the column types of each captured table from the configured APIs' own
 ``$metadata`` (`topics.table_schema`), so a real deployment documents its real columns; an API
 that cannot be read is one line and exit 2, and ``--offline`` prints the envelope-only schemas
 without asking any API. ``tail`` prints a topic's records as JSON lines, on confluent-kafka with
 the deployment's Kafka settings (TLS/SASL); it joins no consumer group and commits nothing.
+``client-properties`` writes those settings for Kafka's Java clients (`dualwrite.kafka.properties`),
+so the console consumer, Flink, ksqlDB or Kafka Connect read the topics of a TLS/SASL cluster.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 import uuid
 from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -36,6 +39,7 @@ from connectors.common.kafka import KafkaConfig
 from dualwrite.capture import cdc_tables, topic_catalog
 from dualwrite.commands.connectors import kafka_config
 from dualwrite.commands.opscli import TimeoutOpt, expected_failures
+from dualwrite.kafka.properties import write_properties
 from dualwrite.ops.kafka import describe, kafka_failure, quiet, reaching, require_topic
 from dualwrite.settings import Settings
 from topics import System, TopicSpec, apply_topics, cdc_topic, topic_schemas
@@ -243,6 +247,29 @@ def follow(config: KafkaConfig, spec: TopicSpec, *, from_beginning: bool,
                 yield msg
     finally:
         consumer.close()
+
+
+@app.command("client-properties")
+def client_properties(
+    out: Annotated[Path, typer.Option(
+        "--out", help="The file to write (created readable by its owner only; replaced if it exists).",
+        dir_okay=False)],
+) -> None:
+    """Write the deployment's Kafka settings (DUALWRITE_KAFKA__*) as a Java client properties
+    file, for the tools that read the topics: Kafka's console consumer (--consumer.config FILE),
+    Flink SQL (each line as a 'properties.<name>' table option), ksqlDB, Kafka Connect. It holds
+    the SASL password when there is one: keep it as you keep that password."""
+    settings = Settings()
+    try:
+        props = settings.kafka.java_client()
+        write_properties(out, props)
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror}; choose another --out") from None
+    console.print(f"wrote {len(props)} Kafka client settings for {settings.kafka.security_protocol} "
+                  f"to {out} (0600)", highlight=False, soft_wrap=True)
+    console.print(f"read a topic: kafka-console-consumer.sh --bootstrap-server "
+                  f"{settings.kafka.bootstrap_servers} --consumer.config {out} --topic TOPIC --from-beginning",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()

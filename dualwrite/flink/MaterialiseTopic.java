@@ -8,18 +8,23 @@
  * Flink, not this class, decides what each Debezium event means: this class only keeps the
  * latest row per key, as any keyed sink would.
  *
- * Usage: MaterialiseTopic BOOTSTRAP TOPIC KEY[,KEY...] "COLUMN SQL_TYPE"...
+ * Usage: MaterialiseTopic [--properties FILE] BOOTSTRAP TOPIC KEY[,KEY...] "COLUMN SQL_TYPE"...
+ * FILE: Kafka client settings (`dualwrite topics client-properties`: TLS, SASL), each passed
+ * to the Kafka connector as a 'properties.<name>' option, as docs/topics.md tells users to.
  * Prints one JSON line per final row, {"row": {...}} (sorted by key), then one
  * {"changes": {"+I": n, "-U": n, "+U": n, "-D": n}} line counting the changelog it applied.
  * Exit 2 on a usage error; a Flink error (e.g. a record debezium-json cannot parse) is a
  * non-zero exit with Flink's stack trace on stderr.
  */
 
+import java.io.FileInputStream;
+import java.io.IOException;
 import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.TreeMap;
 
 import org.apache.flink.configuration.Configuration;
@@ -33,9 +38,20 @@ public final class MaterialiseTopic {
 
     private MaterialiseTopic() {}
 
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] argv) throws Exception {
+        Properties client = new Properties();
+        String[] args = argv;
+        if (argv.length >= 2 && argv[0].equals("--properties")) {
+            try (FileInputStream in = new FileInputStream(argv[1])) {
+                client.load(in);
+            } catch (IOException e) {
+                System.err.println("cannot read the Kafka client properties " + argv[1] + ": " + e.getMessage());
+                System.exit(2);
+            }
+            args = java.util.Arrays.copyOfRange(argv, 2, argv.length);
+        }
         if (args.length < 4) {
-            System.err.println("usage: MaterialiseTopic BOOTSTRAP TOPIC KEY[,KEY...] \"COLUMN SQL_TYPE\"...");
+            System.err.println("usage: MaterialiseTopic [--properties FILE] BOOTSTRAP TOPIC KEY[,KEY...] \"COLUMN SQL_TYPE\"...");
             System.exit(2);
         }
         String bootstrap = args[0];
@@ -64,6 +80,13 @@ public final class MaterialiseTopic {
             "parallelism.default", "1",
             "rest.bind-address", "127.0.0.1",
             "rest.bind-port", "0"));
+        StringBuilder security = new StringBuilder();
+        for (String name : new java.util.TreeSet<>(client.stringPropertyNames())) {
+            if (!name.equals("bootstrap.servers") && !name.equals("group.id")) {  // set below
+                security.append(" ").append(literal("properties." + name)).append(" = ")
+                        .append(literal(client.getProperty(name))).append(",");
+            }
+        }
         TableEnvironment tables = TableEnvironment.create(
             EnvironmentSettings.newInstance().inStreamingMode().withConfiguration(local).build());
         tables.executeSql(
@@ -72,6 +95,7 @@ public final class MaterialiseTopic {
             + " 'topic' = " + literal(topic) + ","
             + " 'properties.bootstrap.servers' = " + literal(bootstrap) + ","
             + " 'properties.group.id' = 'dualwrite-flink-materialise',"
+            + security
             + " 'scan.startup.mode' = 'earliest-offset',"
             + " 'scan.bounded.mode' = 'latest-offset',"
             + " 'format' = 'debezium-json',"

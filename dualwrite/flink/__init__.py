@@ -93,14 +93,17 @@ def sql_columns(row_schema: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def materialise_command(bootstrap: str, topic: str, key: list[str], columns: list[tuple[str, str]],
-                        cache_dir: Path = CACHE_DIR) -> list[str]:
-    """The argv of the job materialising ``topic`` (PLAINTEXT ``bootstrap``): stdout is one
-    ``{"row": {...}}`` line per final row, then one ``{"changes": {"+I": n, ...}}`` line."""
+                        cache_dir: Path = CACHE_DIR, properties: Path | None = None) -> list[str]:
+    """The argv of the job materialising ``topic``: stdout is one ``{"row": {...}}`` line per
+    final row, then one ``{"changes": {"+I": n, ...}}`` line. ``properties``: a Kafka client
+    properties file (`dualwrite topics client-properties`) for a TLS/SASL cluster, named on the
+    command line, its secrets never on it."""
     java = require_tool("java", JAVA_HINT)
     classpath = f"{runner_classes(cache_dir)}{os.pathsep}{flink_classpath(cache_dir)}"
     # Warnings on stderr, except the collect sink's: once the bounded job has ended and every
     # row was read, closing the result asks the stopped mini-cluster for the job's status.
     return [java, f"-Xmx{HEAP}", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-Dorg.slf4j.simpleLogger.log.org.apache.flink.streaming.api.operators.collect=error",
-            "-cp", classpath, RUNNER.stem, bootstrap, topic, ",".join(key),
+            "-cp", classpath, RUNNER.stem, *(["--properties", str(properties)] if properties else []),
+            bootstrap, topic, ",".join(key),
             *(f"{name} {sql_type}" for name, sql_type in columns)]

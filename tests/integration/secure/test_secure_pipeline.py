@@ -14,14 +14,22 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Producer
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 from connectors.common.kafka import read_records
 from dualwrite.commands.connectors import kafka_config
 from dualwrite.commands.worker import build_config
-from dualwrite.kafka import LocalKafka
+from dualwrite.flink import materialise_command
+from dualwrite.kafka import CONSOLE_CONSUMER, LocalKafka, tool_command
 from dualwrite.ports import free_port
 from dualwrite.scenario import Scenario
 from dualwrite.settings import Settings
@@ -29,7 +37,7 @@ from dualwrite.stack import Stack, StackConfig
 from streams.maps import default_registry
 from tests.support.kafka import wait_for_leaders
 from tests.support.pipeline import wait_for
-from topics import apply_topics, catalog
+from topics import ChangeEvent, Source, TopicSpec, apply_topics, catalog, encode, encode_key
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +161,61 @@ def test_the_pipeline_runs_through_sasl_ssl(broker: LocalKafka, settings: Settin
         stack.stop()
     logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*.log"))
     assert logs and password not in logs
+
+
+def test_analytics_tools_read_the_topics_through_sasl_ssl(broker: LocalKafka, settings: Settings,
+                                                          tmp_path: Path) -> None:
+    """An analytics user of a SASL_SSL cluster: `topics client-properties` writes the Java
+    client settings, with which Kafka's console consumer and Flink SQL (`debezium-json`) read a
+    CDC topic. The user's password holds quotes, a backslash, the properties format's own
+    characters and letters beyond Latin-1: it survives the JAAS and the properties escaping,
+    and is on no command line and in no output."""
+    user, secret = "analyst", 'q"u\\o=t:e# Łódź 😀'
+    admin = AdminClient({**settings.kafka.client_config()})
+    futures = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), secret.encode())])
+    for future in futures.values():
+        future.result(timeout=30)
+    topic = f"analytics-{uuid.uuid4().hex[:8]}"
+    assert apply_topics(settings.kafka.client_config(),
+                        [TopicSpec(topic, 3, 1, "delete", None, None, None, "analytics")]).ok
+    wait_for_leaders(admin, [topic])
+    source = Source(system="dataverse", table="msdyn_projects", version="1", ts_ms=1)
+    a1, a2, b = {"id": "A", "name": "first", "n": 1}, {"id": "A", "name": "renamed", "n": 2}, {"id": "B", "name": "gone", "n": 3}
+    events = [("A", ChangeEvent(after=a1, op="c", ts_ms=1, source=source)),
+              ("B", ChangeEvent(after=b, op="c", ts_ms=1, source=source)),
+              ("A", ChangeEvent(before=a1, after=a2, op="u", ts_ms=2, source=source)),
+              ("B", ChangeEvent(before=b, op="d", ts_ms=3, source=source)),
+              ("C", ChangeEvent(after={"id": "C", "name": "read", "n": 4}, op="r", ts_ms=4, source=source))]
+    producer = Producer(settings.kafka.client_config())
+    for key, event in events:
+        producer.produce(topic, key=encode_key(key), value=encode(event))
+        if event.op == "d":
+            producer.produce(topic, key=encode_key(key), value=None)  # its tombstone
+    assert producer.flush(30) == 0
+
+    password_file = tmp_path / "analyst-password"
+    password_file.write_text(secret)
+    env = {**broker.client_env(), "DUALWRITE_KAFKA__SASL_USERNAME": user,
+           "DUALWRITE_KAFKA__SASL_PASSWORD_FILE": str(password_file)}
+    properties = tmp_path / "client.properties"
+    written = dualwrite(env, "topics", "client-properties", "--out", str(properties))
+    assert written.returncode == 0, written.stderr
+    assert "--consumer.config" in written.stderr and secret not in written.stdout + written.stderr
+    assert stat.S_IMODE(properties.stat().st_mode) == 0o600
+
+    console = tool_command(CONSOLE_CONSUMER, "--bootstrap-server", broker.bootstrap, "--consumer.config",
+                           str(properties), "--topic", topic, "--from-beginning", "--max-messages", "6",
+                           "--timeout-ms", "60000", "--property", "print.key=true")
+    read = subprocess.run(console, capture_output=True, text=True, timeout=180, check=False)
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert len(read.stdout.splitlines()) == 6, read.stderr[-2000:]
+
+    flink = materialise_command(broker.bootstrap, topic, ["id"], [("id", "STRING"), ("name", "STRING"), ("n", "INT")],
+                                properties=properties)
+    assert not any(secret in word for word in console + flink)
+    job = subprocess.run(flink, capture_output=True, timeout=300, check=False)
+    assert job.returncode == 0, job.stderr.decode()[-3000:]
+    *rows, summary = [orjson.loads(line) for line in job.stdout.splitlines()]
+    assert [r["row"] for r in rows] == [a2, {"id": "C", "name": "read", "n": 4}]
+    assert summary["changes"] == {"+I": 3, "-U": 1, "+U": 1, "-D": 1}

@@ -137,3 +137,27 @@ def test_a_secret_value_is_never_echoed(tmp_path: Path) -> None:
     result = run_cli({"DUALWRITE_KAFKA__SASL_PASSWORD": SECRET}, "topics", "schema", "sync.dlq")
     assert result.returncode == 2 and SECRET not in result.stderr + result.stdout
     assert "DUALWRITE_KAFKA__SASL_PASSWORD is set but" in result.stderr
+
+
+def test_java_clients_get_a_jaas_line_and_pem_stores_with_secrets_hidden(tmp_path: Path) -> None:
+    ca, cert, key = (tmp_path / name for name in ("ca.pem", "client.pem", "client.key"))
+    for path, text in ((ca, "CA"), (cert, "-----BEGIN CERTIFICATE-----\nC\n"), (key, "-----BEGIN PRIVATE KEY-----\nK\n")):
+        path.write_text(text)
+    settings = KafkaSettings(bootstrap_servers="b:9093", security_protocol="SASL_SSL", sasl_mechanism="PLAIN",
+                             sasl_username="dw", sasl_password=SecretStr('p"w\\d'), ssl_cafile=ca,
+                             ssl_certfile=cert, ssl_keyfile=key)
+    java = settings.java_client()
+    assert {k: v for k, v in java.items() if not isinstance(v, SecretStr)} == {
+        "bootstrap.servers": "b:9093", "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": str(ca), "ssl.keystore.type": "PEM",
+        "ssl.keystore.certificate.chain": "-----BEGIN CERTIFICATE-----\nC\n"}
+    jaas, client_key = java["sasl.jaas.config"], java["ssl.keystore.key"]
+    assert isinstance(jaas, SecretStr) and isinstance(client_key, SecretStr)
+    assert jaas.get_secret_value() == ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+                                       'username="dw" password="p\\"w\\\\d";')
+    assert client_key.get_secret_value() == "-----BEGIN PRIVATE KEY-----\nK\n"
+    scram = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256", sasl_username="dw",
+                          sasl_password=SecretStr("x")).java_client()["sasl.jaas.config"]
+    assert isinstance(scram, SecretStr) and scram.get_secret_value().startswith(
+        "org.apache.kafka.common.security.scram.ScramLoginModule required ")
+    assert KafkaSettings().java_client() == {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "PLAINTEXT"}
