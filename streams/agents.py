@@ -24,7 +24,7 @@ from faust.types import TP
 from streams import dedupe, metrics
 from streams.app import Runtime
 from streams.factview import deleted_key
-from streams.gatekeeper import Gatekeeper, Position
+from streams.gatekeeper import Gatekeeper, Position, StoreReads
 from streams.route import route_change
 from streams.status import oldest_by_map, parked_entries
 from streams.watchdog import LogStarts, Partition, Positions, Watchdog
@@ -84,6 +84,7 @@ async def _dead_letter(rt: Runtime, event: Any, stage: str, error: str, message:
 def register_agents(rt: Runtime) -> None:
     app, maps = rt.app, rt.maps
     versions = rt.table("versions")
+    seen_versions = StoreReads(versions)
     gatekeeper = Gatekeeper(rt)
     view = gatekeeper.known
     # Room for a gate record under the producer's request limit (record framing and headers).
@@ -134,7 +135,7 @@ def register_agents(rt: Runtime) -> None:
             metrics.EVENTS_IN.labels(system, table).inc()
             seen_key = dedupe.seen_key(system, table, record_id)
             version = change.source.version_int
-            if dedupe.is_duplicate(dedupe.seen_from(versions.get(seen_key)), version, m.offset,
+            if dedupe.is_duplicate(dedupe.seen_from(seen_versions.get(seen_key)), version, m.offset,
                                    retried=is_retry(m.headers)):
                 metrics.DUPLICATES.labels(system, table).inc()
                 continue

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from streams.app import Runtime
@@ -61,6 +61,31 @@ log = logging.getLogger(__name__)
 GATE_TABLES = ("facts", "targets", "parked", "pairs", "states")
 
 
+class StoreReads(Mapping[str, Any]):
+    """A Faust table read straight from its store (``table.data``): one store lookup a read,
+    where the table's own ``get`` asks the store twice (``key in`` it, then its value).
+    Writes still go through the table, which keeps its changelog."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._store = table.data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._store[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self._store[key]
+        except KeyError:
+            return default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
 class Gatekeeper:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -71,14 +96,16 @@ class Gatekeeper:
         self.tables: dict[str, Any] = {name: rt.table(name) for name in GATE_TABLES}
         self.tables[FLOOD] = self.flood.runs
         self.tables[KNOWN] = self.known  # read-only for handlers; changed through Learn/Forget/Fill
+        # What the handlers read: the same tables, each read with one store lookup.
+        self.reads: dict[str, Any] = {**self.tables, **{name: StoreReads(rt.table(name)) for name in GATE_TABLES}}
 
     async def handle(self, msg: GateMsg, at: Position) -> None:
         self.last_handled = time.monotonic()
-        await self.apply(handle(msg, at, self.tables, self.ctx))
+        await self.apply(handle(msg, at, self.reads, self.ctx))
 
     async def rejected(self, map_name: str, partition: int | None) -> None:
         """Count a rejected change of ``map_name``; a run of them pauses the map everywhere."""
-        await self.apply(reject(map_name, partition, int(time.time() * 1000), self.tables, self.ctx))
+        await self.apply(reject(map_name, partition, int(time.time() * 1000), self.reads, self.ctx))
 
     async def apply(self, effects: Iterable[Effect]) -> None:
         """Perform ``effects`` in order (see the module docstring for why the order matters)."""
