@@ -494,3 +494,16 @@ async def test_a_project_manager_without_a_bookable_resource_does_not_park_the_p
     assert managers == {"PRJ-A": "000101", "PRJ-C": None}
     assert list(waiting_in(dict(rt.table("parked").items()))) == []
     assert rec.take("dlq") == []
+
+
+def test_store_reads_read_the_tables_store_and_miss_as_the_table_does(rt: Runtime) -> None:
+    from streams.gatekeeper import StoreReads
+
+    table = rt.table("targets")
+    reads = StoreReads(table)
+    table.data["present:a"] = {"v": 1}  # what a write in a stream stores (outside one, tables refuse)
+    assert reads.get("present:a") == {"v": 1} == reads["present:a"] == table.get("present:a")
+    assert list(reads) == ["present:a"] and len(reads) == 1
+    assert reads.get("present:b") is None is table.get("present:b") and reads.get("present:b", 7) == 7
+    with pytest.raises(KeyError):
+        reads["present:b"]
