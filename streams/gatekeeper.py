@@ -67,15 +67,14 @@ class StoreReads(Mapping[str, Any]):
     Writes still go through the table, which keeps its changelog."""
 
     def __init__(self, table: Any) -> None:
-        self._table = table
-        self._store = table.data
+        self._table = table  # its store is asked for at each read: Faust makes it when it starts
 
     def __getitem__(self, key: str) -> Any:
-        return self._store[key]
+        return self._table.data[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
-            return self._store[key]
+            return self._table.data[key]
         except KeyError:
             return default
 
