@@ -262,6 +262,10 @@ def client_properties(
     settings = Settings()
     try:
         props = settings.kafka.java_client()
+    except OSError as exc:  # the client certificate or key named by the settings
+        raise _fail(f"cannot read {exc.filename}: {exc.strerror}; check DUALWRITE_KAFKA__SSL_CERTFILE "
+                    "and DUALWRITE_KAFKA__SSL_KEYFILE") from None
+    try:
         write_properties(out, props)
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc.strerror}; choose another --out") from None
