@@ -11,7 +11,8 @@ One round (a flush window):
 5. write the units through the system's `ODataWriter`; transient failures are retried (after the
    target's Retry-After window) until every unit is done or rejected, never dropped; a single
    write the target can only take after commands still to come (`Deferred`: a row still
-   referenced by rows whose deletes follow) is held for a later window instead, uncommitted;
+   referenced by rows whose deletes follow) is held for a later window instead, uncommitted,
+   and so is the rest of its change set;
    a transaction larger than ``max_change_set`` goes as consecutive change sets, and the acks of
    each part that landed are published (Kafka-acknowledged) before its next part is sent;
 6. publish an `Applied` ack per write and a dead letter per rejection (the command as attempted:
@@ -211,7 +212,8 @@ class SinkEngine:
 
     async def _apply(self, commands: list[Command], dead: list[tuple[str, bytes | None, bytes | None, Headers | None]],
                      entries: list[_Entry]) -> set[str]:
-        """Write the window; returns the record keys of single writes `Deferred` to a later one."""
+        """Write the window; returns the record keys of the writes `Deferred` to a later one (a
+        change set's with it: they go again together)."""
         winners, superseded = coalesce(commands)
         # A winner may be a merged copy: find its record by command id.
         origin = {e.command.command_id: e.message for e in entries if e.command is not None}
@@ -247,7 +249,13 @@ class SinkEngine:
 
         while pending:
             outcomes = await self.writer.write(pending, landed, self.settings.max_change_set)
-            alone = {u[0].command.command_id for u in pending if len(u) == 1}
+            unit_of = {w.command.command_id: n for n, u in enumerate(pending) for w in u}
+            # A unit the target can take only after commands still to come (`Deferred`: a
+            # contract header still referenced by a project whose unlink is in it, and by lines
+            # whose deletes a later window brings) waits for a later window, whole: retried in
+            # place, it would hold back the very window that brings them.
+            later_units = {unit_of[o.write.command.command_id] for o in outcomes
+                           if isinstance(o, Again) and isinstance(o.retry, Deferred)}
             again: dict[str, Again] = {}
             for outcome in outcomes:
                 command = outcome.write.command
@@ -271,7 +279,7 @@ class SinkEngine:
                     dead.append(self._dead_letter(msg, command, r.error_class, f"{r.reason}: {r.body}", r.status,
                                                   absorbed.get(command.record_key)))
                     self._rejects_in_a_row += 1
-                elif isinstance(outcome.retry, Deferred) and command.command_id in alone:
+                elif unit_of[command.command_id] in later_units:
                     deferred.add(command.record_key)
                 else:
                     again[command.command_id] = outcome
