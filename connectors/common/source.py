@@ -41,7 +41,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -228,6 +228,10 @@ class Page:
     # A snapshot page's cursor: ``snapshot(table, resume)`` continues after this page with the
     # position captured at the start ("" when the reader cannot resume there).
     resume: str = ""
+    # Other captured tables holding rows of this page's transactions: the engine wakes their
+    # pollers at once, so a transaction touching an idle table is captured whole within a poll,
+    # not an idle interval later (the processor's transaction timeout would release it in parts).
+    related: frozenset[str] = frozenset()
 
 
 class ChangeReader(Protocol):
@@ -377,6 +381,7 @@ class SourceEngine:
         self.checkpoints = CheckpointStore(kafka, self.producer, settings.offsets_topic)
         self.positions: dict[str, str] = {}
         self.changed: dict[str, bool] = {}  # the last step of each table found changes
+        self._wakes = {table: asyncio.Event() for table in settings.tables}  # `wake`
         self.system = settings.system
         self.max_message_bytes = message_limit(kafka)
 
@@ -430,7 +435,7 @@ class SourceEngine:
             if not more:
                 pace = next_poll(self.settings.pace, pace, changed=found, now=self.clock.monotonic())
                 found = False
-                await self._wait(stop, pace.delay)
+                await self._wait(stop, pace.delay, self._wakes.get(table))
 
     def _backoff(self, exc: Exception, failures: int) -> float:
         """The server's Retry-After when it named one, else doubling from the poll interval."""
@@ -450,12 +455,23 @@ class SourceEngine:
             log.error("%s failed: %s: %s; again in %.1fs", where, type(exc).__name__, exc, delay,
                       exc_info=exc)
 
-    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
-        sleeper = asyncio.create_task(self.clock.sleep(seconds))
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (sleeper, stopper):
+    def wake(self, tables: Iterable[str]) -> None:
+        """Poll these tables now instead of after their pace's wait (tables this source does
+        not run are ignored: a page's claim about other tables is only a hint)."""
+        for table in tables:
+            event = self._wakes.get(table)
+            if event is not None:
+                event.set()
+
+    async def _wait(self, stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+        waits = [asyncio.create_task(self.clock.sleep(seconds)), asyncio.create_task(stop.wait())]
+        if wake is not None:
+            waits.append(asyncio.create_task(wake.wait()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
             task.cancel()
+        if wake is not None:
+            wake.clear()
 
     async def step(self, table: str) -> bool:
         """Snapshot (if no position) or one change poll; True if more is ready right away.
@@ -486,6 +502,7 @@ class SourceEngine:
             return True
         self.changed[table] = bool(page.items)
         await self._emit(table, page.items)
+        self.wake(page.related - {table})
         await self.reader.images.commit(table)  # in Kafka now: the next page's before images
         if page.position and page.position != position:
             await self._checkpoint(table, page.position)

@@ -152,16 +152,27 @@ def parse_delta_page(table: str, pk: str, body: dict[str, Any], *, snapshot: boo
     position = str(next_link or delta_link or "")
     token_v = token_version(str(delta_link)) if delta_link else None
     items: list[Change | BadRecord] = []
+    related: set[str] = set()
     for row in values:
         if not isinstance(row, dict):
             items.append(BadRecord.of(row, f"{table}: row is not an object"))
             continue
+        related |= transaction_tables(row, captured)
         record_id = row_id(row, pk)
         before = images.get(str(record_id)) if images is not None and record_id is not None else None
         items.append(isolate(row, table, partial(
             row_change, table, pk, row, snapshot=snapshot, captured_ms=captured_ms,
             company_field=company_field, before=before, fallback_version=token_v, captured=captured)))
-    return Page(items, position, bool(next_link))
+    return Page(items, position, bool(next_link), related=frozenset(related - {table}))
+
+
+def transaction_tables(row: dict[str, Any], captured: tuple[str, ...] | None) -> set[str]:
+    """The captured tables holding rows of this row's transaction (``@dualwrite.txrows``)."""
+    rows = row.get("@dualwrite.txrows")
+    if not isinstance(rows, dict):
+        return set()
+    return {t for t, n in rows.items() if isinstance(t, str) and type(n) is int and n > 0
+            and (captured is None or t in captured)}
 
 
 class DataverseReader:

@@ -218,6 +218,16 @@ def _shape(entry: dict[str, Any], captured: tuple[str, ...]) -> tuple[int, int] 
     return (order, count) if count >= 1 else None
 
 
+def _transaction_tables(entry: dict[str, Any], captured: tuple[str, ...]) -> set[str]:
+    """The captured tables holding entries of this entry's transaction (``txentries``)."""
+    counts = entry.get("txentries")
+    if not isinstance(counts, dict):
+        return set()
+    names = {t.lower(): t for t in captured}
+    return {names[str(t).lower()] for t, n in counts.items()
+            if type(n) is int and n > 0 and str(t).lower() in names}
+
+
 def _resume_cursor(cursor: str) -> tuple[int, int]:
     """The captured position and last RecId of a snapshot cursor; `UntrustedPosition` when it
     is not two versions (anyone who can write a checkpoint can write one)."""
@@ -476,6 +486,7 @@ class FinanceReader:
                      for e in entries]
         keys = await self._keys_of({t for t in entity_of if t is not None})
         shapes: dict[int, tuple[int, int]] = {}
+        related: set[str] = set()
         for entry, table in zip(entries, entity_of, strict=True):
             if table is None:
                 # Not an entity we asked for: never an event on another table's topic.
@@ -494,6 +505,7 @@ class FinanceReader:
             shape = _shape(entry, self.captured)
             if shape is not None and type(version) is int:
                 shapes[version] = shape
+            related |= _transaction_tables(entry, self.captured)
         _number_transactions(items, shapes)
         # Every entry of every asked table up to `end` is in this page, so each table may
         # move to `end` (never back: a table may have started past it).
@@ -501,6 +513,6 @@ class FinanceReader:
         for t in tables:
             failed = keys.get(t)
             out[t] = failed if isinstance(failed, ConnectorError) else \
-                Page(items[t], str(max(end, positions[t])), more)
+                Page(items[t], str(max(end, positions[t])), more, related=frozenset(related - set(tables)))
         return out
 

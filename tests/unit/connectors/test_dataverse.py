@@ -105,6 +105,12 @@ def test_delta_rows_carry_their_transaction_counted_over_the_captured_tables() -
                                      captured_ms=5).items
     assert isinstance(everything, Change) and everything.event.transaction is not None
     assert everything.event.transaction.event_count == 7  # no captured list: every table counts
+    # The transaction's other captured table is named, for its poller to be woken at once.
+    page = parse_delta_page("msdyn_projects", "msdyn_projectid", body, snapshot=False, captured_ms=5,
+                            captured=captured)
+    assert page.related == {"msdyn_projecttasks"}
+    odd = {"value": [row(13, **{**shape, "@dualwrite.txrows": {"msdyn_projecttasks": "2", "x": True}})]}
+    assert parse_delta_page("msdyn_projects", "msdyn_projectid", odd, snapshot=False, captured_ms=5).related == set()
 
 
 @pytest.mark.parametrize("bad", [{"@dualwrite.txrows": "3"}, {"@dualwrite.txorder": 0},

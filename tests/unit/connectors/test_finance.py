@@ -319,6 +319,8 @@ async def test_a_transaction_read_in_two_pages_counts_its_events_in_every_captur
     (item,) = page.items
     assert isinstance(item, Change) and item.event.transaction is not None
     assert (item.event.transaction.total_order, item.event.transaction.event_count) == (1, 3)
+    # The lines' table, captured and not asked now, is woken to read them at once.
+    assert page.related == {"ProjectVendorInvoiceLines"}
     await reader.aclose()
 
 

@@ -313,3 +313,32 @@ async def test_images_become_before_images_only_once_their_events_are_in_kafka()
     await source.step("accounts")
     after = reader.images.get("accounts", "a")
     assert after is not None and after["v"] == 5
+
+
+class IdleClock(FakeClock):
+    """A clock whose sleeps last until cancelled: an idle table's long wait."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_page_of_a_transaction_wakes_the_idle_pollers_of_its_other_tables() -> None:
+    """A transaction that also wrote an idle table (a contract deleted with its lines) is
+    captured whole within a poll, not an idle interval later, when the processor's transaction
+    timeout would already have released it in parts."""
+    related = frozenset({"salesorderdetails", "not-ours"})
+    reader = ScriptedReader([], [Page([change("a", 6)], "tok-6", False)])
+    settings = SourceSettings(system="dataverse", tables=("accounts", "salesorderdetails"), dlq_topic="dlq",
+                              offsets_topic="offsets")
+    source = SourceEngine(settings, KafkaConfig(), reader, IdleClock(), MemoryProducer())  # type: ignore[arg-type]
+    source.positions["accounts"] = "tok-4"
+    stop = asyncio.Event()
+    idle = asyncio.ensure_future(source._wait(stop, 30.0, source._wakes["salesorderdetails"]))
+    await source.step("accounts")  # a page of no transaction with other tables: no wake
+    await asyncio.sleep(0.05)
+    assert not idle.done()
+    source.positions["accounts"] = "tok-4"
+    reader.script.insert(0, Page([change("a", 5)], "tok-5", False, related=related))
+    await source.step("accounts")
+    await asyncio.wait_for(idle, 1.0)  # woken at once (a table it does not run is ignored)
+    assert not source._wakes["salesorderdetails"].is_set()  # taken: its next wait is a full one
