@@ -218,14 +218,14 @@ def _shape(entry: dict[str, Any], captured: tuple[str, ...]) -> tuple[int, int] 
     return (order, count) if count >= 1 else None
 
 
-def _transaction_tables(entry: dict[str, Any], captured: tuple[str, ...]) -> set[str]:
-    """The captured tables holding entries of this entry's transaction (``txentries``)."""
+def _transaction_tables(entry: dict[str, Any], captured: Mapping[str, str]) -> set[str]:
+    """The captured tables (``captured``: by lower-case name) holding entries of this entry's
+    transaction (``txentries``)."""
     counts = entry.get("txentries")
     if not isinstance(counts, dict):
         return set()
-    names = {t.lower(): t for t in captured}
-    return {names[str(t).lower()] for t, n in counts.items()
-            if type(n) is int and n > 0 and str(t).lower() in names}
+    return {captured[str(t).lower()] for t, n in counts.items()
+            if type(n) is int and n > 0 and str(t).lower() in captured}
 
 
 def _resume_cursor(cursor: str) -> tuple[int, int]:
@@ -487,6 +487,7 @@ class FinanceReader:
         keys = await self._keys_of({t for t in entity_of if t is not None})
         shapes: dict[int, tuple[int, int]] = {}
         related: set[str] = set()
+        captured = {t.lower(): t for t in self.captured}
         for entry, table in zip(entries, entity_of, strict=True):
             if table is None:
                 # Not an entity we asked for: never an event on another table's topic.
@@ -505,7 +506,7 @@ class FinanceReader:
             shape = _shape(entry, self.captured)
             if shape is not None and type(version) is int:
                 shapes[version] = shape
-            related |= _transaction_tables(entry, self.captured)
+            related |= _transaction_tables(entry, captured)
         _number_transactions(items, shapes)
         # Every entry of every asked table up to `end` is in this page, so each table may
         # move to `end` (never back: a table may have started past it).
