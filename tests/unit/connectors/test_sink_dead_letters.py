@@ -75,9 +75,10 @@ class Accepts(Refuses):
         return [Done(w) for unit in units for w in unit]
 
 
-def engine(writer: object, monkeypatch: pytest.MonkeyPatch) -> tuple[SinkEngine, FakeProducer]:
+def engine(writer: object, monkeypatch: pytest.MonkeyPatch,
+           settings: SinkSettings | None = None) -> tuple[SinkEngine, FakeProducer]:
     monkeypatch.setattr(sink_module, "AsyncProducer", FakeProducer)
-    eng = SinkEngine(SinkSettings(target="finance"), KafkaConfig(), writer)  # type: ignore[arg-type]
+    eng = SinkEngine(settings or SinkSettings(target="finance"), KafkaConfig(), writer)  # type: ignore[arg-type]
     assert isinstance(eng.producer, FakeProducer)
     return eng, eng.producer
 

@@ -13,13 +13,12 @@ import asyncio
 import pytest
 
 from connectors.common.errors import Deferred, Rejected
-from connectors.common.sink import SinkEngine, SinkSettings
+from connectors.common.sink import SinkSettings
 from connectors.common.sinkstate import Write
 from connectors.common.writer import Again, Done, Failed, Outcome
 from tests.unit.connectors.fakes import command
-from tests.unit.connectors.test_sink_dead_letters import FakeMessage, FakeProducer
-from tests.unit.connectors.test_sink_skips import OneWindow
-from topics import Command
+from tests.unit.connectors.test_sink_dead_letters import engine
+from tests.unit.connectors.test_sink_skips import window
 
 pytestmark = pytest.mark.unit
 
@@ -58,28 +57,10 @@ class ReferencedUntilTheLineIsGone:
         return out
 
 
-def engine(writer: object, monkeypatch: pytest.MonkeyPatch) -> tuple[SinkEngine, FakeProducer]:
-    from connectors.common import sink as sink_module
-    from connectors.common.kafka import KafkaConfig
-
-    monkeypatch.setattr(sink_module, "AsyncProducer", FakeProducer)
-    eng = SinkEngine(SinkSettings(target="finance", retry_pause_s=0.001), KafkaConfig(), writer)  # type: ignore[arg-type]
-    assert isinstance(eng.producer, FakeProducer)
-    return eng, eng.producer
-
-
-async def window(eng: SinkEngine, commands: list[Command], first_offset: int) -> OneWindow:
-    consumer = OneWindow(commands)
-    consumer.messages = [FakeMessage(c, first_offset + i) for i, c in enumerate(commands)]
-    eng._consumer = consumer  # type: ignore[assignment]
-    await eng.step()
-    return consumer
-
-
 async def test_a_deferred_change_set_waits_whole_while_the_next_window_frees_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     writer = ReferencedUntilTheLineIsGone()
-    eng, producer = engine(writer, monkeypatch)
+    eng, producer = engine(writer, monkeypatch, SinkSettings(target="finance", retry_pause_s=0.001))
     unlink = command("P", 2, txid="t", tx_size=2)
     header_delete = command("H", 3, op="delete", txid="t", tx_size=2)
     first = await window(eng, [unlink, header_delete], 0)

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.unit
 class OneWindow:
     """A consumer that hands out the given commands once, then nothing."""
 
-    def __init__(self, commands: list[Command]) -> None:
-        self.messages = [FakeMessage(c, i) for i, c in enumerate(commands)]
+    def __init__(self, commands: list[Command], first_offset: int = 0) -> None:
+        self.messages = [FakeMessage(c, first_offset + i) for i, c in enumerate(commands)]
         self.committed: list[int] = []
 
     def consume(self, *_: object) -> list[FakeMessage]:
@@ -46,8 +46,8 @@ def skip(key: str, tx_size: int) -> Command:
     return written.model_copy(update={"op": "skip", "fields": {}, "key": {"skip": f"guid-{key}"}})
 
 
-async def window(eng: SinkEngine, commands: list[Command]) -> OneWindow:
-    consumer = OneWindow(commands)
+async def window(eng: SinkEngine, commands: list[Command], first_offset: int = 0) -> OneWindow:
+    consumer = OneWindow(commands, first_offset)
     eng._consumer = consumer  # type: ignore[assignment]
     await eng.step()
     return consumer
