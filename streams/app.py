@@ -19,16 +19,23 @@ At-least-once: offsets are committed after the producer is flushed; no exactly_o
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
 from streams.config import StreamsConfig
+from streams.declare import TopicsNotReady, declare_internal_topics, internal_topics
 from streams.maps.registry import MapRegistry, default_registry
 from topics import applied_topic, cdc_topic, commands_topic
 
 __all__ = ["Runtime", "StreamsApp", "create_app"]
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78  # EX_CONFIG: the cluster is not as the worker needs it
 
 TABLES = ("versions", "facts", "targets", "parked", "pairs", "states")
 
@@ -37,6 +44,19 @@ class StreamsApp(faust.App):
     """A Faust app that carries its runtime (topics, tables, maps)."""
 
     runtime: Runtime
+
+    async def on_first_start(self) -> None:
+        """Before any child service (the consumer joining its group among them) starts: the
+        worker's own topics exist and the metadata lists them (`streams.declare`)."""
+        await super().on_first_start()
+        config = self.runtime.config
+        try:
+            await declare_internal_topics(internal_topics(self), auth=config.aiokafka_auth(),
+                                          bootstrap_servers=config.bootstrap_list())
+        except TopicsNotReady as exc:
+            log.critical("dualwrite worker: %s", exc)
+            logging.shutdown()
+            os._exit(EXIT_CONFIG)
 
 
 @dataclass

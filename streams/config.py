@@ -52,8 +52,11 @@ class StreamsConfig(BaseModel):
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    def bootstrap_list(self) -> list[str]:
+        return [h.strip() for h in self.bootstrap_servers.split(",") if h.strip()]
+
     def broker_urls(self) -> list[str]:
-        return [f"kafka://{h.strip()}" for h in self.bootstrap_servers.split(",") if h.strip()]
+        return [f"kafka://{h}" for h in self.bootstrap_list()]
 
     def aiokafka_auth(self) -> dict[str, Any]:
         """aiokafka's security arguments for `broker_credentials`, by the very mapping Faust's

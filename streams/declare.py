@@ -1,0 +1,123 @@
+"""The worker's own topics (the gate topic and the tables' changelogs) exist, and the cluster's
+metadata lists them, before the worker joins its consumer group.
+
+Faust creates them itself while it starts, a moment before it subscribes. On a loaded machine
+the broker's metadata did not list the new gate topic yet when the group leader computed the
+assignment (CI, hostile-input run): Faust's assignor logged "Ignoring missing topic" and gave
+the gate partitions to nobody. A static member (``--instance-id``) restarted by the watchdog
+takes that cached assignment back without a rebalance, so the gate stayed unassigned across
+every restart and nothing flowed. Declaring the topics here, and waiting until a metadata request
+lists each with all its partitions, leaves the race no window: the group is joined afterwards.
+
+The topics are declared exactly as Faust would declare them (same partitions, replication and
+cleanup policy, taken from the Faust topic objects), so Faust finds them present and moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from mode.utils.times import want_seconds
+
+__all__ = ["InternalTopic", "TopicsNotReady", "declare_internal_topics", "internal_topics"]
+
+log = logging.getLogger(__name__)
+
+_NO_ERROR, _TOPIC_ALREADY_EXISTS = 0, 36
+
+
+class TopicsNotReady(RuntimeError):
+    """The cluster refused to create, or did not list in time, a topic the worker owns."""
+
+
+@dataclass(frozen=True)
+class InternalTopic:
+    name: str
+    partitions: int
+    replication: int
+    config: Mapping[str, str]
+
+
+def _spec(app: Any, topic: Any) -> list[InternalTopic]:
+    """The topic(s) of a Faust topic object, with the settings `faust.Topic.declare` uses."""
+    partitions = topic.partitions or app.conf.topic_partitions
+    replication = topic.replicas or app.conf.topic_replication_factor or 1
+    policy = {flag for flag, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on}
+    config: dict[str, str] = {}
+    if policy:
+        config["cleanup.policy"] = ",".join(sorted(policy))
+    if topic.retention:
+        config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+    config.update({k: str(v) for k, v in (topic.config or {}).items()})
+    return [InternalTopic(name, partitions, replication, config) for name in topic.topics]
+
+
+def internal_topics(app: Any) -> list[InternalTopic]:
+    """The gate topic and every table's changelog topic of a `streams.app.create_app` app."""
+    rt = app.runtime
+    owned = [rt.topic("gate"), *(table.changelog_topic for table in rt.tables.values())]
+    return [spec for topic in owned for spec in _spec(app, topic)]
+
+
+async def _listed(admin: AIOKafkaAdminClient, wanted: Iterable[InternalTopic]) -> list[str]:
+    """Names of `wanted` topics the metadata does not yet list with all their partitions."""
+    wanted = list(wanted)
+    described = {t["topic"]: t for t in await admin.describe_topics([t.name for t in wanted])}
+    return [t.name for t in wanted
+            if (d := described.get(t.name)) is None or d["error_code"] != _NO_ERROR
+            or len(d["partitions"]) < t.partitions]
+
+
+async def _declare(admin: AIOKafkaAdminClient, topics: list[InternalTopic], timeout_ms: int) -> None:
+    existing = set(await admin.list_topics())
+    missing = [t for t in topics if t.name not in existing]
+    if not missing:
+        return
+    response = await admin.create_topics(
+        [NewTopic(t.name, t.partitions, t.replication, topic_configs=dict(t.config))
+         for t in missing], timeout_ms=timeout_ms)
+    refused = [f"{name} (error {code}{''.join(f': {m}' for m in detail[:1] if m)})"
+               for name, code, *detail in response.topic_errors
+               if code not in (_NO_ERROR, _TOPIC_ALREADY_EXISTS)]
+    if refused:
+        raise TopicsNotReady("the cluster refused to create the worker's topics: " + ", ".join(refused))
+    log.info("created the worker's topics %s", ", ".join(t.name for t in missing))
+
+
+async def declare_internal_topics(topics: list[InternalTopic], *, bootstrap_servers: list[str],
+                                  auth: Mapping[str, Any], timeout_s: float = 60.0) -> None:
+    """Create the missing ones, then wait until a metadata request lists every one of them
+    with all its partitions. A cluster that cannot be reached yet is retried (a worker may start
+    before its brokers); after `timeout_s` raises `TopicsNotReady` saying what is missing."""
+    deadline = time.monotonic() + timeout_s
+    unlisted = [t.name for t in topics]
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers,
+                                    request_timeout_ms=int(timeout_s * 1000), **auth)
+        try:
+            await admin.start()
+            await _declare(admin, topics, int(timeout_s * 1000))
+            while unlisted := await _listed(admin, topics):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                return
+        except KafkaError as exc:  # not reachable yet, or the metadata moved under us: again
+            last_error = exc
+            await asyncio.sleep(1.0)
+        finally:
+            await admin.close()
+    why = f" (last error: {last_error!r})" if last_error else ""
+    raise TopicsNotReady(
+        f"the cluster's metadata does not list {', '.join(unlisted)} after {timeout_s:.0f} s"
+        f"{why}: check that the brokers are up (`dualwrite kafka status`) and the worker's "
+        "DUALWRITE_KAFKA__* settings")
