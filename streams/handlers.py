@@ -49,7 +49,7 @@ from streams.effects import (
     Recorder,
     Tables,
 )
-from streams.factview import KNOWN, deleted_key
+from streams.factview import KNOWN, LOOKUPS, deleted_key
 from streams.flood import FloodGuard
 from streams.maps.registry import MapRegistry
 from streams.pending import (
@@ -314,14 +314,29 @@ class _Gate:
             self.fx.add(CommandSend(command.target, command.record_key, encode(command)))
 
     def forward(self, item: Pending, at: Position) -> None:
-        step = self.next_step(item, at)
+        item, step = self.known_facts(item, at, self.next_step(item, at))
         if step is not None:
             self.fx.add(GateSend(step.key, PendingMsg(item=item)))
+
+    def known_facts(self, item: Pending, at: Position, step: Group | Need | Pair | Emit | Spread | None
+                    ) -> tuple[Pending, Group | Need | Pair | Emit | Spread | None]:
+        """The item with every fact it needs next that this worker already knows
+        (`streams.factview`, as ``ingest`` answers them), and its first step that still needs a
+        hop: a released invoice walked its 1,500 billed actuals two gate hops each (a key and a
+        presence), about 70 s, where the view knew them all."""
+        while isinstance(step, Need) and step.key != at.key:
+            value = self.fx.get(KNOWN, step.key)
+            if value is None:
+                break
+            self.fx.add(Count(LOOKUPS, ("local",)))
+            item = item.with_fact(step.key, value)
+            step = self.next_step(item, at)
+        return item, step
 
     # -- the walk of one pending change --------------------------------------------------
     def advance(self, item: Pending, at: Position) -> None:
         while True:
-            step = self.next_step(item, at)
+            item, step = self.known_facts(item, at, self.next_step(item, at))
             if step is None:
                 return
             if step.key != at.key:
