@@ -27,7 +27,7 @@ from streams.factview import deleted_key
 from streams.gatekeeper import Gatekeeper, Position, StoreReads
 from streams.route import route_change
 from streams.status import oldest_by_map, parked_entries
-from streams.watchdog import LogStarts, Partition, Positions, Watchdog
+from streams.watchdog import LogStarts, Partition, Positions, Watchdog, gate_hint
 from streams.wire import (
     AppliedMsg,
     ControlMsg,
@@ -249,9 +249,14 @@ def register_agents(rt: Runtime) -> None:
                 out[(tp.topic, tp.partition)] = (committed.get(tp), end)
         return out
 
+    def explain() -> str:
+        gate_topics = set(rt.topic("gate").topics)
+        assigned = sum(1 for tp in list(app.consumer.assignment()) if tp.topic in gate_topics)
+        return gate_hint(assigned, rt.config.instance_id is not None)
+
     @app.task  # type: ignore[untyped-decorator]
     async def start_watchdog() -> None:
-        watchdog.watch(lambda: gatekeeper.last_handled, busy, positions)
+        watchdog.watch(lambda: gatekeeper.last_handled, busy, positions, explain)
 
     @app.timer(rt.config.tick_interval_s)  # type: ignore[untyped-decorator]
     async def tick() -> None:

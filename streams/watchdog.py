@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["EXIT_STALLED", "LogStarts", "Partition", "Positions", "Watchdog"]
+__all__ = ["EXIT_STALLED", "LogStarts", "Partition", "Positions", "Watchdog", "gate_hint"]
 
 
 Partition = tuple[str, int]
@@ -47,6 +47,20 @@ Positions = Mapping[Partition, tuple[int | None, int | None]]  # (committed offs
 EXIT_STALLED = 75  # EX_TEMPFAIL: try again
 
 log = logging.getLogger(__name__)
+
+
+def gate_hint(gate_partitions_assigned: int, static_member: bool) -> str:
+    """What a stalled worker can say when the reason is its assignment: no partition of the
+    gate topic is its own, so its ticks go where nobody reads them. A static member restarted
+    under its id gets its group's cached assignment back without a rebalance, so restarting
+    alone will not help (`streams.declare` tells how a CI run got there)."""
+    if gate_partitions_assigned:
+        return ""
+    if static_member:
+        return ("no partition of the gate topic is assigned to this worker, and as a static "
+                "member (--instance-id) it gets the same assignment back on restart: stop every "
+                "worker of the group for longer than the session timeout, then start them again")
+    return "no partition of the gate topic is assigned to this worker"
 
 
 @dataclass
@@ -167,28 +181,38 @@ class Watchdog:
             del self.committed_seen[tp]
         return out
 
+    def verdict(self, last_handled: float, busy: bool, positions: Callable[[], Positions] | None = None,
+                explain: Callable[[], str] | None = None) -> str | None:
+        """Why the worker must exit now, or None. ``explain`` adds what the worker can tell
+        about a stalled gate (`gate_hint`)."""
+        if self.stalled(last_handled, busy):
+            hint = explain() if explain is not None else ""
+            return (f"the gate handled nothing for {time.monotonic() - last_handled:.0f} s"
+                    + (f"; {hint}" if hint else ""))
+        if positions is None:
+            return None
+        try:
+            current = positions()
+        except RuntimeError:  # a dict resized while we copied it: next time
+            return None
+        stuck = self.stuck(current, busy)
+        if stuck:
+            return "made no progress for {:.0f} s with records waiting on {}".format(
+                self.stall_timeout_s, ", ".join(f"{t}[{p}]" for t, p in sorted(stuck)))
+        return None
+
     def watch(self, last_handled: Callable[[], float], busy: Callable[[], bool],
               positions: Callable[[], Positions] | None = None,
-              every_s: float = 1.0) -> threading.Thread:
+              explain: Callable[[], str] | None = None, every_s: float = 1.0) -> threading.Thread:
         """Check from a daemon thread; exit the process when the gate is stalled or the
         committed offsets stand still behind waiting records."""
 
         def run() -> None:
             while True:
                 time.sleep(every_s)
-                is_busy = busy()
-                if self.stalled(last_handled(), is_busy):
-                    self.exit(f"the gate handled nothing for {time.monotonic() - last_handled():.0f} s")
-                if positions is None:
-                    continue
-                try:
-                    current = positions()
-                except RuntimeError:  # a dict resized while we copied it: next time
-                    continue
-                stuck = self.stuck(current, is_busy)
-                if stuck:
-                    self.exit("made no progress for {:.0f} s with records waiting on {}".format(
-                        self.stall_timeout_s, ", ".join(f"{t}[{p}]" for t, p in sorted(stuck))))
+                why = self.verdict(last_handled(), busy(), positions, explain)
+                if why is not None:
+                    self.exit(why)
 
         thread = threading.Thread(target=run, name="gate-watchdog", daemon=True)
         thread.start()

@@ -48,7 +48,7 @@ def test_the_gate_and_changelog_topics_are_created_with_fausts_settings(kafka_bo
 
 
 def test_a_topic_the_cluster_refuses_is_a_typed_error(kafka_bootstrap: str, unique: str) -> None:
-    with pytest.raises(TopicsNotReady, match="refused to create the worker's topics.*gate"):
+    with pytest.raises(TopicsNotReady, match=r"refused to create the worker's topics.*gate"):
         _declare(kafka_bootstrap, f"decl-{unique}", replication=5)  # one broker
 
 

@@ -1,8 +1,9 @@
 import asyncio
+import time
 
 import pytest
 
-from streams.watchdog import LogStarts, Watchdog
+from streams.watchdog import LogStarts, Watchdog, gate_hint
 
 pytestmark = pytest.mark.unit
 
@@ -152,3 +153,25 @@ def test_log_start_unknown_when_the_consumer_cannot_tell() -> None:
         raise RuntimeError("consumer not started")
 
     assert asyncio.run(LogStarts(fetch, lambda: []).of(("a", 0))) is None
+
+
+def test_a_stalled_gate_says_when_no_gate_partition_is_this_worker_s():
+    # CI: the gate topic was missing from the metadata when the group was assigned; the static
+    # member got that assignment back on every restart and the watchdog restarted it for ever.
+    long_ago = time.monotonic() - 1000
+    why = Watchdog(stall_timeout_s=30).verdict(long_ago, False, explain=lambda: gate_hint(0, True))
+    assert why is not None and why.startswith("the gate handled nothing for 1000 s; no partition")
+    assert "stop every worker of the group for longer than the session timeout" in why
+    assert gate_hint(0, False) == "no partition of the gate topic is assigned to this worker"
+    assert Watchdog(stall_timeout_s=30).verdict(long_ago, False, explain=lambda: gate_hint(2, True)) == \
+        "the gate handled nothing for 1000 s"
+    assert Watchdog(stall_timeout_s=30).verdict(time.monotonic(), False, explain=lambda: "x") is None
+
+
+def test_the_verdict_names_the_partitions_stuck_behind_their_committed_offset():
+    dog = Watchdog(stall_timeout_s=30)
+    now = time.monotonic()
+    assert dog.verdict(now, False, lambda: {("t", 0): (5, 9)}) is None  # the clock starts
+    dog.lagging[("t", 0)][1] = now - 100
+    assert dog.verdict(now, False, lambda: {("t", 0): (5, 9)}) == \
+        "made no progress for 30 s with records waiting on t[0]"
