@@ -19,8 +19,10 @@ At-least-once: offsets are committed after the producer is flushed; no exactly_o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,9 +85,26 @@ def _raw_topic(app: StreamsApp, *names: str, **kwargs: Any) -> Any:
     return app.topic(*names, key_serializer="raw", value_serializer="raw", **kwargs)
 
 
+def group_instance_id(instance_id: str | None, topics: Iterable[str]) -> str | None:
+    """The static member id (KIP-345) the worker joins under: its ``--instance-id`` and a digest
+    of the topics it reads. A static member restarted under the same id gets its group's cached
+    assignment back without a rebalance, even when it now reads more topics: a worker restarted
+    with a map added would never be given the new map's CDC topics. Under a new id it joins as a
+    new member (a rebalance, once its predecessor's session has timed out); unchanged, it keeps
+    taking its partitions back at once."""
+    if instance_id is None:
+        return None
+    digest = hashlib.sha256("\n".join(sorted(set(topics))).encode()).hexdigest()[:8]
+    return f"{instance_id}-{digest}"
+
+
 def create_app(config: StreamsConfig, maps: MapRegistry | None = None) -> StreamsApp:
     """Build the app; run it with `streams.runner.run_worker` (or ``app.main()``)."""
     registry = maps or default_registry()
+    cdc = {config.topic(cdc_topic(system, table)): (system, table)  # type: ignore[arg-type]
+           for system, table in registry.cdc_tables()}
+    applied = [config.topic(applied_topic("finance")), config.topic(applied_topic("dataverse"))]
+    control = config.topic("sync.control")
     app = StreamsApp(
         config.app_id,
         broker=config.broker_urls(),
@@ -99,16 +118,13 @@ def create_app(config: StreamsConfig, maps: MapRegistry | None = None) -> Stream
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=config.session_timeout_s,
-        consumer_group_instance_id=config.instance_id,
+        consumer_group_instance_id=group_instance_id(config.instance_id, [*cdc, *applied, control]),
         producer_linger_ms=config.producer_linger_ms,
     )
-    rt = Runtime(config=config, maps=registry, app=app)
-    for system, table in registry.cdc_tables():
-        rt.cdc_tables[config.topic(cdc_topic(system, table))] = (system, table)  # type: ignore[arg-type]
+    rt = Runtime(config=config, maps=registry, app=app, cdc_tables=cdc)
     rt.topics["cdc"] = _raw_topic(app, *rt.cdc_tables)
-    rt.topics["applied"] = _raw_topic(app, config.topic(applied_topic("finance")),
-                                      config.topic(applied_topic("dataverse")))
-    rt.topics["control"] = _raw_topic(app, config.topic("sync.control"))
+    rt.topics["applied"] = _raw_topic(app, *applied)
+    rt.topics["control"] = _raw_topic(app, control)
     rt.topics["dlq"] = _raw_topic(app, config.topic("sync.dlq"))
     for target in ("finance", "dataverse"):
         rt.topics[f"commands.{target}"] = _raw_topic(app, config.topic(commands_topic(target)))

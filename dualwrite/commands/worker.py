@@ -55,7 +55,8 @@ def worker(
         help="A stable name for this worker, unique in the group (e.g. its host name): restarted "
         "under it, the worker takes its partitions back at once instead of after the session "
         "timeout (static membership). A worker stopped for good then holds its partitions until "
-        "the session timeout.")] = None,
+        "the session timeout. The member id adds a digest of the topics the worker reads, so a "
+        "worker restarted with other maps gets a fresh assignment.")] = None,
     topic_prefix: Annotated[str, typer.Option(
         help="Prefix of every catalog topic name (isolated test runs).", hidden=True)] = "",
 ) -> None:

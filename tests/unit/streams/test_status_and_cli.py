@@ -88,8 +88,21 @@ def test_an_instance_id_makes_the_worker_a_static_group_member(tmp_path):
                                      **kwargs).model_copy(update={"store": "memory://"})
         return create_app(config)
 
-    assert app_of(instance_id="worker-2").conf.consumer_group_instance_id == "worker-2"
+    member = app_of(instance_id="worker-2").conf.consumer_group_instance_id
+    assert member is not None and member.startswith("worker-2-")
+    assert app_of(instance_id="worker-2").conf.consumer_group_instance_id == member  # restarts keep it
     assert app_of().conf.consumer_group_instance_id is None  # dynamic membership by default
+
+
+def test_a_worker_that_reads_other_topics_joins_as_another_static_member():
+    # Kafka hands a static member rejoining under its id the group's cached assignment, without
+    # a rebalance: a worker restarted with a map added would never get the map's CDC topics.
+    from streams.app import group_instance_id
+
+    topics = ["dataverse.cdc.accounts", "sync.control"]
+    assert group_instance_id("w", topics) == group_instance_id("w", list(reversed(topics)))
+    assert group_instance_id("w", topics) != group_instance_id("w", [*topics, "dataverse.cdc.msdyn_ledgers"])
+    assert group_instance_id(None, topics) is None
 
 
 def test_sasl_and_tls_settings_reach_the_faust_app(tmp_path):
