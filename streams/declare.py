@@ -77,6 +77,17 @@ async def _listed(admin: AIOKafkaAdminClient, wanted: Iterable[InternalTopic]) -
 
 async def _declare(admin: AIOKafkaAdminClient, topics: list[InternalTopic], timeout_ms: int) -> None:
     existing = set(await admin.list_topics())
+    present = [t for t in topics if t.name in existing]
+    if present:
+        described = {d["topic"]: d for d in await admin.describe_topics([t.name for t in present])}
+        wrong = [f"{t.name} has {len(d['partitions'])}" for t in present
+                 if (d := described.get(t.name)) is not None and d["error_code"] == _NO_ERROR
+                 and len(d["partitions"]) != t.partitions]
+        if wrong:
+            raise TopicsNotReady(
+                f"{', '.join(wrong)} partitions where this worker has {present[0].partitions} "
+                "(DUALWRITE_TOPICS__PARTITIONS): its state is partitioned like its topics and "
+                "cannot change in place; start it with the topics' count, or under a new --app-id")
     missing = [t for t in topics if t.name not in existing]
     if not missing:
         return

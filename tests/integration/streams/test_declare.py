@@ -82,3 +82,12 @@ def test_the_worker_declares_its_topics_before_it_joins_its_group(
         assert "Ignoring missing topic: '" + f"{app_id}-gate" not in log
     finally:
         proc.stop()
+
+
+def test_a_worker_configured_for_other_partitions_than_its_topics_is_refused(
+        kafka_bootstrap: str, unique: str) -> None:
+    app_id = f"decl-{unique}"
+    _declare(kafka_bootstrap, app_id, partitions=2)
+    with pytest.raises(TopicsNotReady, match=rf"{app_id}-gate has 2, .* partitions where this "
+                                             r"worker has 3 \(DUALWRITE_TOPICS__PARTITIONS\)"):
+        _declare(kafka_bootstrap, app_id, partitions=3)
