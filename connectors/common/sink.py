@@ -33,7 +33,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.common import metrics
@@ -48,6 +48,7 @@ from connectors.common.kafka import (
 )
 from connectors.common.sinkstate import (
     AppliedState,
+    CommitLedger,
     Write,
     coalesce,
     commit_offsets,
@@ -143,6 +144,7 @@ class SinkEngine:
         self.producer = AsyncProducer(kafka)
         self._consumer: Consumer | None = None
         self._held: list[_Entry] = []
+        self._commits = CommitLedger()
         self.system = settings.target
         self._stop: asyncio.Event | None = None
         self._rejects_in_a_row = 0
@@ -152,7 +154,18 @@ class SinkEngine:
         bad = self.state.load(raw)
         log.info("sink %s: %d applied records loaded (%d unreadable)", self.system, len(self.state), bad)
         self._consumer = commands_consumer(self.kafka, self.settings.commands, self.settings.group,
-                                           **{"max.poll.interval.ms": 900000})
+                                           **{"max.poll.interval.ms": 900000,
+                                              "on_commit": self._on_commit})
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's answer to a commit (called from inside ``consume``): what it confirms
+        is not sent again (`CommitLedger`); what it refused is, later."""
+        if err is not None:
+            log.warning("sink %s: commit refused (%s); it will be sent again", self.system, err)
+            return
+        for tp in partitions:
+            if tp.error is None and tp.offset >= 0:
+                self._commits.confirm((tp.topic, tp.partition), tp.offset)
 
     async def close(self) -> None:
         if self._consumer is not None:
@@ -354,9 +367,18 @@ class SinkEngine:
         lost in a crash or a rebalance only redelivers records the applied state makes cost
         nothing, and a later commit supersedes it. A synchronous commit has no timeout in
         confluent-kafka and can hang (confluent-kafka-python#1801); two full test runs saw a
-        sink stop committing one partition after its group was deleted and re-created."""
+        sink stop committing one partition after its group was deleted and re-created. An
+        asynchronous commit can be refused, though, and with no later record on its partition
+        nothing would supersede it: what the group has not confirmed is sent again
+        (`CommitLedger`), from idle windows too."""
         assert self._consumer is not None
-        offsets = [TopicPartition(t, p, o) for (t, p), o in commit_offsets(ready, self._held).items() if o >= 0]
+        now = time.monotonic()
+        fresh = {tp: o for tp, o in commit_offsets(ready, self._held).items() if o >= 0}
+        self._commits.sent(fresh, now)
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        again = {tp: o for tp, o in self._commits.due(now, assigned).items() if tp not in fresh}
+        self._commits.sent(again, now)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in {**again, **fresh}.items()]
         if not offsets:
             return
         try:

@@ -10,6 +10,8 @@
   applied fingerprint, costs zero requests.
 - `release` / `commit_offsets`: a source transaction whose members are not all here yet waits
   (they may sit on other partitions), and offsets are committed only below anything waiting.
+- `CommitLedger`: the offsets asked to be committed until the group confirms them, so a commit
+  that failed is sent again rather than lost for want of a later record on its partition.
 - `units`: commands of one released source transaction (same txid, ``tx_size`` set) form one
   unit (one ``$batch`` change set; above ``max_change_set`` writes, consecutive ones, each atomic:
   see `connectors.common.writer`), in the transaction's order (``tx_order``: a project
@@ -19,13 +21,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from topics import Applied, Command, DecodeError, decode_ack
 
-__all__ = ["AppliedState", "Pending", "Write", "coalesce", "commit_offsets", "release", "units"]
+__all__ = ["AppliedState", "CommitLedger", "Pending", "Write", "coalesce", "commit_offsets", "release",
+           "units"]
 
 
 @dataclass(frozen=True)
@@ -198,3 +201,41 @@ def commit_offsets(ready: Iterable[Pending], held: Iterable[Pending]) -> dict[tu
         if (topic, partition) in out:
             out[(topic, partition)] = min(out[(topic, partition)], offset)
     return out
+
+
+Partition = tuple[str, int]
+
+
+@dataclass
+class CommitLedger:
+    """Offsets the sink asked its group to commit, until the group coordinator confirms them.
+
+    Commits are asynchronous (see `connectors.common.sink.SinkEngine._commit`), and one can fail:
+    sent with a generation the coordinator no longer knows (the group deleted and re-created for
+    a replay, a rebalance), it is refused. A later commit of the partition supersedes it, but with
+    no later record on the partition there is none, and the group would stay behind for ever,
+    its records long written. So an unconfirmed offset is sent again, after ``resend_after_s``,
+    while its partition is still assigned here."""
+
+    resend_after_s: float = 5.0
+    wanted: dict[Partition, tuple[int, float]] = field(default_factory=dict)  # offset, when sent
+    confirmed: dict[Partition, int] = field(default_factory=dict)
+
+    def sent(self, offsets: Mapping[Partition, int], now: float) -> None:
+        for tp, offset in offsets.items():
+            if offset > self.confirmed.get(tp, -1) and offset >= self.wanted.get(tp, (-1, 0.0))[0]:
+                self.wanted[tp] = (offset, now)
+
+    def confirm(self, tp: Partition, offset: int) -> None:
+        """The coordinator stored ``offset`` for ``tp`` (a commit callback without error)."""
+        self.confirmed[tp] = max(self.confirmed.get(tp, -1), offset)
+        if tp in self.wanted and self.wanted[tp][0] <= offset:
+            del self.wanted[tp]
+
+    def due(self, now: float, assigned: Collection[Partition]) -> dict[Partition, int]:
+        """Unconfirmed offsets to send again; those of partitions no longer assigned are dropped
+        (their new owner commits them, and one sent from here could only move it back)."""
+        for tp in [tp for tp in self.wanted if tp not in assigned]:
+            del self.wanted[tp]
+        return {tp: offset for tp, (offset, when) in self.wanted.items()
+                if now - when >= self.resend_after_s}

@@ -9,12 +9,13 @@ that keeps what it was given, and a writer that accepts everything and remembers
 from __future__ import annotations
 
 import pytest
+from confluent_kafka import TopicPartition
 
 from connectors.common.sink import SinkEngine
 from connectors.common.sinkstate import Write
 from connectors.common.writer import Outcome
 from tests.unit.connectors.fakes import command
-from tests.unit.connectors.test_sink_dead_letters import Accepts, FakeMessage, engine
+from tests.unit.connectors.test_sink_dead_letters import TOPIC, Accepts, FakeMessage, engine
 from topics import Command
 
 pytestmark = pytest.mark.unit
@@ -33,6 +34,9 @@ class OneWindow:
 
     def commit(self, offsets: list[object], asynchronous: bool = True) -> None:
         self.committed += [o.offset for o in offsets]  # type: ignore[attr-defined]
+
+    def assignment(self) -> list[object]:
+        return []
 
 
 class Records(Accepts):
@@ -77,3 +81,27 @@ def test_a_skip_outside_a_transaction_or_with_fields_is_refused() -> None:
         Command.model_validate({**skip("P-2", 3).model_dump(), "tx_size": None})
     with pytest.raises(ValueError, match="skip command stands for a transaction's member"):
         Command.model_validate({**skip("P-2", 3).model_dump(), "fields": {"ProjectName": "x"}})
+
+
+class Assigned(OneWindow):
+    """One window's consumer that owns partition 0 and whose commits the group never confirms."""
+
+    def assignment(self) -> list[object]:
+        return [TopicPartition(TOPIC, 0)]
+
+
+async def test_a_commit_the_group_never_confirmed_is_sent_again_from_an_idle_window(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The group deleted and re-created (a replay), the last asynchronous commit refused, no later
+    # record on the partition: without a second send the group would stay short for good.
+    eng, _ = engine(Records(), monkeypatch)
+    eng._commits.resend_after_s = 0.0
+    consumer = Assigned([command("P-1", 1), command("P-2", 1)], 42)
+    eng._consumer = consumer  # type: ignore[assignment]
+    await eng.step()
+    assert consumer.committed == [44]
+    await eng.step()  # nothing new on the partition: the unconfirmed commit goes again
+    assert consumer.committed == [44, 44]
+    eng._on_commit(None, [TopicPartition(TOPIC, 0, 44)])  # confirmed
+    await eng.step()
+    assert consumer.committed == [44, 44]

@@ -4,7 +4,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from connectors.common.sinkstate import AppliedState, coalesce, commit_offsets, release, units
+from connectors.common.sinkstate import (
+    AppliedState,
+    CommitLedger,
+    coalesce,
+    commit_offsets,
+    release,
+    units,
+)
 from tests.unit.connectors.fakes import applied, command
 from topics import Command, encode
 
@@ -145,3 +152,25 @@ def test_commits_never_pass_a_held_record() -> None:
     ready = [Rec(None, 0, ("c", 0, 5)), Rec(None, 0, ("c", 0, 9)), Rec(None, 0, ("c", 1, 2))]
     held = [Rec(None, 0, ("c", 0, 7)), Rec(None, 0, ("c", 2, 4))]
     assert commit_offsets(ready, held) == {("c", 0): 7, ("c", 1): 3}
+
+
+def test_an_unconfirmed_commit_is_due_again_until_the_group_confirms_it() -> None:
+    ledger = CommitLedger(resend_after_s=5.0)
+    p0, p1 = ("sync.commands.finance", 0), ("sync.commands.finance", 1)
+    ledger.sent({p0: 45, p1: 10}, now=100.0)
+    ledger.confirm(p1, 10)
+    assert ledger.due(104.0, {p0, p1}) == {}  # not yet: the answer may still come
+    assert ledger.due(105.0, {p0, p1}) == {p0: 45}  # refused or lost: sent again
+    ledger.sent({p0: 42}, now=106.0)  # an older offset never replaces a newer one
+    ledger.confirm(p0, 45)
+    assert ledger.due(200.0, {p0, p1}) == {}
+    ledger.sent({p1: 9}, now=201.0)  # below what the group holds: nothing to do
+    assert ledger.wanted == {}
+
+
+def test_a_partition_no_longer_assigned_is_not_committed_from_here() -> None:
+    ledger = CommitLedger(resend_after_s=0.0)
+    p0 = ("sync.commands.finance", 0)
+    ledger.sent({p0: 45}, now=0.0)
+    assert ledger.due(1.0, set()) == {}
+    assert ledger.due(2.0, {p0}) == {}  # forgotten, even once it comes back
