@@ -361,19 +361,19 @@ class SinkEngine:
         return (self.settings.dlq_topic, msg.key(), value, headers)
 
     async def _commit(self, ready: list[_Entry]) -> None:
-        """Commit past every finished record, but never past a held transaction member.
+        """Commit past every record finished so far, in this window or an earlier one, but never
+        past a held transaction member (`commit_offsets`).
 
         Asynchronously: the effects are durable already (written, acks produced), so a commit
         lost in a crash or a rebalance only redelivers records the applied state makes cost
         nothing, and a later commit supersedes it. A synchronous commit has no timeout in
-        confluent-kafka and can hang (confluent-kafka-python#1801); two full test runs saw a
-        sink stop committing one partition after its group was deleted and re-created. An
-        asynchronous commit can be refused, though, and with no later record on its partition
-        nothing would supersede it: what the group has not confirmed is sent again
-        (`CommitLedger`), from idle windows too."""
+        confluent-kafka and can hang (confluent-kafka-python#1801). An asynchronous commit can be
+        refused, though, and with no later record on its partition nothing would supersede it:
+        what the group has not confirmed is sent again (`CommitLedger`), from idle windows too."""
         assert self._consumer is not None
         now = time.monotonic()
-        fresh = {tp: o for tp, o in commit_offsets(ready, self._held).items() if o >= 0}
+        self._commits.finish(ready)
+        fresh = self._commits.unsent(commit_offsets(self._commits.done, self._held))
         self._commits.sent(fresh, now)
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         again = {tp: o for tp, o in self._commits.due(now, assigned).items() if tp not in fresh}

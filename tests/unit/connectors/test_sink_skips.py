@@ -8,10 +8,12 @@ that keeps what it was given, and a writer that accepts everything and remembers
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from confluent_kafka import TopicPartition
 
-from connectors.common.sink import SinkEngine
+from connectors.common.sink import SinkEngine, SinkSettings
 from connectors.common.sinkstate import Write
 from connectors.common.writer import Outcome
 from tests.unit.connectors.fakes import command
@@ -105,3 +107,16 @@ async def test_a_commit_the_group_never_confirmed_is_sent_again_from_an_idle_win
     eng._on_commit(None, [TopicPartition(TOPIC, 0, 44)])  # confirmed
     await eng.step()
     assert consumer.committed == [44, 44]
+
+
+async def test_records_finished_while_an_earlier_one_was_held_are_committed_when_it_is_released(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A replay test: a transaction member held for its missing peers, the records after it on
+    # its partition finished in the same window; 30 s later the member was released and the
+    # commit went just past it, never past the others: the group stayed two records short.
+    eng, _ = engine(Records(), monkeypatch, SinkSettings(target="finance", tx_wait_s=0.01))
+    first = await window(eng, [command("P-1", 1, txid="t", tx_size=2), command("P-2", 1)], 7)
+    assert len(eng._held) == 1 and first.committed == [7]  # not past the held member
+    await asyncio.sleep(0.02)  # past tx_wait_s: it goes as far as it got
+    second = await window(eng, [], 9)
+    assert not eng._held and second.committed == [9]  # past P-2 too, finished a window ago

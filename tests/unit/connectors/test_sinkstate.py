@@ -149,9 +149,13 @@ def test_a_deferred_write_waits_for_its_time_unless_a_newer_command_for_its_reco
 
 
 def test_commits_never_pass_a_held_record() -> None:
-    ready = [Rec(None, 0, ("c", 0, 5)), Rec(None, 0, ("c", 0, 9)), Rec(None, 0, ("c", 1, 2))]
+    ledger = CommitLedger()
+    ledger.finish([Rec(None, 0, ("c", 0, 5)), Rec(None, 0, ("c", 0, 9)), Rec(None, 0, ("c", 1, 2))])
     held = [Rec(None, 0, ("c", 0, 7)), Rec(None, 0, ("c", 2, 4))]
-    assert commit_offsets(ready, held) == {("c", 0): 7, ("c", 1): 3}
+    assert commit_offsets(ledger.done, held) == {("c", 0): 7, ("c", 1): 3}
+    # Once the held record is released, past everything finished meanwhile, not just past it.
+    ledger.finish([Rec(None, 0, ("c", 0, 7))])
+    assert commit_offsets(ledger.done, [Rec(None, 0, ("c", 2, 4))]) == {("c", 0): 10, ("c", 1): 3}
 
 
 def test_an_unconfirmed_commit_is_due_again_until_the_group_confirms_it() -> None:
