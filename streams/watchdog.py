@@ -186,7 +186,10 @@ class Watchdog:
         """Why the worker must exit now, or None. ``explain`` adds what the worker can tell
         about a stalled gate (`gate_hint`)."""
         if self.stalled(last_handled, busy):
-            hint = explain() if explain is not None else ""
+            try:
+                hint = explain() if explain is not None else ""
+            except Exception:  # a hint must never keep the worker from exiting
+                hint = ""
             return (f"the gate handled nothing for {time.monotonic() - last_handled:.0f} s"
                     + (f"; {hint}" if hint else ""))
         if positions is None:

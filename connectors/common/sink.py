@@ -158,8 +158,9 @@ class SinkEngine:
                                               "on_commit": self._on_commit})
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """librdkafka's answer to a commit (called from inside ``consume``): what it confirms
-        is not sent again (`CommitLedger`); what it refused is, later."""
+        """librdkafka's answer to a commit: what it confirms is not sent again (`CommitLedger`);
+        what it refused is, later. Served inside ``consume``, which `step` awaits before it
+        commits, so it never runs while `_commit` reads the ledger."""
         if err is not None:
             log.warning("sink %s: commit refused (%s); it will be sent again", self.system, err)
             return

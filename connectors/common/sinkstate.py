@@ -194,16 +194,16 @@ def release(entries: list[P], now: float, wait_s: float) -> tuple[list[P], list[
 def commit_offsets(done: Mapping[Partition, int], held: Iterable[Pending]) -> dict[Partition, int]:
     """Next offset to commit per partition: past every finished record (``done``: past the
     highest one finished, in this window or an earlier one), but never past a held one (it must
-    be delivered again if we crash). A window's commit alone is not enough: records finished
-    while an earlier one was held are passed only when that one is released, windows later (a
-    replay test saw the Finance sink's group stay two records short for good, so)."""
+    be delivered again if we crash). One window's finished records are not enough: the records
+    finished behind a held one must be passed when it is released, windows later, or its
+    partition stays uncommitted for good when no later record comes (a replay test saw the
+    Finance sink's group stay two records short so)."""
     out = dict(done)
     for e in held:
         topic, partition, offset = e.position
         if (topic, partition) in out:
             out[(topic, partition)] = min(out[(topic, partition)], offset)
     return out
-
 
 
 @dataclass

@@ -175,3 +175,11 @@ def test_the_verdict_names_the_partitions_stuck_behind_their_committed_offset():
     dog.lagging[("t", 0)][1] = now - 100
     assert dog.verdict(now, False, lambda: {("t", 0): (5, 9)}) == \
         "made no progress for 30 s with records waiting on t[0]"
+
+
+def test_a_hint_that_fails_does_not_keep_a_stalled_worker_from_exiting():
+    def broken() -> str:
+        raise RuntimeError("consumer not started")
+
+    why = Watchdog(stall_timeout_s=30).verdict(time.monotonic() - 1000, False, explain=broken)
+    assert why == "the gate handled nothing for 1000 s"
