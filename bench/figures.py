@@ -15,7 +15,7 @@ from typing import Literal
 
 from rich.table import Table
 
-__all__ = ["COLUMNS", "Figure", "figures_json", "figures_table", "not_measured"]
+__all__ = ["COLUMNS", "Figure", "figures_json", "figures_table", "not_measured", "restarts_included"]
 
 COLUMNS = ("figure", "dualwrite", "peer", "ratio", "goal")
 RatioKind = Literal["x", "%", ""]
@@ -63,6 +63,13 @@ class Figure:
 def _number(value: float, unit: str) -> str:
     text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
     return f"{text} {unit}".strip()
+
+
+def restarts_included(count: int, *, suffix: str = " ({})") -> str:
+    """What a label says when the supervisor restarted the worker during a measurement (its
+    watchdog exits 75 when it must re-read its input): the figure includes those restarts.
+    Nothing without restarts; ``suffix`` places the words."""
+    return suffix.format(f"{count} worker restart{'s' if count > 1 else ''} included") if count else ""
 
 
 def not_measured(key: str, label: str, goal: str, why: str) -> Figure:

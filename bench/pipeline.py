@@ -35,7 +35,7 @@ from dualwrite.stack import Stack, StackConfig
 from streams.maps import default_registry
 from topics import Command, apply_topics, catalog, cdc_topic, commands_topic, encode
 
-__all__ = ["PipelineBench", "Replay", "run_actuals_replay", "run_pipeline_bench"]
+__all__ = ["PipelineBench", "Replay", "broker", "run_actuals_replay", "run_pipeline_bench"]
 
 
 @dataclass
@@ -155,14 +155,14 @@ def _replay(workdir: Path, kafka: LocalKafka, records: int, updates: int) -> tup
 def run_actuals_replay(workdir: Path, records: int, updates: int) -> Replay:
     """P1b on its own broker (the worker's group and internal topics start empty): actuals with
     six lookups each, the lookup rows pre-filled, run with the bench registry."""
-    with _broker(workdir, ACTUALS_REGISTRY.cdc_tables()) as kafka:
+    with broker(workdir, ACTUALS_REGISTRY.cdc_tables()) as kafka:
         produce({"bootstrap.servers": kafka.bootstrap}, actuals_events(records, updates))
         return _replay_worker(workdir / "replay", kafka, cdc_topic("dataverse", ACTUALS_TABLE),
                               records * updates, REGISTRY_SPEC)
 
 
 @contextlib.contextmanager
-def _broker(workdir: Path, cdc_tables: list[tuple[str, str]]) -> Iterator[LocalKafka]:
+def broker(workdir: Path, cdc_tables: list[tuple[str, str]]) -> Iterator[LocalKafka]:
     """A broker of its own under ``workdir`` with the catalog for these CDC tables."""
     kafka = LocalKafka(workdir / "kafka", port=free_port(), controller_port=free_port())
     kafka.up(timeout=120)
@@ -249,7 +249,7 @@ def _wait_applied(bootstrap: str, commands: int, timeout: float) -> None:
 
 def run_pipeline_bench(workdir: Path, records: int = 2000, updates: int = 10,
                        burst_records: int = 200, burst_updates: int = 10) -> PipelineBench:
-    with _broker(workdir, default_registry().cdc_tables()) as kafka:
+    with broker(workdir, default_registry().cdc_tables()) as kafka:
         replay, raw, naive = _replay(workdir, kafka, records, updates)
         burst = _burst(workdir, kafka, burst_records, burst_updates)
     return PipelineBench(

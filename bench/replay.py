@@ -18,7 +18,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.figures import Figure
-from bench.pipeline import _broker
+from bench.pipeline import broker
 from bench.workload import project_events
 from connectors.common.kafka import KafkaConfig
 from dualwrite import replay as rp
@@ -99,7 +99,7 @@ def run_replay_bench(workdir: Path, records: int = 2000, updates: int = 10) -> R
 
     registry = default_registry()
     topic = cdc_topic("dataverse", "msdyn_projects")
-    with _broker(workdir, registry.cdc_tables()) as kafka:
+    with broker(workdir, registry.cdc_tables()) as kafka:
         produce({"bootstrap.servers": kafka.bootstrap}, project_events(records, updates))
         _acks(kafka.bootstrap, records, updates)
         events = records * updates

@@ -3,9 +3,11 @@
 Each part brings up its own broker (and stack), one after the other, so no part measures
 another's leftovers: P1 with its peers and the sink burst (`bench.pipeline`), P1b
 (`bench.pipeline.run_actuals_replay`), P3 and the round trip (`bench.latency`), idle polling
-(`bench.polling`), and issue 13's two: `dualwrite replay` next to raw consumption
-(`bench.replay`) and initial sync next to bare paging (`bench.initial_sync`). The ``*_figures`` functions only turn results into rows (tested without a
-broker); the goals and the figures from before the redesign are written once, here.
+(`bench.polling`), P6, a worker restart with its keys in RocksDB next to a full changelog replay
+(`bench.restart`), and issue 13's two: `dualwrite replay` next to raw consumption
+(`bench.replay`) and initial sync next to bare paging (`bench.initial_sync`). The ``*_figures``
+functions only turn results into rows (tested without a broker); the goals and the figures from
+before the redesign are written once, here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.figures import Figure, not_measured
+from bench.figures import Figure, not_measured, restarts_included
 from bench.latency import EndToEnd, Phase
 from bench.pipeline import PipelineBench, Replay
 from bench.polling import GOAL_SHARE, IdleFigure
@@ -24,14 +26,14 @@ __all__ = ["BEFORE", "PARTS", "BenchSizes", "idle_figures", "latency_figures", "
 # Measured on the landed code before issue 9 on the same 2-core machine (the issue's figures).
 BEFORE = {"p1_eps": 744.0, "worker_records_per_change": 8.5, "roundtrip_records_per_change": 17.0,
           "p3_p99_50": 2.6, "burst_last_arrival": 6.1}
-PARTS = ("p1b", "p3", "idle", "replay", "initial-sync")  # what `--skip` may leave out
+PARTS = ("p1b", "p3", "idle", "p6", "replay", "initial-sync")  # what `--skip` may leave out
 P3_GOAL_S = 1.0
 BURST_GOAL_S = 3.0
 
 
 @dataclass(frozen=True)
 class BenchSizes:
-    """Defaults keep the whole run within about 10 minutes on 2 cores; flags go bigger."""
+    """Defaults keep the whole run within about 14 minutes on 2 cores (P6 about 2.5); flags go bigger."""
 
     records: int = 2000
     updates: int = 10
@@ -46,10 +48,7 @@ class BenchSizes:
     idle_settle_s: float = 45.0
     idle_window_s: float = 60.0
     initial_sync_rows: int = 50_000  # fifty pages: the start and the end are a fixed cost
-
-
-def _restarts(count: int) -> str:
-    return f" ({count} worker restart{'s' if count > 1 else ''} included)" if count else ""
+    restart_keys: int = 1_000_000  # the issue's P6 size
 
 
 def replay_figures(p1: PipelineBench, p1b: Replay | None, *, p1b_row: bool = True) -> list[Figure]:
@@ -57,7 +56,7 @@ def replay_figures(p1: PipelineBench, p1b: Replay | None, *, p1b_row: bool = Tru
     ``p1b_row``), records per change in the worker, the sink burst."""
     rows = [
         Figure("p1_vs_naive", "P1 replay, project workload, events/s vs naive Faust agent"
-               + _restarts(p1.replay_restarts),
+               + restarts_included(p1.replay_restarts),
                p1.processor_eps, "/s", p1.naive_faust_eps, "same run", "x", ">= 2x (beyond: 5x)",
                detail={"events": p1.replay_events, "commands": p1.replay_commands,
                        "worker_restarts": p1.replay_restarts}),
@@ -70,7 +69,7 @@ def replay_figures(p1: PipelineBench, p1b: Replay | None, *, p1b_row: bool = Tru
         rows.append(not_measured("p1b_vs_p1", "P1b replay, actuals (6 lookups), vs P1", ">= 70%", "skipped"))
     elif p1b is not None:
         rows.append(Figure("p1b_vs_p1", "P1b replay, actuals (6 lookups), events/s vs P1"
-                           + _restarts(p1b.restarts), p1b.eps, "/s",
+                           + restarts_included(p1b.restarts), p1b.eps, "/s",
                            p1.processor_eps, "P1", "%", ">= 70%",
                            detail={"events": p1b.events, "commands": p1b.commands,
                                    "worker_restarts": p1b.restarts}))
@@ -138,14 +137,15 @@ def idle_figures(idle: list[IdleFigure] | None) -> list[Figure]:
 
 
 def p6_figure() -> Figure:
+    """P6's row when ``--skip p6`` leaves it out (`bench.restart.restart_figure` otherwise)."""
     return not_measured("p6", "P6 worker restart with 1,000,000 keys, seconds to processing", "<= 30 s",
-                        "not built in this bench")
+                        "skipped")
 
 
 def run_suite(workdir: Path, sizes: BenchSizes, *, skip: frozenset[str] = frozenset(),
               progress: Callable[[str], None] = lambda _msg: None) -> list[Figure]:
     """Every part not in ``skip`` (`PARTS`), one after the other."""
-    from bench import initial_sync, replay
+    from bench import initial_sync, replay, restart
     from bench.latency import run_latency_bench
     from bench.pipeline import run_actuals_replay, run_pipeline_bench
     from bench.polling import run_idle_bench
@@ -164,6 +164,11 @@ def run_suite(workdir: Path, sizes: BenchSizes, *, skip: frozenset[str] = frozen
     if "idle" not in skip:
         progress("idle source requests")
         idle = run_idle_bench(workdir / "idle", sizes.idle_settle_s, sizes.idle_window_s)
+    if "p6" in skip:
+        p6 = p6_figure()
+    else:
+        progress(f"P6 worker restart with {sizes.restart_keys:,} keys, next to a full changelog replay")
+        p6 = restart.restart_figure(restart.run_restart_bench(workdir / "p6", sizes.restart_keys))
     topics: list[Figure] = []
     if "replay" in skip:
         topics.append(not_measured("replay_vs_raw", "replay --dry-run events/s vs raw consumption",
@@ -178,4 +183,4 @@ def run_suite(workdir: Path, sizes: BenchSizes, *, skip: frozenset[str] = frozen
         progress("initial sync next to bare paging")
         topics += initial_sync.initial_sync_figures(
             initial_sync.run_initial_sync_bench(workdir / "initial-sync", sizes.initial_sync_rows))
-    return [*replay_figures(p1, p1b), *latency_figures(e2e), *idle_figures(idle), p6_figure(), *topics]
+    return [*replay_figures(p1, p1b), *latency_figures(e2e), *idle_figures(idle), p6, *topics]

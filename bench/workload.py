@@ -3,14 +3,15 @@
 Projects in one legal entity, each updated several times with increasing versions, preceded by the
 legal entity's own change event so the processor can resolve the owning company lookup (P1).
 Actuals (`bench.registry`), each row referencing six pre-filled lookup rows, updated the same
-way (P1b): the same number of changes with six lookups instead of one.
+way (P1b): the same number of changes with six lookups instead of one. Probe projects, one
+change each, whose commands tell when a restarted worker is processing again (P6).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from confluent_kafka import Producer
 
@@ -29,23 +30,50 @@ def _event(table: str, row: Mapping[str, object], version: int, op: str = "u") -
     })
 
 
-def project_events(records: int, updates: int) -> Iterator[tuple[str, str, ChangeEvent]]:
-    """(topic, key, event): the company, then `updates` versions of each of `records` projects."""
+def company_event() -> tuple[str, str, ChangeEvent]:
+    """(topic, key, event) of the legal entity every bench project belongs to: produced first,
+    so the processor can resolve the projects' owning company lookup."""
     company = {"cdm_companyid": COMPANY_ID, "cdm_companycode": "usmf", "cdm_name": "Contoso USA",
                "accountingcurrency": "USD", "statecode": 0}
-    yield cdc_topic("dataverse", "cdm_companies"), COMPANY_ID, _event("cdm_companies", company, 1, "c")
+    return cdc_topic("dataverse", "cdm_companies"), COMPANY_ID, _event("cdm_companies", company, 1, "c")
+
+
+def _project(pid: str, number: str, subject: str, version: int, op: str) -> tuple[str, str, ChangeEvent]:
+    row = {"msdyn_projectid": pid, "msdyn_projectnumber": number, "msdyn_subject": subject,
+           "_msdyn_owningcompany_value": COMPANY_ID, "_msdyn_customer_value": None,
+           "msdyn_scheduledstart": "2026-12-01", "msdyn_finish": "2027-03-31",
+           "statecode": 0, "versionnumber": version}
+    return cdc_topic("dataverse", "msdyn_projects"), pid, _event("msdyn_projects", row, version, op)
+
+
+def project_events(records: int, updates: int) -> Iterator[tuple[str, str, ChangeEvent]]:
+    """(topic, key, event): the company, then `updates` versions of each of `records` projects."""
+    yield company_event()
     version = 1
     for round_ in range(updates):
         for i in range(records):
             version += 1
-            pid = str(uuid.UUID(int=i + 1))
-            row = {"msdyn_projectid": pid, "msdyn_projectnumber": f"B-{i:06d}",
-                   "msdyn_subject": f"Bench project {i} rev {round_}",
-                   "_msdyn_owningcompany_value": COMPANY_ID, "_msdyn_customer_value": None,
-                   "msdyn_scheduledstart": "2026-12-01", "msdyn_finish": "2027-03-31",
-                   "statecode": 0, "versionnumber": version}
-            yield (cdc_topic("dataverse", "msdyn_projects"), pid,
-                   _event("msdyn_projects", row, version, "c" if round_ == 0 else "u"))
+            yield _project(str(uuid.UUID(int=i + 1)), f"B-{i:06d}", f"Bench project {i} rev {round_}",
+                           version, "c" if round_ == 0 else "u")
+
+
+# Newer than any version `project_events` gives (one per change, counted from 2).
+PROBE_VERSION = 10**9
+
+
+def probe_project(n: int) -> tuple[str, str, ChangeEvent]:
+    """(topic, key, event): the creation of probe project ``n``, with an id and a number of its own
+    (``PROBE-<n>``, never a `project_events` one) and a version newer than any before: its
+    command on ``sync.commands.finance`` says the worker is processing (`bench.restart`)."""
+    return _project(probe_id(n), probe_number(n), f"Bench probe {n}", PROBE_VERSION + n, "c")
+
+
+def probe_id(n: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"dualwrite-bench-probe:{n}"))
+
+
+def probe_number(n: int) -> str:
+    return f"PROBE-{n:04d}"
 
 
 def _lookup_rows(name: str, count: int) -> Iterator[tuple[str, dict[str, object]]]:
@@ -85,14 +113,20 @@ def actuals_events(records: int, updates: int) -> Iterator[tuple[str, str, Chang
                    _event(ACTUALS_TABLE, row, version, "c" if round_ == 0 else "u"))
 
 
-def produce(client: Mapping[str, str], events: Iterator[tuple[str, str, ChangeEvent]]) -> int:
+def produce(client: Mapping[str, str], events: Iterable[tuple[str, str, ChangeEvent]]) -> int:
+    return produce_records(client, ((topic, encode_key(key), encode(event), None)
+                                    for topic, key, event in events))
+
+
+def produce_records(client: Mapping[str, str], records: Iterable[tuple[str, bytes, bytes, int | None]]) -> int:
+    """(topic, key, value, partition or None for the key's) records, batched, all acknowledged."""
     producer = Producer({**client, "enable.idempotence": True, "linger.ms": 20,
                          "batch.num.messages": 10000})
     count = 0
-    for topic, key, event in events:
+    for topic, key, value, partition in records:
         while True:
-            try:
-                producer.produce(topic, key=encode_key(key), value=encode(event))
+            try:  # partition -1: librdkafka's "unassigned", the key's partition
+                producer.produce(topic, key=key, value=value, partition=-1 if partition is None else partition)
                 break
             except BufferError:
                 producer.poll(0.1)

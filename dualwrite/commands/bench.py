@@ -18,7 +18,7 @@ from rich.console import Console
 from bench.figures import Figure, figures_json, figures_table
 
 app = typer.Typer(help="Benchmarks (not tests): `dualwrite bench` alone measures every figure next "
-                  "to its peer and prints one table (about 10 minutes); a sub-command runs one part.",
+                  "to its peer and prints one table (about 14 minutes); a sub-command runs one part.",
                   invoke_without_command=True)
 console = Console()
 
@@ -53,14 +53,15 @@ def suite(
     idle_settle: Annotated[float, typer.Option(help="Idle: seconds after the snapshots.")] = 45.0,
     idle_window: Annotated[float, typer.Option(help="Idle: seconds counted.")] = 60.0,
     initial_sync_rows: Annotated[int, typer.Option(help="Initial sync: rows of the table synced.")] = 50_000,
+    restart_keys: Annotated[int, typer.Option(help="P6: keys in the worker's tables at the restart.")] = 1_000_000,
     skip: Annotated[list[str] | None, typer.Option(
-        help="Parts to leave out: p1b, p3, idle, replay, initial-sync.")] = None,
+        help="Parts to leave out: p1b, p3, idle, p6, replay, initial-sync.")] = None,
     workdir: Workdir = None,
     json_out: JsonOut = None,
 ) -> None:
     """Every figure (P1, P1b, records per change, P3 latency, idle polling, P6, replay, initial
     sync) next to its peer, in one table. Starts its own brokers and stacks, one at a time;
-    about 11 minutes at the defaults on 2 cores."""
+    about 14 minutes at the defaults on 2 cores (P6 about 2.5)."""
     if ctx.invoked_subcommand is not None:
         return
     from bench.suite import PARTS, BenchSizes, run_suite
@@ -71,7 +72,7 @@ def suite(
                                  param_hint="--skip")
     sizes = BenchSizes(records, updates, actuals, actuals_updates, burst_records, burst_updates,
                        tuple(rate or (50.0, 200.0)), rate_seconds, burst_projects, poll_interval,
-                       idle_settle, idle_window, initial_sync_rows)
+                       idle_settle, idle_window, initial_sync_rows, restart_keys)
     started = time.monotonic()
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:
@@ -156,4 +157,21 @@ def replay(
     with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:
         result = run_replay_bench((workdir or Path(tmp)).resolve(), records, updates)
     _show(replay_figures(result), f"dualwrite bench replay ({result.events} events)", json_out,
+          {"load_after": _load()})
+
+
+@app.command("restart")
+def restart(
+    keys: Annotated[int, typer.Option(help="Keys in the worker's tables at the restart.")] = 1_000_000,
+    workdir: Workdir = None,
+    json_out: JsonOut = None,
+) -> None:
+    """P6 only: seconds from a worker's SIGKILL and start to processing again with `--keys` keys in
+    its RocksDB tables, next to the same restart with every key replayed from the changelogs (the
+    peer, same run). Starts its own broker and one worker."""
+    from bench.restart import restart_figure, run_restart_bench
+
+    with tempfile.TemporaryDirectory(prefix="dualwrite-bench-") as tmp:
+        result = run_restart_bench((workdir or Path(tmp)).resolve(), keys)
+    _show([restart_figure(result)], f"dualwrite bench restart ({result.keys:,} keys)", json_out,
           {"load_after": _load()})
