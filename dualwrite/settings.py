@@ -220,6 +220,9 @@ class ProcessorSettings(BaseModel):
                                         "changes failed to transform in a row; 0 never pauses.")
     producer_linger_ms: int = Field(10, ge=0, description="How long the worker's producer gathers "
                                     "sends into one request (throughput against per-hop latency).")
+    fetch_max_wait_ms: int = Field(100, ge=1, le=1500, description="How long the broker may hold "
+                                   "the worker's fetch when nothing is new; records of partitions "
+                                   "left out of that fetch wait as long (Faust's own is 1,500).")
     max_parked_age_s: float = Field(300.0, ge=0, description="`dualwrite status` exits 1 when a "
                                     "change has been parked longer than this many seconds, naming "
                                     "what it waits for and the map that brings it (its "

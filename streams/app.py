@@ -31,6 +31,7 @@ import faust
 from streams.config import StreamsConfig
 from streams.declare import TopicsNotReady, declare_internal_topics, internal_topics
 from streams.maps.registry import MapRegistry, default_registry
+from streams.transport import DEFAULT_FETCH_MAX_WAIT_MS, Transport
 from topics import applied_topic, cdc_topic, commands_topic
 
 __all__ = ["Runtime", "StreamsApp", "create_app"]
@@ -46,6 +47,11 @@ class StreamsApp(faust.App):
     """A Faust app that carries its runtime (topics, tables, maps)."""
 
     runtime: Runtime
+    fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS  # read by `streams.transport`
+
+    def _new_transport(self) -> Transport:
+        """Faust's aiokafka transport with the worker's fetch wait (`streams.transport`)."""
+        return Transport(self.conf.broker_consumer, self)
 
     async def on_first_start(self) -> None:
         """Before any child service (the consumer joining its group among them) starts: the
@@ -121,6 +127,7 @@ def create_app(config: StreamsConfig, maps: MapRegistry | None = None) -> Stream
         consumer_group_instance_id=group_instance_id(config.instance_id, [*cdc, *applied, control]),
         producer_linger_ms=config.producer_linger_ms,
     )
+    app.fetch_max_wait_ms = config.fetch_max_wait_ms
     rt = Runtime(config=config, maps=registry, app=app, cdc_tables=cdc)
     rt.topics["cdc"] = _raw_topic(app, *rt.cdc_tables)
     rt.topics["applied"] = _raw_topic(app, *applied)

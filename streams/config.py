@@ -49,6 +49,11 @@ class StreamsConfig(BaseModel):
         10, ge=0, description="Let the producer gather sends this long: fewer, larger produce "
         "requests (each change makes several sends; at 0 the socket writes dominate).")
 
+    fetch_max_wait_ms: int = Field(
+        100, ge=1, le=1500, description="How long the broker may hold the worker's fetch when "
+        "nothing is new; records for partitions left out of that fetch wait as long (Faust fixes "
+        "1,500: `streams.transport`).")
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 

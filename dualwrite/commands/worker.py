@@ -36,6 +36,7 @@ def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
         tx_timeout_ms=settings.processor.tx_timeout_ms,
         conflict_window_ms=settings.processor.conflict_window_ms,
         producer_linger_ms=settings.processor.producer_linger_ms,
+        fetch_max_wait_ms=settings.processor.fetch_max_wait_ms,
         pause_after_rejections=settings.processor.pause_after_rejections,
     )
 
