@@ -18,18 +18,36 @@ partition it names has a record.
 The guard is one attribute of aiokafka's consumer, set before the consumer starts (its fetcher
 is built in ``start()`` from it); `tests/unit/streams/test_transport.py` fails if an upgrade of
 either library moves it.
+
+The second guard: Faust seeks the stream partitions to their committed offsets when a recovery
+ends, through aiokafka's ``seek_to_committed``, which seeks only where the committed offset is
+above 0. Faust drops records it fetched for a partition that was paused meanwhile (a recovery
+pauses every stream partition), after aiokafka counted them consumed; on a partition the group
+never committed (or committed at 0) nothing brings them back. Seen in `dualwrite bench` P6: a
+change waiting on such a partition before a 28-94 s recovery was not processed after "Worker
+ready" until the watchdog restarted the worker 30 s later (the fetch position stood one past
+it). So those partitions are sought too, to offset 0 or, never committed, to where
+``consumer_auto_offset_reset`` says (`rewinds`); changelog partitions are Faust's own business.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import aiokafka
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
 
-__all__ = ["DEFAULT_FETCH_MAX_WAIT_MS", "Transport"]
+__all__ = ["DEFAULT_FETCH_MAX_WAIT_MS", "Transport", "rewinds"]
 
 DEFAULT_FETCH_MAX_WAIT_MS = 100
+
+
+def rewinds(committed: Mapping[TP, int | None], changelog: Callable[[TP], bool]) -> dict[TP, int | None]:
+    """The stream partitions aiokafka's ``seek_to_committed`` left where they were: committed at
+    0 (seek to 0) or never (None: the reset policy's end)."""
+    return {tp: offset for tp, offset in committed.items() if not offset and not changelog(tp)}
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -40,6 +58,24 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
                                "streams/transport.py needs another way to set the fetch wait")
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", DEFAULT_FETCH_MAX_WAIT_MS)
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        todo = rewinds(committed, self.consumer._is_changelog_tp)
+        if todo:
+            await self.call_thread(self._rewind, todo)
+        return committed
+
+    async def _rewind(self, todo: Mapping[TP, int | None]) -> None:
+        consumer = self._ensure_consumer()
+        for tp, offset in todo.items():
+            if offset == 0:
+                consumer.seek(tp, 0)
+        never = [tp for tp, offset in todo.items() if offset is None]
+        if never and self.app.conf.consumer_auto_offset_reset == "latest":
+            await consumer.seek_to_end(*never)
+        elif never:
+            await consumer.seek_to_beginning(*never)
 
 
 class _Consumer(driver.Consumer):
