@@ -177,7 +177,7 @@ def reconciled_decision(registry: MapRegistry, tables: Tables, m: TableMap) -> M
 
 def select(change: Change, companies: frozenset[str], decision: MasterDecision) -> str:
     """The label of one snapshot row: `EMITTED`, or why it is left out."""
-    if companies and (change.event.source.company or "").casefold() not in companies:
+    if companies and (change.company or "").casefold() not in companies:
         return OTHER_COMPANY
     if change.key in decision.kept:
         return DIFFERING if change.key in decision.differing else KEPT

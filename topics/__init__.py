@@ -10,6 +10,7 @@ from topics.catalog import (
     commands_topic,
 )
 from topics.codec import (
+    SnapshotMark,
     decode_ack,
     decode_command,
     decode_event,
@@ -18,6 +19,7 @@ from topics.codec import (
     encode,
     encode_event,
     encode_key,
+    encode_read,
 )
 from topics.commands import Applied, Command, CommandSource, WriteOp, target_key
 from topics.control import MapState, SourceOffset, SourceOffsetKey
@@ -62,6 +64,7 @@ __all__ = [
     "Drift",
     "MapState",
     "Op",
+    "SnapshotMark",
     "Source",
     "SourceOffset",
     "SourceOffsetKey",
@@ -83,6 +86,7 @@ __all__ = [
     "encode",
     "encode_event",
     "encode_key",
+    "encode_read",
     "is_retry",
     "parse_version",
     "read_headers",

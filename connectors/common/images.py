@@ -30,6 +30,7 @@ import orjson
 
 __all__ = ["BeforeImages", "ImageStore", "ImageStoreError", "TableImages"]
 
+_NO_IMAGE = object()
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS images (tbl TEXT NOT NULL, rec TEXT NOT NULL, image BLOB NOT NULL, "
            "PRIMARY KEY (tbl, rec)) WITHOUT ROWID")
 
@@ -95,9 +96,9 @@ class ImageStore:
         """Stage the images of a page's changes (a delete forgets its record)."""
         staged = self._staged.setdefault(table, {})
         for item in items:
-            event = getattr(item, "event", None)
-            if event is not None:  # a Change; a BadRecord has no event
-                staged[item.key] = event.after
+            image: Any = getattr(item, "image", _NO_IMAGE)
+            if image is not _NO_IMAGE:  # a Change (None: a delete); a BadRecord has no image
+                staged[item.key] = image
 
     async def commit(self, table: str) -> None:
         """Make the table's staged images durable (its events are in Kafka). The staged images

@@ -12,7 +12,15 @@ import pytest
 from hypothesis import given
 
 from tests.unit.topics.test_codec import events
-from topics import ChangeEvent, Source, TransactionBlock, decode_event, encode, encode_event
+from topics import (
+    ChangeEvent,
+    Source,
+    TransactionBlock,
+    decode_event,
+    encode,
+    encode_event,
+    encode_read,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -67,3 +75,32 @@ def test_what_encode_cannot_write_encode_event_cannot_either() -> None:
         encode(event)
     with pytest.raises(TypeError):
         encode_event(event)
+
+
+def read_parts(event: ChangeEvent) -> tuple[Any, ...]:
+    s = event.source
+    return (s.system, s.table, s.version, s.ts_ms, s.snapshot, s.company, event.ts_ms, event.after)
+
+
+@given(events())
+def test_encode_read_is_encode_of_the_snapshot_event_byte_for_byte(event: ChangeEvent) -> None:
+    # A snapshot row's event: op "r", no before image, no transaction, no txid or origin.
+    source = event.source.model_copy(update={"txid": None, "origin": None})
+    row = ChangeEvent(op="r", ts_ms=event.ts_ms, source=Source.model_validate(source.model_dump()),
+                      after=event.after or {"k": 1})
+    assert encode_read(*read_parts(row)) == encode(row)
+
+
+@pytest.mark.parametrize("value", [
+    datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC), decimal.Decimal("1.50"), {1: "int key"},
+    float("nan"), 2**63 - 1, "é\u2028\x00", 1e300,
+])
+def test_encode_read_writes_odd_values_as_encode_writes_them(value: Any) -> None:
+    row = ChangeEvent(op="r", ts_ms=1, source=Source(system="finance", table="T", version="1", ts_ms=1,
+                                                     snapshot="true", company="usmf"), after={"v": value})
+    assert encode_read(*read_parts(row)) == encode(row)
+
+
+def test_what_encode_cannot_write_encode_read_cannot_either() -> None:
+    with pytest.raises(TypeError):
+        encode_read("finance", "T", "1", 1, "true", None, 1, {"v": 2**64})

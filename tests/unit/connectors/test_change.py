@@ -1,0 +1,51 @@
+"""`Change`: a snapshot row built from its checked parts (`Change.read`) is the same value as one
+built from its validated event, encodes to the same bytes, and is changed the same way."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.common.images import ImageStore
+from connectors.common.source import Change
+from topics import ChangeEvent, Source, encode_event
+
+pytestmark = pytest.mark.unit
+
+IMAGE = {"dataAreaId": "usmf", "CustomerAccount": "US-001", "Name": "Contoso é", "RecId": 5637144576,
+         "RecVersion": 20, "CreditLimit": 1.5, "Tags": ["a", {"b": None}]}
+
+
+def both() -> tuple[Change, Change]:
+    read = Change.read("usmf|US-001", "finance", "CustomersV3", "20", 1_700_000_000_000, "usmf", 1_800_000_000_000,
+                       dict(IMAGE))
+    source = Source(system="finance", table="CustomersV3", version="20", ts_ms=1_700_000_000_000, snapshot="true",
+                    company="usmf")
+    validated = Change("usmf|US-001", ChangeEvent(op="r", ts_ms=1_800_000_000_000, source=source, after=dict(IMAGE)))
+    return read, validated
+
+
+def test_a_read_change_is_the_change_of_its_validated_event() -> None:
+    read, validated = both()
+    assert read == validated and hash(read) == hash(validated)
+    assert read.event == validated.event
+    assert read.encode() == validated.encode() == encode_event(validated.event)
+    assert (read.op, read.image, read.row, read.company) == ("r", IMAGE, IMAGE, "usmf")
+
+
+@pytest.mark.parametrize("update", [{"snapshot": "last"}, {"company": "demf"}, {"snapshot": "last", "company": None}])
+def test_a_read_change_with_other_source_fields_is_the_validated_one_changed_so(update: dict[str, str | None]) -> None:
+    read, validated = both()
+    changed, expected = read.with_source(**update), validated.with_source(**update)
+    assert changed == expected and changed.encode() == expected.encode()
+    assert read == validated  # the original is left as it was
+
+
+def test_a_delete_is_forgotten_by_the_image_store_and_a_read_row_remembered() -> None:
+    read, _ = both()
+    source = Source(system="finance", table="CustomersV3", version="21", ts_ms=1)
+    gone = Change("usmf|US-002", ChangeEvent(op="d", ts_ms=1, source=source, before={"RecId": 2}, after=None))
+    store = ImageStore()
+    store.remember("CustomersV3", [read, gone])
+    assert store.get("CustomersV3", "usmf|US-001") == IMAGE
+    assert store.get("CustomersV3", "usmf|US-002") is None
+    assert gone.image is None and gone.row == {"RecId": 2} and gone.op == "d"
