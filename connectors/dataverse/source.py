@@ -123,6 +123,11 @@ def row_change(table: str, pk: str, row: dict[str, Any], *, snapshot: bool, capt
         else:
             op = "c" if image.get("createdon") and image.get("createdon") == image.get("modifiedon") else "u"
     company = (image.get(company_field) or (before or {}).get(company_field)) if company_field else None
+    if snapshot and not row.get("@dualwrite.txid") and not row.get("@dualwrite.principal"):
+        # Every part is checked (the version by capture_version, the time not negative): the
+        # change is built from them without validating them again, a snapshot's largest cost.
+        return Change.read(str(record_id), "dataverse", table, version, iso_ms(image.get("modifiedon")) or captured_ms,
+                           str(company) if company else None, captured_ms, image)
     source = Source(system="dataverse", table=table, version=str(version),
                     ts_ms=iso_ms(image.get("modifiedon")) or captured_ms,
                     snapshot="true" if snapshot else "false",
@@ -256,16 +261,15 @@ class DataverseReader:
         """Fill ``source.company`` (the legal entity code) from the row's company lookup GUID."""
         lookups = self._company_lookups(table)
         for index, item in enumerate(page.items):
-            if not lookups or not isinstance(item, Change) or item.event.source.company:
+            if not lookups or not isinstance(item, Change) or item.company:
                 continue
-            row = item.event.row
+            row = item.row
             guid = next((row.get(c) for c in lookups if row.get(c)), None)
             if not guid:
                 continue
             code = await self._company_code(str(guid))
             if code:
-                source = item.event.source.model_copy(update={"company": code})
-                page.items[index] = Change(item.key, item.event.model_copy(update={"source": source}))
+                page.items[index] = item.with_source(company=code)
         return page
 
     async def _company_code(self, guid: str) -> str | None:

@@ -7,6 +7,7 @@ import pytest
 
 from connectors.common.images import ImageStore
 from connectors.common.source import Change
+from connectors.dataverse.source import row_change
 from topics import ChangeEvent, Source, encode_event
 
 pytestmark = pytest.mark.unit
@@ -49,3 +50,21 @@ def test_a_delete_is_forgotten_by_the_image_store_and_a_read_row_remembered() ->
     assert store.get("CustomersV3", "usmf|US-001") == IMAGE
     assert store.get("CustomersV3", "usmf|US-002") is None
     assert gone.image is None and gone.row == {"RecId": 2} and gone.op == "d"
+
+
+def test_a_dataverse_snapshot_row_is_read_from_its_parts_and_equals_the_validated_change() -> None:
+    row = {"@odata.etag": 'W/"7"', "accountid": "a-1", "name": "Fabrikam", "versionnumber": 7,
+           "modifiedon": "2026-01-02T03:04:05Z", "cdm_companycode": "usmf", "revenue": 2.5}
+    change = row_change("accounts", "accountid", row, snapshot=True, captured_ms=9, company_field="cdm_companycode")
+    assert isinstance(change, Change) and change._read is not None  # the fast path was taken
+    image = {k: v for k, v in row.items() if "@" not in k}
+    expected = ChangeEvent(op="r", ts_ms=9, after=image, source=Source(
+        system="dataverse", table="accounts", version="7", ts_ms=1_767_323_045_000, snapshot="true", company="usmf"))
+    assert change.event == expected and change.encode() == encode_event(expected)
+
+
+def test_a_dataverse_snapshot_row_with_transaction_annotations_keeps_them() -> None:
+    row = {"accountid": "a-1", "versionnumber": 7, "@dualwrite.txid": "tx-9", "@dualwrite.principal": "app"}
+    change = row_change("accounts", "accountid", row, snapshot=True, captured_ms=9)
+    assert isinstance(change, Change)
+    assert (change.event.source.txid, change.event.source.origin) == ("tx-9", "app")
