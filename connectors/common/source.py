@@ -667,7 +667,8 @@ class SourceEngine:
         tail: asyncio.Future[None] | None = None  # the "last" change
 
         async def acknowledged(delivery: Awaitable[None], covered: int) -> None:
-            """Once Kafka has a page's events: its images are durable, the pages it covers reported."""
+            """Once Kafka has a page's events: its images made durable and the pages it covers
+            reported, behind the loop (`_AfterAck`)."""
             nonlocal reported
             await delivery
             if covered > reported and cursors[covered]:
