@@ -137,10 +137,10 @@ async def _warm_broker(conn: FinanceConnection, bootstrap: str, pid: int | None)
     took 0.43 of the broker's 0.77 CPU-seconds during the sync, and after eight rounds 0.25
     (the sync's requests are not the synthetic ones). So whole syncs of the same table go
     first, into their own topics and under their own checkpoint keys (`WARMUP_PREFIX`), until
-    one costs the compiler threads less than `JIT_QUIET_S` (three rounds here, then 0.05 s in
-    the measured sync). A broker that has run
-    for a day is past all of this; a fresh broker is this bench's setup, not what an initial
-    sync meets."""
+    one costs the compiler threads less than `JIT_QUIET_S` or `WARMUP_ROUNDS` have run. Here
+    that left 0.05 to 0.26 s of compiling in the measured sync; ten rounds left 0.03 to 0.05 s
+    and did not move the figure. A broker that has run for a day is past all of this; a fresh
+    broker is this bench's setup, not what an initial sync meets."""
     apply_topics({"bootstrap.servers": bootstrap},
                  [dataclasses.replace(spec, name=WARMUP_PREFIX + spec.name)
                   for spec in catalog(partitions=3, cdc_tables=[("finance", TABLE)])
