@@ -12,6 +12,9 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import CredentialsT
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_FETCH_MAX_WAIT_MS = 100  # `streams.transport`
+FAUST_FETCH_MAX_WAIT_MS = 1500  # what Faust's aiokafka driver fixes
+
 __all__ = ["StreamsConfig"]
 
 
@@ -50,7 +53,7 @@ class StreamsConfig(BaseModel):
         "requests (each change makes several sends; at 0 the socket writes dominate).")
 
     fetch_max_wait_ms: int = Field(
-        100, ge=1, le=1500, description="How long the broker may hold the worker's fetch when "
+        DEFAULT_FETCH_MAX_WAIT_MS, ge=1, le=FAUST_FETCH_MAX_WAIT_MS, description="How long the broker may hold the worker's fetch when "
         "nothing is new; records for partitions left out of that fetch wait as long (Faust fixes "
         "1,500: `streams.transport`).")
 

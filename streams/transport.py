@@ -39,9 +39,9 @@ import aiokafka
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
-__all__ = ["DEFAULT_FETCH_MAX_WAIT_MS", "Transport", "rewinds"]
+from streams.config import DEFAULT_FETCH_MAX_WAIT_MS
 
-DEFAULT_FETCH_MAX_WAIT_MS = 100
+__all__ = ["Transport", "rewinds"]
 
 
 def rewinds(committed: Mapping[TP, int | None], changelog: Callable[[TP], bool]) -> dict[TP, int | None]:

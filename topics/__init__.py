@@ -10,7 +10,6 @@ from topics.catalog import (
     commands_topic,
 )
 from topics.codec import (
-    SnapshotMark,
     decode_ack,
     decode_command,
     decode_event,
@@ -38,6 +37,7 @@ from topics.envelope import (
     ChangeEvent,
     ChangeKey,
     Op,
+    SnapshotMark,
     Source,
     System,
     TransactionBlock,

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from topics.commands import Applied, Command
-from topics.envelope import ChangeEvent, ChangeKey, Source, System, parse_version
+from topics.envelope import ChangeEvent, ChangeKey, SnapshotMark, Source, System, parse_version
 from topics.errors import DecodeError, DecodeReason
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
-SnapshotMark = Literal["true", "false", "last"]  # `Source.snapshot`
 _OPS = ("c", "u", "d", "r")
 
 

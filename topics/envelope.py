@@ -54,6 +54,7 @@ def parse_version(text: object) -> int:
 
 Op = Literal["c", "u", "d", "r"]
 System = Literal["dataverse", "finance"]
+SnapshotMark = Literal["true", "false", "last"]  # `Source.snapshot`
 M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
 
@@ -94,7 +95,7 @@ class Source(BaseModel):
         description="Row version at the source (Dataverse versionnumber, Finance RecVersion/feed version); decimal digits.",
     )
     ts_ms: int = Field(ge=0, description="Source commit time, ms since the epoch.")
-    snapshot: Literal["true", "false", "last"] = Field("false", description="Part of an initial snapshot.")
+    snapshot: SnapshotMark = Field("false", description="Part of an initial snapshot.")
     company: str | None = Field(None, description="Legal entity (dataAreaId / cdm_companycode) when known.")
     txid: str | None = Field(None, description="Source transaction: changes committed together share it.")
     origin: str | None = Field(None, description="Principal that made the change (for echo detection).")
