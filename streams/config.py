@@ -53,9 +53,9 @@ class StreamsConfig(BaseModel):
         "requests (each change makes several sends; at 0 the socket writes dominate).")
 
     fetch_max_wait_ms: int = Field(
-        DEFAULT_FETCH_MAX_WAIT_MS, ge=1, le=FAUST_FETCH_MAX_WAIT_MS, description="How long the broker may hold the worker's fetch when "
-        "nothing is new; records for partitions left out of that fetch wait as long (Faust fixes "
-        "1,500: `streams.transport`).")
+        DEFAULT_FETCH_MAX_WAIT_MS, ge=1, le=FAUST_FETCH_MAX_WAIT_MS, description="How long the broker "
+        "may hold the worker's fetch when nothing is new; records for partitions left out of that "
+        "fetch wait as long (Faust fixes 1,500: `streams.transport`).")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
