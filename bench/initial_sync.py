@@ -137,9 +137,11 @@ async def _warm_broker(conn: FinanceConnection, bootstrap: str, pid: int | None)
     took 0.43 of the broker's 0.77 CPU-seconds during the sync, and after eight rounds 0.25
     (the sync's requests are not the synthetic ones). So whole syncs of the same table go
     first, into their own topics and under their own checkpoint keys (`WARMUP_PREFIX`), until
-    one costs the compiler threads less than `JIT_QUIET_S` or `WARMUP_ROUNDS` have run. Here
-    that left 0.05 to 0.26 s of compiling in the measured sync; ten rounds left 0.03 to 0.05 s
-    and did not move the figure. A broker that has run for a day is past all of this; a fresh
+    one costs the compiler threads less than `JIT_QUIET_S` or `WARMUP_ROUNDS` have run. With
+    C2 that left 0.05 to 0.37 s of compiling in the measured sync (its rounds went up and down:
+    0.77, 0.35, 0.20, 0.36); the local broker now runs C1 only
+    (`dualwrite.settings.DEFAULT_BROKER_JVM_OPTIONS`), which is quiet after two rounds (0.20,
+    0.07) and leaves about 0.02 s. A broker that has run for a day is past all of this; a fresh
     broker is this bench's setup, not what an initial sync meets."""
     apply_topics({"bootstrap.servers": bootstrap},
                  [dataclasses.replace(spec, name=WARMUP_PREFIX + spec.name)

@@ -190,6 +190,15 @@ def _jaas(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# The local broker's JVM: C1 only. On a small machine the broker shares its cores with the
+# pipeline, and a fresh JVM's C2 compiler threads took 0.2 to 0.4 CPU-seconds of every 50,000
+# records produced, still after four warm-up rounds (`dualwrite bench initial-sync`, 2 cores),
+# where C1's took 0.02; the request threads' own CPU was the same, P1 did not move, and the
+# broker is ready about 0.4 s sooner. A long-running broker under heavy load gains from C2:
+# set ``jvm_options`` without ``-XX:TieredStopAtLevel=1``.
+DEFAULT_BROKER_JVM_OPTIONS = "-XX:+UseG1GC -XX:TieredStopAtLevel=1"
+
+
 class LocalKafkaSettings(BaseModel):
     """The single-node broker started by ``dualwrite kafka up``."""
 
@@ -197,6 +206,9 @@ class LocalKafkaSettings(BaseModel):
     controller_port: int | None = Field(None, description="KRaft controller port (default port+1).")
     data_dir: Path = Field(STATE_HOME / "kafka", description="Log dirs, pid file and broker log.")
     heap: str = Field("768m", description="Broker JVM heap (-Xmx).")
+    jvm_options: str = Field(DEFAULT_BROKER_JVM_OPTIONS, description=(
+        "Broker JVM options besides the heap, space-separated (default: G1 and the C1 compiler "
+        "only, which costs a broker sharing a small machine far less CPU while it warms up)."))
 
 
 class TopicSettings(BaseModel):

@@ -34,7 +34,8 @@ def broker(port: int | None, data_dir: Path | None, secure: bool = False,
     try:
         return LocalKafka(data_dir or cfg.data_dir, port=port or cfg.port,
                           controller_port=cfg.controller_port if port is None else None,
-                          heap=cfg.heap, secure=secure, brokers=brokers)
+                          heap=cfg.heap, secure=secure, brokers=brokers,
+                          jvm_options=cfg.jvm_options)
     except UnsupportedLayout as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -114,7 +114,7 @@ def run_demo(opts: DemoOptions) -> int:
     shutil.rmtree(opts.workdir, ignore_errors=True)  # every demo starts from a fresh tenant
     opts.workdir.mkdir(parents=True)
     kafka = LocalKafka(opts.workdir / "kafka", port=opts.port, heap=settings.local_kafka.heap,
-                       brokers=opts.brokers)
+                       brokers=opts.brokers, jvm_options=settings.local_kafka.jvm_options)
     # The topics (the catalog's here, the workers' own through the stack) follow the cluster.
     settings.topics.replication = kafka.replication
     taken = [n.port for n in kafka.nodes if port_in_use(n.port)]

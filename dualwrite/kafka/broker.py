@@ -41,7 +41,7 @@ from confluent_kafka.admin import AdminClient
 
 from dualwrite.kafka.classpath import CACHE_DIR, KAFKA_VERSION, require_tool, resolve_classpath
 from dualwrite.kafka.secure import SecureListener
-from dualwrite.settings import KafkaSettings
+from dualwrite.settings import DEFAULT_BROKER_JVM_OPTIONS, KafkaSettings
 from topics.admin import default_replication, min_insync
 
 __all__ = ["BrokerStatus", "KafkaNode", "LocalKafka", "LocalKafkaError", "UnsupportedLayout"]
@@ -184,9 +184,11 @@ class LocalKafka:
     def __init__(self, data_dir: Path, port: int = 9092, controller_port: int | None = None,
                  heap: str = "768m", cache_dir: Path | None = None, secure: bool = False,
                  brokers: int | None = None,
-                 ports: Sequence[tuple[int, int]] | None = None) -> None:
+                 ports: Sequence[tuple[int, int]] | None = None,
+                 jvm_options: str = DEFAULT_BROKER_JVM_OPTIONS) -> None:
         self.data_dir = data_dir.expanduser().resolve()
         self.heap = heap
+        self.jvm_options = tuple(jvm_options.split())
         self.cache_dir = cache_dir or CACHE_DIR
         self.listener = SecureListener(self.data_dir)
         self._secure = secure
@@ -416,7 +418,7 @@ class LocalKafka:
     def _start(self, classpath: str, node: KafkaNode) -> subprocess.Popen[bytes]:
         with open(node.log_path, "ab") as log:
             proc = subprocess.Popen(
-                ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+                ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", *self.jvm_options,
                  "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J}",
                  node.marker, "-cp", classpath, "kafka.Kafka", str(node.props_path)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

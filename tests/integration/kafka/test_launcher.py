@@ -17,9 +17,23 @@ from dualwrite.ports import free_port
 pytestmark = pytest.mark.integration
 
 
-def dw(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def dw(*args: str, timeout: float = 180, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dualwrite", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=timeout, check=False, env=env)
+
+
+def test_the_broker_jvm_options_are_a_setting(tmp_path: Path) -> None:
+    """A broker that runs for long under heavy load gains from the C2 compiler: the options
+    are the user's to set (here: without the C1-only flag, with one of their own)."""
+    where = ["--port", str(free_port()), "--data-dir", str(tmp_path / "k")]
+    env = {**os.environ, "DUALWRITE_LOCAL_KAFKA__JVM_OPTIONS": "-XX:+UseG1GC -XX:MaxGCPauseMillis=25"}
+    try:
+        up = dw("kafka", "up", *where, env=env)
+        assert up.returncode == 0, up.stderr
+        args = Path(f"/proc/{(tmp_path / 'k' / 'broker.pid').read_text().strip()}/cmdline").read_bytes().split(b"\0")
+        assert b"-XX:MaxGCPauseMillis=25" in args and b"-XX:TieredStopAtLevel=1" not in args
+    finally:
+        dw("kafka", "down", *where)
 
 
 def test_up_status_idempotent_up_down(tmp_path: Path) -> None:
@@ -33,6 +47,8 @@ def test_up_status_idempotent_up_down(tmp_path: Path) -> None:
         assert status.returncode == 0
         assert "running" in status.stdout and "ready" in status.stdout
         pid = (tmp_path / "k" / "broker.pid").read_text().strip()
+        # The default JVM options (settings.DEFAULT_BROKER_JVM_OPTIONS): C1 only.
+        assert b"-XX:TieredStopAtLevel=1" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
 
         again = dw("kafka", "up", *where)
         assert again.returncode == 0, again.stderr
