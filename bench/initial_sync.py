@@ -127,7 +127,7 @@ def compiler_cpu_s(pid: int | None) -> float:
     return used
 
 
-async def _warm_broker(conn: FinanceConnection, bootstrap: str, pid: int | None) -> list[float]:
+async def _warm_broker(conn: FinanceConnection, bootstrap: str, pid: int | None, workdir: Path) -> list[float]:
     """What a broker does once in its life is done here, outside the measured sync; the JIT CPU
     of each warm-up round is returned (seconds).
 
@@ -150,7 +150,7 @@ async def _warm_broker(conn: FinanceConnection, bootstrap: str, pid: int | None)
     spent: list[float] = []
     for round_ in range(WARMUP_ROUNDS):
         before = compiler_cpu_s(pid)
-        await _sync(conn, bootstrap, prefix=f"{WARMUP_PREFIX}{round_}/")
+        await _sync(conn, bootstrap, workdir, prefix=f"{WARMUP_PREFIX}{round_}/")
         spent.append(compiler_cpu_s(pid) - before)
         if pid is None or spent[-1] < JIT_QUIET_S:
             break
@@ -174,13 +174,15 @@ def _fill(api_url: str, token: str, rows: int) -> None:
                 raise RuntimeError(f"filling {TABLE}: {len(failed)} writes refused ({failed[0]})")
 
 
-async def _sync(conn: FinanceConnection, bootstrap: str, prefix: str = "") -> tuple[int, float]:
+async def _sync(conn: FinanceConnection, bootstrap: str, workdir: Path, prefix: str = "") -> tuple[int, float]:
     """Rows read and seconds of one initial sync of the table (from the checkpoint read to the
-    hand-over; the engine's construction is not counted). A ``prefix`` (the warm-up's) goes in
-    front of its topic's name and its checkpoint keys."""
+    hand-over; the engine's construction is not counted), its before images written to a store
+    file of its own in ``workdir``, as `dualwrite initial-sync` writes the source's. A
+    ``prefix`` (the warm-up's) goes in front of its topic's name and its checkpoint keys."""
     settings = SourceSettings(system="finance", tables=(TABLE,),
                               declared=(CaptureTable(name=TABLE, company="dataAreaId"),),
-                              topic_prefix=WARMUP_PREFIX if prefix else "", checkpoint_table_prefix=prefix)
+                              topic_prefix=WARMUP_PREFIX if prefix else "", checkpoint_table_prefix=prefix,
+                              images_path=workdir / f"{prefix.replace('/', '-')}finance-images.lmdb")
     engine = finance_source(conn, KafkaConfig(bootstrap_servers=bootstrap), settings)
     try:
         sync = InitialSync(default_registry(), {"finance": engine}, lambda m: MasterDecision())
@@ -211,8 +213,8 @@ def run_initial_sync_bench(workdir: Path, rows: int = DEFAULT_ROWS, page_size: i
                                  client_secret=SecretStr(SECRET), page_size=page_size)
 
         async def warm_then_sync() -> tuple[list[float], tuple[int, float]]:
-            jit = await _warm_broker(conn, kafka.bootstrap, kafka.nodes[0].pid())
-            return jit, await _sync(conn, kafka.bootstrap)
+            jit = await _warm_broker(conn, kafka.bootstrap, kafka.nodes[0].pid(), workdir)
+            return jit, await _sync(conn, kafka.bootstrap, workdir)
 
         jit, (read, sync_s) = asyncio.run(warm_then_sync())
         _, raw_after = raw_paging(f"{base}/data", token, page_size)

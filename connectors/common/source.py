@@ -382,7 +382,7 @@ class SourceSettings(BaseModel):
     topic_prefix: str = Field(default="", description="Prefix of the CDC topic names (tests).")
     checkpoint_table_prefix: str = Field(default="", description="Prefix of checkpoint keys (tests).")
     images_path: Path | None = Field(default=None, description=(
-        "SQLite file of the last image emitted per record, the before images of updates and "
+        "LMDB file of the last image emitted per record, the before images of updates and "
         "deletes (None: in memory, lost on restart)."))
 
     def topic(self, table: str) -> str:

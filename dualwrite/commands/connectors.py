@@ -91,7 +91,7 @@ def source_settings(settings: Settings, system: System, tables: list[str] | None
                           declared=declared, poll_interval_s=poll_interval or api.poll_interval_s,
                           idle_max_s=api.poll_idle_max_s, hot_s=api.poll_hot_s,
                           idle_budget_rps=api.poll_idle_budget_rps,
-                          images_path=settings.state_dir / "sources" / f"{system}-images.sqlite")
+                          images_path=settings.state_dir / "sources" / f"{system}-images.lmdb")
 
 
 def _serve(settings: Settings) -> None:

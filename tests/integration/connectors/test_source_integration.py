@@ -62,7 +62,7 @@ async def run_until(engine_run, predicate, timeout: float = 30.0) -> None:  # ty
 async def test_dataverse_source_resumes_from_its_checkpoint_without_gap_or_replay(
         kafka_bootstrap: str, kafka: KafkaConfig, dataverse_emu: RunningEmulator, unique: str,
         tmp_path: Path) -> None:
-    cfg = settings("dataverse", "cdm_companies", unique, tmp_path / "images.sqlite")
+    cfg = settings("dataverse", "cdm_companies", unique, tmp_path / "images.lmdb")
     topic = cfg.topic("cdm_companies")
     create_topics(kafka_bootstrap, [topic, cfg.offsets_topic, cfg.dlq_topic], compacted=(cfg.offsets_topic,))
     conn = dataverse_conn(dataverse_emu)
@@ -109,7 +109,7 @@ async def test_dataverse_source_resumes_from_its_checkpoint_without_gap_or_repla
 async def test_finance_source_snapshot_then_stream_then_resume(
         kafka_bootstrap: str, kafka: KafkaConfig, finance_emu: RunningEmulator, unique: str,
         tmp_path: Path) -> None:
-    cfg = settings("finance", "CustomersV3", unique, tmp_path / "images.sqlite")
+    cfg = settings("finance", "CustomersV3", unique, tmp_path / "images.lmdb")
     topic = cfg.topic("CustomersV3")
     assert topic == f"it-{unique}.finance.cdc.customersv3"
     create_topics(kafka_bootstrap, [topic, cfg.offsets_topic, cfg.dlq_topic], compacted=(cfg.offsets_topic,))

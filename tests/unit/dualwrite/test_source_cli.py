@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize("system", ["dataverse", "finance"])
 def test_an_unusable_image_store_is_one_line_and_exit_1(system: str, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    junk = tmp_path / "sources" / f"{system}-images.sqlite"
+    junk = tmp_path / "sources" / f"{system}-images.lmdb"
     junk.parent.mkdir()
     junk.write_bytes(b"not a database" * 200)
     monkeypatch.setenv("DUALWRITE_STATE_DIR", str(tmp_path))
