@@ -135,15 +135,19 @@ class ImageStore:
     def _write(self, table: str, staged: dict[str, dict[str, Any] | None]) -> None:
         puts: list[tuple[bytes, bytes]] = []
         gone: list[bytes] = []
+        prefix = _prefix(table)
         for k, v in staged.items():
+            key = prefix + k.encode("utf-8", "surrogatepass")
+            if len(key) > _KEY_ROOM:
+                key = _long_key(table, k)
             try:
                 image = None if v is None else orjson.dumps(v)
             except TypeError:  # orjson cannot write it (its event was dead-lettered): forgotten
                 image = None
             if image is None:
-                gone.append(_key(table, k))
+                gone.append(key)
             else:
-                puts.append((_key(table, k), image))
+                puts.append((key, image))
         with self._lock:
             self._put(puts, gone)
 
@@ -201,11 +205,17 @@ class ImageStore:
         legacy.rename(legacy.with_name(legacy.name + ".imported"))
 
 
+def _prefix(table: str) -> bytes:
+    return f"{table}\0".encode("utf-8", "surrogatepass")
+
+
 def _key(table: str, key: str) -> bytes:
     """The store's key of a record: table, a separator, the record key; a record key too long
-    for LMDB goes by its SHA-256 (another separator, so it never meets a plain key)."""
-    plain = f"{table}\0{key}".encode("utf-8", "surrogatepass")
-    if len(plain) <= _KEY_ROOM:
-        return plain
-    return f"{table}\1".encode("utf-8", "surrogatepass") + hashlib.sha256(
-        key.encode("utf-8", "surrogatepass")).digest()
+    for LMDB goes by its SHA-256 (`_long_key`)."""
+    plain = _prefix(table) + key.encode("utf-8", "surrogatepass")
+    return plain if len(plain) <= _KEY_ROOM else _long_key(table, key)
+
+
+def _long_key(table: str, key: str) -> bytes:
+    """Another separator, so a digest never meets a plain key."""
+    return f"{table}\1".encode("utf-8", "surrogatepass") + hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
