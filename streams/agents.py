@@ -25,6 +25,7 @@ from streams import dedupe, metrics
 from streams.app import Runtime
 from streams.factview import deleted_key
 from streams.gatekeeper import Gatekeeper, Position, StoreReads
+from streams.offsets import CommittedOffsets
 from streams.route import route_change
 from streams.status import oldest_by_map, parked_entries
 from streams.watchdog import LogStarts, Partition, Positions, Watchdog, gate_hint
@@ -93,23 +94,24 @@ def register_agents(rt: Runtime) -> None:
     async def to_gate(key: str, msg: Any, partition: int | None = None) -> None:
         await rt.topic("gate").send(key=key.encode(), value=encode_gate(msg), partition=partition)
 
-    async def earliest(tps: Collection[Partition]) -> Mapping[Partition, int | None]:
+    committed_offsets = CommittedOffsets(app.conf.id, rt.config.bootstrap_list(), rt.config.aiokafka_auth())
+
+    async def starts(tps: Collection[Partition]) -> Mapping[Partition, int | None]:
+        """Where the records of partitions just assigned must start: the group's committed
+        offset (where Faust seeks them), or the log start when the group never committed one;
+        raises when either is not known (then the first record sets the count)."""
         found = await app.consumer.earliest_offsets(*(TP(t, p) for t, p in tps))
-        return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
+        committed = await committed_offsets.fetch_async(tps)
+        if committed is None:
+            raise LookupError("committed offsets not read")
+        return {(tp.topic, tp.partition): max(committed.get((tp.topic, tp.partition)) or 0, offset or 0)
+                for tp, offset in found.items()}
 
-    log_starts = LogStarts(earliest, lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment()])
-
-    async def start_of(topic: str, partition: int) -> int | None:
-        """Where the records of a partition just assigned must start: its committed offset (as
-        Faust read it when it seeked there), or the log start when the group never committed;
-        None when the consumer cannot tell (then the first record sets the count)."""
-        committed = getattr(app.consumer, "_committed_offset", {}).get(TP(topic, partition))
-        earliest = await log_starts.of((topic, partition))
-        return None if earliest is None else max(committed or 0, earliest)
+    log_starts = LogStarts(starts, lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment()])
 
     async def check_skipped(m: Any, what: str) -> None:
         if not watchdog.knows(m.topic, m.partition):
-            start = await start_of(m.topic, m.partition)
+            start = await log_starts.of((m.topic, m.partition))
             if start is not None:
                 watchdog.expect(m.topic, m.partition, start)
         if watchdog.skipped(m.topic, m.partition, m.offset):
@@ -232,21 +234,22 @@ def register_agents(rt: Runtime) -> None:
     watched = {name for key in ("cdc", "applied", "control", "gate") for name in rt.topic(key).topics}
 
     def positions() -> Positions:
-        """Committed and end offset of every assigned partition the agents read (read from the
-        watchdog's thread: plain reads of the consumer's state, no I/O)."""
+        """Committed and end offset of every assigned partition the agents read (called on the
+        watchdog's thread: the committed offsets asked of the group coordinator, the ends as
+        the consumer last fetched them). `RuntimeError` when the coordinator did not answer:
+        this check is skipped, not failed."""
         consumer = app.consumer
-        known = getattr(consumer, "_committed_offset", None)  # faust-streaming: last commit per tp
-        if known is None:
-            return {}  # another Faust: no progress check rather than a false alarm
-        committed = dict(known)
+        assigned = [tp for tp in list(consumer.assignment()) if tp.topic in watched]
+        committed = committed_offsets.fetch([(tp.topic, tp.partition) for tp in assigned])
+        if committed is None:
+            raise RuntimeError("committed offsets not read")
         out: dict[tuple[str, int], tuple[int | None, int | None]] = {}
-        for tp in list(consumer.assignment()):
-            if tp.topic in watched:
-                try:
-                    end = consumer.highwater(tp)
-                except Exception:  # not fetched yet, or reassigned meanwhile
-                    end = None
-                out[(tp.topic, tp.partition)] = (committed.get(tp), end)
+        for tp in assigned:
+            try:
+                end = consumer.highwater(tp)
+            except Exception:  # not fetched yet, or reassigned meanwhile
+                end = None
+            out[(tp.topic, tp.partition)] = (committed.get((tp.topic, tp.partition)), end)
         return out
 
     def explain() -> str:

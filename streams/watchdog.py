@@ -65,9 +65,10 @@ def gate_hint(gate_partitions_assigned: int, static_member: bool) -> str:
 
 @dataclass
 class LogStarts:
-    """The log start offsets of the assigned partitions, asked for in one request per
-    assignment. The first record of each newly assigned partition needs its log start (see
-    `Watchdog.expect`); asking the broker once per partition cost a fetch round trip each (about
+    """Where the records of the assigned partitions must start (the group's committed offset,
+    else the log start), asked for in one request per assignment. The first record of each
+    newly assigned partition is checked against it (see `Watchdog.expect`); asking the broker
+    for log starts once per partition cost a fetch round trip each (about
     1.5 s on a busy consumer thread), and with a few hundred CDC partitions first seen during a
     flood, ingest stalled for minutes, starving the gate until the watchdog restarted a healthy
     worker (CI, hostile-input run)."""
@@ -77,8 +78,8 @@ class LogStarts:
     known: dict[Partition, int] = field(default_factory=dict)
 
     async def of(self, tp: Partition) -> int | None:
-        """The log start of ``tp``, fetched together with every assigned partition not known
-        yet; None when the consumer cannot tell (the caller then trusts the first record)."""
+        """The start of ``tp``, fetched together with every assigned partition not known yet;
+        None when the broker cannot tell (the caller then trusts the first record)."""
         if tp not in self.known:
             try:
                 found = await self.fetch({t for t in self.assigned() if t not in self.known} | {tp})
