@@ -185,19 +185,25 @@ class ImageStore:
                 self._env.set_mapsize(0)
 
     def _import(self, legacy: Path) -> None:
-        """The images of the SQLite store of earlier versions, once, into a store still empty;
-        the old file is then renamed (kept, never read again)."""
+        """The images of the SQLite store of earlier versions, once, into a store still empty,
+        in one transaction (a crash half-way leaves the new store empty and the old one where it
+        was, so the next start imports it again); the old file is then renamed (kept, never read
+        again)."""
         assert self._env is not None
+
+        def copy(txn: lmdb.Transaction) -> None:
+            db = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
+            try:
+                cursor = db.execute("SELECT tbl, rec, image FROM images")
+                while rows := cursor.fetchmany(10_000):
+                    txn.cursor().putmulti([(_key(t, r), bytes(i)) for t, r, i in rows])
+            finally:
+                db.close()
+
         if self._env.stat()["entries"] == 0:
             try:
-                db = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
-                try:
-                    cursor = db.execute("SELECT tbl, rec, image FROM images")
-                    while rows := cursor.fetchmany(10_000):
-                        with self._lock:
-                            self._put([(_key(t, r), bytes(i)) for t, r, i in rows], [])
-                finally:
-                    db.close()
+                with self._lock:
+                    self._in_txn(copy, write=True)
             except sqlite3.Error as exc:
                 raise ImageStoreError(f"{legacy}: the store of an earlier version cannot be read "
                                       f"({exc}); move it away to start afresh (updates then carry "

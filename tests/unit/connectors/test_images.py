@@ -165,6 +165,22 @@ async def test_the_sqlite_store_of_an_earlier_version_is_imported_once(tmp_path:
     assert not legacy.exists() and legacy.with_name(legacy.name + ".imported").is_file()
 
 
+def test_an_import_larger_than_the_map_is_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One transaction, done again in a grown map: never half an import (a crash half-way
+    leaves the new store empty, so the next start imports again)."""
+    monkeypatch.setattr(images, "_MAP_SIZE", 64 * 1024)
+    legacy = tmp_path / "finance-images.sqlite"
+    db = sqlite3.connect(legacy)
+    db.execute("CREATE TABLE images (tbl TEXT NOT NULL, rec TEXT NOT NULL, image BLOB NOT NULL, "
+               "PRIMARY KEY (tbl, rec)) WITHOUT ROWID")
+    db.executemany("INSERT INTO images VALUES (?, ?, ?)",
+                   [("CustomersV3", f"r{n}", b'{"name":"' + b"x" * 200 + b'"}') for n in range(2000)])
+    db.commit()
+    db.close()
+    store = ImageStore(legacy.with_suffix(".lmdb"))
+    assert all(store.get("CustomersV3", f"r{n}") == {"name": "x" * 200} for n in range(2000))
+
+
 @pytest.mark.parametrize("name", ["images.lmdb", "images.sqlite"])
 def test_a_file_that_is_no_store_is_a_typed_error_saying_what_to_do(name: str, tmp_path: Path) -> None:
     """The store itself, or an earlier version's beside it, that cannot be read."""
