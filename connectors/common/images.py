@@ -29,6 +29,7 @@ does not know carries ``before: null`` (a delete its key) until the row is emitt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sqlite3
 import threading
@@ -186,12 +187,15 @@ class ImageStore:
 
     def _import(self, legacy: Path) -> None:
         """The images of the SQLite store of earlier versions, once, into a store still empty,
-        in one transaction (a crash half-way leaves the new store empty and the old one where it
-        was, so the next start imports it again); the old file is then renamed (kept, never read
-        again)."""
+        in one transaction that first checks that it is (a crash half-way leaves the new store
+        empty and the old one where it was, so the next start imports it again; of the source
+        and an initial sync starting together, the second finds it done); the old file is then
+        renamed (kept, never read again)."""
         assert self._env is not None
 
         def copy(txn: lmdb.Transaction) -> None:
+            if txn.cursor().first():  # not empty: imported already (by the other writer, say)
+                return
             db = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
             try:
                 cursor = db.execute("SELECT tbl, rec, image FROM images")
@@ -200,15 +204,15 @@ class ImageStore:
             finally:
                 db.close()
 
-        if self._env.stat()["entries"] == 0:
-            try:
-                with self._lock:
-                    self._in_txn(copy, write=True)
-            except sqlite3.Error as exc:
-                raise ImageStoreError(f"{legacy}: the store of an earlier version cannot be read "
-                                      f"({exc}); move it away to start afresh (updates then carry "
-                                      "no before image until their rows change again)") from None
-        legacy.rename(legacy.with_name(legacy.name + ".imported"))
+        try:
+            with self._lock:
+                self._in_txn(copy, write=True)
+        except sqlite3.Error as exc:
+            raise ImageStoreError(f"{legacy}: the store of an earlier version cannot be read "
+                                  f"({exc}); move it away to start afresh (updates then carry "
+                                  "no before image until their rows change again)") from None
+        with contextlib.suppress(FileNotFoundError):  # the other writer, starting too, renamed it
+            legacy.rename(legacy.with_name(legacy.name + ".imported"))
 
 
 def _prefix(table: str) -> bytes:

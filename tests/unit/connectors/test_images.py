@@ -165,6 +165,25 @@ async def test_the_sqlite_store_of_an_earlier_version_is_imported_once(tmp_path:
     assert not legacy.exists() and legacy.with_name(legacy.name + ".imported").is_file()
 
 
+async def test_a_store_that_holds_images_is_never_overwritten_by_an_old_one(tmp_path: Path) -> None:
+    """The source and an initial sync starting together both find the old file: the second
+    must not write its stale images over what the first has emitted since."""
+    path = tmp_path / "finance-images.lmdb"
+    store = ImageStore(path)
+    store.remember("CustomersV3", [change("a", "u", name="new")])
+    await store.commit("CustomersV3")
+    store.close()
+    legacy = path.with_suffix(".sqlite")
+    db = sqlite3.connect(legacy)
+    db.execute("CREATE TABLE images (tbl TEXT NOT NULL, rec TEXT NOT NULL, image BLOB NOT NULL, "
+               "PRIMARY KEY (tbl, rec)) WITHOUT ROWID")
+    db.execute("INSERT INTO images VALUES ('CustomersV3', 'a', '{\"k\":\"a\",\"name\":\"old\"}')")
+    db.commit()
+    db.close()
+    assert ImageStore(path).get("CustomersV3", "a") == {"k": "a", "name": "new"}
+    assert not legacy.exists()
+
+
 def test_an_import_larger_than_the_map_is_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One transaction, done again in a grown map: never half an import (a crash half-way
     leaves the new store empty, so the next start imports again)."""
