@@ -28,7 +28,7 @@ from streams.gatekeeper import Gatekeeper, Position, StoreReads
 from streams.offsets import CommittedOffsets
 from streams.route import route_change
 from streams.status import oldest_by_map, parked_entries
-from streams.watchdog import LogStarts, Partition, Positions, Watchdog, gate_hint
+from streams.watchdog import Partition, PartitionStarts, Positions, Watchdog, gate_hint
 from streams.wire import (
     AppliedMsg,
     ControlMsg,
@@ -107,11 +107,11 @@ def register_agents(rt: Runtime) -> None:
         return {(tp.topic, tp.partition): max(committed.get((tp.topic, tp.partition)) or 0, offset or 0)
                 for tp, offset in found.items()}
 
-    log_starts = LogStarts(starts, lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment()])
+    partition_starts = PartitionStarts(starts, lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment()])
 
     async def check_skipped(m: Any, what: str) -> None:
         if not watchdog.knows(m.topic, m.partition):
-            start = await log_starts.of((m.topic, m.partition))
+            start = await partition_starts.of((m.topic, m.partition))
             if start is not None:
                 watchdog.expect(m.topic, m.partition, start)
         if watchdog.skipped(m.topic, m.partition, m.offset):
@@ -190,7 +190,7 @@ def register_agents(rt: Runtime) -> None:
     @app.on_partitions_revoked.connect
     def _forget_offsets(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         watchdog.last_offsets.clear()  # partitions may come back moved on by another worker
-        log_starts.clear()
+        partition_starts.clear()
         view.clear()  # facts of partitions owned elsewhere from now on would go stale here
 
     facts = rt.table("facts")

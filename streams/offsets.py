@@ -24,11 +24,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
+from streams.watchdog import Partition
+
 __all__ = ["CommittedOffsets"]
 
 log = logging.getLogger(__name__)
-
-Partition = tuple[str, int]
 
 
 class CommittedOffsets:

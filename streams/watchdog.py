@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["EXIT_STALLED", "LogStarts", "Partition", "Positions", "Watchdog", "gate_hint"]
+__all__ = ["EXIT_STALLED", "Partition", "PartitionStarts", "Positions", "Watchdog", "gate_hint"]
 
 
 Partition = tuple[str, int]
@@ -64,7 +64,7 @@ def gate_hint(gate_partitions_assigned: int, static_member: bool) -> str:
 
 
 @dataclass
-class LogStarts:
+class PartitionStarts:
     """Where the records of the assigned partitions must start (the group's committed offset,
     else the log start), asked for in one request per assignment. The first record of each
     newly assigned partition is checked against it (see `Watchdog.expect`); asking the broker

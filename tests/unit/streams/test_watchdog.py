@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from streams.watchdog import LogStarts, Watchdog, gate_hint
+from streams.watchdog import PartitionStarts, Watchdog, gate_hint
 
 pytestmark = pytest.mark.unit
 
@@ -127,7 +127,7 @@ def test_a_partition_waiting_while_its_agent_moves_on_elsewhere_is_not_stuck_unt
     assert dog.stuck({CDC: (10, 11), GATE: (9, 11)}, busy=False, now=31) == [CDC]
 
 
-def test_log_starts_are_asked_once_per_assignment_for_all_partitions() -> None:
+def test_partition_starts_are_asked_once_per_assignment_for_all_partitions() -> None:
     """A few hundred CDC partitions first seen in a flood must cost one broker request, not one
     each: per-partition requests stalled ingest for minutes in a CI run."""
     asked: list[set[tuple[str, int]]] = []
@@ -137,7 +137,7 @@ def test_log_starts_are_asked_once_per_assignment_for_all_partitions() -> None:
         asked.append(set(tps))
         return {tp: (7 if tp == ("a", 1) else None) for tp in tps}
 
-    starts = LogStarts(fetch, lambda: assigned)
+    starts = PartitionStarts(fetch, lambda: assigned)
 
     async def run() -> list[int | None]:
         return [await starts.of(tp) for tp in (("a", 0), ("a", 1), ("b", 0), ("a", 0))]
@@ -152,7 +152,7 @@ def test_log_start_unknown_when_the_consumer_cannot_tell() -> None:
     async def fetch(tps):  # type: ignore[no-untyped-def]
         raise RuntimeError("consumer not started")
 
-    assert asyncio.run(LogStarts(fetch, lambda: []).of(("a", 0))) is None
+    assert asyncio.run(PartitionStarts(fetch, lambda: []).of(("a", 0))) is None
 
 
 def test_a_stalled_gate_says_when_no_gate_partition_is_this_worker_s():
