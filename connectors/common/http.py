@@ -26,6 +26,7 @@ import email.utils
 import logging
 import math
 import random
+from collections.abc import Callable
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,7 @@ from connectors.common.aimd import AIMDLimiter
 from connectors.common.auth import ApiOrigin, BearerAuth, ClientCredentials, TokenProvider
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import Rejected, RetryLater
+from connectors.common.paging import ON_WIRE
 
 __all__ = [
     "ApiClient",
@@ -137,6 +139,29 @@ def rejection(response: httpx.Response, reason: str | None = None) -> Rejected:
                     error_class=f"Http{status}")
 
 
+async def _reported(http: httpx.AsyncClient, on_wire: Callable[[], None], method: str, url: str,
+                    kwargs: dict[str, object]) -> httpx.Response:
+    """``http.request`` calling ``on_wire`` once: when httpx's ``trace`` extension says the
+    request is written, or when the attempt ends (`connectors.common.paging`)."""
+    reported = False
+
+    def report() -> None:
+        nonlocal reported
+        if not reported:
+            reported = True
+            on_wire()
+
+    async def trace(event: str, info: object) -> None:
+        if event.endswith("send_request_body.complete"):
+            report()
+
+    extensions = {**kwargs.get("extensions", {}), "trace": trace}  # type: ignore[dict-item]
+    try:
+        return await http.request(method, url, **{**kwargs, "extensions": extensions})  # type: ignore[arg-type]
+    finally:
+        report()
+
+
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with jitter in [half, full] of the step, so retries spread out."""
     step = min(cap, base * 2.0 ** attempt)
@@ -212,8 +237,12 @@ class ApiClient:
                 # Again inside the slot: another request may have been throttled while this
                 # one queued for it, and nothing may reach the target inside that window.
                 await self.not_before.wait()
+                on_wire = ON_WIRE.get()
                 try:
-                    response = await self.http.request(method, url, **kwargs)  # type: ignore[arg-type]
+                    if on_wire is None:
+                        response = await self.http.request(method, url, **kwargs)  # type: ignore[arg-type]
+                    else:
+                        response = await _reported(self.http, on_wire, method, url, kwargs)
                 except httpx.HTTPError as exc:
                     metrics.REQUESTS.labels(self.system, method, "error").inc()
                     last = classify_exception(exc)

@@ -58,6 +58,7 @@ from connectors.common.errors import AuthFailed, PositionExpired, Rejected, Retr
 from connectors.common.images import ImageStore
 from connectors.common.kafka import AsyncProducer, Headers, KafkaConfig
 from connectors.common.pacing import DEFAULT_PACE, IDLE_BUDGET_RPS, Pace, PollState, next_poll
+from connectors.common.paging import abandon
 from topics import (
     DLQ_TRUNCATED_HEADER,
     ChangeEvent,
@@ -88,7 +89,6 @@ __all__ = [
     "SourceSettings",
     "UnreadableAnswer",
     "UntrustedPosition",
-    "abandon",
     "capture_version",
     "isolate",
     "message_limit",
@@ -403,35 +403,6 @@ Select = Callable[[Change], str]  # a snapshot change's label: EMITTED or a reas
 OnPage = Callable[[str, Counter[str]], Awaitable[None]]
 
 
-async def _one_ahead(pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
-    """``pages`` with the next one already requested while the caller handles the current one.
-
-    The next page's task is let run up to its request before the current page is handed over:
-    otherwise it would start only at the caller's first wait (for Kafka), after the page's
-    events were built and produced, and the API would idle meanwhile."""
-    ahead: asyncio.Future[Page] = asyncio.ensure_future(anext(pages))
-    try:
-        while True:
-            try:
-                page = await ahead
-            except StopAsyncIteration:
-                return
-            ahead = asyncio.ensure_future(anext(pages))
-            await asyncio.sleep(0)  # the request goes out now
-            yield page
-    finally:
-        abandon(ahead)
-
-
-def abandon(work: asyncio.Future[Any]) -> None:
-    """Work nobody will await any more: cancelled if still running, its failure taken if not
-    (the caller's own failure is the one that counts)."""
-    if not work.done():
-        work.cancel()
-    elif not work.cancelled():
-        work.exception()
-
-
 class _AfterAck:
     """What follows a snapshot page's acknowledgement, off the produce loop: the staged images
     made durable, then ``on_page`` (a checkpoint and its round trip to Kafka), one run at a time
@@ -647,10 +618,11 @@ class SourceEngine:
         run while the next pages are produced, in order (`_AfterAck`); the last call is awaited
         before this returns.
 
-        ``read_ahead`` keeps the pipeline full: the next page is requested before this one is
-        handed over, and produced before this one's acknowledgement is awaited (one page in
-        flight to Kafka besides the one being produced), so neither the API nor Kafka waits
-        for the other. Pages are still covered in order and only once acknowledged; the
+        ``read_ahead`` keeps Kafka's side of the pipeline full: a page is produced before the
+        one before it is acknowledged (one page in flight to Kafka besides the one being
+        produced), so the loop does not wait for Kafka between pages. The readers keep the
+        API's side full themselves (`connectors.common.paging.read_ahead`: the next page's
+        request is on the wire before a page is handed over). Pages are still covered in order and only once acknowledged; the
         images read meanwhile are committed with the acknowledged page's (up to two pages
         ahead of Kafka, harmless for ``op: "r"`` rows, which are read again after a failure)."""
         held: Change | None = None
@@ -660,8 +632,6 @@ class SourceEngine:
         reported = -1  # the last page passed to on_page
         position = ""
         pages = self.reader.snapshot(table, resume) if resume else self.reader.snapshot(table)
-        if read_ahead:
-            pages = _one_ahead(pages)
         after = _AfterAck(partial(self.reader.images.commit, table), on_page)
         unacked: tuple[asyncio.Future[None], int] | None = None  # read_ahead: a page in flight
         tail: asyncio.Future[None] | None = None  # the "last" change

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from functools import partial
 from typing import Any
 
@@ -40,6 +41,7 @@ from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import PositionExpired, Rejected
 from connectors.common.http import ApiClient, error_message, rejection
 from connectors.common.images import BeforeImages, ImageStore
+from connectors.common.paging import read_ahead
 from connectors.common.source import (
     BadRecord,
     CaptureTable,
@@ -298,17 +300,24 @@ class DataverseReader:
                 url = self.origin.check_link(resume, f"{table}: snapshot cursor")
             except ForeignOrigin as exc:
                 raise UntrustedPosition(exc.reason) from None
-        while True:
-            page = self._parse(table, await self._get(table, url, tracking=True), snapshot=True)
-            page = await self._with_companies(table, page)
-            if not page.more:
-                if not page.position:
-                    raise Rejected(f"{table}: tracked read returned no delta link "
-                                   "(is change tracking enabled on the table?)")
+
+        async def answer(link: str) -> tuple[dict[str, Any], str | None]:
+            body = await self._get(table, link, tracking=True)  # its links checked
+            next_link = body.get("@odata.nextLink")
+            return body, str(next_link) if next_link else None
+
+        # Each next page's request is on the wire before a page is parsed (`read_ahead`).
+        async with aclosing(read_ahead(answer, url)) as bodies:
+            async for body in bodies:  # closed with this generator: no request after it
+                page = await self._with_companies(table, self._parse(table, body, snapshot=True))
+                if not page.more:
+                    if not page.position:
+                        raise Rejected(f"{table}: tracked read returned no delta link "
+                                       "(is change tracking enabled on the table?)")
+                    yield page
+                    return
+                page.position, page.resume = "", page.position
                 yield page
-                return
-            url, page.position, page.resume = page.position, "", page.position
-            yield page
 
     async def changes(self, table: str, position: str) -> Page:
         try:

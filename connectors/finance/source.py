@@ -29,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 from xml.etree.ElementTree import ParseError
 
 from connectors.common.auth import ApiOrigin
@@ -38,6 +39,7 @@ from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import ConnectorError, Rejected
 from connectors.common.http import ApiClient, rejection
 from connectors.common.images import ImageStore
+from connectors.common.paging import read_ahead
 from connectors.common.source import (
     BadRecord,
     CaptureTable,
@@ -45,7 +47,6 @@ from connectors.common.source import (
     Page,
     UnreadableAnswer,
     UntrustedPosition,
-    abandon,
     capture_version,
     iso_ms,
     isolate,
@@ -107,6 +108,14 @@ def feed_entry_change(entry: Any, key_fields: tuple[str, ...] | None, captured_m
         event = ChangeEvent(before=before if op == "u" else None, after=row_image(row), op=op,
                             ts_ms=captured_ms, source=source)
     return Change(key_string(key, order), event)
+
+
+class _At(NamedTuple):
+    """Where a snapshot answer is read: a keyset page (``params``) or a link to follow."""
+
+    url: str
+    params: dict[str, str] | None
+    may_fall_back: bool = False  # the snapshot's first request: keyset refused -> links
 
 
 def _company(key: dict[str, Any], row: Any, field: str | None) -> str | None:
@@ -325,10 +334,9 @@ class FinanceReader:
         a resumed snapshot keeps the position captured before its first row (nextLink paging,
         the fallback, cannot be resumed).
 
-        The answers are requested by `_answers`, each as soon as the one before it is read,
-        while the rows already read are turned into changes and handed over: the service is
-        never idle waiting for us, nor we for it (one request in flight, at most two answers
-        read ahead of the one handed over)."""
+        The answers are read ahead (`read_ahead`): each next request is on the wire before the
+        rows already read are turned into changes and handed over, so the service is never
+        idle waiting for us, nor we for it."""
         if resume:
             position, last_recid = _resume_cursor(resume)
             keys = await self.key_fields(table)
@@ -336,50 +344,31 @@ class FinanceReader:
             (position, keys), last_recid = await asyncio.gather(self.current_position(table),
                                                                 self.key_fields(table)), None
         company = self.company_field(table)
-        answers: asyncio.Queue[tuple[list[Any], Page] | Exception] = asyncio.Queue(maxsize=1)
-        pager = asyncio.ensure_future(self._answers(table, position, last_recid, answers))
-        try:
-            while True:
-                answer = await answers.get()
-                if isinstance(answer, Exception):
-                    raise answer
-                rows, page = answer
-                page.items = snapshot_rows(table, rows, keys, self._now_ms(), company)
-                self.images.remember(table, page.items)
-                yield page
-                if not page.more:
-                    return
-        finally:
-            abandon(pager)  # the consumer stopped early: the pages after are not wanted
-
-    async def _answers(self, table: str, position: int, last_recid: int | None,
-                       out: asyncio.Queue[tuple[list[Any], Page] | Exception]) -> None:
-        """The snapshot's answers in order onto ``out``, each with its page (no items yet), the
-        last one with the captured position; a failure goes onto ``out`` in its place."""
         size = self.conn.page_size
-        url = table
         keyset_params = {"cross-company": "true", "$orderby": "RecId", "$top": str(size)}
         params: dict[str, str] | None = keyset_params if last_recid is None else \
             {**keyset_params, "$filter": f"RecId gt {last_recid}"}
-        may_fall_back = last_recid is None
-        try:
-            while True:
-                body, rows, keyset = await self._snapshot_page(table, url, params, may_fall_back)
-                may_fall_back = False
-                recids = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
-                next_link = body.get("@odata.nextLink") if not keyset else None
-                if keyset and params is not None and len(rows) >= size and recids:
-                    last_recid = max(recids)
-                    params = {**keyset_params, "$filter": f"RecId gt {last_recid}"}
-                    await out.put((rows, Page([], "", True, resume=f"{position}:{last_recid}")))
-                elif next_link:
-                    url, params = self.origin.check_link(str(next_link), f"GET {table}: @odata.nextLink"), None
-                    await out.put((rows, Page([], "", True)))
-                else:
-                    await out.put((rows, Page([], str(position), False)))
-                    return
-        except Exception as exc:  # the consumer raises it in order, after the pages before it
-            await out.put(exc)
+
+        async def answer(at: _At) -> tuple[tuple[list[Any], Page], _At | None]:
+            """One answer's rows with its page (no items yet), and where the next one is (the
+            last one carries the captured position)."""
+            body, rows, keyset = await self._snapshot_page(table, at.url, at.params, at.may_fall_back)
+            recids = [r["RecId"] for r in rows if isinstance(r, dict) and isinstance(r.get("RecId"), int)]
+            next_link = body.get("@odata.nextLink") if not keyset else None
+            if keyset and at.params is not None and len(rows) >= size and recids:
+                last = max(recids)
+                return (rows, Page([], "", True, resume=f"{position}:{last}")), \
+                    _At(table, {**keyset_params, "$filter": f"RecId gt {last}"})
+            if next_link:
+                url = self.origin.check_link(str(next_link), f"GET {table}: @odata.nextLink")
+                return (rows, Page([], "", True)), _At(url, None)
+            return (rows, Page([], str(position), False)), None
+
+        async with aclosing(read_ahead(answer, _At(table, params, may_fall_back=last_recid is None))) as answers:
+            async for rows, page in answers:  # closed with this generator: no request after it
+                page.items = snapshot_rows(table, rows, keys, self._now_ms(), company)
+                self.images.remember(table, page.items)
+                yield page
 
     async def _snapshot_page(self, table: str, url: str, params: dict[str, str] | None,
                              may_fall_back: bool) -> tuple[dict[str, Any], list[Any], bool]:

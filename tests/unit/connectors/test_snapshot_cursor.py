@@ -160,33 +160,6 @@ async def test_dead_letters_are_counted() -> None:
     assert tallies == [{DEAD_LETTERED: 1, EMITTED: 1}]
 
 
-async def test_read_ahead_requests_the_next_page_before_this_one_is_produced() -> None:
-    log: list[str] = []
-
-    class LoggedReader(PagedReader):
-        async def snapshot(self, table: str, resume: str = "") -> AsyncIterator[Page]:
-            for page in self.pages:
-                log.append(f"read {page.items[0].key}")  # type: ignore[union-attr]
-                yield page
-
-    reader = LoggedReader([Page([r("a", 1)], "", True, resume="c1"), Page([r("b", 2)], "", True, resume="c2"),
-                           Page([r("c", 3)], "P", False)])
-    source, producer = engine(reader)  # type: ignore[arg-type]
-    produce_all = producer.produce_all
-
-    async def logged(records: list[tuple[str, bytes | None, bytes | None, object]], *, flush: bool = False) -> None:
-        log.append(f"produce {len(records)}")
-        await asyncio.sleep(0)  # waiting for Kafka's acknowledgement
-        await produce_all(records, flush=flush)
-        log.append("acked")
-
-    producer.produce_all = logged  # type: ignore[method-assign]
-    await source.snapshot("accounts", checkpoint=False, read_ahead=True)
-    # Page 2 is requested before page 1's events are even built and produced.
-    assert log[:4] == ["read a", "read b", "produce 0", "acked"]
-    assert [k for k, _ in emitted(producer)] == ["a", "b", "c"]
-
-
 async def test_a_page_report_runs_while_the_next_page_is_produced_and_reports_stay_in_order() -> None:
     reader = PagedReader([Page([r("a", 1)], "", True, resume="c1"), Page([r("b", 2)], "", True, resume="c2"),
                           Page([r("c", 3)], "", True, resume="c3"), Page([r("d", 4)], "P", False)])
