@@ -225,6 +225,9 @@ class ProcessorSettings(BaseModel):
 
     tx_timeout_ms: int = Field(10_000, ge=0, description="Release a source transaction whose events "
                                "did not all arrive after this long (members go as far as they got).")
+    tx_forget_ms: int = Field(3_600_000, ge=60_000, description="How long a released source "
+                              "transaction's parking slot (bookkeeping and a marker per event) "
+                              "is kept before it is deleted: long past any uncommitted window.")
     conflict_window_ms: int = Field(5_000, ge=0, description="Edits of a two-way field on both "
                                     "sides closer than this are a conflict (the map's master wins).")
     pause_after_rejections: int = Field(100, ge=0, description="Pause a map (on sync.control, "

@@ -35,6 +35,9 @@ class StreamsConfig(BaseModel):
     topic_prefix: str = Field("", description="Prefix of every catalog topic name (test isolation).")
     conflict_window_ms: int = Field(5_000, ge=0, description="Two-way edits closer than this conflict.")
     tx_timeout_ms: int = Field(10_000, ge=0, description="Release an incomplete source transaction after this.")
+    tx_forget_ms: int = Field(
+        3_600_000, ge=60_000, description="Forget a released source transaction's parking slot "
+        "(its bookkeeping and event markers) this long after its release (`streams.released`).")
     tick_interval_s: float = Field(2.0, gt=0, description="How often transaction timeouts are checked.")
     session_timeout_s: float = Field(
         30.0, gt=3, description="A worker killed without leaving the group is replaced after this.")

@@ -15,6 +15,7 @@ the same table (``<slot key>\\x00<kind><name>``):
     <slot>\\x00c<n>      chunk n: {"items": [item, ...], "bytes": <their encoded size>}
     <slot>\\x00i<id>     the chunk the item ``id`` was last parked in
     <slot>\\x00e<event>  a transaction's source event seen: its ordinal (1, 2, ...)
+    <slot>\\x00o<n>      the event of ordinal n (what `forget` deletes the markers by)
 
 Chunks ``head..tail`` hold the waiting items in park order; a chunk is closed at `CHUNK_ITEMS`
 items or `CHUNK_BYTES` bytes (a single larger item gets a chunk of its own), so a park rewrites
@@ -22,6 +23,13 @@ one chunk, one index entry and, when a chunk is opened, the slot. A release move
 ``tail`` and records ``{"offset", "from", "to"}``: the chunks it released stay for the last
 `KEEP_RELEASES` releases (what a replay needs) and are deleted, with their index entries, when
 their release is forgotten.
+
+Forgetting. A released slot is still bookkeeping, kept chunks, index entries and event markers:
+for a transaction (``tx:...``, one slot per source transaction) that is a few keys per event,
+for ever. `forget` deletes all of it once the processor says the release is old enough (past
+any replay: `streams.handlers` keeps the released transactions in time buckets and forgets a
+bucket at the tick after ``tx_forget_ms``), and only if nothing waits in the slot and no record
+released it since. Markers written before the ordinal entries existed are left behind.
 
 Replay. Faust restores the table from its changelog, which may be ahead of the committed offset
 after a crash, so any prefix of a record's writes may survive and the record is handled again:
@@ -67,6 +75,7 @@ __all__ = [
     "Write",
     "count_event",
     "empty_slot",
+    "forget",
     "is_derived",
     "is_waiting",
     "park",
@@ -113,6 +122,10 @@ def index_key(key: str, item_id: str) -> str:
 
 def event_key(key: str, event: str) -> str:
     return f"{key}{SEP}e{event}"
+
+
+def ordinal_key(key: str, n: int) -> str:
+    return f"{key}{SEP}o{n}"
 
 
 def is_derived(key: str) -> bool:
@@ -290,10 +303,40 @@ def count_event(key: str, event: str, read: Read) -> tuple[list[Write], int]:
     marker = store.get(event_key(key, event))
     if marker is None:
         marker = slot["events"] + 1
+        store.put(ordinal_key(key, marker), event)  # before the marker: a marker always has one
         store.put(event_key(key, event), marker)
     if int(marker) > slot["events"]:
         store.save(Slot(head=slot["head"], tail=slot["tail"], events=int(marker), released=slot["released"]))
     return store.writes, store.slot["events"]
+
+
+def forget(key: str, offset: int, read: Read) -> list[Write]:
+    """The writes that delete the slot at ``key`` whole, once the gate record at ``offset``
+    released it (a transaction whose events left nothing to wait may have no release), unless
+    something waits in it or a later record released it (none then). A kept chunk goes after
+    its items' index entries, an ordinal entry after its event's marker, the slot last: doing
+    it again finishes any prefix of it."""
+    store = _Store(key, read)
+    slot = store.slot
+    if read(key) is None or any(r["offset"] > offset for r in slot["released"]) \
+            or any(store.items(n) for n in range(slot["head"], slot["tail"] + 1)):
+        return []
+    for r in slot["released"]:
+        for n in range(r["start"], r["stop"]):
+            for item in store.items(n):
+                entry = index_key(key, str(item["id"]))
+                if store.get(entry) is not None:
+                    store.delete(entry)
+            if store.get(chunk_key(key, n)) is not None:
+                store.delete(chunk_key(key, n))
+    for n in range(1, slot["events"] + 1):
+        event = store.get(ordinal_key(key, n))
+        if event is not None:
+            if store.get(event_key(key, str(event))) is not None:
+                store.delete(event_key(key, str(event)))
+            store.delete(ordinal_key(key, n))
+    store.delete(key)
+    return store.writes
 
 
 def released_at(key: str, offset: int, read: Read) -> bool:

@@ -68,6 +68,7 @@ from streams.pending import (
     skip_command,
     to_command,
 )
+from streams.released import forget_due, note_release
 from streams.transform import TransformError, observed_fields, written_back
 from streams.wire import (
     AppliedMsg,
@@ -390,6 +391,7 @@ class _Gate:
 
     def release_transaction(self, at: Position) -> None:
         members = self.release(at.key, at, reason="transaction")
+        note_release(self.fx, at.partition, at.key, at.offset, at.now_ms)  # forgotten later
         index_key = f"open-tx@{at.partition}"
         opened = dict(self.fx.get("states", index_key) or {})
         if opened.pop(at.key, None) is not None:
@@ -561,3 +563,6 @@ class _Gate:
         for key, opened_ms in sorted(opened.items(), key=lambda kv: kv[1]):
             if int(opened_ms) <= limit:
                 self.release_transaction(Position(key, at.partition, at.offset, at.now_ms))
+        # Then the slots of transactions released long enough ago (`streams.released`).
+        forget_due(self.fx, at.partition, msg.ts_ms, self.ctx.config.tx_forget_ms,
+                            lambda key, offset: gate.forget(key, offset, self.parked), self.write_parked)

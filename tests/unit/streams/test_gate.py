@@ -8,6 +8,7 @@ from streams.gate import (
     KEEP_RELEASES,
     Write,
     count_event,
+    forget,
     is_waiting,
     park,
     release,
@@ -130,7 +131,8 @@ def test_an_event_count_lost_in_a_crash_is_taken_back_from_its_marker_not_counte
     t = Table()
     key = "tx:dataverse:tx1"
     writes, _ = count_event(key, "e1", t.get)
-    t.apply(writes[:1])  # the marker survived, the slot's count did not
+    assert [k for k, _ in writes] == [f"{key}\x00o1", f"{key}\x00ee1", key]  # ordinal, marker, count
+    t.apply(writes[:2])  # the marker survived, the slot's count did not
     assert count_event(key, "e1", t.get)[1] == 1
 
 
@@ -235,3 +237,67 @@ def test_a_slot_of_the_old_layout_is_read_and_rewritten():
     assert count_event(KEY, "e2", t.get)[1] == 2
     assert t.release(offset=11) == ["b", "c"]
     assert released_at(KEY, 11, Table({KEY: old}).get) is False
+
+
+# -- forgetting a released slot ----------------------------------------------------------------
+TX = "tx:finance:4711"
+
+
+def a_released_transaction(events: int = 3) -> Table:
+    """A transaction's slot as its release left it: every event counted, its items released by
+    the gate record at offset 50."""
+    t = Table()
+    for n in range(events):
+        t.apply(count_event(TX, f"finance:ProjectsV2:P{n}:7", t.get)[0])
+        t.park(item(f"projects:P{n}:7"), offset=10 + n, key=TX)
+    assert t.release(offset=50, key=TX) == [f"projects:P{n}:7" for n in range(events)]
+    return t
+
+
+def test_a_released_transaction_is_forgotten_whole():
+    t = a_released_transaction()
+    t["present:other"] = {"v": 2, "head": 0, "tail": 0, "events": 0, "released": []}  # not its key
+    assert len([k for k in t if k.startswith(TX)]) == 1 + 1 + 3 + 3 + 3  # slot, chunk, index, markers, ordinals
+    t.apply(forget(TX, 50, t.get))
+    assert sorted(t) == ["present:other"]
+    assert forget(TX, 50, t.get) == []  # noted twice: nothing left the second time
+
+
+def test_a_transaction_that_left_nothing_waiting_is_forgotten_too():
+    t = Table()
+    t.apply(count_event(TX, "finance:filtered:1", t.get)[0])  # its only change was filtered out
+    t.apply(forget(TX, 9, t.get))
+    assert dict(t) == {}
+
+
+def test_a_slot_is_not_forgotten_while_something_waits_or_after_a_later_release():
+    t = a_released_transaction()
+    t.park(item("projects:late:8"), offset=60, key=TX)  # a straggler waits again
+    assert forget(TX, 50, t.get) == []
+    assert t.release(offset=70, key=TX) == ["projects:late:8"]
+    assert forget(TX, 50, t.get) == []  # released again since: the later note forgets it
+    t.apply(forget(TX, 70, t.get))
+    assert not [k for k in t if k.startswith(TX)]
+
+
+def test_every_prefix_of_a_forget_cut_short_by_a_crash_is_finished_by_doing_it_again():
+    whole = a_released_transaction(events=5)
+    writes = forget(TX, 50, whole.get)
+    for cut in range(len(writes) + 1):
+        t = Table(whole)
+        t.apply(writes[:cut])
+        t.apply(forget(TX, 50, t.get))
+        assert dict(t) == {}, cut
+
+
+def test_every_prefix_of_an_event_count_cut_short_by_a_crash_still_leaves_a_slot_forget_can_clear():
+    first = Table()
+    first.apply(count_event(TX, "e0", first.get)[0])
+    writes, _ = count_event(TX, "e1", first.get)
+    for cut in range(len(writes) + 1):
+        t = Table(first)
+        t.apply(writes[:cut])
+        t.apply(count_event(TX, "e1", t.get)[0])  # the record handled again
+        assert count_event(TX, "e1", t.get)[1] == 2
+        t.apply(forget(TX, 1, t.get))
+        assert dict(t) == {}, cut  # every marker has its ordinal entry: none is left behind

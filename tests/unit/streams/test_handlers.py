@@ -533,3 +533,17 @@ def test_a_half_of_a_pair_parks_for_its_partner_and_makes_its_own_half_known():
     assert announce.key == own and announce.msg == FactMsg(key=own, value={"id": "cost-1"}, version=7)
     assert [w["id"] for w in waiting(applied(effects), partner)] == ["expense_estimates:cost-1:7"]
     assert not of(CommandSend, effects)
+
+
+def test_a_released_transaction_is_forgotten_by_the_first_tick_past_the_horizon():
+    key = "tx:dataverse:tx1"
+    state = tables()
+    apply(state, run(on_tx, TxMsg(event="e1", total=2, items=[in_tx(project())]), at(key, 1), state))
+    apply(state, run(on_tx, TxMsg(event="e2", total=2, items=[]), at(key, 2), state))
+    assert waiting(state, key) == [] and [k for k in state["parked"] if k.startswith(key)]
+    hour = ctx(tx_forget_ms=3_600_000)
+    apply(state, run(on_tick, TickMsg(ts_ms=3_600_000), at("tick", 3), state, hour))
+    assert [k for k in state["parked"] if k.startswith(key)]  # within the hour: kept for a replay
+    apply(state, run(on_tick, TickMsg(ts_ms=3_720_000), at("tick", 4), state, hour))
+    assert state["parked"] == {}
+    assert {k: v for k, v in state["states"].items() if k.startswith("released-tx")} == {"released-tx@0": {}}
