@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.common.pacing import DEFAULT_PACE, IDLE_BUDGET_RPS
+from streams.tuning import Tuning
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
@@ -220,24 +221,10 @@ class TopicSettings(BaseModel):
     dlq_retention_days: int = Field(30, ge=1, description="Retention of sync.dlq.")
 
 
-class ProcessorSettings(BaseModel):
-    """Decisions of the stream processor (`dualwrite worker`)."""
+class ProcessorSettings(Tuning):
+    """Decisions of the stream processor (`dualwrite worker`); the ones it runs with are
+    `streams.tuning.Tuning`'s."""
 
-    tx_timeout_ms: int = Field(10_000, ge=0, description="Release a source transaction whose events "
-                               "did not all arrive after this long (members go as far as they got).")
-    tx_forget_ms: int = Field(3_600_000, ge=60_000, description="How long a released source "
-                              "transaction's parking slot (bookkeeping and a marker per event) "
-                              "is kept before it is deleted: long past any uncommitted window.")
-    conflict_window_ms: int = Field(5_000, ge=0, description="Edits of a two-way field on both "
-                                    "sides closer than this are a conflict (the map's master wins).")
-    pause_after_rejections: int = Field(100, ge=0, description="Pause a map (on sync.control, "
-                                        "resumed with `dualwrite maps resume`) after this many of its "
-                                        "changes failed to transform in a row; 0 never pauses.")
-    producer_linger_ms: int = Field(10, ge=0, description="How long the worker's producer gathers "
-                                    "sends into one request (throughput against per-hop latency).")
-    fetch_max_wait_ms: int = Field(100, ge=1, le=1500, description="How long the broker may hold "
-                                   "the worker's fetch when nothing is new; records of partitions "
-                                   "left out of that fetch wait as long (Faust's own is 1,500).")
     max_parked_age_s: float = Field(300.0, ge=0, description="`dualwrite status` exits 1 when a "
                                     "change has been parked longer than this many seconds, naming "
                                     "what it waits for and the map that brings it (its "

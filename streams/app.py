@@ -28,10 +28,11 @@ from typing import Any
 
 import faust
 
-from streams.config import DEFAULT_FETCH_MAX_WAIT_MS, StreamsConfig
+from streams.config import StreamsConfig
 from streams.declare import TopicsNotReady, declare_internal_topics, internal_topics
 from streams.maps.registry import MapRegistry, default_registry
 from streams.transport import Transport
+from streams.tuning import DEFAULT_FETCH_MAX_WAIT_MS
 from topics import applied_topic, cdc_topic, commands_topic
 
 __all__ = ["Runtime", "StreamsApp", "create_app"]

@@ -10,16 +10,16 @@ from typing import Any
 
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import CredentialsT
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-DEFAULT_FETCH_MAX_WAIT_MS = 100  # `streams.transport`
-FAUST_FETCH_MAX_WAIT_MS = 1500  # what Faust's aiokafka driver fixes
+from streams.tuning import Tuning
 
 __all__ = ["StreamsConfig"]
 
 
-class StreamsConfig(BaseModel):
-    """Everything `create_app` needs; each setting documents itself."""
+class StreamsConfig(Tuning):
+    """Everything `create_app` needs; each setting documents itself (the tuned decisions,
+    ``tx_timeout_ms`` and the like, are `streams.tuning.Tuning`'s)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -33,11 +33,6 @@ class StreamsConfig(BaseModel):
     partitions: int = Field(3, ge=1, description="Partitions of every keyed topic (the catalog's).")
     replication: int = Field(1, ge=1, description="Replication of internal and changelog topics.")
     topic_prefix: str = Field("", description="Prefix of every catalog topic name (test isolation).")
-    conflict_window_ms: int = Field(5_000, ge=0, description="Two-way edits closer than this conflict.")
-    tx_timeout_ms: int = Field(10_000, ge=0, description="Release an incomplete source transaction after this.")
-    tx_forget_ms: int = Field(
-        3_600_000, ge=60_000, description="Forget a released source transaction's parking slot "
-        "(its bookkeeping and event markers) this long after its release (`streams.released`).")
     tick_interval_s: float = Field(2.0, gt=0, description="How often transaction timeouts are checked.")
     session_timeout_s: float = Field(
         30.0, gt=3, description="A worker killed without leaving the group is replaced after this.")
@@ -49,16 +44,7 @@ class StreamsConfig(BaseModel):
         30.0, gt=0, description="Exit (for the supervisor to restart) when the gate handles "
         "nothing, not even its own ticks, for this long outside a rebalance.")
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
-    pause_after_rejections: int = Field(
-        100, ge=0, description="Pause a map after this many rejected changes in a row (0: never).")
-    producer_linger_ms: int = Field(
-        10, ge=0, description="Let the producer gather sends this long: fewer, larger produce "
-        "requests (each change makes several sends; at 0 the socket writes dominate).")
 
-    fetch_max_wait_ms: int = Field(
-        DEFAULT_FETCH_MAX_WAIT_MS, ge=1, le=FAUST_FETCH_MAX_WAIT_MS, description="How long the broker "
-        "may hold the worker's fetch when nothing is new; records for partitions left out of that "
-        "fetch wait as long (Faust fixes 1,500: `streams.transport`).")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

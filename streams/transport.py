@@ -39,7 +39,7 @@ import aiokafka
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
-from streams.config import DEFAULT_FETCH_MAX_WAIT_MS
+from streams.tuning import DEFAULT_FETCH_MAX_WAIT_MS
 
 __all__ = ["Transport", "rewinds"]
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dualwrite.settings import Settings
+from streams.tuning import Tuning
 
 if TYPE_CHECKING:
     from streams import StreamsConfig
@@ -33,12 +34,7 @@ def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
         topic_prefix=topic_prefix, metrics_port=settings.metrics_port,
         session_timeout_s=session_timeout_s, stall_timeout_s=stall_timeout_s,
         instance_id=instance_id,
-        tx_timeout_ms=settings.processor.tx_timeout_ms,
-        tx_forget_ms=settings.processor.tx_forget_ms,
-        conflict_window_ms=settings.processor.conflict_window_ms,
-        producer_linger_ms=settings.processor.producer_linger_ms,
-        fetch_max_wait_ms=settings.processor.fetch_max_wait_ms,
-        pause_after_rejections=settings.processor.pause_after_rejections,
+        **settings.processor.model_dump(include=set(Tuning.model_fields)),
     )
 
 
