@@ -23,7 +23,8 @@ PAGES = 4
 
 
 class _Pages(BaseHTTPRequestHandler):
-    """``/token`` issues a token; ``/page/N`` answers page N and notes when it arrived."""
+    """``/token`` issues a token; ``/page/N`` answers page N and notes when it arrived;
+    ``/slow`` answers once the test lets it."""
 
     arrived: dict[int, float]
 
@@ -32,6 +33,10 @@ class _Pages(BaseHTTPRequestHandler):
         self._answer({"access_token": "tok", "expires_in": 3600, "token_type": "Bearer"})
 
     def do_GET(self) -> None:
+        if self.path.endswith("/slow"):
+            self.server.hold.wait(10)  # type: ignore[attr-defined]
+            self._answer({"value": []})
+            return
         page = int(self.path.rsplit("/", 1)[1])
         self.server.arrived[page] = time.monotonic()  # type: ignore[attr-defined]
         self._answer({"value": [page]})
@@ -54,9 +59,11 @@ def server() -> Iterator[ThreadingHTTPServer]:
     test's event loop is blocked."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
     httpd.arrived = {}  # type: ignore[attr-defined]
+    httpd.hold = threading.Event()  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
+    httpd.hold.set()  # type: ignore[attr-defined]
     httpd.shutdown()
     httpd.server_close()
 
@@ -84,6 +91,21 @@ async def test_the_next_request_is_on_the_wire_before_a_page_is_worked_on(server
         # Page N+1's request reached the server while page N was worked on: a request merely
         # started would have left only when the loop turned again, after the work.
         assert arrived[page + 1] < worked[page][1], (page, arrived, worked)
+
+
+async def test_a_request_is_reported_once_written_before_its_answer_comes(server: ThreadingHTTPServer) -> None:
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    api = ApiClient.build(base, ClientCredentials(token_url=f"{base}/token", client_id="app", scope="s",
+                                                  client_secret=SecretStr("secret")), "finance", HttpConfig())
+    sent = Sent()
+    try:
+        answer = sent.start(api.request("GET", "slow"))  # the server holds its answer
+        await sent.until(1, answer, wait_s=5.0)
+        assert sent.count == 1 and not answer.done()  # httpx's trace: written, not answered
+        server.hold.set()  # type: ignore[attr-defined]
+        assert (await answer).status_code == 200 and sent.count == 1  # once per attempt
+    finally:
+        await api.aclose()
 
 
 async def test_an_attempt_is_reported_once_also_through_a_transport_that_does_not_trace() -> None:
