@@ -622,9 +622,10 @@ class SourceEngine:
         one before it is acknowledged (one page in flight to Kafka besides the one being
         produced), so the loop does not wait for Kafka between pages. The readers keep the
         API's side full themselves (`connectors.common.paging.read_ahead`: the next page's
-        request is on the wire before a page is handed over). Pages are still covered in order and only once acknowledged; the
-        images read meanwhile are committed with the acknowledged page's (up to two pages
-        ahead of Kafka, harmless for ``op: "r"`` rows, which are read again after a failure)."""
+        request is on the wire before a page is handed over). Pages are still covered in order
+        and only once acknowledged; the images read meanwhile are committed with the
+        acknowledged page's (up to two pages ahead of Kafka, harmless for ``op: "r"`` rows,
+        which are read again after a failure)."""
         held: Change | None = None
         held_page = -1  # the page the held change came from
         cursors: list[str] = []
