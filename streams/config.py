@@ -45,7 +45,6 @@ class StreamsConfig(Tuning):
         "nothing, not even its own ticks, for this long outside a rebalance.")
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
 
-
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
