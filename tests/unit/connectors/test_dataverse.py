@@ -316,3 +316,33 @@ async def test_such_keys_delete_missing_rows_as_done_and_never_create_without_th
     patch = next(r for r in fake.calls if r.method == "PATCH")
     assert patch.headers["If-Match"] == "*"  # an update-only edit never creates the row
     assert isinstance(edit, Done)  # the fake answers 204; a real 404 would be rejected
+
+
+async def test_a_snapshot_requests_the_next_page_before_handing_one_over_and_nothing_after_it_stops() -> None:
+    """The next page's request is out before a page is handed over (`read_ahead`); a snapshot
+    stopped early (closed) makes no request after that."""
+    import asyncio
+
+    from pydantic import SecretStr
+
+    from connectors.dataverse.client import DataverseConnection
+    from connectors.dataverse.source import DataverseReader
+    from tests.unit.connectors.fakes import TOKEN_URL
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        n = int(request.url.params.get("page", "0"))
+        return httpx.Response(200, json={"value": [row(n)], "@odata.nextLink": f"{ROOT}/accounts?page={n + 1}"})
+
+    fake = FakeApi(endless)
+    conn = DataverseConnection(url="https://org.example", token_url=TOKEN_URL, client_id="c",
+                               client_secret=SecretStr("s"))
+    reader = DataverseReader(conn, api_client(fake, FakeClock()))
+    pages = reader.snapshot("accounts")
+    await anext(pages)
+    assert len(fake.calls) >= 2  # page 2 was asked for before page 1 came out
+    await pages.aclose()
+    before = len(fake.calls)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(fake.calls) == before <= 3
+    await reader.aclose()
