@@ -4,9 +4,11 @@ built from its validated event, encodes to the same bytes, and is changed the sa
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.common.images import ImageStore
-from connectors.common.source import Change
+from connectors.common.source import Change, row_image
 from connectors.dataverse.source import row_change
 from topics import ChangeEvent, Source, encode_event
 
@@ -68,3 +70,21 @@ def test_a_dataverse_snapshot_row_with_transaction_annotations_keeps_them() -> N
     change = row_change("accounts", "accountid", row, snapshot=True, captured_ms=9)
     assert isinstance(change, Change)
     assert (change.event.source.txid, change.event.source.origin) == ("tx-9", "app")
+
+
+@given(st.dictionaries(st.text(max_size=8), st.integers(), max_size=8))
+def test_a_row_image_is_the_row_without_annotations_in_its_order(row: dict[str, int]) -> None:
+    expected = [(k, v) for k, v in row.items() if "@" not in k]
+    assert list(row_image(row).items()) == expected
+    assert list(row_image(dict(row)).items()) == expected  # the shape remembered: the same answer
+
+
+def test_a_row_image_is_a_copy_and_rows_of_many_shapes_are_still_read() -> None:
+    row = {"@odata.etag": "W/1", "Name": "a", "x@OData.Community.Display.V1.FormattedValue": "b", "Id": 1}
+    image = row_image(row)
+    assert image == {"Name": "a", "Id": 1} and list(image) == ["Name", "Id"]
+    image["Name"] = "changed"
+    assert row["Name"] == "a" and "@odata.etag" in row
+    # More shapes than are remembered (hostile rows with ever new names): each still right.
+    for n in range(3000):
+        assert row_image({f"f{n}": n, f"a@{n}": 0}) == {f"f{n}": n}
