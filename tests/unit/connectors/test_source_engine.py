@@ -208,6 +208,20 @@ async def test_integers_beyond_64_bits_are_dead_lettered_with_their_digits() -> 
     assert str(2**70).encode() in producer.records[0][2]
 
 
+async def test_a_key_that_cannot_be_written_is_a_dead_letter_and_the_page_goes_on() -> None:
+    """A lone surrogate is valid in a JSON text, not in UTF-8: a row whose key holds one used to
+    fail its whole page, again on every retry, and stop the table."""
+    page = Page([change("a-\ud800", 3), change("b", 4)], "tok-5")
+    source, producer = engine(ScriptedReader([], [page]))
+    source.positions["accounts"] = "tok-4"
+    await source.step("accounts")
+    assert [r[0] for r in producer.records] == ["dlq", "dataverse.cdc.accounts", "offsets"]
+    headers = dict(producer.records[0][3])
+    assert headers["dlq.error.class"] == b"UnencodableRow"
+    assert b"a-\\ud800" in headers["dlq.error.message"]  # the key named, escaped
+    assert producer.records[1][1] == b'{"id":"b"}'
+
+
 class TwoTables:
     """"good" answers a change per poll; "bad" fails every way a source can, one after another."""
 
