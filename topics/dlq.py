@@ -45,7 +45,11 @@ def dlq_headers(
     http_status: int | None = None,
     ts_ms: int | None = None,
 ) -> list[tuple[str, bytes]]:
-    """Kafka headers naming the stage, map, error and original position of a dead letter."""
+    """Kafka headers naming the stage, map, error and original position of a dead letter.
+
+    Every value is written as UTF-8, a lone surrogate as its escape (``\\ud800``): messages
+    carry text from hostile places (an API's error body, a row's key), and a header that cannot
+    be written would fail the dead letter itself, again on every retry."""
     values: dict[str, object | None] = {
         "dlq.stage": stage,
         "dlq.map": map_name,
@@ -57,7 +61,7 @@ def dlq_headers(
         "dlq.http.status": http_status,
         "dlq.ts_ms": ts_ms,
     }
-    return [(k, str(v).encode()) for k, v in values.items() if v is not None]
+    return [(k, str(v).encode("utf-8", "backslashreplace")) for k, v in values.items() if v is not None]
 
 
 def read_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:

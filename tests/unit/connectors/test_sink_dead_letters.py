@@ -143,3 +143,19 @@ async def test_an_answer_that_cannot_be_acked_is_a_dead_letter_not_a_crash(monke
     (letter,) = producer.records
     assert letter[0] == "sync.dlq"
     assert dict(letter[3] or [])["dlq.error.class"] == b"ValidationError"
+
+
+class RefusesInOddText(Refuses):
+    """The target refuses with an error body holding a lone surrogate (valid in its JSON text)."""
+
+    async def write(self, units: list[list[Write]], *_: object) -> list[Outcome]:
+        return [Failed(w, Rejected("HTTP 400: bad value \ud800 in ProjectName", 400, "", "Http400"))
+                for unit in units for w in unit]
+
+
+async def test_a_refusal_in_text_that_utf8_cannot_hold_is_still_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    eng, producer = engine(RefusesInOddText(), monkeypatch)
+    await apply(eng, [command("P-1", 1)])
+    (letter,) = producer.records
+    assert letter[0] == "sync.dlq"
+    assert b"bad value \\ud800 in ProjectName" in dict(letter[3] or [])["dlq.error.message"]  # type: ignore[operator]

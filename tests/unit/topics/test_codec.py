@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from topics import (
@@ -19,6 +19,7 @@ from topics import (
     decode_command,
     decode_event,
     decode_key,
+    dlq_headers,
     encode,
     encode_key,
     parse_version,
@@ -173,3 +174,14 @@ def test_a_command_names_redriven_only_when_it_is() -> None:
     again = live.model_copy(update={"source": live.source.model_copy(update={"redriven": True})})
     assert decode_command(encode(again)).source.redriven
     assert not decode_command(encode(live)).source.redriven
+
+
+@given(st.text(st.characters(exclude_categories=())))  # surrogates included
+@example("a lone \ud800 surrogate")
+def test_dead_letter_headers_write_any_message(message: str) -> None:
+    (header,) = [v for k, v in dlq_headers(stage="sink", error_class="E", message=message)
+                 if k == "dlq.error.message"]
+    try:
+        assert header == message[:4000].encode()  # text UTF-8 can hold: as it is
+    except UnicodeEncodeError:
+        assert header == message[:4000].encode("utf-8", "backslashreplace")  # a lone surrogate: escaped
