@@ -64,7 +64,7 @@ class ApiOrigin:
         """
         try:
             url = httpx.URL(link)
-        except (httpx.InvalidURL, TypeError):
+        except (httpx.InvalidURL, TypeError, UnicodeError):  # a lone surrogate: no URL holds it
             raise ForeignOrigin(f"{what}: not a URL") from None
         if not url.is_absolute_url or not self.same_origin(url):
             where = f"{url.scheme}://{url.host}:{_port(url)}" if url.is_absolute_url else "a relative URL"

@@ -111,6 +111,20 @@ async def test_dataverse_foreign_link_in_an_answer_fails_that_page_and_is_never_
     await reader.aclose()
 
 
+@pytest.mark.parametrize("name", ["@odata.nextLink", "@odata.deltaLink"])
+async def test_a_link_holding_a_lone_surrogate_is_a_typed_error_never_followed(name: str) -> None:
+    """A lone surrogate (valid in the JSON text, not in UTF-8) in a link: httpx cannot parse it."""
+    body = ('{"value": [{"accountid": "a-1", "versionnumber": 7}], '
+            f'"{name}": "{DV}/accounts?$deltatoken=100!\\ud800"}}').encode()
+    reader, fake = dv_reader(lambda r: httpx.Response(200, content=body, headers={"content-type": "application/json"}))
+    with pytest.raises(ForeignOrigin, match="not a URL"):
+        _ = [p async for p in reader.snapshot("accounts")]
+    with pytest.raises(ForeignOrigin, match="not a URL"):
+        await reader.changes("accounts", f"{DV}/accounts?$deltatoken=1!1")
+    assert len(fake.calls) == 2  # never followed
+    await reader.aclose()
+
+
 async def test_dataverse_stored_delta_link_to_another_host_is_untrusted() -> None:
     reader, fake = dv_reader(lambda r: httpx.Response(200, json={"value": []}))
     for forged in (f"{EVIL}/api/data/v9.2/accounts?$deltatoken=1!1", "accounts?$deltatoken=1!1", ""):
