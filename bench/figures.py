@@ -37,7 +37,7 @@ class Figure:
     goal: str = ""
     text: str = ""
     note: str = ""
-    detail: dict[str, float] = field(default_factory=dict)  # more numbers, for the JSON only
+    detail: dict[str, float | list[float]] = field(default_factory=dict)  # more numbers, for the JSON only
 
     @property
     def ratio(self) -> float | None:

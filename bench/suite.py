@@ -93,8 +93,8 @@ def _phase_text(phase: Phase) -> str:
     return f"{phase.p50:.2f} / {phase.p99:.2f} s{missing}"
 
 
-def _detail(phase: Phase) -> dict[str, float]:
-    out = {"writes": float(phase.writes), "achieved_rate": phase.achieved_rate, "missing": float(phase.missing),
+def _detail(phase: Phase) -> dict[str, float | list[float]]:
+    out: dict[str, float | list[float]] = {"writes": float(phase.writes), "achieved_rate": phase.achieved_rate, "missing": float(phase.missing),
            "last_arrival_after_last_write": phase.last_arrival_after_last_write}
     if phase.latencies:
         out |= {"p50": phase.p50, "p99": phase.p99}
