@@ -69,6 +69,9 @@ class KafkaConfig(BaseModel):
         return {**revealed, "bootstrap.servers": self.bootstrap_servers}
 
 
+QUEUE_MAX_MESSAGES = 100_000  # librdkafka's default queue.buffering.max.messages
+
+
 class _Deliveries:
     """The delivery reports of one batch, counted on whichever thread serves them (the poll
     thread, the flusher, a producer waiting for queue room), with a single wake-up of the event
@@ -112,6 +115,8 @@ class AsyncProducer:
         conf = {**config.base(), "enable.idempotence": True, "acks": "all", "linger.ms": 5,
                 "compression.type": "lz4", **overrides}
         self._producer = Producer(conf)
+        # What librdkafka's queue holds at most: a batch that fits is produced in one call.
+        self._queue_room = int(conf.get("queue.buffering.max.messages", QUEUE_MAX_MESSAGES))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kafka-producer-poll", daemon=True)
         self._thread.start()
@@ -150,6 +155,26 @@ class AsyncProducer:
                 # Local queue full: librdkafka drains it as the poll thread serves deliveries.
                 self._producer.poll(0.1)
 
+    def _produce_runs(self, records: list[tuple[str, bytes | None, bytes | None, Headers | None]],
+                      report: Callable[[KafkaError | None, Message], None]) -> None:
+        """Records without headers, in order, one ``produce_batch`` per run of one topic (a
+        fifth of the cost of a ``produce`` per record); the queue has room for all of them, so
+        none is refused for room and none overtakes another. A record refused for another
+        reason is reported with its error (the batch fails, as `produce` would raise)."""
+        start = 0
+        while start < len(records):
+            topic = records[start][0]
+            end = start
+            while end < len(records) and records[end][0] == topic:
+                end += 1
+            messages = [{"key": key, "value": value} for _, key, value, _ in records[start:end]]
+            self._producer.produce_batch(topic, messages, on_delivery=report)
+            for message in messages:
+                error = message.get("_error")
+                if error is not None:
+                    report(error, None)  # type: ignore[arg-type]
+            start = end
+
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 headers: Headers | None = None) -> asyncio.Future[Message]:
         loop = asyncio.get_running_loop()
@@ -180,9 +205,12 @@ class AsyncProducer:
             return
         deliveries = _Deliveries(len(records), asyncio.get_running_loop())
         report = deliveries.report
-        produce = self._produce
-        for topic, key, value, headers in records:
-            produce(topic, key, value, headers, report)
+        if len(self._producer) + len(records) <= self._queue_room and not any(r[3] for r in records):
+            self._produce_runs(records, report)
+        else:
+            produce = self._produce
+            for topic, key, value, headers in records:
+                produce(topic, key, value, headers, report)
         if flush:
             self._request_flush()
         await deliveries.done
