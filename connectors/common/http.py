@@ -27,8 +27,10 @@ import logging
 import math
 import random
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.common import metrics
@@ -42,6 +44,7 @@ __all__ = [
     "ApiClient",
     "HttpConfig",
     "NotBefore",
+    "answer_json",
     "backoff_delay",
     "classify",
     "classify_exception",
@@ -97,6 +100,39 @@ def parse_retry_after(value: str | None, now: float, cap: float = DEFAULT_RETRY_
     if math.isnan(seconds) or seconds < 0:
         return None
     return min(seconds, cap)
+
+
+# Every ASCII digit made "0" and every other byte a blank: 19 digits in a row are then one
+# search for `_DIGIT_RUN` away (0.3 ms for a page of 380 kB).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_DIGIT_RUN = b"0" * 19
+
+
+def answer_json(response: httpx.Response) -> Any:
+    """An answer's JSON body exactly as the standard library reads it (``response.json()``);
+    `ValueError` (or `RecursionError`) when it is not JSON.
+
+    orjson reads the common body: a snapshot page of a thousand Finance rows took 1.9 ms with
+    the standard library and 1.0 with orjson and the check below, a tenth of a page's work in an
+    initial sync. Where the two readers differ, the standard library reads it:
+    - integers beyond 64 bits: orjson makes them floats, so a row would flow with another value
+      (the standard library keeps them exact, and the row becomes a dead letter: no event can
+      carry it); every such integer has at least 19 digits in a row (below -2**63), so a body
+      holding 19 digits in a row anywhere is read by the standard library;
+    - what orjson refuses and the standard library reads: NaN and infinities, lone surrogates
+      (``\\ud800``: the row becomes a dead letter, never its whole page), another charset, a
+      byte order mark."""
+    body = response.content
+    if _has_long_digit_run(body):
+        return response.json()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return response.json()
+
+
+def _has_long_digit_run(body: bytes) -> bool:
+    return _DIGIT_RUN in body.translate(_DIGITS_ONLY)
 
 
 def error_message(response: httpx.Response) -> str:

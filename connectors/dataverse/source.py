@@ -39,7 +39,7 @@ from typing import Any
 from connectors.common.auth import ApiOrigin, ForeignOrigin
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import PositionExpired, Rejected
-from connectors.common.http import ApiClient, error_message, rejection
+from connectors.common.http import ApiClient, answer_json, error_message, rejection
 from connectors.common.images import BeforeImages, ImageStore
 from connectors.common.paging import read_ahead
 from connectors.common.source import (
@@ -219,7 +219,7 @@ class DataverseReader:
         if response.status_code != 200:
             raise rejection(response, f"GET {table}")
         try:
-            body = response.json()
+            body = answer_json(response)
         except (ValueError, RecursionError):  # HTML, truncated JSON, bad UTF-8, absurd nesting
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
@@ -283,7 +283,7 @@ class DataverseReader:
             response = await self.api.request("GET", "cdm_companies",
                                               params={"$select": "cdm_companyid,cdm_companycode"})
             try:
-                rows = response.json().get("value", []) if response.status_code == 200 else []
+                rows = answer_json(response).get("value", []) if response.status_code == 200 else []
             except (ValueError, RecursionError, AttributeError):
                 rows = []  # unreadable: the company stays unknown, as for an unseen GUID
             for row in rows if isinstance(rows, list) else []:

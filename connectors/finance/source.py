@@ -37,7 +37,7 @@ from xml.etree.ElementTree import ParseError
 from connectors.common.auth import ApiOrigin
 from connectors.common.clock import Clock, SystemClock
 from connectors.common.errors import ConnectorError, Rejected
-from connectors.common.http import ApiClient, rejection
+from connectors.common.http import ApiClient, answer_json, rejection
 from connectors.common.images import ImageStore
 from connectors.common.paging import read_ahead
 from connectors.common.source import (
@@ -301,7 +301,7 @@ class FinanceReader:
         if response.status_code != 200:
             raise rejection(response, what)
         try:
-            body = response.json()
+            body = answer_json(response)
         except (ValueError, RecursionError):
             # A 200 that is not JSON is a glitch of the service or a proxy, not our data.
             kind = response.headers.get("content-type", "?")[:80]
@@ -386,7 +386,7 @@ class FinanceReader:
         if response.status_code != 200:
             raise rejection(response, f"GET {table}")
         try:
-            body = response.json()
+            body = answer_json(response)
         except (ValueError, RecursionError):
             body = None
         rows = body.get("value") if isinstance(body, dict) else None
