@@ -70,6 +70,7 @@ class KafkaConfig(BaseModel):
 
 
 QUEUE_MAX_MESSAGES = 100_000  # librdkafka's default queue.buffering.max.messages
+QUEUE_MAX_KBYTES = 1_048_576  # and its default queue.buffering.max.kbytes
 
 
 class _Deliveries:
@@ -117,6 +118,7 @@ class AsyncProducer:
         self._producer = Producer(conf)
         # What librdkafka's queue holds at most: a batch that fits is produced in one call.
         self._queue_room = int(conf.get("queue.buffering.max.messages", QUEUE_MAX_MESSAGES))
+        self._queue_bytes = int(conf.get("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES)) * 1024
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kafka-producer-poll", daemon=True)
         self._thread.start()
@@ -157,10 +159,11 @@ class AsyncProducer:
 
     def _produce_runs(self, records: list[tuple[str, bytes | None, bytes | None, Headers | None]],
                       report: Callable[[KafkaError | None, Message], None]) -> None:
-        """Records without headers, in order, one ``produce_batch`` per run of one topic (a
-        fifth of the cost of a ``produce`` per record); the queue has room for all of them, so
-        none is refused for room and none overtakes another. A record refused for another
-        reason is reported with its error (the batch fails, as `produce` would raise)."""
+        """Records without headers, in order, one ``produce_batch`` per run of one topic (0.8 us
+        a record against 1.4 for a ``produce`` each). The caller checked that the queue has
+        room for them (`_fits`), so none is refused for room and none overtakes another. A
+        record refused anyway is reported with its error: the batch fails, as `produce` would
+        have raised (a source's page, a sink's acks are then sent again whole, in order)."""
         start = 0
         while start < len(records):
             topic = records[start][0]
@@ -174,6 +177,20 @@ class AsyncProducer:
                 if error is not None:
                     report(error, None)  # type: ignore[arg-type]
             start = end
+
+    def _fits(self, records: list[tuple[str, bytes | None, bytes | None, Headers | None]]) -> bool:
+        """Whether `_produce_runs` may take the batch: no record has headers (``produce_batch``
+        cannot carry them; such a batch goes record by record, in order), the queue has room
+        for its count, and its bytes are at most a quarter of the queue's (what is queued
+        already is known by count only: a batch refused for bytes all the same fails)."""
+        if len(self._producer) + len(records) > self._queue_room:
+            return False
+        size = 0
+        for _, key, value, headers in records:
+            if headers:
+                return False
+            size += len(key or b"") + len(value or b"")
+        return size <= self._queue_bytes // 4
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 headers: Headers | None = None) -> asyncio.Future[Message]:
@@ -205,7 +222,7 @@ class AsyncProducer:
             return
         deliveries = _Deliveries(len(records), asyncio.get_running_loop())
         report = deliveries.report
-        if len(self._producer) + len(records) <= self._queue_room and not any(r[3] for r in records):
+        if self._fits(records):
             self._produce_runs(records, report)
         else:
             produce = self._produce

@@ -127,3 +127,17 @@ async def test_a_batch_the_queue_has_no_room_for_goes_record_by_record() -> None
         assert fake.calls == [("one", "a", [b"1"]), ("one", "a", [b"2"])]
     finally:
         producer.close(1)
+
+
+async def test_a_batch_larger_than_a_quarter_of_the_queue_goes_record_by_record() -> None:
+    fake = FakeLibrdkafka()
+    producer = producer_with(fake)
+    producer._queue_bytes = 4000
+    try:
+        await asyncio.wait_for(producer.produce_all([("a", b"k1", b"x" * 600, None), ("a", b"k2", b"y" * 600, None)]), 5)
+        assert [c[0] for c in fake.calls] == ["one", "one"]
+        fake.calls.clear()
+        await asyncio.wait_for(producer.produce_all([("a", b"k1", b"x" * 400, None), ("a", b"k2", b"y" * 400, None)]), 5)
+        assert [c[0] for c in fake.calls] == ["batch"]
+    finally:
+        producer.close(1)
