@@ -7,8 +7,8 @@ durable checkpoint per page; the goal is at least half of the ceiling. Own broke
 emulator (throttling raised out of the way: the figure is the pipeline's, not the service
 protection's).
 
-Both are measured the same way, in `ROUNDS` alternating rounds (a whole sync, then a paging
-pass), and each figure is the fastest of its rounds: on this project's 2-core machine one
+Both are measured the same way, in `ROUNDS` alternating rounds (a paging pass, then a whole
+sync), and each figure is the fastest of its rounds: on this project's 2-core machine one
 paging pass took anywhere from 0.42 to 0.79 s within the hour, and a sync 0.93 to 1.36 s,
 with nothing else running, so one round of each compared the machine's moods. Each measured
 sync is a whole one (its own checkpoint keys, the same topic).

@@ -87,9 +87,9 @@ def encode_read(system: System, table: str, version: str, ts_ms: int, snapshot: 
 
 def encode_key(record_id: str) -> bytes:
     """``{"id": record_id}`` byte for byte as orjson writes it (`TypeError` for a string it cannot
-    write), built around the string alone: a snapshot page encodes a thousand keys and keeps
-    them until Kafka has them, and kept that way a thousand ``orjson.dumps({"id": ...})`` took 2
-    to 3 ms on this project's machine, against 0.1 ms written this way."""
+    write), built around the string alone: 0.12 us a key against 0.2 for writing the object,
+    and 0.13 against 2 to 3 us in a micro-benchmark that keeps a thousand results, as a snapshot
+    page keeps its keys until Kafka has them."""
     return b'{"id":' + orjson.dumps(record_id) + b"}"
 
 
