@@ -19,6 +19,7 @@ from topics.codec import (
     encode_event,
     encode_key,
     encode_read,
+    may_hold_wide_integer,
 )
 from topics.commands import Applied, Command, CommandSource, WriteOp, target_key
 from topics.control import MapState, SourceOffset, SourceOffsetKey
@@ -88,6 +89,7 @@ __all__ = [
     "encode_key",
     "encode_read",
     "is_retry",
+    "may_hold_wide_integer",
     "parse_version",
     "read_headers",
     "target_key",

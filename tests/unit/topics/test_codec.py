@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 from hypothesis import example, given
@@ -22,9 +24,11 @@ from topics import (
     dlq_headers,
     encode,
     encode_key,
+    may_hold_wide_integer,
     parse_version,
     target_key,
 )
+from topics.codec import _load
 
 pytestmark = pytest.mark.unit
 
@@ -185,3 +189,49 @@ def test_dead_letter_headers_write_any_message(message: str) -> None:
         assert header == message[:4000].encode()  # text UTF-8 can hold: as it is
     except UnicodeEncodeError:
         assert header == message[:4000].encode("utf-8", "backslashreplace")  # a lone surrogate: escaped
+
+
+def test_an_integer_beyond_64_bits_is_decoded_exactly_never_as_a_float() -> None:
+    for wide in (2**70, 2**64, -(2**63) - 1):
+        event = decode_event(orjson.dumps({"before": None, "op": "c", "ts_ms": 1,
+                                           "source": {"system": "dataverse", "table": "accounts", "version": "7",
+                                                      "ts_ms": 1}}).replace(b'"before":null',
+                                                                            b'"before":null,"after":{"amount":%d}' % wide))
+        assert event is not None and event.after == {"amount": wide} and type(event.after["amount"]) is int
+
+
+def test_a_wide_message_nested_deeper_than_the_standard_library_reads_is_a_decode_error() -> None:
+    deep = b'{"id":' + b"[" * 1010 + b"1234567890123456789" + b"]" * 1010 + b"}"
+    with pytest.raises(DecodeError):
+        decode_key(deep)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+              st.text()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=20)
+
+
+@given(json_values)
+@example(2**64)
+@example(-(2**63) - 1)
+@example(9_223_372_036_854_775_807)
+def test_a_text_without_a_wide_integer_mark_reads_alike_in_both_readers(value: object) -> None:
+    text = orjson.dumps(value) if not _wide(value) else json.dumps(value).encode()
+    if not may_hold_wide_integer(text):
+        assert repr(orjson.loads(text)) == repr(json.loads(text))
+    else:
+        assert repr(_load(text)) == repr(json.loads(text))
+
+
+def _wide(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -(2**63) <= value < 2**64
+    if isinstance(value, list):
+        return any(_wide(v) for v in value)
+    if isinstance(value, dict):
+        return any(_wide(v) for v in value.values())
+    return False
