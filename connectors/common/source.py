@@ -182,14 +182,6 @@ class Change:
     def company(self) -> str | None:
         return self._read.company if self._read is not None else self.event.source.company
 
-    def encoded_key(self) -> bytes:
-        """The record key; `TypeError` for a key orjson cannot write (a lone surrogate)."""
-        return encode_key(self.key)
-
-    def dead_letter_payload(self) -> bytes:
-        """What a dead letter of this change carries: its event, however it can be written."""
-        return payload_bytes(self.event)
-
     def encode(self) -> bytes:
         """The event's CDC record value; `TypeError`/`ValueError` as `encode_event` raises them."""
         r = self._read
@@ -753,14 +745,14 @@ class SourceEngine:
             if isinstance(item, BadRecord):
                 records.append(self._dead_letter(topic, None, item.payload, item.reason, item.error_class))
                 continue
+            key: bytes | None = None
             try:
-                key: bytes | None = None
-                key = item.encoded_key()
+                key = encode_key(item.key)
                 value = item.encode()
             except (TypeError, ValueError) as exc:  # orjson: an integer beyond 64 bits, deep nesting,
                 # a lone surrogate (in the key too: never a page that fails on every retry)
-                records.append(self._dead_letter(topic, key, item.dead_letter_payload(),
-                                                 f"{table}({item.key[:200]!r}): event cannot be encoded: {exc}",
+                records.append(self._dead_letter(topic, key, payload_bytes(item.event),
+                                                 f"{table}({item.key[:200]}): event cannot be encoded: {exc}",
                                                  "UnencodableRow"))
                 continue
             size = record_size(key, value)
