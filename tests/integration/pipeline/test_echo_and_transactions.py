@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +16,14 @@ from dualwrite.apiclient import ApiSession
 from dualwrite.scenario import Scenario
 from dualwrite.stack import Stack
 from emulators.common.batch import BatchRequest, ChangeSet, format_batch_request
+from streams.tuning import Tuning
 from tests.support.pipeline import admin, group_lag, read_topic, running_stack, wait_for
 from topics import decode_command
 
 pytestmark = pytest.mark.integration
 
 WORKER_GROUP = "dualwrite-streams"
+CONFLICT_WINDOW_S = Tuning.model_fields["conflict_window_ms"].default / 1000  # the stack's default
 
 
 @contextmanager
@@ -53,6 +56,7 @@ def test_our_writes_do_not_come_back_but_a_later_human_edit_of_a_two_way_field_d
         project = scenario.create_project("Warehouse rollout")
         scenario.create_task(project, "1")
         customer = scenario.create_customer("Northwind Traders")
+        created = time.monotonic()
         wait_for(lambda: scenario.progress().done, 180, "the first sync")
 
         # Finance's own feed now shows the project we wrote there and Dataverse's the account we
@@ -66,6 +70,9 @@ def test_our_writes_do_not_come_back_but_a_later_human_edit_of_a_two_way_field_d
         assert "CustomersV3" not in commands(bootstrap, "finance")
 
         # Someone renames the customer in Dataverse: the two-way name goes back to Finance.
+        # Later than the conflict window after Finance created it: an edit within it is a
+        # conflict the map's master (Finance) wins, as documented.
+        time.sleep(max(0.0, created + CONFLICT_WINDOW_S + 1 - time.monotonic()))
         dv, fo = stack.dataverse(), stack.finance()
         account = dv.get_all("accounts", {"$filter": f"accountnumber eq '{customer}'",
                                           "$select": "accountid"})[0]["accountid"]
