@@ -192,6 +192,7 @@ def register_agents(rt: Runtime) -> None:
         watchdog.last_offsets.clear()  # partitions may come back moved on by another worker
         partition_starts.clear()
         view.clear()  # facts of partitions owned elsewhere from now on would go stale here
+        gatekeeper.published.clear()  # another worker may send those key facts from now on
 
     facts = rt.table("facts")
 

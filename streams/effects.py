@@ -6,7 +6,9 @@ Each returns a list of these frozen effects, in the order they must happen, and
 keeps replay safe).
 
     Put / Delete          a table write (``facts``, ``targets``, ``parked``, ``pairs``, ``states``;
-                          ``flood``: the in-memory run counts of `streams.flood`, not changelogged)
+                          ``flood``: the in-memory run counts of `streams.flood`, and
+                          ``published``: the key facts sent in this run, `streams.published`,
+                          neither changelogged)
     GateSend              a gate message to a gate key (optionally one partition)
     CommandSend           an encoded command to ``sync.commands.<target>``
     DeadLetter            a change to ``sync.dlq`` with its `topics.dlq_headers`

@@ -51,6 +51,7 @@ from streams.effects import (
 from streams.factview import KNOWN, FactView
 from streams.flood import FloodGuard
 from streams.handlers import Context, Position, handle, reject
+from streams.published import PUBLISHED, Published
 from streams.wire import GateMsg, encode_gate
 from topics import encode
 
@@ -95,6 +96,8 @@ class Gatekeeper:
         self.tables: dict[str, Any] = {name: rt.table(name) for name in GATE_TABLES}
         self.tables[FLOOD] = self.flood.runs
         self.tables[KNOWN] = self.known  # read-only for handlers; changed through Learn/Forget/Fill
+        self.published = Published()  # key facts sent in this run (`streams.published`)
+        self.tables[PUBLISHED] = self.published
         # What the handlers read: the same tables, each read with one store lookup.
         self.reads: dict[str, Any] = {**self.tables, **{name: StoreReads(rt.table(name)) for name in GATE_TABLES}}
 

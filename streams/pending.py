@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from streams.fingerprint import fingerprint
 from streams.maps.model import (
+    KEY_FACT_PREFIX,
     Bills,
     Partner,
     TableMap,
@@ -159,7 +160,7 @@ def holds_change_set(fact_key: str) -> bool:
     billed actual's key, the billed actual for its invoice proposal in Finance, and the proposal
     is a held member (a CI run deadlocked so). Nor for a dependency's or a billed row's presence
     (those are not lookups)."""
-    return not fact_key.startswith("key:")  # `streams.maps.model.key_fact`
+    return not fact_key.startswith(KEY_FACT_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from topics import System, target_key
 
 __all__ = [
+    "KEY_FACT_PREFIX",
     "Bills",
     "Condition",
     "Dependency",
@@ -54,8 +55,11 @@ def row_fact(system: str, table: str, record_id: str) -> str:
     return f"row:{system}:{table}:{record_id}"
 
 
+KEY_FACT_PREFIX = "key:"
+
+
 def key_fact(map_name: str, record_id: str) -> str:
-    return f"key:{map_name}:{record_id}"
+    return f"{KEY_FACT_PREFIX}{map_name}:{record_id}"
 
 
 def present_fact(record_key: str) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from streams.maps.model import key_fact
+from streams.wire import FactMsg, decode_gate
 from tests.integration.streams import scenario as s
+from tests.integration.streams.harness import Reader
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +114,31 @@ def test_a_child_task_changed_after_its_parent_was_renumbered_names_the_new_pare
     s.ack(cdc, renumbered, target_id="5637145103")
     cdc.change("dataverse", "msdyn_projecttasks", s.CHILD_TASK_ID, {**child, "msdyn_subject": "Review"}, 6)
     assert tasks(4)[3].fields["ParentTask"] == "3"
+
+
+def test_a_project_sends_its_key_fact_when_its_key_changes_not_on_every_update(
+        worker, cdc, finance_commands, kafka_bootstrap, unique):
+    """Updates that keep the project's number send its key fact once (`streams.published`); a
+    renumbering and a renumbering back each send it again, and the delete that follows addresses
+    the key written last."""
+    s.seed_lookups(cdc)
+    numbers = ["PRJ-0001", "PRJ-0001", "PRJ-0001", "PRJ-0002", "PRJ-0002", "PRJ-0001"]
+    for n, number in enumerate(numbers):
+        row = {**s.project_row(name=f"Fabrikam rollout {n}"), "msdyn_projectnumber": number}
+        cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, row, 7 + n, op="c" if n == 0 else "u")
+        finance_commands.poll_until(lambda r, n=n: len(r) >= n + 1, timeout=90, worker=worker)
+    cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, None, 7 + len(numbers), op="d",
+               before=s.project_row())
+    finance_commands.poll_until(lambda r: len(r) >= len(numbers) + 1, timeout=60, worker=worker)
+    commands = finance_commands.commands()
+    assert [c.key["ProjectId"] for c in commands] == [*numbers, "PRJ-0001"], worker.tail()
+    assert commands[-1].op == "delete"
+
+    gate = Reader(kafka_bootstrap, f"streams-{unique}-gate", f"gate-{unique}")
+    try:
+        records = gate.drain(5)
+    finally:
+        gate.close()
+    fact = key_fact("projects", s.PROJECT_ID).encode()
+    sent = [decode_gate(m.value()) for m in records if m.key() == fact]
+    assert [f.value["ProjectId"] for f in sent if isinstance(f, FactMsg)] == ["PRJ-0001", "PRJ-0002", "PRJ-0001"]

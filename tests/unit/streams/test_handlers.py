@@ -44,6 +44,7 @@ from streams.maps import default_registry
 from streams.maps.model import Endpoint, FieldMap, TableMap
 from streams.maps.registry import MapRegistry
 from streams.pending import Pending
+from streams.published import PUBLISHED, Published, skips
 from streams.transform import observed_fields
 from streams.wire import (
     AppliedMsg,
@@ -77,7 +78,8 @@ def at(key: str, offset: int = 10, partition: int = 0) -> Position:
 
 
 def tables(**given: dict[str, Any]) -> Tables:
-    return {"facts": {}, "targets": {}, "parked": {}, "pairs": {}, "states": {}, FLOOD: {}, **given}
+    return {"facts": {}, "targets": {}, "parked": {}, "pairs": {}, "states": {}, FLOOD: {}, PUBLISHED: {},
+            **given}
 
 
 def run(handler: Callable[..., list[Effect]], msg: Any, where: Position, state: Tables,
@@ -145,13 +147,54 @@ def broken_project(number: str = "PRJ-9") -> Pending:
 
 
 # -- pending ---------------------------------------------------------------------------------
+def test_a_key_this_worker_sent_unchanged_is_not_sent_again_but_the_command_is():
+    effects = run(on_pending, PendingMsg(item=project(version=4)), at(EMIT_KEY),
+                  tables(published={rows.PROJECT_KEY_FACT: dict(PROJECT_KEY)}))
+    assert not of(GateSend, effects) and not puts(effects, PUBLISHED)
+    [command] = of(CommandSend, effects)
+    assert decode_command(command.payload).command_id == f"projects:{rows.PROJECT}:4"
+
+
+def test_a_key_that_changed_since_this_worker_sent_it_is_sent_and_remembered():
+    renumbered = project(version=4, msdyn_projectnumber="PRJ-2")
+    emit_key = "present:ProjectsV2(ProjectId='PRJ-2',dataAreaId='usmf')"
+    effects = run(on_pending, PendingMsg(item=renumbered), at(emit_key),
+                  tables(published={rows.PROJECT_KEY_FACT: dict(PROJECT_KEY)}))
+    [fact] = of(GateSend, effects)
+    new_key = {**PROJECT_KEY, "ProjectId": "PRJ-2"}
+    assert fact.key == rows.PROJECT_KEY_FACT and fact.msg.value == new_key
+    assert puts(effects, PUBLISHED) == {rows.PROJECT_KEY_FACT: new_key}
+
+
+def test_the_key_a_stale_or_unchanged_change_publishes_is_also_sent_once():
+    """The first emit of a record in a run sends its key whatever else it decides (a restart
+    forgets what was sent); the next one with the same key sends none."""
+    state = tables()
+    for version in (3, 4, 5):
+        effects = run(on_pending, PendingMsg(item=project(version=version)), at(EMIT_KEY), state)
+        assert len(of(GateSend, effects)) == (1 if version == 3 else 0)
+        apply(state, effects)
+    assert state[PUBLISHED] == {rows.PROJECT_KEY_FACT: PROJECT_KEY}
+
+
+def test_the_published_memory_starts_over_past_its_bound():
+    memory = Published(max_keys=2)
+    memory["key:a:1"], memory["key:a:2"] = {"id": 1}, {"id": 2}
+    memory["key:a:2"] = {"id": 22}  # a key it holds: kept
+    assert len(memory) == 2
+    memory["key:a:3"] = {"id": 3}  # a third: what was sent is forgotten (it is sent again)
+    assert memory == {"key:a:3": {"id": 3}}
+    assert skips("key:projects:p-1") and not skips("partner:expense_estimates:x:Cost")
+
+
 def test_a_ready_change_publishes_its_key_then_sends_its_command_then_records_it():
     effects = run(on_pending, PendingMsg(item=project()), at(EMIT_KEY), tables())
-    kinds = [type(e).__name__ for e in effects if not isinstance(e, Count)]
-    assert kinds == ["GateSend", "CommandSend", "Put"]
+    kinds = [(type(e).__name__, getattr(e, "table", None)) for e in effects if not isinstance(e, Count)]
+    assert kinds == [("GateSend", None), ("Put", PUBLISHED), ("CommandSend", None), ("Put", "targets")]
     [fact] = of(GateSend, effects)
     assert fact.key == rows.PROJECT_KEY_FACT and fact.msg == FactMsg(key=rows.PROJECT_KEY_FACT,
                                                                      value=PROJECT_KEY, version=3)
+    assert puts(effects, PUBLISHED) == {rows.PROJECT_KEY_FACT: PROJECT_KEY}
     [command] = of(CommandSend, effects)
     assert (command.target, command.key) == ("finance", PROJECT_RECORD)
     assert decode_command(command.payload).command_id == f"projects:{rows.PROJECT}:3"
