@@ -79,7 +79,7 @@ async def _dead_letter(rt: Runtime, event: Any, stage: str, error: str, message:
                           topic=m.topic, partition=m.partition, offset=m.offset, ts_ms=_now_ms())
     if is_retry(getattr(m, "headers", None)):  # it failed again after `dualwrite dlq retry`
         headers.append((RETRY_HEADER, b"1"))
-    await rt.topic("dlq").send(key=m.key, value=m.value, headers=headers)
+    await rt.send("dlq", m.key, m.value, headers=headers)
 
 
 def register_agents(rt: Runtime) -> None:
@@ -92,7 +92,7 @@ def register_agents(rt: Runtime) -> None:
     gate_max_bytes = int(app.conf.producer_max_request_size) - 16_384
 
     async def to_gate(key: str, msg: Any, partition: int | None = None) -> None:
-        await rt.topic("gate").send(key=key.encode(), value=encode_gate(msg), partition=partition)
+        await rt.send("gate", key.encode(), encode_gate(msg), partition=partition)
 
     committed_offsets = CommittedOffsets(app.conf.id, rt.config.bootstrap_list(), rt.config.aiokafka_auth())
 
@@ -162,7 +162,7 @@ def register_agents(rt: Runtime) -> None:
                 if isinstance(msg, FactMsg) and msg.value is not None:
                     view.learn(key, msg.value, msg.version)  # known here before the gate hears
             for key_bytes, value in records:
-                await rt.topic("gate").send(key=key_bytes, value=value)
+                await rt.send("gate", key_bytes, value)
 
     @app.agent(rt.topic("applied"), name="acks")
     async def acks(stream: Any) -> None:

@@ -19,6 +19,7 @@ At-least-once: offsets are committed after the producer is flushed; no exactly_o
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -33,6 +34,7 @@ from streams.declare import TopicsNotReady, declare_internal_topics, internal_to
 from streams.maps.registry import MapRegistry, default_registry
 from streams.transport import Transport
 from streams.tuning import DEFAULT_FETCH_MAX_WAIT_MS
+from streams.watchdog import EXIT_STALLED
 from topics import applied_topic, cdc_topic, commands_topic
 
 __all__ = ["Runtime", "StreamsApp", "create_app"]
@@ -76,6 +78,7 @@ class Runtime:
     cdc_tables: dict[str, tuple[str, str]] = field(default_factory=dict)
     topics: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
+    topic_names: dict[str, str] = field(default_factory=dict)  # for `send`: single-topic ones
 
     def topic(self, name: str) -> Any:
         return self.topics[name]
@@ -83,9 +86,30 @@ class Runtime:
     def table(self, name: str) -> Any:
         return self.tables[name]
 
+    async def send(self, name: str, key: bytes | None, value: bytes | None, *,
+                   partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Hand a record to the producer for one of the worker's own topics (``gate``,
+        ``commands.<target>``, ``dlq``, ``control``), partitioned by its key like Faust's
+        ``Topic.send``, without Faust's per-send message objects, callbacks and sensors
+        (nothing reads them: offsets are committed after the producer is flushed)."""
+        sent = await self.app.producer.send(self.topic_names[name], key, value, partition, None, headers)
+        sent.add_done_callback(exit_if_lost)  # type: ignore[attr-defined]
+
     @property
     def gate_topic_name(self) -> str:
         return f"{self.config.app_id}-gate"
+
+
+def exit_if_lost(sent: asyncio.Future[Any]) -> None:
+    """A record the producer gave up on (after its retries) would be lost once a later offset is
+    committed: exit for the supervisor to restart the worker from the committed offsets, so the
+    record is made again (`streams.watchdog.EXIT_STALLED`). Cancelled at shutdown: nothing."""
+    if sent.cancelled() or sent.exception() is None:
+        return
+    log.critical("dualwrite worker: Kafka did not take a record (%s); exiting to re-read from the "
+                 "committed offsets", sent.exception())
+    logging.shutdown()
+    os._exit(EXIT_STALLED)
 
 
 def _raw_topic(app: StreamsApp, *names: str, **kwargs: Any) -> Any:
@@ -138,6 +162,8 @@ def create_app(config: StreamsConfig, maps: MapRegistry | None = None) -> Stream
         rt.topics[f"commands.{target}"] = _raw_topic(app, config.topic(commands_topic(target)))
     rt.topics["gate"] = _raw_topic(app, rt.gate_topic_name, internal=True,
                                    partitions=config.partitions)
+    rt.topic_names.update({name: topic.get_topic_name() for name, topic in rt.topics.items()
+                           if len(topic.topics) == 1})
     for name in TABLES:
         rt.tables[name] = app.Table(name, default=None, partitions=config.partitions,
                                     key_type=str)

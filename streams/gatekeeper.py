@@ -117,14 +117,13 @@ class Gatekeeper:
             elif isinstance(e, Delete):
                 self.tables[e.table].pop(e.key, None)
             elif isinstance(e, GateSend):
-                await self.rt.topic("gate").send(key=e.key.encode(), value=encode_gate(e.msg),
-                                                 partition=e.partition)
+                await self.rt.send("gate", e.key.encode(), encode_gate(e.msg), partition=e.partition)
             elif isinstance(e, CommandSend):
-                await self.rt.topic(f"commands.{e.target}").send(key=e.key.encode(), value=e.payload)
+                await self.rt.send(f"commands.{e.target}", e.key.encode(), e.payload)
             elif isinstance(e, DeadLetter):
-                await self.rt.topic("dlq").send(key=e.key, value=e.value, headers=list(e.headers))
+                await self.rt.send("dlq", e.key, e.value, headers=list(e.headers))
             elif isinstance(e, ControlSend):
-                await self.rt.topic("control").send(key=e.state.map.encode(), value=encode(e.state))
+                await self.rt.send("control", e.state.map.encode(), encode(e.state))
             elif isinstance(e, Count):
                 e.metric.labels(*e.labels).inc(e.amount)
             elif isinstance(e, Log):

@@ -24,15 +24,14 @@ pytestmark = pytest.mark.unit
 class Recorded:
     sent: list[tuple[str, bytes | None, bytes | None, Any]] = field(default_factory=list)
 
-    def topic(self, name: str) -> Any:
-        rec = self
+    def attach(self, rt: Runtime) -> Recorded:
+        """Record every record the agents send (`streams.app.Runtime.send`) instead of producing it."""
+        async def send(name: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
+                       headers: Any = None) -> None:
+            self.sent.append((name, key, value, headers))
 
-        class _Topic:
-            async def send(self, *, key: bytes | None = None, value: bytes | None = None,
-                           partition: int | None = None, headers: Any = None) -> None:
-                rec.sent.append((name, key, value, headers))
-
-        return _Topic()
+        rt.send = send  # type: ignore[method-assign]
+        return self
 
     def take(self, name: str) -> list[tuple[bytes | None, bytes | None, Any]]:
         out = [(k, v, h) for n, k, v, h in self.sent if n == name]
@@ -62,9 +61,7 @@ def change(table: str, row: dict, version: int, txid: str | None = None, total: 
 
 
 async def test_ingest_dedupes_and_dead_letters_bad_records(rt):
-    rec = Recorded()
-    for name in ("gate", "dlq"):
-        rt.topics[name] = rec.topic(name)
+    rec = Recorded().attach(rt)
     async with agent(rt, "ingest").test_context() as ingest:
         value = change("msdyn_projects", rows.project(), 7)
         for _ in range(2):
@@ -78,10 +75,7 @@ async def test_ingest_dedupes_and_dead_letters_bad_records(rt):
 
 
 def wire(rt: Runtime) -> Recorded:
-    rec = Recorded()
-    for name in ("gate", "dlq", "commands.finance", "commands.dataverse"):
-        rt.topics[name] = rec.topic(name)
-    return rec
+    return Recorded().attach(rt)
 
 
 async def ingest_all(rt: Runtime, changes: list[tuple[str, bytes]]) -> None:
@@ -186,9 +180,7 @@ async def test_ingest_lets_a_dlq_retry_of_a_seen_version_through_but_not_a_plain
     app = create_app(config, MapRegistry((strict,)))
     app.finalize()
     rt = app.runtime
-    rec = Recorded()
-    for name in ("gate", "dlq"):
-        rt.topics[name] = rec.topic(name)
+    rec = Recorded().attach(rt)
 
     def legal_entity(version: int) -> bytes:
         return encode(ChangeEvent(after={"dataAreaId": "usmf", "Name": "Contoso", "Kind": 5},
@@ -215,7 +207,6 @@ async def test_a_run_of_rejected_changes_pauses_the_map_and_parks_the_rest(tmp_p
     app.finalize()
     rt = app.runtime
     rec = wire(rt)
-    rt.topics["control"] = rec.topic("control")
     # statecode 9 has no value map entry: the projects map rejects these once its lookups are known.
     broken = [(f"p-{i}", change("msdyn_projects", rows.project(msdyn_projectid=f"p-{i}",
                                                               msdyn_projectnumber=f"PRJ-{i}", statecode=9), 7))
