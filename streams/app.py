@@ -94,6 +94,10 @@ class Runtime:
         (nothing reads them: offsets are committed after the producer is flushed)."""
         sent = await self.app.producer.send(self.topic_names[name], key, value, partition, None, headers)
         sent.add_done_callback(exit_if_lost)  # type: ignore[attr-defined]
+        # Give the loop a turn, as Faust's send did: the producer's sender and the other agents
+        # run between records. Without it an agent ran through all it had fetched first, and in
+        # `dualwrite bench` P3 at 200 changes/s the p50 went from 0.7 s to 5-8 s.
+        await asyncio.sleep(0)
 
     @property
     def gate_topic_name(self) -> str:
