@@ -137,8 +137,8 @@ def register_agents(rt: Runtime) -> None:
             metrics.EVENTS_IN.labels(system, table).inc()
             seen_key = dedupe.seen_key(system, table, record_id)
             version = change.source.version_int
-            if dedupe.is_duplicate(dedupe.seen_from(seen_versions.get(seen_key)), version, m.offset,
-                                   retried=is_retry(m.headers)):
+            seen = dedupe.seen_from(seen_versions.get(seen_key))
+            if dedupe.is_duplicate(seen, version, m.offset, retried=is_retry(m.headers)):
                 metrics.DUPLICATES.labels(system, table).inc()
                 continue
             versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)
@@ -146,7 +146,8 @@ def register_agents(rt: Runtime) -> None:
                 view.learn(deleted_key(system, table, record_id), {"version": version}, version)
             try:
                 routed = route_change(maps, system, table, record_id, change, _now_ms(), view.get,
-                                      redriven=is_retry(m.headers))
+                                      redriven=is_retry(m.headers),
+                                      prev_version=None if seen is None else seen["version"])
                 records = gate_records(routed.messages, gate_max_bytes)
             except Exception as exc:  # a shape no check foresaw, or too big: this record only
                 await _dead_letter(rt, event, "route", type(exc).__name__, str(exc))

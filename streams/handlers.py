@@ -68,7 +68,7 @@ from streams.pending import (
     skip_command,
     to_command,
 )
-from streams.published import PUBLISHED, skips
+from streams.published import PUBLISHED, published, skips, unchanged
 from streams.released import forget_due, note_release
 from streams.transform import TransformError, observed_fields, written_back
 from streams.wire import (
@@ -480,11 +480,12 @@ class _Gate:
                 self.unwritten(item)
                 return
         for fact_key, value in step.publish:
-            if self.fx.get(PUBLISHED, fact_key) == value:
-                continue  # sent already by this worker, unchanged (`streams.published`)
-            self.fx.add(GateSend(fact_key, FactMsg(key=fact_key, value=value, version=item.source.version)))
             if skips(fact_key):
-                self.fx.put(PUBLISHED, fact_key, value)
+                sent = self.fx.get(PUBLISHED, fact_key)
+                self.fx.put(PUBLISHED, fact_key, published(value, item))
+                if unchanged(sent, value, item):
+                    continue  # the record's previous version sent it here (`streams.published`)
+            self.fx.add(GateSend(fact_key, FactMsg(key=fact_key, value=value, version=item.source.version)))
         if self.paused(item.map, at.partition):
             self.park(f"paused:{item.map}@{at.partition}", item, at, reason="paused")
             return

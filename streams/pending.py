@@ -71,6 +71,10 @@ class Pending(BaseModel):
     tx_peers: tuple[str, ...] = ()
     tx_members: tuple[str, ...] | None = None
     facts: dict[str, dict[str, Any] | None] = {}
+    # The version of the same source record `ingest` saw before this one (None: none, or a
+    # record from before this field): a key fact is skipped only when that version sent it
+    # (`streams.published`).
+    prev_version: int | None = None
     paired: bool = False
     dropped: tuple[str, ...] = ()
     born_ms: int

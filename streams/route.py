@@ -102,9 +102,10 @@ def command_source(system: str, table: str, record_id: str, event: ChangeEvent) 
 
 def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
                  event: ChangeEvent, now_ms: int, known: Known = _nothing_known,
-                 *, redriven: bool = False) -> Routed:
+                 *, redriven: bool = False, prev_version: int | None = None) -> Routed:
     """``redriven``: the record carries ``dualwrite.retry``; its commands say so
-    (`CommandSource.redriven`), so the sink writes them even at the version it applied."""
+    (`CommandSource.redriven`), so the sink writes them even at the version it applied.
+    ``prev_version``: the version of this record seen before (`Pending.prev_version`)."""
     out = Routed()
     row = event.row
     indexed = maps.indexed(system, table)
@@ -123,7 +124,7 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
             id=f"{m.name}:{record_id}:{source.version}", map=m.name,
             op="delete" if event.is_delete else "upsert", row=row, source=source,
             tx_total=tx.event_count if tx else None, tx_order=tx.total_order if tx else None,
-            born_ms=now_ms)
+            born_ms=now_ms, prev_version=prev_version)
         if grouped:
             members.append(item)  # its first step is the transaction (see `plan`)
             continue

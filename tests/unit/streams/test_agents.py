@@ -12,7 +12,7 @@ from streams import StreamsConfig, create_app
 from streams.app import Runtime
 from streams.gate import waiting_in
 from streams.maps import LEGAL_ENTITIES, FieldMap, MapRegistry
-from streams.wire import TickMsg, encode_gate
+from streams.wire import PendingMsg, TickMsg, decode_gate, encode_gate
 from tests.unit.streams import rows
 from topics import ChangeEvent, decode_command, encode, encode_key
 from topics.envelope import Source, TransactionBlock
@@ -498,3 +498,14 @@ def test_store_reads_read_the_tables_store_and_miss_as_the_table_does(rt: Runtim
     assert reads.get("present:b") is None is table.get("present:b") and reads.get("present:b", 7) == 7
     with pytest.raises(KeyError):
         reads["present:b"]
+
+
+async def test_ingest_tells_each_change_the_version_of_its_record_seen_before(rt):
+    """`Pending.prev_version`: what lets the gate skip a key fact the previous version sent."""
+    rec = wire(rt)
+    await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(), 7)),
+                          (rows.PROJECT, change("msdyn_projects", rows.project(msdyn_subject="Renamed"), 9)),
+                          (rows.PROJECT, change("msdyn_projects", rows.project(msdyn_subject="Again"), 12))])
+    changes = [msg.item for _k, value, _h in rec.take("gate")
+               if isinstance(msg := decode_gate(value), PendingMsg)]
+    assert [(c.source.version, c.prev_version) for c in changes] == [(7, None), (9, 7), (12, 9)]

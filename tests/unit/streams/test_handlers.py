@@ -131,12 +131,14 @@ def counted(effects: list[Effect], metric: Any) -> list[tuple[str, ...]]:
     return [e.labels for e in effects if isinstance(e, Count) and e.metric is metric]
 
 
-def project(*, version: int = 3, op: str = "upsert", facts: dict[str, Any] | None = None, **row: Any) -> Pending:
+def project(*, version: int = 3, op: str = "upsert", facts: dict[str, Any] | None = None,
+            prev_version: int | None = None, **row: Any) -> Pending:
     source = CommandSource(system="dataverse", table="msdyn_projects", id=rows.PROJECT, version=version,
                            ts_ms=1_000)
     known = {rows.COMPANY_FACT: COMPANY, rows.ACCOUNT_FACT: ACCOUNT} if facts is None else facts
     return Pending(id=f"projects:{rows.PROJECT}:{version}", map="projects", op=op,
-                   row=rows.project(**row) if op == "upsert" else {}, source=source, facts=known, born_ms=0)
+                   row=rows.project(**row) if op == "upsert" else {}, source=source, facts=known, born_ms=0,
+                   prev_version=prev_version)
 
 
 def broken_project(number: str = "PRJ-9") -> Pending:
@@ -147,34 +149,49 @@ def broken_project(number: str = "PRJ-9") -> Pending:
 
 
 # -- pending ---------------------------------------------------------------------------------
-def test_a_key_this_worker_sent_unchanged_is_not_sent_again_but_the_command_is():
-    effects = run(on_pending, PendingMsg(item=project(version=4)), at(EMIT_KEY),
-                  tables(published={rows.PROJECT_KEY_FACT: dict(PROJECT_KEY)}))
-    assert not of(GateSend, effects) and not puts(effects, PUBLISHED)
+def test_a_key_this_worker_sent_for_the_previous_version_is_not_sent_again_but_the_command_is():
+    effects = run(on_pending, PendingMsg(item=project(version=4, prev_version=3)), at(EMIT_KEY),
+                  tables(published={rows.PROJECT_KEY_FACT: (dict(PROJECT_KEY), 3)}))
+    assert not of(GateSend, effects)
+    assert puts(effects, PUBLISHED) == {rows.PROJECT_KEY_FACT: (PROJECT_KEY, 4)}
     [command] = of(CommandSend, effects)
     assert decode_command(command.payload).command_id == f"projects:{rows.PROJECT}:4"
 
 
+@pytest.mark.parametrize(("prev_version", "redriven", "why"), [
+    (2, False, "a version between emitted elsewhere (its key changed and back): it may have sent another"),
+    (None, False, "no previous version known"),
+    (3, True, "a re-driven change repairs"),
+])
+def test_the_same_key_is_sent_again_unless_the_previous_version_sent_it(prev_version, redriven, why):
+    item = project(version=4, prev_version=prev_version)
+    item = item.model_copy(update={"source": item.source.model_copy(update={"redriven": redriven})})
+    effects = run(on_pending, PendingMsg(item=item), at(EMIT_KEY),
+                  tables(published={rows.PROJECT_KEY_FACT: (dict(PROJECT_KEY), 3 if prev_version != 2 else 1)}))
+    [fact] = of(GateSend, effects)
+    assert fact.key == rows.PROJECT_KEY_FACT and fact.msg.value == PROJECT_KEY, why
+
+
 def test_a_key_that_changed_since_this_worker_sent_it_is_sent_and_remembered():
-    renumbered = project(version=4, msdyn_projectnumber="PRJ-2")
+    renumbered = project(version=4, prev_version=3, msdyn_projectnumber="PRJ-2")
     emit_key = "present:ProjectsV2(ProjectId='PRJ-2',dataAreaId='usmf')"
     effects = run(on_pending, PendingMsg(item=renumbered), at(emit_key),
-                  tables(published={rows.PROJECT_KEY_FACT: dict(PROJECT_KEY)}))
+                  tables(published={rows.PROJECT_KEY_FACT: (dict(PROJECT_KEY), 3)}))
     [fact] = of(GateSend, effects)
     new_key = {**PROJECT_KEY, "ProjectId": "PRJ-2"}
     assert fact.key == rows.PROJECT_KEY_FACT and fact.msg.value == new_key
-    assert puts(effects, PUBLISHED) == {rows.PROJECT_KEY_FACT: new_key}
+    assert puts(effects, PUBLISHED) == {rows.PROJECT_KEY_FACT: (new_key, 4)}
 
 
-def test_the_key_a_stale_or_unchanged_change_publishes_is_also_sent_once():
-    """The first emit of a record in a run sends its key whatever else it decides (a restart
-    forgets what was sent); the next one with the same key sends none."""
+def test_versions_in_a_row_send_the_key_once():
+    """The first emit of a record in a run sends its key (a restart forgets what was sent); each
+    next version, its predecessor having sent the same key, sends none."""
     state = tables()
-    for version in (3, 4, 5):
-        effects = run(on_pending, PendingMsg(item=project(version=version)), at(EMIT_KEY), state)
+    for prev, version in ((None, 3), (3, 4), (4, 5)):
+        effects = run(on_pending, PendingMsg(item=project(version=version, prev_version=prev)), at(EMIT_KEY), state)
         assert len(of(GateSend, effects)) == (1 if version == 3 else 0)
         apply(state, effects)
-    assert state[PUBLISHED] == {rows.PROJECT_KEY_FACT: PROJECT_KEY}
+    assert state[PUBLISHED] == {rows.PROJECT_KEY_FACT: (PROJECT_KEY, 5)}
 
 
 def test_the_published_memory_starts_over_past_its_bound():
@@ -190,11 +207,11 @@ def test_the_published_memory_starts_over_past_its_bound():
 def test_a_ready_change_publishes_its_key_then_sends_its_command_then_records_it():
     effects = run(on_pending, PendingMsg(item=project()), at(EMIT_KEY), tables())
     kinds = [(type(e).__name__, getattr(e, "table", None)) for e in effects if not isinstance(e, Count)]
-    assert kinds == [("GateSend", None), ("Put", PUBLISHED), ("CommandSend", None), ("Put", "targets")]
+    assert kinds == [("Put", PUBLISHED), ("GateSend", None), ("CommandSend", None), ("Put", "targets")]
     [fact] = of(GateSend, effects)
     assert fact.key == rows.PROJECT_KEY_FACT and fact.msg == FactMsg(key=rows.PROJECT_KEY_FACT,
                                                                      value=PROJECT_KEY, version=3)
-    assert puts(effects, PUBLISHED) == {rows.PROJECT_KEY_FACT: PROJECT_KEY}
+    assert puts(effects, PUBLISHED) == {rows.PROJECT_KEY_FACT: (PROJECT_KEY, 3)}
     [command] = of(CommandSend, effects)
     assert (command.target, command.key) == ("finance", PROJECT_RECORD)
     assert decode_command(command.payload).command_id == f"projects:{rows.PROJECT}:3"
