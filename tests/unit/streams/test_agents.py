@@ -84,12 +84,16 @@ async def ingest_all(rt: Runtime, changes: list[tuple[str, bytes]]) -> None:
             await ingest.put(value, key=encode_key(record_id))
 
 
-async def pump(rt: Runtime, rec: Recorded, extra: list[tuple[bytes, bytes]] = ()) -> None:
-    """Feed every gate record (and what handling it sends to the gate) through the gate agent."""
+async def pump(rt: Runtime, rec: Recorded, extra: list[tuple[bytes, bytes]] = (),
+               handled: list[bytes] | None = None) -> None:
+    """Feed every gate record (and what handling it sends to the gate) through the gate agent;
+    their keys are added to ``handled`` when given."""
     async with agent(rt, "gate").test_context() as gate:
         queue = [(k, v) for k, v, _ in rec.take("gate")] + list(extra)
         while queue:
             key, value = queue.pop(0)
+            if handled is not None:
+                handled.append(key)
             await gate.put(value, key=key)
             queue.extend((k, v) for k, v, _ in rec.take("gate"))
 
@@ -509,3 +513,27 @@ async def test_ingest_tells_each_change_the_version_of_its_record_seen_before(rt
     changes = [msg.item for _k, value, _h in rec.take("gate")
                if isinstance(msg := decode_gate(value), PendingMsg)]
     assert [(c.source.version, c.prev_version) for c in changes] == [(7, None), (9, 7), (12, 9)]
+
+
+
+async def test_a_revocation_forgets_the_fact_view_and_the_key_facts_sent(rt):
+    """After partitions move, facts this worker learned and key facts it sent may be another
+    worker's to change: the view asks the gate again, and the next emit sends its key fact."""
+    rec = wire(rt)
+    await ingest_all(rt, [(rows.COMPANY, change("cdm_companies", COMPANY_ROW, 1)),
+                          (rows.ACCOUNT, change("accounts", ACCOUNT_ROW, 1))])
+    await pump(rt, rec)
+    handled: list[bytes] = []
+    for version, subject in ((7, "First"), (9, "Second")):
+        await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(msdyn_subject=subject), version))])
+        await pump(rt, rec, handled=handled)
+    assert len([k for k in handled if k.startswith(b"key:")]) == 1  # the second emit skipped it
+
+    await rt.app.on_partitions_revoked.send(set())
+
+    handled.clear()
+    await ingest_all(rt, [(rows.PROJECT, change("msdyn_projects", rows.project(msdyn_subject="Third"), 12))])
+    assert rows.COMPANY_FACT.encode() in [k for n, k, _v, _h in rec.sent if n == "gate"]  # asked again
+    await pump(rt, rec, handled=handled)
+    assert len([k for k in handled if k.startswith(b"key:")]) == 1  # sent again
+    assert len(commands(rec)) == 3
