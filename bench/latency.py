@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.offsets import produced, settled_end_offsets
+from bench.offsets import end_offsets, produced, settled_end_offsets
 from bench.polling import wait_for_snapshots
 from dualwrite.apiclient import ApiSession
 from dualwrite.kafka import LocalKafka
@@ -202,8 +202,14 @@ def run_latency_bench(workdir: Path, rates: Sequence[float] = (50.0, 200.0), sec
         roundtrip = math.nan
         for n, rate in enumerate(rates):
             progress(f"latency at {rate:g} changes/s")
+            # Settled before the warm-up, not after it: a settle can take longer than a table
+            # stays hot, and a phase that began on idle tables waited for their idle polls (p50
+            # 6 s, p99 10.5 s at 50/s in three runs of four). What the warm-up appends after
+            # its arrival (its acks and echoes, a few dozen records) counts in the round trip:
+            # a few hundredths of a record per change.
+            settled_end_offsets(kafka.bootstrap)
             _warm(writer, feed, f"R{n}")
-            before = settled_end_offsets(kafka.bootstrap)
+            before = end_offsets(kafka.bootstrap)
             numbers = [f"R{n}-{i:05d}" for i in range(int(rate * seconds))]
             phases.append(_phase(writer, feed, f"{rate:g}/s", numbers, rate, 0, threads, 120))
             if n == 0:
