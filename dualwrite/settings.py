@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.common.pacing import DEFAULT_PACE, IDLE_BUDGET_RPS
+from connectors.common.window import DEFAULT_LINGER_S
 from streams.tuning import Tuning
 
 if TYPE_CHECKING:
@@ -278,6 +279,10 @@ class ApiSettings(BaseModel):
                                   "a source transaction while others have not come (past it they go "
                                   "as far as they got; a member parked in the processor holds them "
                                   "until it comes).")
+    sink_linger_s: float = Field(DEFAULT_LINGER_S, ge=0, description="Sink: after a window's "
+                                 "first command, wait this long for more to write with it "
+                                 "(updates of one record coalesce; longer saves requests at low "
+                                 "rates, shorter saves latency).")
 
     def extra(self) -> list[tuple[str, str | None]]:
         """`extra_tables` as (table, declared primary key or None)."""

@@ -1,7 +1,8 @@
 """The generic sink engine: commands topic -> target API -> acks, with commits after effects.
 
 One round (a flush window):
-1. take up to ``max_records`` commands or what arrived within ``flush_interval_s``;
+1. take up to ``max_records`` commands: wait up to ``flush_interval_s`` for the first, then
+   ``linger_s`` for more to coalesce with it (a backlog fills the window at once);
 2. undecodable records -> ``sync.dlq`` (stage=sink, reason headers); they still count as done;
 3. hold commands of a source transaction whose other members have not arrived yet (they may sit
    on other partitions) for up to ``tx_wait_s``, so the transaction is written whole; past it
@@ -55,6 +56,7 @@ from connectors.common.sinkstate import (
     release,
     units,
 )
+from connectors.common.window import DEFAULT_LINGER_S, take
 from connectors.common.writer import DEFAULT_MAX_CHANGE_SET, Again, Done, Failed, ODataWriter
 from topics import (
     DLQ_SUPERSEDED_HEADER,
@@ -85,7 +87,11 @@ class SinkSettings(BaseModel):
     applied_topic: str | None = Field(default=None, description="Default sync.applied.<target>.")
     dlq_topic: str = Field(default="sync.dlq", description="Dead letters.")
     group_id: str | None = Field(default=None, description="Consumer group (default dualwrite-sink-<target>).")
-    flush_interval_s: float = Field(default=0.5, gt=0, description="Flush window: wait this long for more commands.")
+    flush_interval_s: float = Field(default=0.5, gt=0, description=(
+        "Longest wait for a window's first command (an idle sink wakes this often, for held "
+        "transactions)."))
+    linger_s: float = Field(default=DEFAULT_LINGER_S, ge=0, description=(
+        "After a window's first command, wait this long for more to coalesce with it."))
     max_records: int = Field(default=500, ge=1, description="Most commands per flush window.")
     batch_size: int = Field(default=50, ge=1, le=1000, description="Operations per $batch (1 = plain requests).")
     max_change_set: int = Field(default=DEFAULT_MAX_CHANGE_SET, ge=1, description=(
@@ -189,8 +195,9 @@ class SinkEngine:
     async def step(self) -> int:
         """One flush window; returns how many records it consumed."""
         assert self._consumer is not None, "start() first"
-        messages = await asyncio.to_thread(self._consumer.consume, self.settings.max_records,
-                                           self.settings.flush_interval_s)
+        messages: list[Message] = await asyncio.to_thread(
+            take, self._consumer, self.settings.max_records, self.settings.flush_interval_s,
+            self.settings.linger_s)
         entries: list[_Entry] = []
         dead: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
         for msg in messages:

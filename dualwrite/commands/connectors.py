@@ -46,7 +46,7 @@ PollOpt = Annotated[float | None, typer.Option(
     help="Seconds between polls of a table that changed recently (default: POLL_INTERVAL_S).")]
 # Dataverse's guidance is to start with batches of about 10 and prefer parallel requests.
 BatchOpt = Annotated[int, typer.Option(help="Operations per $batch request (1 = plain requests).")]
-FlushOpt = Annotated[float, typer.Option(help="Flush window in seconds (coalescing horizon).")]
+FlushOpt = Annotated[float, typer.Option(help="Longest wait for a window's first command, in seconds.")]
 GroupOpt = Annotated[str | None, typer.Option(help="Consumer group id (default dualwrite-sink-<target>).")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Most concurrent requests (AIMD ceiling).")]
 
@@ -140,7 +140,8 @@ def sink_dataverse(batch_size: BatchOpt = 10, flush_interval: FlushOpt = 0.5, gr
     settings = Settings()
     _serve(settings)
     config = SinkSettings(target="dataverse", batch_size=batch_size, flush_interval_s=flush_interval,
-                          group_id=group_id, tx_wait_s=settings.dataverse.sink_tx_wait_s)
+                          group_id=group_id, tx_wait_s=settings.dataverse.sink_tx_wait_s,
+                          linger_s=settings.dataverse.sink_linger_s)
     engine = dataverse_sink(dataverse_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))
 
@@ -152,6 +153,7 @@ def sink_finance(batch_size: BatchOpt = 50, flush_interval: FlushOpt = 0.5, grou
     settings = Settings()
     _serve(settings)
     config = SinkSettings(target="finance", batch_size=batch_size, flush_interval_s=flush_interval,
-                          group_id=group_id, tx_wait_s=settings.finance.sink_tx_wait_s)
+                          group_id=group_id, tx_wait_s=settings.finance.sink_tx_wait_s,
+                          linger_s=settings.finance.sink_linger_s)
     engine = finance_sink(finance_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))
