@@ -27,7 +27,7 @@ class Tuning(BaseModel):
     pause_after_rejections: int = Field(100, ge=0, description="Pause a map (on sync.control, "
                                         "resumed with `dualwrite maps resume`) after this many of its "
                                         "changes failed to transform in a row; 0 never pauses.")
-    producer_linger_ms: int = Field(10, ge=0, description="How long the worker's producer gathers "
+    producer_linger_ms: int = Field(50, ge=0, description="How long the worker's producer gathers "
                                     "sends into one request (throughput against per-hop latency: "
                                     "each change makes several sends; at 0 the socket writes "
                                     "dominate).")
