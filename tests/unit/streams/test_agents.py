@@ -515,7 +515,6 @@ async def test_ingest_tells_each_change_the_version_of_its_record_seen_before(rt
     assert [(c.source.version, c.prev_version) for c in changes] == [(7, None), (9, 7), (12, 9)]
 
 
-
 async def test_a_revocation_forgets_the_fact_view_and_the_key_facts_sent(rt):
     """After partitions move, facts this worker learned and key facts it sent may be another
     worker's to change: the view asks the gate again, and the next emit sends its key fact."""
