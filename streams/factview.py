@@ -36,13 +36,14 @@ from typing import Any
 
 from prometheus_client import Counter
 
-__all__ = ["KNOWN", "LOOKUPS", "FactView", "deleted_key"]
+__all__ = ["KNOWN", "KNOWN_VERSIONED", "LOOKUPS", "FactView", "deleted_key"]
 
 LOOKUPS = Counter("dualwrite_streams_lookups_total",
                   "Facts a change needed at ingest, by where they were answered.", ["where"])
 
 UNVERSIONED = -1
 KNOWN = "known"  # the name handlers read the view under (`streams.effects.Recorder.get`)
+KNOWN_VERSIONED = "known_versioned"  # the same, each fact read as (value, source version)
 
 
 def deleted_key(system: str, table: str, record_id: str) -> str:
@@ -64,6 +65,11 @@ class FactView:
     def get(self, key: str) -> dict[str, Any] | None:
         known = self._facts.get(key)
         return None if known is None else known[1]
+
+    @property
+    def versioned(self) -> _Versioned:
+        """The view read as ``(value, source version)`` (`UNVERSIONED` when the fact has none)."""
+        return _Versioned(self._facts)
 
     def learn(self, key: str, value: dict[str, Any], version: int | None) -> None:
         """A fact as the gate or ``ingest`` learned it: with a version, the newest version wins;
@@ -89,3 +95,12 @@ class FactView:
         self._facts.move_to_end(key)
         if len(self._facts) > self.max_facts:
             self._facts.popitem(last=False)
+
+
+class _Versioned:
+    def __init__(self, facts: OrderedDict[str, tuple[int, dict[str, Any]]]) -> None:
+        self._facts = facts
+
+    def get(self, key: str, default: Any = None) -> tuple[dict[str, Any], int] | Any:
+        known = self._facts.get(key)
+        return default if known is None else (known[1], known[0])

@@ -48,7 +48,7 @@ from streams.effects import (
     Log,
     Put,
 )
-from streams.factview import KNOWN, FactView
+from streams.factview import KNOWN, KNOWN_VERSIONED, FactView
 from streams.flood import FloodGuard
 from streams.handlers import Context, Position, handle, reject
 from streams.published import PUBLISHED, Published
@@ -96,6 +96,7 @@ class Gatekeeper:
         self.tables: dict[str, Any] = {name: rt.table(name) for name in GATE_TABLES}
         self.tables[FLOOD] = self.flood.runs
         self.tables[KNOWN] = self.known  # read-only for handlers; changed through Learn/Forget/Fill
+        self.tables[KNOWN_VERSIONED] = self.known.versioned
         self.published = Published()  # key facts sent in this run (`streams.published`)
         self.tables[PUBLISHED] = self.published
         # What the handlers read: the same tables, each read with one store lookup.

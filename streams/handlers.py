@@ -49,7 +49,7 @@ from streams.effects import (
     Recorder,
     Tables,
 )
-from streams.factview import KNOWN, LOOKUPS, deleted_key
+from streams.factview import KNOWN, KNOWN_VERSIONED, LOOKUPS, deleted_key
 from streams.flood import FloodGuard
 from streams.maps.registry import MapRegistry
 from streams.pending import (
@@ -479,6 +479,10 @@ class _Gate:
                 self.fx.add(Count(metrics.DROPPED, (item.map, metrics.OVERTAKEN)))
                 self.unwritten(item)
                 return
+            if self.renumbered_since(item, step):
+                self.fx.add(Count(metrics.DROPPED, (item.map, metrics.RENUMBERED)))
+                self.unwritten(item)
+                return
         for fact_key, value in step.publish:
             if skips(fact_key):
                 sent = self.fx.get(PUBLISHED, fact_key)
@@ -513,6 +517,21 @@ class _Gate:
         self.fx.put("targets", record_key, echo.on_sent(state, command.command_id, step.mapped.readable,
                                                         item.source, delete=item.op == "delete"))
         self.fx.add(Count(metrics.COMMANDS, (item.map, command.target)))
+
+    def renumbered_since(self, item: Pending, step: Emit) -> bool:
+        """Whether a newer version of ``item``'s record was written under another target key
+        while ``item`` waited (for a fact, or for the rest of its transaction): written now, it
+        would make a row at the key the record has left, which nothing deletes. The stale check
+        (`streams.echo.is_stale`) is per target key and cannot see it. Known when this worker
+        sent the newer key fact (`streams.published`) or learned it (`streams.factview`); a
+        version of the same key is left to the stale check."""
+        for fact_key, value in step.publish:
+            if not skips(fact_key):
+                continue
+            for newer in (self.fx.get(PUBLISHED, fact_key), self.fx.get(KNOWN_VERSIONED, fact_key)):
+                if newer is not None and newer[1] > item.source.version and newer[0] != value:
+                    return True
+        return False
 
     # -- what the targets tell us --------------------------------------------------------
     def on_applied(self, msg: AppliedMsg, at: Position) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "PARKED_AGE_INTERVAL_S",
     "PARKED_OLDEST_AGE",
     "RELEASED",
+    "RENUMBERED",
     "STALE",
     "TOMBSTONE",
 ]
@@ -32,6 +33,7 @@ __all__ = [
 BEFORE_OUR_DELETE = "target row shown from before our delete"  # DROPPED: see streams.echo
 DELETE_UNWRITTEN = "delete of a record never written"  # PARKED: waits for the record's key fact
 OVERTAKEN = "its record was deleted since"  # DROPPED: an upsert older than its record's delete
+RENUMBERED = "a newer version was written under another key"  # DROPPED: see streams.handlers
 STALE = "older than the last write sent for the row"  # DROPPED: see streams.echo.is_stale
 TOMBSTONE = "tombstone"  # DROPPED (map "-"): the null record after a delete event carries nothing
 

@@ -87,6 +87,24 @@ def test_a_task_changed_after_its_project_was_renumbered_is_written_under_the_ne
     assert second.fields["Name"] == "Design, renamed"
 
 
+def test_a_version_that_waited_while_a_newer_one_renumbered_the_project_is_not_written(
+        worker, cdc, finance_commands):
+    """Version 7 waits for a customer row not seen yet; version 8 names a known customer and a
+    new number, and is written at once. When the customer row arrives version 7 is released: it
+    must not write the project under its old number (a row that nothing would ever delete)."""
+    s.seed_lookups(cdc)
+    late = "a0000000-0000-0000-0000-000000000002"
+    cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, {**s.project_row(), "_msdyn_customer_value": late},
+               7, op="c")
+    cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, {**s.project_row(), "msdyn_projectnumber": "PRJ-0002"}, 8)
+    finance_commands.poll_until(lambda r: len(r) >= 1, timeout=90, worker=worker)
+    cdc.change("dataverse", "accounts", late, {**s.account_row(), "accountid": late, "accountnumber": "US-002"},
+               2, op="c")
+    finance_commands.drain(5)
+    projects = of(finance_commands.commands(), "ProjectsV2")
+    assert [(c.key["ProjectId"], c.source.version) for c in projects] == [("PRJ-0002", 8)], worker.tail()
+
+
 def test_a_child_task_changed_after_its_parent_was_renumbered_names_the_new_parent(
         worker, cdc, finance_commands):
     """The child row never changes its parent: only the parent's WBS id does (a lookup row the

@@ -39,3 +39,12 @@ def test_the_view_is_bounded_and_can_be_emptied():
     assert len(view) == 2 and view.get("row:0") is None and view.get("row:2") == {"i": 2}
     view.clear()
     assert len(view) == 0 and view.get("row:2") is None
+
+
+def test_the_view_read_with_versions():
+    view = FactView()
+    view.learn("key:projects:p", {"ProjectId": "PRJ-2"}, 8)
+    view.fill("present:P", {"target_id": "1"})
+    assert view.versioned.get("key:projects:p") == ({"ProjectId": "PRJ-2"}, 8)
+    assert view.versioned.get("present:P") == ({"target_id": "1"}, -1)
+    assert view.versioned.get("row:missing") is None

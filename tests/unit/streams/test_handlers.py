@@ -26,6 +26,7 @@ from streams.effects import (
     Put,
     Recorder,
 )
+from streams.factview import KNOWN_VERSIONED
 from streams.fingerprint import fingerprint
 from streams.handlers import (
     Context,
@@ -181,6 +182,19 @@ def test_a_key_that_changed_since_this_worker_sent_it_is_sent_and_remembered():
     new_key = {**PROJECT_KEY, "ProjectId": "PRJ-2"}
     assert fact.key == rows.PROJECT_KEY_FACT and fact.msg.value == new_key
     assert puts(effects, PUBLISHED) == {rows.PROJECT_KEY_FACT: (new_key, 4)}
+
+
+@pytest.mark.parametrize("where", [PUBLISHED, KNOWN_VERSIONED])
+def test_a_version_released_after_a_newer_one_was_written_under_another_key_is_dropped(where):
+    """Version 4 (PRJ-1) waited while version 5 renumbered the project to PRJ-2 and was written:
+    written now, version 4 would make a PRJ-1 row that nothing deletes. Known from the key fact
+    this worker sent (`published`) or learned (the fact view)."""
+    renumbered = {**PROJECT_KEY, "ProjectId": "PRJ-2"}
+    effects = run(on_pending, PendingMsg(item=project(version=4, prev_version=3)), at(EMIT_KEY),
+                  tables(**{where: {rows.PROJECT_KEY_FACT: (renumbered, 5)}}))
+    assert not of(CommandSend, effects) and not of(GateSend, effects)
+    assert not puts(effects, PUBLISHED) and not puts(effects, "targets")
+    assert counted(effects, metrics.DROPPED) == [("projects", metrics.RENUMBERED)]
 
 
 def test_versions_in_a_row_send_the_key_once():
