@@ -202,11 +202,7 @@ def register_agents(rt: Runtime) -> None:
         """After a (re)start or a rebalance the view starts from what the gate's table holds for
         this worker's partitions, instead of cold: each fact would otherwise cost its first
         change a hop through the gate topic."""
-        for n, (key, value) in enumerate(facts.items()):
-            if n >= view.max_facts:
-                break
-            if isinstance(value, dict):
-                view.fill(key, value)
+        await view.fill_from(facts.items())
         log.info("fact view warmed with %d facts of this worker's partitions", len(view))
 
     @app.agent(rt.topic("gate"), name="gate")

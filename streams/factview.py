@@ -31,7 +31,9 @@ Why what the view says can be trusted:
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Counter
@@ -83,6 +85,20 @@ class FactView:
         """A fact read back from the gate's table: only where the view knows nothing."""
         if key not in self._facts:
             self._put(key, value, UNVERSIONED)
+
+    async def fill_from(self, items: Iterable[tuple[str, Any]], every: int = 10_000) -> int:
+        """`fill` from the gate's table until the view is full, giving the event loop a turn
+        every ``every`` facts (a million take seconds: the producer, the consumer's heartbeats
+        and the metrics endpoint would wait). How many it read."""
+        n = 0
+        for n, (key, value) in enumerate(items, 1):
+            if isinstance(value, dict):
+                self.fill(key, value)
+            if len(self) >= self.max_facts:
+                break
+            if n % every == 0:
+                await asyncio.sleep(0)
+        return n
 
     def forget(self, key: str) -> None:
         self._facts.pop(key, None)

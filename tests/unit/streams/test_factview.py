@@ -1,3 +1,5 @@
+import asyncio
+
 import pytest
 
 from streams.factview import FactView
@@ -39,6 +41,27 @@ def test_the_view_is_bounded_and_can_be_emptied():
     assert len(view) == 2 and view.get("row:0") is None and view.get("row:2") == {"i": 2}
     view.clear()
     assert len(view) == 0 and view.get("row:2") is None
+
+
+def test_filling_from_the_table_gives_the_loop_a_turn_and_stops_when_full():
+    view = FactView(max_facts=25)
+    turns: list[int] = []
+
+    async def other() -> None:  # a heartbeat, the producer's sender: anything else on the loop
+        while True:
+            turns.append(len(view))
+            await asyncio.sleep(0)
+
+    async def main() -> int:
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        read = await view.fill_from(((f"row:{i}", {"i": i} if i != 3 else None) for i in range(100)), every=10)
+        task.cancel()
+        return read
+
+    assert asyncio.run(main()) == 26  # the 26th fact filled it (one row was not a fact)
+    assert len(view) == 25 and view.get("row:3") is None and view.get("row:25") == {"i": 25}
+    assert 9 in turns and 19 in turns  # the other task ran after each ten read, not only at the end
 
 
 def test_the_view_read_with_versions():
