@@ -94,6 +94,14 @@ def source_settings(settings: Settings, system: System, tables: list[str] | None
                           images_path=settings.state_dir / "sources" / f"{system}-images.lmdb")
 
 
+def sink_settings(settings: Settings, target: System, batch_size: int, flush_interval: float,
+                  group_id: str | None) -> SinkSettings:
+    """One sink's window and waits: the command's options and the target's settings."""
+    api = settings.dataverse if target == "dataverse" else settings.finance
+    return SinkSettings(target=target, batch_size=batch_size, flush_interval_s=flush_interval,
+                        group_id=group_id, tx_wait_s=api.sink_tx_wait_s, linger_s=api.sink_linger_s)
+
+
 def _serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if settings.metrics_port:
@@ -139,9 +147,7 @@ def sink_dataverse(batch_size: BatchOpt = 10, flush_interval: FlushOpt = 0.5, gr
     """Write sync.commands.dataverse to the Dataverse Web API; acks to sync.applied.dataverse."""
     settings = Settings()
     _serve(settings)
-    config = SinkSettings(target="dataverse", batch_size=batch_size, flush_interval_s=flush_interval,
-                          group_id=group_id, tx_wait_s=settings.dataverse.sink_tx_wait_s,
-                          linger_s=settings.dataverse.sink_linger_s)
+    config = sink_settings(settings, "dataverse", batch_size, flush_interval, group_id)
     engine = dataverse_sink(dataverse_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))
 
@@ -152,8 +158,6 @@ def sink_finance(batch_size: BatchOpt = 50, flush_interval: FlushOpt = 0.5, grou
     """Write sync.commands.finance to Finance OData; acks to sync.applied.finance."""
     settings = Settings()
     _serve(settings)
-    config = SinkSettings(target="finance", batch_size=batch_size, flush_interval_s=flush_interval,
-                          group_id=group_id, tx_wait_s=settings.finance.sink_tx_wait_s,
-                          linger_s=settings.finance.sink_linger_s)
+    config = sink_settings(settings, "finance", batch_size, flush_interval, group_id)
     engine = finance_sink(finance_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))

@@ -1,11 +1,16 @@
-"""The source command's configuration: its own client identity by default, the registry's
-tables with their declarations, and the pace from the settings."""
+"""The source and sink commands' configuration: the source's own client identity by default, the
+registry's tables with their declarations, the pace and the sink's window from the settings."""
 
 from __future__ import annotations
 
 import pytest
 
-from dualwrite.commands.connectors import dataverse_connection, finance_connection, source_settings
+from dualwrite.commands.connectors import (
+    dataverse_connection,
+    finance_connection,
+    sink_settings,
+    source_settings,
+)
 from dualwrite.settings import Settings
 from streams.maps import default_registry
 
@@ -51,3 +56,14 @@ def test_many_idle_tables_together_stay_within_the_idle_budget() -> None:
     assert few.pace.idle_max_s == 10.0
     tight = Settings.model_validate({"dataverse": {"poll_idle_budget_rps": 4.0}})
     assert source_settings(tight, "dataverse", [f"t{i}" for i in range(17)], None).pace.idle_max_s == 10.0
+
+
+def test_each_sink_takes_its_targets_linger_and_transaction_wait_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("DUALWRITE_FINANCE__SINK_LINGER_S", "0.3")
+    monkeypatch.setenv("DUALWRITE_FINANCE__SINK_TX_WAIT_S", "7")
+    s = Settings()
+    finance = sink_settings(s, "finance", 50, 0.5, None)
+    assert (finance.target, finance.linger_s, finance.tx_wait_s, finance.batch_size) == ("finance", 0.3, 7, 50)
+    dataverse = sink_settings(s, "dataverse", 10, 0.5, "g")
+    assert dataverse.linger_s == Settings().dataverse.sink_linger_s != 0.3
+    assert (dataverse.target, dataverse.group_id) == ("dataverse", "g")
