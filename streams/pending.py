@@ -24,7 +24,7 @@ stale at its emit step (`streams.echo.is_stale`).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from streams.maps.model import (
     present_fact,
 )
 from streams.maps.registry import MapRegistry
-from streams.transform import Filtered, Mapped, NeedFacts, TransformError, lookup_facts, transform
+from streams.transform import Filtered, Mapped, NeedFacts, TransformError, transform
 from topics import Command, CommandSource, WriteOp, target_key
 
 __all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "billed_by", "change_set_order",
@@ -198,13 +198,13 @@ def tx_key(source: CommandSource) -> str:
     return f"tx:{source.system}:{source.txid}"
 
 
-def _dependencies(m: TableMap, item: Pending) -> str | None:
-    """First dependency fact (a target row that must exist) the item has not collected.
+def _dependencies(m: TableMap, item: Pending, wanted: Mapping[str, str]) -> str | None:
+    """First dependency fact (a target row that must exist) the item has not collected;
+    ``wanted``: the fact key each lookup read (`streams.transform.Mapped.lookups`).
 
     A dependency whose key lacks a value (an unset optional lookup: a task without a parent)
     references nothing and is skipped.
     """
-    wanted = lookup_facts(m, item.row, facts=item.facts)
     for dep in m.depends:
         if dep.same_tx_column and item.in_change_set(str(item.row.get(dep.same_tx_column))):
             continue  # written first in the same change set
@@ -350,7 +350,7 @@ def plan(item: Pending, maps: MapRegistry) -> Step:
         key = result.keys[0]
         return Need(key, optional=key in result.optional, lookup=holds_change_set(key))
     if item.op == "upsert" and not item.reverse:
-        missing = _dependencies(m, item)
+        missing = _dependencies(m, item, result.lookups)
         if missing is not None:
             return Need(missing)
     if item.op == "upsert" and not item.reverse and m.bills is not None:

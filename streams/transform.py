@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from string import Formatter
 from typing import Any
@@ -67,6 +67,7 @@ class Mapped:
     key: dict[str, Any]
     fields: dict[str, Any]
     readable: dict[str, Any]
+    lookups: Mapping[str, str] = field(default_factory=dict)  # lookup name -> the fact key it read
 
     @property
     def record_key(self) -> str:
@@ -267,7 +268,7 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
         fields[name] = f.template.format(value) if f.template and value is not None else value
         if f.bind_key is None:  # the target shows a GUID for it: nothing to compare
             readable[name if reverse else f.read_name] = value
-    return Mapped(entity=entity, key=key, fields=fields, readable=readable)
+    return Mapped(entity=entity, key=key, fields=fields, readable=readable, lookups=wanted)
 
 
 def written_back(m: TableMap, row: Mapping[str, Any]) -> dict[str, Any]:

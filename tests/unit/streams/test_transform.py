@@ -85,6 +85,13 @@ def test_project_maps_value_maps_dates_and_lookups():
         "IntegrationSourceDataId": rows.PROJECT}
 
 
+def test_a_mapped_row_names_the_fact_each_lookup_read():
+    """What `streams.pending` checks dependencies against, without working the lookups out again."""
+    out = transform(PROJECTS, rows.project(), PROJECT_FACTS)
+    assert isinstance(out, Mapped)
+    assert dict(out.lookups) == {"company": rows.COMPANY_FACT, "customer": rows.ACCOUNT_FACT}
+
+
 def test_project_stage_default_and_no_customer():
     out = transform(PROJECTS, rows.project(statecode=None, _msdyn_customer_value=None),
                     {rows.COMPANY_FACT: {"cdm_companycode": "usmf"}})
