@@ -60,6 +60,7 @@ class FactView:
     def __init__(self, max_facts: int = 1_000_000) -> None:
         self.max_facts = max_facts
         self._facts: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._cleared = 0  # how many times `clear` ran: a fill under way stops at the next
 
     def __len__(self) -> int:
         return len(self._facts)
@@ -89,8 +90,10 @@ class FactView:
     async def fill_from(self, items: Iterable[tuple[str, Any]], every: int = 10_000) -> int:
         """`fill` from the gate's table until the view is full, giving the event loop a turn
         every ``every`` facts (a million take seconds: the producer, the consumer's heartbeats
-        and the metrics endpoint would wait). How many it read."""
-        n = 0
+        and the metrics endpoint would wait). A `clear` meanwhile (partitions revoked during a
+        turn) ends it: what is left may be facts of partitions owned elsewhere now, and the
+        next assignment's recovery fills again. How many it read."""
+        n, cleared = 0, self._cleared
         for n, (key, value) in enumerate(items, 1):
             if isinstance(value, dict):
                 self.fill(key, value)
@@ -98,6 +101,8 @@ class FactView:
                 break
             if n % every == 0:
                 await asyncio.sleep(0)
+                if self._cleared != cleared:
+                    break
         return n
 
     def forget(self, key: str) -> None:
@@ -105,6 +110,7 @@ class FactView:
 
     def clear(self) -> None:
         self._facts.clear()
+        self._cleared += 1
 
     def _put(self, key: str, value: dict[str, Any], version: int) -> None:
         self._facts[key] = (version, value)

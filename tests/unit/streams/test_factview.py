@@ -64,6 +64,20 @@ def test_filling_from_the_table_gives_the_loop_a_turn_and_stops_when_full():
     assert 9 in turns and 19 in turns  # the other task ran after each ten read, not only at the end
 
 
+def test_a_revocation_during_a_fill_ends_it():
+    view = FactView()
+
+    async def main() -> int:
+        fill = asyncio.create_task(view.fill_from(((f"row:{i}", {"i": i}) for i in range(100)), every=10))
+        while len(view) < 10:
+            await asyncio.sleep(0)
+        view.clear()  # partitions revoked while the fill gave the loop a turn
+        return await fill
+
+    assert asyncio.run(main()) == 10
+    assert len(view) == 0  # none of the facts read after it, which may be owned elsewhere now
+
+
 def test_the_view_read_with_versions():
     view = FactView()
     view.learn("key:projects:p", {"ProjectId": "PRJ-2"}, 8)
