@@ -21,7 +21,15 @@ from topics.codec import (
     encode_read,
     may_hold_wide_integer,
 )
-from topics.commands import Applied, Command, CommandSource, WriteOp, target_key
+from topics.commands import (
+    Applied,
+    Command,
+    CommandSource,
+    WriteOp,
+    ack_partition,
+    present_fact,
+    target_key,
+)
 from topics.control import MapState, SourceOffset, SourceOffsetKey
 from topics.dlq import (
     DLQ_HEADERS,
@@ -73,6 +81,7 @@ __all__ = [
     "TopicSpec",
     "TransactionBlock",
     "WriteOp",
+    "ack_partition",
     "applied_topic",
     "apply_topics",
     "catalog",
@@ -91,6 +100,7 @@ __all__ = [
     "is_retry",
     "may_hold_wide_integer",
     "parse_version",
+    "present_fact",
     "read_headers",
     "target_key",
     "topic_schemas",

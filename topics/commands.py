@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from aiokafka.partitioner import murmur2
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,7 +22,8 @@ from pydantic import (
 
 from topics.envelope import MAX_VERSION, System
 
-__all__ = ["Applied", "Command", "CommandOp", "CommandSource", "WriteOp", "target_key"]
+__all__ = ["Applied", "Command", "CommandOp", "CommandSource", "WriteOp", "ack_partition", "present_fact",
+           "target_key"]
 
 WriteOp = Literal["upsert", "delete"]
 CommandOp = Literal["upsert", "delete", "skip", "hold"]
@@ -108,6 +110,21 @@ class Command(BaseModel):
     @property
     def record_key(self) -> str:
         return target_key(self.entity, self.key)
+
+
+def present_fact(record_key: str) -> str:
+    """The processor's gate key of a target row: its presence fact, and the key its acks, its
+    feed observations and the changes waiting for it are handled under."""
+    return f"present:{record_key}"
+
+
+def ack_partition(record_key: str, partitions: int) -> int:
+    """The partition an ack of ``record_key`` is published to: the one the processor's producer
+    (Kafka's default partitioner, murmur2, as Java's) gives the row's gate key, in a topic of
+    ``partitions`` partitions. The ack topic has the gate's partition count, so the worker that
+    owns the row's gate state reads its acks and handles them in place, without sending each
+    through its gate topic first (`streams.agents`)."""
+    return int(murmur2(present_fact(record_key).encode()) & 0x7FFFFFFF) % partitions
 
 
 class Applied(BaseModel):

@@ -124,6 +124,17 @@ class AsyncProducer:
         self._thread.start()
         self._flush_wanted = threading.Event()
         self._flusher: threading.Thread | None = None  # started by the first flush request
+        self._placers: dict[str, Callable[[bytes], int]] = {}
+
+    def place(self, topic: str, partition_of: Callable[[bytes], int]) -> None:
+        """Records to ``topic`` go to the partition ``partition_of`` gives their key, instead of
+        librdkafka's partitioner (a sink's acks: `topics.ack_partition`)."""
+        self._placers[topic] = partition_of
+
+    def partitions(self, topic: str, timeout: float = 10.0) -> int:
+        """How many partitions ``topic`` has (0 when the cluster does not list it)."""
+        info = self._producer.list_topics(topic, timeout=timeout).topics.get(topic)
+        return 0 if info is None or info.error is not None else len(info.partitions)
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -148,10 +159,12 @@ class AsyncProducer:
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None,
                  on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
+        placer = self._placers.get(topic)
+        partition = -1 if placer is None or key is None else placer(key)  # -1: librdkafka's partitioner
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, headers=headers or None,
-                                       on_delivery=on_delivery)
+                                       partition=partition, on_delivery=on_delivery)
                 return
             except BufferError:
                 # Local queue full: librdkafka drains it as the poll thread serves deliveries.
@@ -170,6 +183,11 @@ class AsyncProducer:
             end = start
             while end < len(records) and records[end][0] == topic:
                 end += 1
+            if topic in self._placers:  # ``produce_batch`` ignores a record's own partition
+                for _, key, value, _ in records[start:end]:
+                    self._produce(topic, key, value, None, report)
+                start = end
+                continue
             messages = [{"key": key, "value": value} for _, key, value, _ in records[start:end]]
             self._producer.produce_batch(topic, messages, on_delivery=report)
             for message in messages:

@@ -65,6 +65,7 @@ from topics import (
     Command,
     DecodeError,
     System,
+    ack_partition,
     applied_topic,
     commands_topic,
     decode_command,
@@ -159,6 +160,9 @@ class SinkEngine:
         raw = await asyncio.to_thread(read_compacted, self.kafka, self.settings.applied)
         bad = self.state.load(raw)
         log.info("sink %s: %d applied records loaded (%d unreadable)", self.system, len(self.state), bad)
+        partitions = await asyncio.to_thread(self.producer.partitions, self.settings.applied)
+        if partitions:  # acks go where the worker owning the row's gate state reads them in place
+            self.producer.place(self.settings.applied, lambda key: ack_partition(key.decode(), partitions))
         self._consumer = commands_consumer(self.kafka, self.settings.commands, self.settings.group,
                                            **{"max.poll.interval.ms": 900000,
                                               "on_commit": self._on_commit})

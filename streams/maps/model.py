@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from topics import System, target_key
+from topics import System, present_fact, target_key
 
 __all__ = [
     "KEY_FACT_PREFIX",
@@ -60,10 +60,6 @@ KEY_FACT_PREFIX = "key:"
 
 def key_fact(map_name: str, record_id: str) -> str:
     return f"{KEY_FACT_PREFIX}{map_name}:{record_id}"
-
-
-def present_fact(record_key: str) -> str:
-    return f"present:{record_key}"
 
 
 def fanout_key(map_name: str) -> str:

@@ -8,8 +8,10 @@ status; the emulators have no request-count endpoint). Token requests are not AP
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
+from confluent_kafka import Consumer
 from prometheus_client import REGISTRY
 
 from connectors.common.kafka import KafkaConfig
@@ -24,7 +26,7 @@ from tests.integration.connectors.conftest import (
     read_all,
 )
 from tests.support.emulators import RunningEmulator
-from topics import Command, decode_ack, encode
+from topics import Command, ack_partition, decode_ack, encode
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +113,39 @@ async def test_finance_sink_applies_acks_commits_and_replays_with_zero_requests(
     assert requests_sent("finance") == before
     await replay.close()
     assert len(read_all(kafka_bootstrap, cfg.applied)) == len(acks)  # and no new acks
+
+
+def ack_partitions(bootstrap: str, topic: str) -> dict[str, int]:
+    """Record key -> the partition its ack was published to."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"placed-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        out: dict[str, int] = {}
+        for msg in consumer.consume(1000, timeout=10):
+            if not msg.error() and msg.key():
+                out[msg.key().decode()] = msg.partition()
+        return out
+    finally:
+        consumer.close()
+
+
+async def test_the_sink_publishes_each_ack_in_the_partition_of_its_rows_gate_key(
+        kafka_bootstrap: str, kafka: KafkaConfig, finance_emu: RunningEmulator, unique: str) -> None:
+    """The worker that owns a row's gate state reads the row's acks and handles them in place
+    (`topics.ack_partition`); librdkafka's own partitioner would scatter them elsewhere."""
+    cfg = sink_settings("finance", unique)
+    create_topics(kafka_bootstrap, [cfg.commands, cfg.applied, cfg.dlq_topic], partitions=3)
+    commands = [customer(f"P{unique[:5]}{n:02d}", 1, f"N{n}") for n in range(12)]
+    produce_raw(kafka_bootstrap, cfg.commands, records(commands))
+    engine = finance_sink(finance_conn(finance_emu), kafka, cfg)
+    await engine.start()
+    await drain(engine, len(commands))
+    await engine.close()
+    placed = ack_partitions(kafka_bootstrap, cfg.applied)
+    assert set(placed) == {c.record_key for c in commands}
+    assert placed == {key: ack_partition(key, 3) for key in placed}
+    assert len(set(placed.values())) > 1  # the keys do spread: the placement is not trivially one partition
 
 
 async def test_finance_sink_dead_letters_bad_commands_and_keeps_going(

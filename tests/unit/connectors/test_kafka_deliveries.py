@@ -59,6 +59,7 @@ class FakeLibrdkafka:
 
     def __init__(self, queued: int = 0) -> None:
         self.calls: list[tuple[str, str, list[bytes | None]]] = []
+        self.partitions: list[int] = []
         self.queued = queued
 
     def __len__(self) -> int:
@@ -74,8 +75,9 @@ class FakeLibrdkafka:
         return sum(1 for m in messages if "_error" not in m)
 
     def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None, headers: Any = None,
-                on_delivery: Any = None) -> None:
+                partition: int = -1, on_delivery: Any = None) -> None:
         self.calls.append(("one", topic, [value]))
+        self.partitions.append(partition)
         on_delivery(None, None)
 
     def poll(self, timeout: float = 0) -> int:
@@ -103,6 +105,23 @@ async def test_records_go_in_order_one_batch_per_run_of_a_topic_and_headers_one_
         fake.calls.clear()
         await asyncio.wait_for(producer.produce_all([("a", b"k", b"5", None), ("dlq", b"k", b"6", [("h", b"v")])]), 5)
         assert fake.calls == [("one", "a", [b"5"]), ("one", "dlq", [b"6"])]  # headers: produce_batch has none
+    finally:
+        producer.close(1)
+
+
+async def test_a_placed_topics_records_go_one_by_one_each_to_its_partition_in_order() -> None:
+    """``produce_batch`` ignores a record's own partition: a topic whose records are placed (a
+    sink's acks) is produced record by record, the others still in one batch per run."""
+    fake = FakeLibrdkafka()
+    producer = producer_with(fake)
+    producer.place("acks", lambda key: int(key[1:]) % 3)
+    try:
+        records: list[tuple[str, bytes | None, bytes | None, Any]] = [
+            ("acks", b"k4", b"1", None), ("acks", b"k2", b"2", None), ("dlq", b"k3", b"3", None), ("acks", None, b"4", None)]
+        await asyncio.wait_for(producer.produce_all(records), 5)
+        assert fake.calls == [("one", "acks", [b"1"]), ("one", "acks", [b"2"]), ("batch", "dlq", [b"3"]),
+                              ("one", "acks", [b"4"])]
+        assert fake.partitions == [1, 2, -1]  # no key: librdkafka's partitioner chooses
     finally:
         producer.close(1)
 
