@@ -1,7 +1,8 @@
 """The agents: thin loops that decode, call pure functions, update a table and send.
 
     ingest   CDC topics -> dedupe -> gate topic (facts, pending changes, target observations)
-    acks     sync.applied.<target> -> gate topic, keyed by the target record
+    acks     sync.applied.<target> -> handled in place (its partition is the row's gate
+             partition, `topics.ack_partition`), else gate topic keyed by the target record
     control  sync.control -> gate topic, one copy per partition
     gate     gate topic -> `streams.handlers` (park, release, pair, emit) -> `Gatekeeper.apply`
     tick     a timer -> gate topic, one tick per partition (transaction time-outs)
@@ -42,12 +43,14 @@ from topics import (
     RETRY_HEADER,
     DecodeError,
     MapState,
+    ack_partition,
     decode_ack,
     decode_event,
     decode_key,
     decode_model,
     dlq_headers,
     is_retry,
+    present_fact,
 )
 
 __all__ = ["observe_parked_age", "register_agents"]
@@ -168,12 +171,28 @@ def register_agents(rt: Runtime) -> None:
     @app.agent(rt.topic("applied"), name="acks")
     async def acks(stream: Any) -> None:
         async for event in stream.events():
+            m = event.message
             try:
-                ack = decode_ack(event.message.value)
+                ack = decode_ack(m.value)
             except DecodeError as exc:
                 await _dead_letter(rt, event, "decode", f"DecodeError.{exc.reason.value}", str(exc))
                 continue
-            await to_gate(f"present:{ack.record_key}", AppliedMsg(ack=ack))
+            key, msg = present_fact(ack.record_key), AppliedMsg(ack=ack)
+            if (m.partition != ack_partition(ack.record_key, rt.config.partitions)
+                    or app.consumer.topic_partitions(m.topic) != rt.config.partitions):
+                # Not where the sink places acks (a sink of an earlier release, another
+                # producer), or a topic sized unlike the gate: the gate partition that owns
+                # the row's state may be another worker's. Sent to it, as before.
+                await to_gate(key, msg)
+                continue
+            # The ack sits in the partition of the row's gate key, in a topic of the gate's
+            # count: Faust's assignor gives a worker the same partitions of all such topics,
+            # so this worker owns that gate state and handles the ack here, without a hop.
+            try:
+                await gatekeeper.handle(msg, Position(key, m.partition, m.offset, _now_ms(), m.topic))
+            except Exception as exc:  # as the gate agent: the ack itself is dead-lettered
+                log.exception("ack at %s:%s:%s failed", m.topic, m.partition, m.offset)
+                await _dead_letter(rt, event, "gate", type(exc).__name__, str(exc), ack.map)
 
     @app.agent(rt.topic("control"), name="control")
     async def control(stream: Any) -> None:

@@ -23,10 +23,14 @@ order makes every such prefix safe to replay:
   published, and a fact is stored before what waited for it is released.
 
 Sends are awaited one at a time, as before: the producer keeps them in order per partition.
+Two agents hand the gatekeeper messages (the gate agent, and the acks agent for an ack it
+handles in place), and ingest counts rejections: each message is read and applied under one
+lock, so no handler reads the tables while another's effects are half applied across a send.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -101,14 +105,17 @@ class Gatekeeper:
         self.tables[PUBLISHED] = self.published
         # What the handlers read: the same tables, each read with one store lookup.
         self.reads: dict[str, Any] = {**self.tables, **{name: StoreReads(rt.table(name)) for name in GATE_TABLES}}
+        self._turn = asyncio.Lock()
 
     async def handle(self, msg: GateMsg, at: Position) -> None:
-        self.last_handled = time.monotonic()
-        await self.apply(handle(msg, at, self.reads, self.ctx))
+        async with self._turn:
+            self.last_handled = time.monotonic()
+            await self.apply(handle(msg, at, self.reads, self.ctx))
 
     async def rejected(self, map_name: str, partition: int | None) -> None:
         """Count a rejected change of ``map_name``; a run of them pauses the map everywhere."""
-        await self.apply(reject(map_name, partition, int(time.time() * 1000), self.reads, self.ctx))
+        async with self._turn:
+            await self.apply(reject(map_name, partition, int(time.time() * 1000), self.reads, self.ctx))
 
     async def apply(self, effects: Iterable[Effect]) -> None:
         """Perform ``effects`` in order (see the module docstring for why the order matters)."""

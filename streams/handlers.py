@@ -102,12 +102,23 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Position:
-    """Where the gate record being handled sits, and the clock."""
+    """Where the gate record being handled sits, and the clock.
+
+    ``topic`` names the topic of a record handled in place without a hop through the gate topic
+    (an ack, `streams.agents`), None for a gate record. Its ``mark`` is what a parked slot
+    remembers a release or a park by, to know a replay of the same record (`streams.gate`):
+    the offset of a gate record, ``-1 - offset`` of a record of another topic, so an ack never
+    passes for the gate record at its offset."""
 
     key: str
     partition: int
     offset: int
     now_ms: int
+    topic: str | None = None
+
+    @property
+    def mark(self) -> int:
+        return self.offset if self.topic is None else -1 - self.offset
 
 
 @dataclass(frozen=True)
@@ -210,7 +221,7 @@ class _Gate:
         self.unwritten(item)
         error = type(exc).__name__
         headers = dlq_headers(stage=stage, error_class=error, message=str(exc), map_name=item.map,
-                              topic=self.ctx.gate_topic, partition=at.partition, offset=at.offset,
+                              topic=at.topic or self.ctx.gate_topic, partition=at.partition, offset=at.offset,
                               ts_ms=at.now_ms)
         self.fx.add(Count(metrics.DLQ, (stage, error)),
                     DeadLetter(item.source.id.encode(), item.model_dump_json().encode(), tuple(headers)))
@@ -268,7 +279,7 @@ class _Gate:
                 self.fx.put("parked", key, value)
 
     def release(self, slot_key: str, at: Position, reason: str) -> list[Pending]:
-        writes, items = gate.release(slot_key, at.offset, self.parked)
+        writes, items = gate.release(slot_key, at.mark, self.parked)
         self.write_parked(writes)
         released = [Pending.model_validate(i) for i in items]
         if released:
@@ -279,7 +290,7 @@ class _Gate:
         return released
 
     def park(self, slot_key: str, item: Pending, at: Position, reason: str, hold: bool = False) -> None:
-        writes, added = gate.park(slot_key, [_stamped(item, at)], at.offset, self.parked)
+        writes, added = gate.park(slot_key, [_stamped(item, at)], at.mark, self.parked)
         self.write_parked(writes)
         if added:
             self.fx.add(Count(metrics.PARKED, (item.map, reason)))
@@ -376,11 +387,11 @@ class _Gate:
         """Hold a source transaction's changes until all ``total`` of its events were seen."""
         writes, seen = gate.count_event(at.key, event, self.parked)
         self.write_parked(writes)
-        writes, added = gate.park(at.key, [_stamped(item, at) for item in items], at.offset, self.parked)
+        writes, added = gate.park(at.key, [_stamped(item, at) for item in items], at.mark, self.parked)
         self.write_parked(writes)
         for parked in added:
             self.fx.add(Count(metrics.PARKED, (str(parked["map"]), "transaction")))
-        if gate.released_at(at.key, at.offset, self.parked) or seen >= total:
+        if gate.released_at(at.key, at.mark, self.parked) or seen >= total:
             self.release_transaction(at)
         elif gate.is_waiting(at.key, self.parked):
             # Remember the open transaction for the partition's tick (tables are not scanned).
@@ -392,7 +403,7 @@ class _Gate:
 
     def release_transaction(self, at: Position) -> None:
         members = self.release(at.key, at, reason="transaction")
-        note_release(self.fx, at.partition, at.key, at.offset, at.now_ms)  # forgotten later
+        note_release(self.fx, at.partition, at.key, at.mark, at.now_ms)  # forgotten later
         index_key = f"open-tx@{at.partition}"
         opened = dict(self.fx.get("states", index_key) or {})
         if opened.pop(at.key, None) is not None:
@@ -445,10 +456,10 @@ class _Gate:
             return
         # The gate offset that added the member is kept: handling that record again is a replay
         # after a crash (the changelog may hold the member while the copies were never sent).
-        replay = before is not None and before.get("offset") == at.offset
+        replay = before is not None and before.get("offset") == at.mark
         if before is not None and not replay:
             return  # an update of a member already written for
-        hub["members"][msg.member] = {"version": msg.version, "offset": at.offset}
+        hub["members"][msg.member] = {"version": msg.version, "offset": at.mark}
         self.fx.put("states", at.key, hub)
         m = self.maps[msg.map]
         for row in hub["rows"].values():
@@ -587,7 +598,7 @@ class _Gate:
         opened = self.fx.get("states", f"open-tx@{at.partition}") or {}
         for key, opened_ms in sorted(opened.items(), key=lambda kv: kv[1]):
             if int(opened_ms) <= limit:
-                self.release_transaction(Position(key, at.partition, at.offset, at.now_ms))
+                self.release_transaction(Position(key, at.partition, at.offset, at.now_ms, at.topic))
         # Then the slots of transactions released long enough ago (`streams.released`).
         forget_due(self.fx, at.partition, msg.ts_ms, self.ctx.config.tx_forget_ms,
                             lambda key, offset: gate.forget(key, offset, self.parked), self.write_parked)

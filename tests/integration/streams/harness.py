@@ -112,8 +112,9 @@ class Cdc:
         self.raw(cdc_topic(system, table), encode_key(record_id), encode(event))  # type: ignore[arg-type]
 
     def raw(self, topic: str, key: bytes | None, value: bytes | None,
-            headers: list[tuple[str, bytes]] | None = None) -> None:
-        self.producer.produce(self.prefix + topic, key=key, value=value, headers=headers)
+            headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        placed = {} if partition is None else {"partition": partition}
+        self.producer.produce(self.prefix + topic, key=key, value=value, headers=headers, **placed)
         self.producer.flush(10)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from topics import Applied, Command, applied_topic, encode
+from tests.integration.streams.harness import PARTITIONS
+from topics import Applied, Command, ack_partition, applied_topic, encode
 
 COMPANY_ID = "c0000000-0000-0000-0000-000000000001"
 ACCOUNT_ID = "a0000000-0000-0000-0000-000000000001"
@@ -42,12 +43,17 @@ def seed_lookups(cdc: Any) -> None:
     cdc.change("dataverse", "accounts", ACCOUNT_ID, account_row(), 1, op="c")
 
 
-def ack(cdc: Any, command: Command, target_id: str = "5637144576") -> None:
-    """What the sink publishes once the target acknowledged the write."""
+def ack(cdc: Any, command: Command, target_id: str = "5637144576", *, placed: bool = True) -> None:
+    """What the sink publishes once the target acknowledged the write, in the partition the
+    sink places it (`topics.ack_partition`; ``placed=False``: in another one, as a sink of an
+    earlier release would have)."""
     applied = Applied(command_id=command.command_id, map=command.map, target=command.target,
                       entity=command.entity, key=command.key, op=command.op,
                       source_version=command.source.version, source_system=command.source.system,
                       source_table=command.source.table, source_id=command.source.id,
                       fingerprint=command.fingerprint, target_id=target_id,
                       applied_ts_ms=int(time.time() * 1000))
-    cdc.raw(applied_topic(command.target), command.record_key.encode(), encode(applied))
+    partition = ack_partition(command.record_key, PARTITIONS)
+    if not placed:
+        partition = (partition + 1) % PARTITIONS
+    cdc.raw(applied_topic(command.target), command.record_key.encode(), encode(applied), partition=partition)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.maps.model import key_fact
-from streams.wire import FactMsg, decode_gate
+from streams.wire import AppliedMsg, FactMsg, decode_gate
 from tests.integration.streams import scenario as s
 from tests.integration.streams.harness import Reader
 
@@ -160,3 +160,32 @@ def test_a_project_sends_its_key_fact_when_its_key_changes_not_on_every_update(
     fact = key_fact("projects", s.PROJECT_ID).encode()
     sent = [decode_gate(m.value()) for m in records if m.key() == fact]
     assert [f.value["ProjectId"] for f in sent if isinstance(f, FactMsg)] == ["PRJ-0001", "PRJ-0002", "PRJ-0001"]
+
+
+def _gate_acks(kafka_bootstrap, unique):
+    gate = Reader(kafka_bootstrap, f"streams-{unique}-gate", f"gate-acks-{unique}")
+    try:
+        return [msg for msg in (decode_gate(m.value()) for m in gate.drain(5)) if isinstance(msg, AppliedMsg)]
+    finally:
+        gate.close()
+
+
+@pytest.mark.parametrize("placed", [True, False], ids=["placed-by-the-sink", "placed-elsewhere"])
+def test_an_ack_releases_the_task_in_place_or_through_the_gate(worker, cdc, finance_commands, kafka_bootstrap,
+                                                                unique, placed):
+    """The sink places an ack in the partition of its row's gate key: the worker that owns the
+    row's state handles it where it reads it, and no copy crosses the gate topic. An ack in
+    another partition (a sink of an earlier release) is sent through the gate, as before. Either
+    way the task waiting for its project is released."""
+    s.seed_lookups(cdc)
+    cdc.change("dataverse", "msdyn_projects", s.PROJECT_ID, s.project_row(), 7, op="c")
+    cdc.change("dataverse", "msdyn_projecttasks", s.TASK_ID, s.task_row(), 3, op="c")
+    finance_commands.poll_until(lambda r: len(r) >= 1, timeout=90, worker=worker)
+    project = of(finance_commands.commands(), "ProjectsV2")
+    assert len(project) == 1, worker.tail()
+
+    s.ack(cdc, project[0], placed=placed)
+    finance_commands.poll_until(lambda r: len(r) >= 2, timeout=60, worker=worker)
+    assert [t.key["Task"] for t in of(finance_commands.commands(), "ProjectTasks")] == ["1"], worker.tail()
+    through_gate = _gate_acks(kafka_bootstrap, unique)
+    assert [a.ack.command_id for a in through_gate] == ([] if placed else [project[0].command_id])

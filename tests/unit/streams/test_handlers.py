@@ -485,6 +485,20 @@ def test_an_ack_of_a_delete_forgets_the_row():
     assert of(Delete, effects) == [Delete("facts", EMIT_KEY)] and of(Forget, effects) == [Forget(EMIT_KEY)]
 
 
+def test_an_ack_handled_in_place_is_never_taken_for_the_gate_record_at_its_offset():
+    """The acks agent hands the gate an ack at its own topic's offset: a release it makes is
+    remembered apart from the gate record at that offset, which must not re-forward it."""
+    waiting = project(facts={rows.COMPANY_FACT: COMPANY, rows.ACCOUNT_FACT: ACCOUNT}).model_dump(mode="json")
+    state = tables(parked=parked(EMIT_KEY, waiting))
+    in_place = Position(key=EMIT_KEY, partition=0, offset=7, now_ms=5_000, topic="sync.applied.finance")
+    first = run(on_applied, ack(), in_place, state)
+    assert len(of(GateSend, first)) == 1
+    apply(state, first)
+    assert of(GateSend, run(on_applied, ack(), in_place, state)) == of(GateSend, first)  # its replay
+    gate_record = run(on_fact, FactMsg(key=EMIT_KEY, value={"target_id": "5637"}), at(EMIT_KEY, offset=7), state)
+    assert of(GateSend, gate_record) == []
+
+
 def observed(op: str = "u", **row: Any) -> ObservedMsg:
     source = CommandSource(system="finance", table="ProjectsV2", id="5637", version=4, ts_ms=1)
     return ObservedMsg(map="projects", record_key=PROJECT_RECORD, op=op,
