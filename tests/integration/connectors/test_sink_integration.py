@@ -115,16 +115,18 @@ async def test_finance_sink_applies_acks_commits_and_replays_with_zero_requests(
     assert len(read_all(kafka_bootstrap, cfg.applied)) == len(acks)  # and no new acks
 
 
-def ack_partitions(bootstrap: str, topic: str) -> dict[str, int]:
-    """Record key -> the partition its ack was published to."""
+def ack_partitions(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> dict[str, int]:
+    """Record key -> the partition its ack was published to, once ``expected`` keys were read."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"placed-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     try:
         consumer.subscribe([topic])
         out: dict[str, int] = {}
-        for msg in consumer.consume(1000, timeout=10):
-            if not msg.error() and msg.key():
-                out[msg.key().decode()] = msg.partition()
+        deadline = time.monotonic() + timeout
+        while len(out) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(100, timeout=1):
+                if not msg.error() and msg.key():
+                    out[msg.key().decode()] = msg.partition()
         return out
     finally:
         consumer.close()
@@ -142,7 +144,7 @@ async def test_the_sink_publishes_each_ack_in_the_partition_of_its_rows_gate_key
     await engine.start()
     await drain(engine, len(commands))
     await engine.close()
-    placed = ack_partitions(kafka_bootstrap, cfg.applied)
+    placed = ack_partitions(kafka_bootstrap, cfg.applied, len(commands))
     assert set(placed) == {c.record_key for c in commands}
     assert placed == {key: ack_partition(key, 3) for key in placed}
     assert len(set(placed.values())) > 1  # the keys do spread: the placement is not trivially one partition
