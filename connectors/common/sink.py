@@ -77,6 +77,8 @@ __all__ = ["DlqFlood", "SinkEngine", "SinkSettings"]
 
 log = logging.getLogger(__name__)
 
+PLACE_RETRY_S = 30.0  # how often a sink whose ack topic was not listed yet asks again
+
 
 class SinkSettings(BaseModel):
     """Topics, group and pacing of one sink (names injectable so tests isolate themselves)."""
@@ -155,17 +157,28 @@ class SinkEngine:
         self.system = settings.target
         self._stop: asyncio.Event | None = None
         self._rejects_in_a_row = 0
+        self._place_again_at: float | None = None  # when to ask the ack topic's partitions again
 
     async def start(self) -> None:
         raw = await asyncio.to_thread(read_compacted, self.kafka, self.settings.applied)
         bad = self.state.load(raw)
         log.info("sink %s: %d applied records loaded (%d unreadable)", self.system, len(self.state), bad)
-        partitions = await asyncio.to_thread(self.producer.partitions, self.settings.applied)
-        if partitions:  # acks go where the worker owning the row's gate state reads them in place
-            self.producer.place(self.settings.applied, lambda key: ack_partition(key.decode(), partitions))
+        await self._place_acks()
         self._consumer = commands_consumer(self.kafka, self.settings.commands, self.settings.group,
                                            **{"max.poll.interval.ms": 900000,
                                               "on_commit": self._on_commit})
+
+    async def _place_acks(self) -> None:
+        """Acks go where the worker owning the row's gate state reads them in place
+        (`topics.ack_partition`), once the cluster lists the ack topic's partitions; until then
+        (a sink started before its topics were applied) librdkafka places them and the worker
+        takes each through its gate, correct but a hop slower, and `step` asks again every
+        `PLACE_RETRY_S`."""
+        self._place_again_at = self.clock.monotonic() + PLACE_RETRY_S
+        partitions = await asyncio.to_thread(self.producer.partitions, self.settings.applied)
+        if partitions:
+            self.producer.place(self.settings.applied, lambda key: ack_partition(key.decode(), partitions))
+            self._place_again_at = None
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """librdkafka's answer to a commit: what it confirms is not sent again (`CommitLedger`);
@@ -199,6 +212,8 @@ class SinkEngine:
     async def step(self) -> int:
         """One flush window; returns how many records it consumed."""
         assert self._consumer is not None, "start() first"
+        if self._place_again_at is not None and self.clock.monotonic() >= self._place_again_at:
+            await self._place_acks()
         messages: list[Message] = await asyncio.to_thread(
             take, self._consumer, self.settings.max_records, self.settings.flush_interval_s,
             self.settings.linger_s)
