@@ -5,7 +5,9 @@ to a peer measured in the same run on the same broker.
    off) turns it into commands. Its rate (first to last command) is compared with raw aiokafka
    consumption of the same topic and a naive per-event Faust agent that writes a table per event;
    the records it appends per change (gate, changelogs, commands) come from end offsets (P1).
-   The same with actuals of six lookups each (`bench.registry`, own broker) gives P1b.
+   The same with actuals of six lookups each (`bench.registry`, own broker) gives P1b. The same
+   workload decided in this process, without Kafka and Faust (`bench.decisions`), is the
+   ceiling of one worker process.
 2. Burst: every record is updated ten times within one flush window; the Finance sink writes the
    burst to the Finance emulator, next to a naive sink that sends one request per command. The
    figure is requests (counted at the emulator) per source change.
@@ -24,6 +26,7 @@ from pathlib import Path
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench.decisions import decisions_rate
 from bench.offsets import WORKER_APP_ID, end_offsets, produced, settled_end_offsets, worker_topic
 from bench.peers import naive_faust_rate, raw_aiokafka_rate
 from bench.registry import ACTUALS_REGISTRY, ACTUALS_TABLE, REGISTRY_SPEC
@@ -54,6 +57,7 @@ class PipelineBench:
     naive_sink_seconds: float
     replay_commands: int = 0
     replay_restarts: int = 0
+    decisions_eps: float = 0.0  # the same workload decided in-process (`bench.decisions`)
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -252,6 +256,7 @@ def run_pipeline_bench(workdir: Path, records: int = 2000, updates: int = 10,
     with broker(workdir, default_registry().cdc_tables()) as kafka:
         replay, raw, naive = _replay(workdir, kafka, records, updates)
         burst = _burst(workdir, kafka, burst_records, burst_updates)
+    decided = decisions_rate(records, updates)
     return PipelineBench(
         replay_events=replay.events, raw_aiokafka_eps=raw, naive_faust_eps=naive,
         processor_eps=replay.eps, worker_produced_per_change=replay.produced_per_change,
@@ -259,4 +264,4 @@ def run_pipeline_bench(workdir: Path, records: int = 2000, updates: int = 10,
         sink_requests=int(burst["requests"]), sink_requests_per_change=burst["per_change"],
         sink_seconds=burst["seconds"], naive_sink_requests_per_change=burst["naive_per_change"],
         naive_sink_seconds=burst["naive_seconds"], replay_commands=replay.commands,
-        replay_restarts=replay.restarts)
+        replay_restarts=replay.restarts, decisions_eps=decided.changes_per_s)

@@ -64,6 +64,8 @@ def replay_figures(p1: PipelineBench, p1b: Replay | None, *, p1b_row: bool = Tru
                BEFORE["p1_eps"], "before", "x", ">= 10x"),
         Figure("p1_vs_raw", "P1 replay vs raw aiokafka consumption", p1.processor_eps, "/s",
                p1.raw_aiokafka_eps, "same run", "%", "(ceiling)"),
+        Figure("p1_vs_decisions", "P1 replay vs the worker's decisions alone (no Kafka, no Faust)",
+               p1.processor_eps, "/s", p1.decisions_eps or None, "same run", "%", "(ceiling)"),
     ]
     if p1b is None and p1b_row:
         rows.append(not_measured("p1b_vs_p1", "P1b replay, actuals (6 lookups), vs P1", ">= 70%", "skipped"))

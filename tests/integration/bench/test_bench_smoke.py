@@ -30,7 +30,7 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path: Path) -> None:
         "--workdir", str(tmp_path / "work"), "--json", str(out)])
     assert result.exit_code == 0, result.output
     figures = {f["key"]: f for f in json.loads(out.read_text())["figures"]}
-    for key in ("p1_vs_naive", "p1_vs_raw", "p1b_vs_p1", "worker_records_per_change",
+    for key in ("p1_vs_naive", "p1_vs_raw", "p1_vs_decisions", "p1b_vs_p1", "worker_records_per_change",
                 "worker_records_per_change_p1b", "sink_requests_per_change", "replay_vs_raw",
                 "initial_sync", "p6"):
         assert figures[key]["value"] is not None and figures[key]["value"] > 0, key

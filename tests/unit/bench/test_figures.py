@@ -109,3 +109,12 @@ def test_a_replay_with_worker_restarts_says_so_in_its_row() -> None:
     assert rows["p1_vs_naive"].detail["worker_restarts"] == 2
     assert "1 worker restart included" in rows["p1b_vs_p1"].label
     assert "restart" not in replay_figures(_p1(), None)[0].label
+
+
+def test_p1_is_shown_next_to_the_workers_decisions_alone() -> None:
+    p1 = PipelineBench(**{**_p1().__dict__, "decisions_eps": 3500.0})
+    row = {f.key: f for f in replay_figures(p1, None)}["p1_vs_decisions"]
+    assert (row.value, row.peer, row.ratio_kind) == (7000.0, 3500.0, "%")
+    assert row.ratio == pytest.approx(2.0)
+    unmeasured = {f.key: f for f in replay_figures(_p1(), None)}["p1_vs_decisions"]
+    assert unmeasured.peer is None  # an older JSON without it shows no peer, not a ratio of 0
