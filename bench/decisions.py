@@ -80,7 +80,7 @@ async def _run(records: list[tuple[str, bytes, bytes]], rt: _Runtime) -> int:
                 for system, table in rt.maps.cdc_tables()}
     versions: dict[str, Any] = {}
     offset = 0
-    for topic, key, value in records:
+    for position, (topic, key, value) in enumerate(records):
         record_id = decode_key(key).id
         change = decode_event(value)
         assert change is not None  # the workload has no tombstones
@@ -88,9 +88,9 @@ async def _run(records: list[tuple[str, bytes, bytes]], rt: _Runtime) -> int:
         seen_key = dedupe.seen_key(system, table, record_id)
         version = change.source.version_int
         seen = dedupe.seen_from(versions.get(seen_key))
-        if dedupe.is_duplicate(seen, version, 0, retried=False):
+        if dedupe.is_duplicate(seen, version, position, retried=False):
             continue
-        versions[seen_key] = dedupe.Seen(version=version, offset=0)
+        versions[seen_key] = dedupe.Seen(version=version, offset=position)
         routed = route_change(rt.maps, system, table, record_id, change, 0, view.get,
                               prev_version=None if seen is None else seen["version"])
         for fact_key, msg in routed.messages:
