@@ -32,14 +32,17 @@ PARTITIONS = 3
 REPO = Path(__file__).resolve().parents[3]
 
 
-def create_topics(bootstrap: str, prefix: str) -> None:
+def create_topics(bootstrap: str, prefix: str, sizes: dict[str, int] | None = None) -> None:
+    """The catalog's topics under ``prefix``; ``sizes``: partitions of some of them, by name,
+    instead of the catalog's."""
     wanted = {cdc_topic(s, t) for s, t in default_registry().cdc_tables()}  # type: ignore[arg-type]
     wanted |= {"sync.commands.finance", "sync.commands.dataverse", "sync.applied.finance",
                "sync.applied.dataverse", "sync.dlq", "sync.control"}
     specs = [s for s in catalog(partitions=PARTITIONS, cdc_tables=default_registry().cdc_tables())
              if s.name in wanted]
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(prefix + s.name, s.partitions, 1, config=s.configs())
+    futures = admin.create_topics([NewTopic(prefix + s.name, (sizes or {}).get(s.name, s.partitions), 1,
+                                            config=s.configs())
                                    for s in specs])
     for f in futures.values():
         f.result(30)
