@@ -4,7 +4,7 @@ again from its windows, every `PLACE_RETRY_S`, instead of leaving every ack to l
 partitioner (and the worker's gate hop) until it restarts.
 
 The engine runs with its Kafka edges replaced: a producer that answers a partition count from a
-list and remembers what it placed, a consumer with nothing to hand out, a clock moved by hand.
+list and remembers what it placed, a consumer with nothing to hand out, the project's `FakeClock`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.common import sink as sink_module
+from connectors.common.clock import FakeClock
 from connectors.common.kafka import KafkaConfig
 from connectors.common.sink import PLACE_RETRY_S, SinkEngine, SinkSettings
 from tests.unit.connectors.test_sink_dead_letters import Accepts
@@ -23,9 +24,8 @@ pytestmark = pytest.mark.unit
 class Listing:
     """A producer whose cluster lists the ack topic with the partitions given, one answer a call."""
 
-    answers: list[int] = []
-
-    def __init__(self, *_: object, **__: object) -> None:
+    def __init__(self, answers: list[int]) -> None:
+        self.answers = answers
         self.asked = 0
         self.placed: dict[str, object] = {}
 
@@ -48,26 +48,11 @@ class Idle:
         return []
 
 
-class HandClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def started(monkeypatch: pytest.MonkeyPatch, answers: list[int]) -> tuple[SinkEngine, Listing, HandClock]:
-    Listing.answers = answers
-    monkeypatch.setattr(sink_module, "AsyncProducer", Listing)
+def started(monkeypatch: pytest.MonkeyPatch, answers: list[int]) -> tuple[SinkEngine, Listing, FakeClock]:
+    monkeypatch.setattr(sink_module, "AsyncProducer", lambda *_, **__: Listing(answers))
     monkeypatch.setattr(sink_module, "read_compacted", lambda *_: {})
     monkeypatch.setattr(sink_module, "commands_consumer", lambda *_, **__: Idle())
-    clock = HandClock()
+    clock = FakeClock()
     eng = SinkEngine(SinkSettings(target="finance"), KafkaConfig(), Accepts(), clock=clock)  # type: ignore[arg-type]
     return eng, eng.producer, clock  # type: ignore[return-value]
 
@@ -81,17 +66,17 @@ async def test_a_sink_started_before_its_ack_topic_is_listed_places_acks_once_it
     await eng.step()
     assert producer.asked == 1  # not asked again before PLACE_RETRY_S
 
-    clock.now += PLACE_RETRY_S
+    clock.advance(PLACE_RETRY_S)
     await eng.step()
     assert (producer.asked, producer.placed) == (2, {})  # still not listed
 
-    clock.now += PLACE_RETRY_S
+    clock.advance(PLACE_RETRY_S)
     await eng.step()
     placer = producer.placed["sync.applied.finance"]
     key = "ProjectsV2(dataAreaId='usmf',ProjectID='PRJ-0001')"
     assert placer(key.encode()) == ack_partition(key, 3)  # type: ignore[operator]
 
-    clock.now += 10 * PLACE_RETRY_S
+    clock.advance(10 * PLACE_RETRY_S)
     await eng.step()
     assert producer.asked == 3  # placed: never asked again
 
@@ -101,6 +86,6 @@ async def test_a_sink_whose_ack_topic_is_listed_places_acks_from_its_start(
     eng, producer, clock = started(monkeypatch, [3])
     await eng.start()
     assert list(producer.placed) == ["sync.applied.finance"]
-    clock.now += 10 * PLACE_RETRY_S
+    clock.advance(10 * PLACE_RETRY_S)
     await eng.step()
     assert producer.asked == 1
