@@ -1,9 +1,10 @@
 """The worker's decisions alone: the ceiling of one worker process, whatever Kafka and Faust cost.
 
 The P1 project workload goes through what the worker decides per change, in one process with no
-broker, no Faust and no RocksDB: decode the key and the event, dedupe by source version, route
-(`streams.route.route_change`, with the worker's `FactView`), encode and decode each gate record,
-and the real `streams.gatekeeper.Gatekeeper` handling it (the pure handlers and the applier),
+broker, no Faust and no RocksDB: the worker's own `streams.ingest.Ingest` (decode the key and the
+event, dedupe by source version, route with the worker's `FactView`, encode the gate records),
+each gate record decoded, and the real `streams.gatekeeper.Gatekeeper` handling it (the pure
+handlers and the applier),
 over tables that are dicts and a send that queues gate records for the same loop. What is left
 out is exactly Kafka (consume, produce, commit) and Faust (events, changelogs, stores): P1 next
 to this figure says how much of the worker's time is its own logic.
@@ -18,13 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.workload import project_events
-from streams import dedupe
 from streams.config import StreamsConfig
 from streams.gatekeeper import GATE_TABLES, Gatekeeper, Position
+from streams.ingest import Ingest, Taken
 from streams.maps import default_registry
-from streams.route import route_change
-from streams.wire import FactMsg, decode_gate, gate_records
-from topics import cdc_topic, decode_event, decode_key, encode, encode_key
+from streams.wire import decode_gate
+from topics import cdc_topic, encode, encode_key
 
 __all__ = ["Decided", "decisions_rate"]
 
@@ -75,33 +75,20 @@ class _Runtime:
 
 async def _run(records: list[tuple[str, bytes, bytes]], rt: _Runtime) -> int:
     gatekeeper = Gatekeeper(rt)  # type: ignore[arg-type]
-    view = gatekeeper.known
     by_topic = {cdc_topic(system, table): (system, table)  # type: ignore[arg-type]
                 for system, table in rt.maps.cdc_tables()}
-    versions: dict[str, Any] = {}
-    offset = 0
+    ingest = Ingest(rt.maps, by_topic, {}, gatekeeper.known, _GATE_MAX_BYTES)
+    handled = 0
     for position, (topic, key, value) in enumerate(records):
-        record_id = decode_key(key).id
-        change = decode_event(value)
-        assert change is not None  # the workload has no tombstones
-        system, table = by_topic[topic]
-        seen_key = dedupe.seen_key(system, table, record_id)
-        version = change.source.version_int
-        seen = dedupe.seen_from(versions.get(seen_key))
-        if dedupe.is_duplicate(seen, version, position, retried=False):
-            continue
-        versions[seen_key] = dedupe.Seen(version=version, offset=position)
-        routed = route_change(rt.maps, system, table, record_id, change, 0, view.get,
-                              prev_version=None if seen is None else seen["version"])
-        for fact_key, msg in routed.messages:
-            if isinstance(msg, FactMsg) and msg.value is not None:
-                view.learn(fact_key, msg.value, msg.version)
-        rt.gate.extend(gate_records(routed.messages, _GATE_MAX_BYTES))
+        taken = ingest.take(topic, key, value, position, retried=False, now_ms=0)
+        if not isinstance(taken, Taken):
+            continue  # the workload has no tombstones nor bad records; a duplicate is skipped
+        rt.gate.extend(taken.records)
         while rt.gate:
             gate_key, gate_value = rt.gate.popleft()
-            offset += 1
-            await gatekeeper.handle(decode_gate(gate_value), Position(gate_key.decode(), 0, offset, 0))
-    return offset
+            handled += 1
+            await gatekeeper.handle(decode_gate(gate_value), Position(gate_key.decode(), 0, handled, 0))
+    return handled
 
 
 def decisions_rate(records: int, updates: int) -> Decided:

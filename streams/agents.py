@@ -1,6 +1,7 @@
 """The agents: thin loops that decode, call pure functions, update a table and send.
 
-    ingest   CDC topics -> dedupe -> gate topic (facts, pending changes, target observations)
+    ingest   CDC topics -> `streams.ingest` (decode, dedupe, route) -> gate topic (facts,
+             pending changes, target observations)
     acks     sync.applied.<target> -> handled in place (its partition is the row's gate
              partition, `topics.ack_partition`), else gate topic keyed by the target record
     control  sync.control -> gate topic, one copy per partition
@@ -22,22 +23,19 @@ from typing import Any
 
 from faust.types import TP
 
-from streams import dedupe, metrics
+from streams import metrics
 from streams.app import Runtime
-from streams.factview import deleted_key
 from streams.gatekeeper import Gatekeeper, Position, StoreReads
+from streams.ingest import Ingest, Refused
 from streams.offsets import CommittedOffsets
-from streams.route import route_change
 from streams.status import oldest_by_map, parked_entries
 from streams.watchdog import Partition, PartitionStarts, Positions, Watchdog, gate_hint
 from streams.wire import (
     AppliedMsg,
     ControlMsg,
-    FactMsg,
     TickMsg,
     decode_gate,
     encode_gate,
-    gate_records,
 )
 from topics import (
     RETRY_HEADER,
@@ -45,8 +43,6 @@ from topics import (
     MapState,
     ack_partition,
     decode_ack,
-    decode_event,
-    decode_key,
     decode_model,
     dlq_headers,
     is_retry,
@@ -88,11 +84,12 @@ async def _dead_letter(rt: Runtime, event: Any, stage: str, error: str, message:
 def register_agents(rt: Runtime) -> None:
     app, maps = rt.app, rt.maps
     versions = rt.table("versions")
-    seen_versions = StoreReads(versions)
     gatekeeper = Gatekeeper(rt)
     view = gatekeeper.known
     # Room for a gate record under the producer's request limit (record framing and headers).
-    gate_max_bytes = int(app.conf.producer_max_request_size) - 16_384
+    decide = Ingest(maps, rt.cdc_tables, versions, view,
+                    gate_max_bytes=int(app.conf.producer_max_request_size) - 16_384,
+                    reads=StoreReads(versions))
 
     async def to_gate(key: str, msg: Any, partition: int | None = None) -> None:
         await rt.send("gate", key.encode(), encode_gate(msg), partition=partition)
@@ -125,47 +122,19 @@ def register_agents(rt: Runtime) -> None:
         async for event in stream.events():
             m = event.message
             await check_skipped(m, "ingest")
-            if m.value is None:  # tombstone after a delete: the "d" event carried the change
-                metrics.DROPPED.labels("-", metrics.TOMBSTONE).inc()
+            taken = decide.take(m.topic, m.key, m.value, m.offset, retried=is_retry(m.headers),
+                                now_ms=_now_ms())
+            if isinstance(taken, Refused):
+                await _dead_letter(rt, event, taken.stage, taken.error, taken.message)
                 continue
-            try:
-                record_id = decode_key(m.key).id
-                change = decode_event(m.value)
-            except DecodeError as exc:
-                await _dead_letter(rt, event, "decode", f"DecodeError.{exc.reason.value}", str(exc))
+            if taken is None:  # a tombstone or a duplicate
                 continue
-            assert change is not None
-            # The topic names the table; the envelope's own source is the fallback.
-            system, table = rt.cdc_tables.get(m.topic) or (change.source.system, change.source.table)
-            metrics.EVENTS_IN.labels(system, table).inc()
-            seen_key = dedupe.seen_key(system, table, record_id)
-            version = change.source.version_int
-            seen = dedupe.seen_from(seen_versions.get(seen_key))
-            if dedupe.is_duplicate(seen, version, m.offset, retried=is_retry(m.headers)):
-                metrics.DUPLICATES.labels(system, table).inc()
-                continue
-            versions[seen_key] = dedupe.Seen(version=version, offset=m.offset)
-            if change.is_delete:
-                view.learn(deleted_key(system, table, record_id), {"version": version}, version)
-            try:
-                routed = route_change(maps, system, table, record_id, change, _now_ms(), view.get,
-                                      redriven=is_retry(m.headers),
-                                      prev_version=None if seen is None else seen["version"])
-                records = gate_records(routed.messages, gate_max_bytes)
-            except Exception as exc:  # a shape no check foresaw, or too big: this record only
-                await _dead_letter(rt, event, "route", type(exc).__name__, str(exc))
-                continue
-            for r in routed.rejected:
+            for r in taken.rejected:
                 # No gate state here to park in: an ingest rejection always goes to the DLQ,
                 # but it counts towards pausing its map.
                 await gatekeeper.rejected(r.map, None)
                 await _dead_letter(rt, event, r.stage, r.error, r.message, r.map)
-            for map_name, reason in routed.dropped:
-                metrics.DROPPED.labels(map_name, reason).inc()
-            for key, msg in routed.messages:
-                if isinstance(msg, FactMsg) and msg.value is not None:
-                    view.learn(key, msg.value, msg.version)  # known here before the gate hears
-            for key_bytes, value in records:
+            for key_bytes, value in taken.records:
                 await rt.send("gate", key_bytes, value)
 
     @app.agent(rt.topic("applied"), name="acks")

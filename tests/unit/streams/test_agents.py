@@ -278,8 +278,8 @@ async def test_wrong_value_types_are_dead_letters_and_the_line_goes_on(rt):
 
 async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeypatch):
     """Errors no check foresaw, at each guarded step: that change only goes to the DLQ."""
-    import streams.agents
     import streams.handlers
+    import streams.ingest
     import streams.route
 
     def failing(real: Any, number: str, exc: Exception) -> Any:
@@ -296,7 +296,7 @@ async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeyp
             return real(maps, system, table, record_id, *args, **kwargs)
         return call
 
-    monkeypatch.setattr(streams.agents, "route_change", failing_route(streams.agents.route_change))
+    monkeypatch.setattr(streams.ingest, "route_change", failing_route(streams.ingest.route_change))
     monkeypatch.setattr(streams.route, "first_step",
                         failing(streams.route.first_step, "PRJ-I", KeyError("at ingest")))
     monkeypatch.setattr(streams.handlers, "plan",
