@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from streams.fingerprint import fingerprint
-from streams.maps.model import FieldMap, Lookup, TableMap
+from streams.maps.model import FieldMap, Flow, Lookup, TableMap
 from topics import target_key
 
 __all__ = [
@@ -129,7 +129,7 @@ def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False,
         return known.get(out[name]) if name in out else None
 
     for lk in _lookups(m, reverse):
-        if any(earlier(name) is None for name in lk.after):
+        if lk.after and any(earlier(name) is None for name in lk.after):
             continue  # not asked until the facts it reads are known (or unset: never)
         if lk.via:
             value = (earlier(lk.via) or {}).get(lk.column)
@@ -137,16 +137,27 @@ def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False,
             value = _composed(m, lk.compose, f"lookup {lk.name!r}", row)
         else:
             value = row.get(lk.column)
+        if value is None or value == "":
+            continue
+        if not lk.also:
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                _not_a_reference(m, lk.column, value)
+            out[lk.name] = lk.fact_for(value)
+            continue
         also = {key: (earlier(name) or {}).get(field) for key, name, field in lk.also}
-        if any(v is None or v == "" for v in (value, *also.values())):
+        if any(v is None or v == "" for v in also.values()):
             continue
         for what, v in ((lk.column, value), *also.items()):
             if isinstance(v, bool) or not isinstance(v, str | int):
-                # A list would name a fact that never comes: the row would wait for ever.
-                raise TransformError(f"map {m.name!r}: lookup column {what!r} must be a "
-                                     f"string or an integer, got {type(v).__name__}")
+                _not_a_reference(m, what, v)
         out[lk.name] = lk.fact_for(value, also)
     return out
+
+
+def _not_a_reference(m: TableMap, what: str, value: Any) -> None:
+    # A list would name a fact that never comes: the row would wait for ever.
+    raise TransformError(f"map {m.name!r}: lookup column {what!r} must be a "
+                         f"string or an integer, got {type(value).__name__}")
 
 
 def _value(m: TableMap, f: FieldMap, row: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]],
@@ -163,16 +174,16 @@ def _value(m: TableMap, f: FieldMap, row: Mapping[str, Any], resolved: Mapping[s
         value = row.get(source_name)
     else:
         value = f.const
-    value = _scalar(m, f"field {f.target!r}", value)
+    if value is not None and not isinstance(value, _SCALARS):
+        _scalar(m, f"field {f.target!r}", value)  # raises
     if value is not None and f.value_map:
-        pairs = [(b, a) for a, b in f.value_map] if reverse else list(f.value_map)
-        mapped = dict(pairs)
+        mapped = f.values_backward if reverse else f.values_forward
         if value not in mapped:
             raise TransformError(f"{f.target}: no value map entry for {value!r}")
         value = mapped[value]
     if value is None or value == "":
         value = f.default
-    return normalize(f.kind, value)
+    return value if f.kind == "text" else normalize(f.kind, value)
 
 
 def _composed(m: TableMap, compose: str, what: str, row: Mapping[str, Any]) -> str | None:
@@ -217,18 +228,10 @@ def key_reference(m: TableMap, entity_set: str, key: Mapping[str, Any]) -> str:
     return f"/{entity_set}({','.join(parts)})"
 
 
-def _field_plan(m: TableMap, reverse: bool) -> tuple[list[FieldMap], list[tuple[FieldMap, str, str | None]]]:
-    """(key fields, [(field, output name, source column)]) for one direction. Backwards, the
-    two-way fields and the fields only the target fills (``write_back``) flow."""
-    if reverse:
-        keys = list(m.reverse_key)
-        out = [(f, f.target, f.source) for f in keys if f.in_fields]
-        out += [(f, f.source or f.target, f.target) for f in (*m.two_way, *m.write_back)]
-        return keys, out
-    keys = list(m.key)
-    out = [(f, f.target, f.source) for f in keys if f.in_fields]
-    out += [(f, f.target, f.source) for f in m.fields]
-    return keys, out
+def _field_plan(m: TableMap, reverse: bool) -> Flow:
+    """(key fields, [(field, output name, source column, value map backwards)]) for one
+    direction (`TableMap.forward_flow`, `TableMap.reverse_flow`: worked out once per map)."""
+    return m.reverse_flow if reverse else m.forward_flow
 
 
 def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
@@ -238,14 +241,16 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
     ``facts`` holds the facts learned so far by fact key; ``settled``: every fact there is
     (`dualwrite.reconcile`), so an optional lookup's missing fact is absent, not awaited.
     """
-    if not reverse and not m.passes(row):
+    if not reverse and m.filter and not m.passes(row):
         return Filtered(f"filter of map {m.name!r}")
     wanted = lookup_facts(m, row, reverse=reverse, facts=facts)
-    optional = {wanted[lk.name] for lk in _lookups(m, reverse) if lk.optional and lk.name in wanted}
-    missing = tuple(k for k in wanted.values() if facts.get(k) is None
-                    and not (settled and k in optional))
+    missing = tuple(k for k in wanted.values() if facts.get(k) is None)
     if missing:
-        return NeedFacts(missing, tuple(k for k in missing if k in optional))
+        optional = {wanted[lk.name] for lk in _lookups(m, reverse) if lk.optional and lk.name in wanted}
+        if settled:
+            missing = tuple(k for k in missing if k not in optional)
+        if missing:
+            return NeedFacts(missing, tuple(k for k in missing if k in optional))
     resolved = {name: facts.get(k) or {} for name, k in wanted.items()}
     entity = m.source.table if reverse else m.target.table
     keys, plan = _field_plan(m, reverse)
@@ -262,9 +267,8 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
         key[f.target] = value
     fields: dict[str, Any] = {}
     readable: dict[str, Any] = {}
-    for f, name, source in plan:
-        value = _value(m, f, row, resolved, source,
-                       reverse=reverse and (f.direction == "both" or f in m.write_back))
+    for f, name, source, backwards in plan:
+        value = _value(m, f, row, resolved, source, reverse=backwards)
         fields[name] = f.template.format(value) if f.template and value is not None else value
         if f.bind_key is None:  # the target shows a GUID for it: nothing to compare
             readable[name if reverse else f.read_name] = value
@@ -285,7 +289,7 @@ def observed_fields(m: TableMap, row: Mapping[str, Any], *, reverse: bool = Fals
     """The mapped fields of a target row, in the readable view ``transform`` produces."""
     _, plan = _field_plan(m, reverse)
     out: dict[str, Any] = {}
-    for f, name, _source in plan:
+    for f, name, _source, _backwards in plan:
         if f.bind_key is not None:
             continue
         column = name if reverse else f.read_name

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
+from functools import cache, cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -71,7 +72,24 @@ def partner_fact(map_name: str, pair: str, side: Any) -> str:
 
 
 class _Frozen(BaseModel):
+    """Frozen, so what a map derives from its declaration is worked out once
+    (``functools.cached_property``, kept in the instance's ``__dict__``); a copy with changed
+    fields derives it again."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        copied = super().model_copy(update=update, deep=deep)
+        if update:  # pydantic copies the instance's __dict__, derived values with the fields
+            for name in _derived(type(self)):
+                copied.__dict__.pop(name, None)
+        return copied
+
+
+@cache
+def _derived(cls: type) -> tuple[str, ...]:
+    return tuple(name for klass in cls.__mro__ for name, value in vars(klass).items()
+                 if isinstance(value, cached_property))
 
 
 class Endpoint(_Frozen):
@@ -149,12 +167,12 @@ class Lookup(_Frozen):
             raise ValueError(f"lookup {self.name!r}: 'compose' reads the row, 'via' another fact: not both")
         return self
 
-    @property
+    @cached_property
     def after(self) -> tuple[str, ...]:
         """Names of the earlier lookups this one reads (``via``, ``also``), each once."""
         return tuple(dict.fromkeys([*([self.via] if self.via else []), *(n for _k, n, _f in self.also)]))
 
-    @property
+    @cached_property
     def present_fields(self) -> tuple[str, ...]:
         """The target key fields of a ``present`` lookup's fact, sorted."""
         return tuple(sorted([self.key_field or "id", *(k for k, _n, _f in self.also)]))
@@ -202,9 +220,19 @@ class FieldMap(_Frozen):
     in_fields: bool = True
     bind_key: str | None = None
 
-    @property
+    @cached_property
     def read_name(self) -> str:
         return self.read_as or self.target
+
+    @cached_property
+    def values_forward(self) -> dict[Scalar, Scalar]:
+        """``value_map`` as a dict, source value -> target value."""
+        return dict(self.value_map)
+
+    @cached_property
+    def values_backward(self) -> dict[Scalar, Scalar]:
+        """``value_map`` as a dict, target value -> source value."""
+        return {b: a for a, b in self.value_map}
 
 
 class Condition(_Frozen):
@@ -329,6 +357,9 @@ class Bills(_Frozen):
     where: tuple[Condition, ...] = ()
 
 
+Flow = tuple[tuple[FieldMap, ...], tuple[tuple[FieldMap, str, str | None, bool], ...]]
+
+
 class TableMap(_Frozen):
     """A table map: one source table to one target entity, declared once."""
 
@@ -411,9 +442,26 @@ class TableMap(_Frozen):
     def direction(self) -> Direction:
         return "to_finance" if self.target.system == "finance" else "to_dataverse"
 
-    @property
+    @cached_property
     def two_way(self) -> tuple[FieldMap, ...]:
         return tuple(f for f in self.fields if f.direction == "both")
+
+    @cached_property
+    def forward_flow(self) -> Flow:
+        """What `streams.transform` writes to the target: the key fields, and (field, output
+        name, source column, value map backwards) for every field, key fields kept in fields first."""
+        out = [(f, f.target, f.source, False) for f in self.key if f.in_fields]
+        out += [(f, f.target, f.source, False) for f in self.fields]
+        return self.key, tuple(out)
+
+    @cached_property
+    def reverse_flow(self) -> Flow:
+        """The same backwards, onto the source row ``reverse_key`` names: the two-way fields and
+        the fields only the target fills (``write_back``), their value maps read backwards."""
+        out = [(f, f.target, f.source, f.direction == "both" or f in self.write_back)
+               for f in self.reverse_key if f.in_fields]
+        out += [(f, f.source or f.target, f.target, True) for f in (*self.two_way, *self.write_back)]
+        return self.reverse_key, tuple(out)
 
     def lookup(self, name: str, *, reverse: bool = False) -> Lookup:
         for item in self.reverse_lookups if reverse else self.lookups:

@@ -42,3 +42,16 @@ def test_project_tasks_wait_for_their_project_and_their_parent_task():
     assert [(d.entity, d.lookups, d.same_tx_column) for d in PROJECT_TASKS.depends] == [
         ("ProjectsV2", ("project",), "_msdyn_project_value"),
         ("ProjectTasks", ("project", "parent"), "_msdyn_parenttask_value")]
+
+
+def test_what_a_map_derives_is_worked_out_again_for_a_copy_with_other_fields():
+    """Derived values are cached on the frozen model; pydantic's copy carries the instance's
+    dict along, so a copy with an update must not keep the original's."""
+    tasks = tasks_map(PARENT)
+    assert [name for _f, name, _s, _b in tasks.forward_flow[1]] == ["Task"]
+    wider = tasks.model_copy(update={"fields": (FieldMap(target="Name", source="msdyn_subject"),)})
+    assert [name for _f, name, _s, _b in wider.forward_flow[1]] == ["Task", "Name"]
+    assert tasks.lookups[1].after == ()
+    chained = tasks.lookups[1].model_copy(update={"via": "project"})
+    assert chained.after == ("project",)
+    assert tasks.model_copy().forward_flow == tasks.forward_flow  # no update: the same derivation
