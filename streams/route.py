@@ -16,7 +16,10 @@ pairing or its emit key), not by the first fact it needs.
 
 A change one map cannot take is a `Rejection` of that map (stage ``transform`` for a
 `TransformError`, ``plan`` for any other error of its first step, ``route`` for a target row
-whose key holds a list or an object); the other maps still get the event.
+whose key holds a list or an object); the other maps still get the event. Ingest asks only
+for the key of a change's next step (`streams.pending.plan` with ``route_only``), so what it
+finds wrong is a lookup column or the target key; a field the map cannot take is found, and
+dead-lettered, by the gate when it maps the fields to emit the change.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def first_step(item: Pending, maps: MapRegistry, known: Known = _nothing_known) 
     before: tuple[Pending, str] | None = None
     while True:
         try:
-            step = plan(item, maps)
+            step = plan(item, maps, route_only=True)
         except Exception:
             if before is None:
                 raise

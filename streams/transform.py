@@ -235,11 +235,13 @@ def _field_plan(m: TableMap, reverse: bool) -> Flow:
 
 
 def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
-              reverse: bool = False, settled: bool = False) -> Mapped | NeedFacts | Filtered:
+              reverse: bool = False, settled: bool = False, keys_only: bool = False) -> Mapped | NeedFacts | Filtered:
     """Map ``row`` (source row; the target row when ``reverse``) through ``m``.
 
     ``facts`` holds the facts learned so far by fact key; ``settled``: every fact there is
     (`dualwrite.reconcile`), so an optional lookup's missing fact is absent, not awaited.
+    ``keys_only``: the target key (and the lookups) is all that is asked, the fields are not
+    mapped (``fields`` and ``readable`` empty), nor checked.
     """
     if not reverse and m.filter and not m.passes(row):
         return Filtered(f"filter of map {m.name!r}")
@@ -267,7 +269,7 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
         key[f.target] = value
     fields: dict[str, Any] = {}
     readable: dict[str, Any] = {}
-    for f, name, source, backwards in plan:
+    for f, name, source, backwards in () if keys_only else plan:
         value = _value(m, f, row, resolved, source, reverse=backwards)
         fields[name] = f.template.format(value) if f.template and value is not None else value
         if f.bind_key is None:  # the target shows a GUID for it: nothing to compare

@@ -175,8 +175,8 @@ async def test_waiters_released_by_the_target_feed_and_paused_map_resumes(rt):
 
 
 async def test_ingest_lets_a_dlq_retry_of_a_seen_version_through_but_not_a_plain_copy(tmp_path):
-    # A transform failing at ingest happens after dedupe recorded the version: without the
-    # retry header a re-driven copy would be dropped as a duplicate and never tried again.
+    # A transform failing happens after dedupe recorded the version: without the retry header
+    # a re-driven copy would be dropped as a duplicate and never tried again.
     strict = LEGAL_ENTITIES.model_copy(update={"fields": (*LEGAL_ENTITIES.fields, FieldMap(
         target="cdm_kind", source="Kind", value_map=((1, "one"),), direction="to_dataverse"))})
     config = StreamsConfig(app_id=f"unit-{uuid.uuid4().hex[:8]}", store="memory://",
@@ -197,6 +197,7 @@ async def test_ingest_lets_a_dlq_retry_of_a_seen_version_through_but_not_a_plain
         await ingest.put(legal_entity(7), key=encode_key("usmf"))  # plain copy: a duplicate
         await ingest.put(legal_entity(7), key=encode_key("usmf"), headers=retry)  # re-driven
         await ingest.put(legal_entity(6), key=encode_key("usmf"), headers=retry)  # older: dropped
+    await pump(rt, rec)  # the fields are mapped, and refused, where the change is emitted
     stages = [dict(h)["dlq.stage"] for _k, _v, h in rec.take("dlq")]
     assert stages == [b"transform", b"transform"]
 

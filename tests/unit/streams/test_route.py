@@ -1,7 +1,9 @@
 import pytest
 
 from streams.maps import default_registry
+from streams.pending import plan
 from streams.route import route_change
+from streams.transform import TransformError
 from streams.wire import (
     FactMsg,
     MemberMsg,
@@ -149,10 +151,23 @@ def test_a_lookup_the_view_does_not_know_is_still_asked_at_the_gate():
     assert key == rows.ACCOUNT_FACT and set(msg.item.facts) == {rows.COMPANY_FACT}  # type: ignore[union-attr]
 
 
+def test_a_change_whose_fields_the_map_refuses_is_refused_at_the_gate_not_at_ingest():
+    """Ingest maps only the target key (the step's key is all it asks); the fields are mapped,
+    and refused, where the change is emitted: the gate, which can park it when its map is paused."""
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
+                       event("dataverse", "msdyn_projects", rows.project(statecode=9)), 0, KNOWN.get)
+    assert not out.rejected
+    [(key, msg)] = changes(out)
+    assert key.startswith("present:ProjectsV2(") and isinstance(msg, PendingMsg)
+    with pytest.raises(TransformError, match="no value map entry for 9"):
+        plan(msg.item, MAPS)
+
+
 def test_a_change_refused_once_a_known_row_is_added_goes_to_the_gate_to_be_refused_there():
     """Only the gate can park it when its map is paused: it leaves as it would without the view."""
     out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
-                       event("dataverse", "msdyn_projects", rows.project(statecode=9)), 0, KNOWN.get)
+                       event("dataverse", "msdyn_projects", rows.project(msdyn_projectnumber=["PRJ-1"])),
+                       0, KNOWN.get)
     assert not out.rejected
     [(key, msg)] = changes(out)
     assert key == rows.ACCOUNT_FACT and set(msg.item.facts) == {rows.COMPANY_FACT}  # type: ignore[union-attr]
