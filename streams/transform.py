@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from string import Formatter
 from typing import Any
 from urllib.parse import quote
@@ -69,7 +70,7 @@ class Mapped:
     readable: dict[str, Any]
     lookups: Mapping[str, str] = field(default_factory=dict)  # lookup name -> the fact key it read
 
-    @property
+    @cached_property
     def record_key(self) -> str:
         return target_key(self.entity, self.key)
 
