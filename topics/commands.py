@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from aiokafka.partitioner import murmur2
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,6 +20,7 @@ from pydantic import (
 )
 
 from topics.envelope import MAX_VERSION, System
+from topics.partitioner import partition_of
 
 __all__ = ["Applied", "Command", "CommandOp", "CommandSource", "WriteOp", "ack_partition", "present_fact",
            "target_key"]
@@ -124,7 +124,7 @@ def ack_partition(record_key: str, partitions: int) -> int:
     ``partitions`` partitions. The ack topic has the gate's partition count, so the worker that
     owns the row's gate state reads its acks and handles them in place, without sending each
     through its gate topic first (`streams.agents`)."""
-    return int(murmur2(present_fact(record_key).encode()) & 0x7FFFFFFF) % partitions
+    return partition_of(present_fact(record_key).encode(), partitions)
 
 
 class Applied(BaseModel):
