@@ -4,10 +4,9 @@ The P1 project workload goes through what the worker decides per change, in one 
 broker, no Faust and no RocksDB: the worker's own `streams.ingest.Ingest` (decode the key and the
 event, dedupe by source version, route with the worker's `FactView`, encode the gate records),
 each gate record decoded, and the real `streams.gatekeeper.Gatekeeper` handling it (the pure
-handlers and the applier),
-over tables that are dicts and a send that queues gate records for the same loop. What is left
-out is exactly Kafka (consume, produce, commit) and Faust (events, changelogs, stores): P1 next
-to this figure says how much of the worker's time is its own logic.
+handlers and the applier), over tables that are dicts and a send that queues gate records for
+the same loop. What is left out is exactly Kafka (consume, produce, commit) and Faust (events,
+changelogs, stores): P1 next to this figure says how much of the worker's time is its own logic.
 """
 
 from __future__ import annotations
