@@ -7,10 +7,10 @@ project puts a key in the same partition.
     KeyPartitioner()                     the same as an aiokafka partitioner (Faust's
                                          ``producer_partitioner``)
 
-aiokafka's own ``murmur2`` is pure Python, byte by byte, about 17 us for a gate key; this one
-reads the key four bytes at a time and remembers the partitions of recent keys (the versions of
-one record, its acks and its command share a key), since every gate record, command and ack is
-placed by it.
+aiokafka's own ``murmur2`` is pure Python, byte by byte (9 us for a gate key on the development
+machine); this one reads the key four bytes at a time (4.4 us) and remembers the partitions of
+recent keys (the versions of one record, its acks and its command share a key), since every gate
+record, command and ack is placed by it.
 """
 
 from __future__ import annotations
