@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 from string import Formatter
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from streams.fingerprint import fingerprint
@@ -155,7 +155,7 @@ def lookup_facts(m: TableMap, row: Mapping[str, Any], *, reverse: bool = False,
     return out
 
 
-def _not_a_reference(m: TableMap, what: str, value: Any) -> None:
+def _not_a_reference(m: TableMap, what: str, value: Any) -> NoReturn:
     # A list would name a fact that never comes: the row would wait for ever.
     raise TransformError(f"map {m.name!r}: lookup column {what!r} must be a "
                          f"string or an integer, got {type(value).__name__}")
