@@ -1,4 +1,5 @@
-"""Free loopback ports for the servers this machine starts (the demo, benchmarks and tests).
+"""Free loopback ports, one at a time or in runs, for the servers this machine starts (the demo,
+benchmarks and tests).
 
 The kernel may hand the same ephemeral port to two probes in a row once the first probe's
 socket is closed. A broker given one port as both its client and its controller port refuses to
@@ -13,14 +14,17 @@ each of its parallel workers a separate block.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
 import threading
 
-__all__ = ["PORTS_ENV", "PortBlockError", "free_port", "port_block"]
+__all__ = ["PORTS_ENV", "PortBlockError", "free_port", "free_run", "port_block"]
 
 PORTS_ENV = "DUALWRITE_PORTS"
+# Without a block, runs of ports are looked for below the kernel's usual ephemeral range (32768+).
+_RUN_SPAN = range(20000, 32768)
 
 _given: set[int] = set()
 _lock = threading.Lock()
@@ -71,3 +75,35 @@ def free_port() -> int:
             if port not in _given:
                 _given.add(port)
                 return port
+
+
+def _run_at(base: int, length: int) -> bool:
+    """Whether base..base+length-1 are all free now (each checked by binding it)."""
+    with contextlib.ExitStack() as held:
+        for port in range(base, base + length):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_run(length: int) -> int:
+    """The first of ``length`` consecutive free loopback ports, none given before (a local cluster
+    of n nodes takes port..port+2n-1). Taken from the ``DUALWRITE_PORTS`` block when one is set,
+    else from below the ephemeral range, where no client socket is handed a port."""
+    block = os.environ.get(PORTS_ENV)
+    span = port_block(block) if block else _RUN_SPAN
+    bases = range(span.start, span.stop - length + 1)
+    with _lock:
+        if bases:
+            offset = random.randrange(len(bases))
+            for i in range(len(bases)):
+                base = bases[(offset + i) % len(bases)]
+                run = range(base, base + length)
+                if _given.isdisjoint(run) and _run_at(base, length):
+                    _given.update(run)
+                    return base
+    where = f"{PORTS_ENV}={span.start}-{span.stop - 1}" if block else f"ports {span.start}-{span.stop - 1}"
+    raise PortBlockError(f"no {length} consecutive free ports in {where}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dualwrite.ports import free_port
+from dualwrite.ports import free_port, free_run
 
 pytestmark = pytest.mark.integration
 
@@ -126,23 +125,6 @@ def test_storage_is_formatted_whatever_the_random_cluster_id(tmp_path: Path, mon
     kafka.data_dir.mkdir(parents=True)
     kafka._format(resolve_classpath(kafka.cache_dir), kafka._write_properties())
     assert (kafka.data_dir / "logs" / "meta.properties").read_text().count("cluster.id=-AAAA") == 1
-
-
-def free_run(length: int) -> int:
-    """The first of `length` consecutive free loopback ports (a cluster takes port..port+5)."""
-    import random
-
-    for _ in range(200):
-        base = random.randint(20000, 60000)
-        with contextlib.ExitStack() as held:
-            try:
-                for port in range(base, base + length):
-                    sock = held.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return base
-    raise AssertionError(f"no {length} consecutive free ports")
 
 
 def test_cluster_up_status_a_killed_node_comes_back_with_up_then_down(tmp_path: Path) -> None:

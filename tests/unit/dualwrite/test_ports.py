@@ -39,3 +39,23 @@ def test_a_block_hands_out_only_its_own_ports_each_once(monkeypatch: pytest.Monk
 def test_a_malformed_block_is_a_typed_error(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     with pytest.raises(ports.PortBlockError, match="is not a block START-END"):
         ports.port_block(text)
+
+
+def test_a_run_is_consecutive_free_within_the_block_and_given_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ports.PORTS_ENV, "23200-23211")
+    monkeypatch.setattr(ports, "_given", set())
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 23204))
+        busy.listen()
+        # Only 23205..23210 or 23206..23211 hold six free ports in a row around the busy one.
+        first = ports.free_run(6)
+        assert first in (23205, 23206)
+        assert ports.free_port() not in range(first, first + 6)
+        with pytest.raises(ports.PortBlockError, match="no 6 consecutive free ports in DUALWRITE_PORTS=23200-23211"):
+            ports.free_run(6)
+
+
+def test_without_a_block_a_run_lies_below_the_ephemeral_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ports.PORTS_ENV, raising=False)
+    first = ports.free_run(6)
+    assert first >= 20000 and first + 5 < 32768
