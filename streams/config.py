@@ -44,6 +44,10 @@ class StreamsConfig(Tuning):
         30.0, gt=0, description="Exit (for the supervisor to restart) when the gate handles "
         "nothing, not even its own ticks, for this long outside a rebalance.")
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
+    topics_wait_s: float = Field(
+        60.0, ge=0, description="How long the worker waits at start for the topics it reads to exist "
+        "(`dualwrite topics apply` creates them) before it exits with 78 naming the missing ones: a "
+        "topic missing when the group assigns partitions would never be read.")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -26,7 +26,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from mode.utils.times import want_seconds
 
-__all__ = ["InternalTopic", "TopicsNotReady", "declare_internal_topics", "internal_topics"]
+__all__ = ["InternalTopic", "TopicsNotReady", "await_read_topics", "declare_internal_topics", "internal_topics",
+           "read_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,13 @@ def internal_topics(app: Any) -> list[InternalTopic]:
     rt = app.runtime
     owned = [rt.topic("gate"), *(table.changelog_topic for table in rt.tables.values())]
     return [spec for topic in owned for spec in _spec(app, topic)]
+
+
+def read_topics(app: Any) -> list[str]:
+    """The catalog topics a `streams.app.create_app` app reads: the CDC topics of its maps'
+    tables, ``sync.applied.*`` and ``sync.control``."""
+    rt = app.runtime
+    return [name for key in ("cdc", "applied", "control") for name in rt.topic(key).topics]
 
 
 async def _listed(admin: AIOKafkaAdminClient, wanted: Iterable[InternalTopic]) -> list[str]:
@@ -132,3 +140,47 @@ async def declare_internal_topics(topics: list[InternalTopic], *, bootstrap_serv
         f"the cluster's metadata does not list {', '.join(unlisted)} after {timeout_s:.0f} s"
         f"{why}: check that the brokers are up (`dualwrite kafka status`) and the worker's "
         "DUALWRITE_KAFKA__* settings")
+
+
+async def await_read_topics(names: list[str], *, bootstrap_servers: list[str], auth: Mapping[str, Any],
+                            timeout_s: float = 60.0) -> None:
+    """Wait until the cluster lists every topic the worker reads; after `timeout_s` raise
+    `TopicsNotReady` naming the missing ones and the command that creates them.
+
+    A topic missing when the group's leader assigns partitions is left out of the assignment
+    ("Ignoring missing topic"), and it stays out when it appears later: a static member gets
+    that assignment back on every restart, and even a dynamic one waits for a metadata refresh
+    (five minutes). A map enabled without `dualwrite topics apply` would never be read. The
+    worker does not create them: their partitions, retention and compaction are the catalog's,
+    applied (and checked for drift) by that command. The check lists topics without naming
+    them, since a metadata request that names a missing topic makes a broker with
+    ``auto.create.topics.enable`` create it with its own defaults."""
+    deadline = time.monotonic() + timeout_s
+    missing = list(names)
+    last_error: Exception | None = None
+    warned = False
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers,
+                                    request_timeout_ms=int(max(timeout_s, 1.0) * 1000), **auth)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [name for name in names if name not in existing]
+            if not missing:
+                return
+            if not warned:
+                log.warning("waiting for the topics this worker reads: %s (created by `dualwrite "
+                            "topics apply`)", ", ".join(missing))
+                warned = True
+        except KafkaError as exc:  # not reachable yet: again, until the deadline
+            last_error = exc
+        finally:
+            await admin.close()
+        if time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(1.0)
+    why = f" (last error: {last_error!r})" if last_error and missing == list(names) else ""
+    raise TopicsNotReady(
+        f"{len(missing)} topic(s) this worker reads do not exist after {timeout_s:.0f} s: "
+        f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}{why}. Create them with "
+        "`dualwrite topics apply` (the catalog of the enabled maps), then start the worker")

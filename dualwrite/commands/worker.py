@@ -21,7 +21,8 @@ LogLevel = Annotated[str, typer.Option(help="Log level: debug, info, warning, er
 
 def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
                  topic_prefix: str = "", session_timeout_s: float = 30.0,
-                 stall_timeout_s: float = 30.0, instance_id: str | None = None) -> StreamsConfig:
+                 stall_timeout_s: float = 30.0, instance_id: str | None = None,
+                 topics_wait_s: float = 60.0) -> StreamsConfig:
     """The worker's frozen config from the settings (Kafka, topic layout, state dir)."""
     from streams import StreamsConfig
 
@@ -33,7 +34,7 @@ def build_config(settings: Settings, *, app_id: str, data_dir: Path | None,
         partitions=settings.topics.partitions, replication=settings.topics.replication,
         topic_prefix=topic_prefix, metrics_port=settings.metrics_port,
         session_timeout_s=session_timeout_s, stall_timeout_s=stall_timeout_s,
-        instance_id=instance_id,
+        instance_id=instance_id, topics_wait_s=topics_wait_s,
         **settings.processor.model_dump(include=set(Tuning.model_fields)),
     )
 
@@ -55,6 +56,9 @@ def worker(
         "timeout (static membership). A worker stopped for good then holds its partitions until "
         "the session timeout. The member id adds a digest of the topics the worker reads, so a "
         "worker restarted with other maps gets a fresh assignment.")] = None,
+    topics_wait: Annotated[float, typer.Option(
+        help="Seconds to wait at start for the topics the worker reads (`dualwrite topics apply` "
+        "creates them); then exit with 78 naming the missing ones.")] = 60.0,
     topic_prefix: Annotated[str, typer.Option(
         help="Prefix of every catalog topic name (isolated test runs).", hidden=True)] = "",
 ) -> None:
@@ -69,7 +73,7 @@ def worker(
     settings = Settings()
     config = build_config(settings, app_id=app_id, data_dir=data_dir, topic_prefix=topic_prefix,
                           session_timeout_s=session_timeout, stall_timeout_s=stall_timeout,
-                          instance_id=instance_id)
+                          instance_id=instance_id, topics_wait_s=topics_wait)
     run_worker(config, loglevel=log_level, maps=map_registry(settings))
 
 

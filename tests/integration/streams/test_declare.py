@@ -2,7 +2,9 @@
 
 A CI run lost every change: the broker's metadata did not list the just-created gate topic when
 the group leader assigned partitions, so the gate was assigned to nobody, and a static member
-restarted by the watchdog took that assignment back unchanged on every restart."""
+restarted by the watchdog took that assignment back unchanged on every restart. The same holds
+for a topic the worker reads (a map enabled without `dualwrite topics apply`): the worker waits
+for them, and refuses to start without them."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams import StreamsConfig, create_app
 from streams.declare import TopicsNotReady, declare_internal_topics, internal_topics
-from tests.integration.streams.harness import WorkerProcess
+from tests.integration.streams.harness import PARTITIONS, Reader, WorkerProcess
+from topics import read_headers
+
+LATE = "dataverse.cdc.msdyn_ledgers"  # a CDC topic of one map, deleted before the worker starts
 
 
 def _declare(bootstrap: str, app_id: str, timeout_s: float = 30.0, **overrides: object) -> list:
@@ -91,3 +97,84 @@ def test_a_worker_configured_for_other_partitions_than_its_topics_is_refused(
     with pytest.raises(TopicsNotReady, match=rf"{app_id}-gate has 2, .* partitions where this "
                                              r"worker has 3 \(DUALWRITE_TOPICS__PARTITIONS\)"):
         _declare(kafka_bootstrap, app_id, partitions=3)
+
+
+def _without(bootstrap: str, topic: str) -> AdminClient:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.delete_topics([topic])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while topic in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, f"{topic} still listed after its deletion"
+        time.sleep(0.2)
+    return admin
+
+
+def _logged(proc: WorkerProcess, *texts: str, timeout: float = 120.0) -> str:
+    """The first of `texts` the worker's log shows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = proc.log.read_text(errors="replace")
+        found = [t for t in texts if t in log]
+        if found:
+            return min(found, key=log.find)
+        proc.check()
+        assert time.monotonic() < deadline, proc.tail()
+        time.sleep(0.3)
+
+
+def test_a_topic_the_worker_reads_that_appears_after_it_started_is_read(
+        kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the wait, the leader left the missing topic out of the assignment ("Ignoring
+    missing topic"), the broker then created it with its defaults, and a record written to it
+    was not read in 90 s (nor ever, by a static member)."""
+    topic = prefix + LATE
+    admin = _without(kafka_bootstrap, topic)
+    monkeypatch.setenv("STREAMS_TEST_LOGLEVEL", "info")
+    proc = WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state", tmp_path / "w.log")
+    proc.args += ["--instance-id", "worker-a"]
+    dlq = Reader(kafka_bootstrap, f"{prefix}sync.dlq", f"dlq-{unique}")
+    try:
+        proc.start()
+        # The worker waits (and says so), or joins its group without the topic (the defect).
+        if _logged(proc, "waiting for the topics this worker reads", "Joined group") != "Joined group":
+            assert topic in proc.tail() and "dualwrite topics apply" in proc.tail()
+            assert topic not in admin.list_topics(timeout=10).topics  # waiting never creates it
+        else:
+            time.sleep(5)  # the group's assignment is made without the topic
+        if topic not in admin.list_topics(timeout=10).topics:  # (the broker may have made it)
+            admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)  # `topics apply`
+        _logged(proc, "Worker ready")
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        for partition in range(PARTITIONS):  # every partition of it is someone's
+            producer.produce(topic, key=b'{"id": "l-%d"}' % partition, value=b"not json", partition=partition)
+        producer.flush(30)
+
+        def read(records: list) -> set[str]:
+            return {read_headers(r.headers()).get("dlq.original.partition", "") for r in records
+                    if read_headers(r.headers()).get("dlq.original.topic") == topic}
+        records = dlq.poll_until(lambda rs: len(read(rs)) == PARTITIONS, timeout=90, worker=proc)
+        assert read(records) == {str(p) for p in range(PARTITIONS)}, proc.tail()
+        assert f"Ignoring missing topic: '{topic}'" not in proc.log.read_text(errors="replace")
+    finally:
+        dlq.consumer.close()
+        proc.stop()
+
+
+def test_a_worker_whose_read_topics_stay_missing_exits_78_naming_them(
+        kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path) -> None:
+    topic = prefix + LATE
+    admin = _without(kafka_bootstrap, topic)
+    proc = WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state", tmp_path / "w.log")
+    proc.args += ["--topics-wait", "2"]
+    proc.start()
+    assert proc.proc is not None
+    try:
+        assert proc.proc.wait(120) == 78, proc.tail()
+    finally:
+        proc.stop()
+    log = proc.tail()
+    assert f"1 topic(s) this worker reads do not exist after 2 s: {topic}." in log
+    assert "Create them with `dualwrite topics apply`" in log
+    assert topic not in admin.list_topics(timeout=10).topics  # not created with the broker's defaults
+    assert "Joined group" not in log
