@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from mode.utils.times import want_seconds
 
 __all__ = ["InternalTopic", "TopicsNotReady", "await_read_topics", "declare_internal_topics", "internal_topics",
-           "read_topics"]
+           "read_topics", "sized_unlike"]
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,16 @@ def internal_topics(app: Any) -> list[InternalTopic]:
     return [spec for topic in owned for spec in _spec(app, topic)]
 
 
-def read_topics(app: Any) -> list[str]:
-    """The catalog topics a `streams.app.create_app` app reads: the CDC topics of its maps'
-    tables, ``sync.applied.*`` and ``sync.control``."""
+def read_topics(app: Any) -> dict[str, int | None]:
+    """The catalog topics a `streams.app.create_app` app reads (the CDC topics of its maps'
+    tables, ``sync.applied.*``, ``sync.control``), each with the partition count it must have:
+    a CDC topic the worker's (ingest writes the ``versions`` changelog in the partition of the
+    record it handles; Faust's ``PartitionsMismatch`` on a wider topic crashed the agent), the
+    others any (acks of a topic sized unlike the gate take the gate hop; control has one)."""
     rt = app.runtime
-    return [name for key in ("cdc", "applied", "control") for name in rt.topic(key).topics]
+    partitions = rt.config.partitions
+    return {name: partitions if key == "cdc" else None
+            for key in ("cdc", "applied", "control") for name in rt.topic(key).topics}
 
 
 async def _listed(admin: AIOKafkaAdminClient, wanted: Iterable[InternalTopic]) -> list[str]:
@@ -142,10 +147,18 @@ async def declare_internal_topics(topics: list[InternalTopic], *, bootstrap_serv
         "DUALWRITE_KAFKA__* settings")
 
 
-async def await_read_topics(names: list[str], *, bootstrap_servers: list[str], auth: Mapping[str, Any],
-                            timeout_s: float = 60.0) -> None:
+def sized_unlike(required: Mapping[str, int | None], partitions: Mapping[str, int]) -> list[str]:
+    """The topics whose partition count (by name, as described) is not the one `required`
+    (pure)."""
+    return [f"{name} has {partitions[name]}" for name, count in required.items()
+            if count is not None and name in partitions and partitions[name] != count]
+
+
+async def await_read_topics(required: Mapping[str, int | None], *, bootstrap_servers: list[str],
+                            auth: Mapping[str, Any], timeout_s: float = 60.0) -> None:
     """Wait until the cluster lists every topic the worker reads; after `timeout_s` raise
-    `TopicsNotReady` naming the missing ones and the command that creates them.
+    `TopicsNotReady` naming the missing ones and the command that creates them. A topic of
+    another partition count than `required` is refused at once, naming it.
 
     A topic missing when the group's leader assigns partitions is left out of the assignment
     ("Ignoring missing topic"), and it stays out when it appears later: a static member gets
@@ -155,8 +168,9 @@ async def await_read_topics(names: list[str], *, bootstrap_servers: list[str], a
     applied (and checked for drift) by that command. The check lists topics without naming
     them, since a metadata request that names a missing topic makes a broker with
     ``auto.create.topics.enable`` create it with its own defaults."""
+    names = list(required)
     deadline = time.monotonic() + timeout_s
-    missing = list(names)
+    missing = names
     last_error: Exception | None = None
     warned = False
     while True:
@@ -167,6 +181,17 @@ async def await_read_topics(names: list[str], *, bootstrap_servers: list[str], a
             existing = set(await admin.list_topics())
             missing = [name for name in names if name not in existing]
             if not missing:
+                sized = [name for name, count in required.items() if count is not None]
+                described = await admin.describe_topics(sized) if sized else []  # all present
+                wrong = sized_unlike(required, {d["topic"]: len(d["partitions"]) for d in described
+                                                if d["error_code"] == _NO_ERROR})
+                if wrong:
+                    count = next(c for c in required.values() if c is not None)
+                    raise TopicsNotReady(
+                        f"{', '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''} partitions where this "
+                        f"worker has {count} (DUALWRITE_TOPICS__PARTITIONS): it keeps its state "
+                        "partitioned like the CDC topics; give the catalog and the worker one count "
+                        "(`dualwrite topics apply --check` names the drift)")
                 return
             if not warned:
                 log.warning("waiting for the topics this worker reads: %s (created by `dualwrite "
@@ -179,7 +204,7 @@ async def await_read_topics(names: list[str], *, bootstrap_servers: list[str], a
         if time.monotonic() >= deadline:
             break
         await asyncio.sleep(1.0)
-    why = f" (last error: {last_error!r})" if last_error and missing == list(names) else ""
+    why = f" (last error: {last_error!r})" if last_error and missing == names else ""
     raise TopicsNotReady(
         f"{len(missing)} topic(s) this worker reads do not exist after {timeout_s:.0f} s: "
         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}{why}. Create them with "

@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams import StreamsConfig, create_app
 from streams.declare import TopicsNotReady, declare_internal_topics, internal_topics
-from tests.integration.streams.harness import PARTITIONS, Reader, WorkerProcess
+from tests.integration.streams.harness import PARTITIONS, Reader, WorkerProcess, create_topics
 from topics import read_headers
 
 LATE = "dataverse.cdc.msdyn_ledgers"  # a CDC topic of one map, deleted before the worker starts
@@ -178,3 +178,23 @@ def test_a_worker_whose_read_topics_stay_missing_exits_78_naming_them(
     assert "Create them with `dualwrite topics apply`" in log
     assert topic not in admin.list_topics(timeout=10).topics  # not created with the broker's defaults
     assert "Joined group" not in log
+
+
+def test_a_worker_whose_cdc_topic_is_sized_unlike_it_exits_78_naming_it(
+        kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
+    """Ingest keeps its `versions` table partitioned like the CDC topics: a record in partition 5
+    of a six-partition topic crashed the ingest agent (Faust's PartitionsMismatch) and nothing
+    more was read."""
+    prefix = f"t{unique}."
+    wide = f"{prefix}dataverse.cdc.msdyn_projects"
+    create_topics(kafka_bootstrap, prefix, sizes={"dataverse.cdc.msdyn_projects": PARTITIONS + 3})
+    proc = WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state", tmp_path / "w.log")
+    proc.start()
+    assert proc.proc is not None
+    try:
+        assert proc.proc.wait(120) == 78, proc.tail()
+    finally:
+        proc.stop()
+    log = proc.tail()
+    assert f"{wide} has {PARTITIONS + 3} partitions where this worker has {PARTITIONS} " in log
+    assert "DUALWRITE_TOPICS__PARTITIONS" in log and "Joined group" not in log
