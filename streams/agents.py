@@ -29,7 +29,14 @@ from streams.gatekeeper import Gatekeeper, Position, StoreReads
 from streams.ingest import Ingest, Refused
 from streams.offsets import CommittedOffsets
 from streams.status import oldest_by_map, parked_entries
-from streams.watchdog import Partition, PartitionStarts, Positions, Watchdog, gate_hint
+from streams.watchdog import (
+    Partition,
+    PartitionStarts,
+    Positions,
+    Watchdog,
+    expired_ranges,
+    gate_hint,
+)
 from streams.wire import (
     AppliedMsg,
     ControlMsg,
@@ -104,8 +111,15 @@ def register_agents(rt: Runtime) -> None:
         committed = await committed_offsets.fetch_async(tps)
         if committed is None:
             raise LookupError("committed offsets not read")
-        return {(tp.topic, tp.partition): max(committed.get((tp.topic, tp.partition)) or 0, offset or 0)
-                for tp, offset in found.items()}
+        log_starts = {(tp.topic, tp.partition): offset for tp, offset in found.items()}
+        for (topic, partition), lost in expired_ranges(committed, log_starts).items():
+            # The consumer resets to the log start and reads on; what retention deleted is gone.
+            metrics.EXPIRED.labels(topic).inc(len(lost))
+            log.warning("%d record(s) of %s[%d] (offsets %d to %d) were deleted by retention before "
+                        "this worker read them: their changes did not sync; run `dualwrite reconcile`, "
+                        "then `dualwrite replay --repair` for what differs", len(lost), topic, partition,
+                        lost.start, lost.stop - 1)
+        return {tp: max(committed.get(tp) or 0, offset or 0) for tp, offset in log_starts.items()}
 
     partition_starts = PartitionStarts(starts, lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment()])
 

@@ -18,6 +18,7 @@ __all__ = [
     "DUPLICATES",
     "ECHOES",
     "EVENTS_IN",
+    "EXPIRED",
     "NOOPS",
     "OVERTAKEN",
     "PARKED",
@@ -51,6 +52,9 @@ DROPPED = Counter("dualwrite_streams_dropped_total", "Changes a map does not syn
 CONFLICTS = Counter("dualwrite_streams_conflicts_total", "Two-way conflicts (loser recorded).",
                     ["map", "loser"])
 DLQ = Counter("dualwrite_streams_dlq_total", "Records sent to sync.dlq.", ["stage", "error"])
+EXPIRED = Counter("dualwrite_streams_expired_total", "Records retention deleted before the worker's "
+                  "group read them (found when a partition is assigned): their changes did not sync.",
+                  ["topic"])
 # Per worker, over the partitions it owns: alert on max by (map) across the workers.
 PARKED_OLDEST_AGE = Gauge("dualwrite_streams_parked_oldest_age_seconds",
                           "Age of the oldest change parked by this worker's gate, per map (0: none "

@@ -38,7 +38,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["EXIT_STALLED", "Partition", "PartitionStarts", "Positions", "Watchdog", "gate_hint"]
+__all__ = ["EXIT_STALLED", "Partition", "PartitionStarts", "Positions", "Watchdog", "expired_ranges",
+           "gate_hint"]
 
 
 Partition = tuple[str, int]
@@ -61,6 +62,19 @@ def gate_hint(gate_partitions_assigned: int, static_member: bool) -> str:
                 "member (--instance-id) it gets the same assignment back on restart: stop every "
                 "worker of the group for longer than the session timeout, then start them again")
     return "no partition of the gate topic is assigned to this worker"
+
+
+def expired_ranges(committed: Mapping[Partition, int | None],
+                   log_starts: Mapping[Partition, int | None]) -> dict[Partition, range]:
+    """The offsets of each partition that retention deleted before the group read them: from its
+    committed offset up to the log start (pure). A partition the group never committed, or whose
+    log start is not known, has none: reading from the log start is where it begins."""
+    out = {}
+    for tp, start in log_starts.items():
+        offset = committed.get(tp)
+        if offset is not None and start is not None and 0 <= offset < start:
+            out[tp] = range(offset, start)
+    return out
 
 
 @dataclass

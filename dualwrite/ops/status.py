@@ -88,6 +88,9 @@ class TopicLag:
     committed: int  # sum of committed offsets (partitions without one count from the start)
     end: int  # sum of end offsets
     lag: int
+    # Records deleted (retention) between the group's committed offset and the log start, never
+    # read by the group: the changes they carried did not reach the target through it.
+    expired: int = 0
 
 
 @dataclass(frozen=True)
@@ -230,16 +233,20 @@ def topic_lags(committed: dict[tuple[str, int], int],
 
     ``committed`` maps (topic, partition) to the committed offset (negative: none, the group
     would start at the earliest offset); ``watermarks`` maps (topic, partition) to (start, end).
-    A partition whose watermarks are unknown (topic deleted) counts nothing."""
-    per_topic: dict[str, list[tuple[int, int, int]]] = {}
+    A partition whose watermarks are unknown (topic deleted) counts nothing. A committed offset
+    below the log start counts the records in between as expired: retention deleted them before
+    the group read them."""
+    per_topic: dict[str, list[tuple[int, int, int, int]]] = {}
     for (topic, partition), offset in committed.items():
         if (topic, partition) not in watermarks:
             continue
         low, high = watermarks[(topic, partition)]
         position = offset if offset >= 0 else low
-        per_topic.setdefault(topic, []).append((max(offset, 0), high, max(0, high - max(position, low))))
+        expired = low - offset if 0 <= offset < low else 0
+        per_topic.setdefault(topic, []).append(
+            (max(offset, 0), high, max(0, high - max(position, low)), expired))
     return [TopicLag(topic, len(parts), sum(p[0] for p in parts), sum(p[1] for p in parts),
-                     sum(p[2] for p in parts))
+                     sum(p[2] for p in parts), sum(p[3] for p in parts))
             for topic, parts in sorted(per_topic.items())]
 
 
@@ -299,6 +306,10 @@ def health_problems(report: StatusReport, max_parked_age_s: float) -> list[str]:
                  f"(> {max_parked_age_s:g}s), waiting for {p.oldest_waits_for}"
                  + (f"; {p.oldest_hint}" if p.oldest_hint else "")
                  for p in report.parked if p.oldest_age_s > max_parked_age_s]
+    problems += [f"{t.expired} record(s) of {t.topic} were deleted by retention before group {g.group} "
+                 f"({g.role}) read them: run `dualwrite reconcile`, then `dualwrite replay --repair` "
+                 "for what differs"
+                 for g in report.groups for t in g.topics if t.expired]
     return problems
 
 
@@ -533,7 +544,8 @@ def tables(report: StatusReport) -> list[Any]:
             lag.add_row(g.group, g.role, condition, members, "-", "", "", "", "")
         for t in g.topics:
             lag.add_row(g.group, g.role, condition, members, t.topic, str(t.partitions),
-                        str(t.committed), str(t.end), str(t.lag))
+                        str(t.committed), str(t.end),
+                        str(t.lag) + (f" [red](+{t.expired} expired)[/red]" if t.expired else ""))
 
     parked = Table(title="Parked changes (worker's parked table)")
     for col in ("map", "count", "oldest", "age", "waits for", "brought by", "unwritten deletes"):

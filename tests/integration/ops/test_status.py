@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from tests.support.pipeline import fresh_kafka
 from topics import MapState, SourceOffset, SourceOffsetKey, dlq_headers, encode
@@ -96,7 +97,7 @@ def test_status_shows_every_section_and_exits_by_health(tmp_path: Path) -> None:
         assert finance["started"] is True and finance["lag"] == 3 and finance["members"] == 0
         assert finance["condition"] == "committing" and finance["state"] == "empty"
         assert finance["topics"] == [{"topic": "sync.commands.finance", "partitions": 1,
-                                      "committed": 2, "end": 5, "lag": 3}]
+                                      "committed": 2, "end": 5, "lag": 3, "expired": 0}]
         dataverse = groups["dualwrite-sink-dataverse"]
         assert dataverse["started"] is False and dataverse["lag"] == 0
         assert [t["topic"] for t in dataverse["topics"]] == ["sync.commands.dataverse"]
@@ -142,6 +143,21 @@ def test_status_shows_every_section_and_exits_by_health(tmp_path: Path) -> None:
         assert doc["healthy"] is True and doc["problems"] == []
         assert doc["dlq"]["total"] == 2 and doc["dlq"]["recent"] == 0
         assert {m["map"]: m["state"] for m in doc["maps"]}["project_tasks"] == "running"
+
+        # Retention deletes commands 0..3 while the Finance sink has read only 0 and 1: the two
+        # it never read are named, and the lag counts from the new log start.
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        [deleted] = admin.delete_records([TopicPartition("sync.commands.finance", 0, 4)]).values()
+        assert deleted.result(30).low_watermark == 4
+        code, doc, err = run_status(broker.bootstrap, "--dlq-since", "1h")
+        assert code == 1, err
+        finance = {g["group"]: g for g in doc["groups"]}["dualwrite-sink-finance"]
+        assert finance["topics"] == [{"topic": "sync.commands.finance", "partitions": 1,
+                                      "committed": 2, "end": 5, "lag": 1, "expired": 2}]
+        assert doc["problems"] == [
+            "2 record(s) of sync.commands.finance were deleted by retention before group "
+            "dualwrite-sink-finance (sink finance) read them: run `dualwrite reconcile`, then "
+            "`dualwrite replay --repair` for what differs"]
 
 
 def test_status_without_a_broker_exits_1_with_a_hint_and_no_trace() -> None:

@@ -59,12 +59,13 @@ def test_lag_is_end_minus_committed_summed_per_topic() -> None:
 
 def test_lag_without_a_commit_counts_from_the_start_and_never_below_zero() -> None:
     # No committed offset: the group would start at the earliest retained offset (4).
-    # A committed offset below the start (records deleted by retention) counts from the start.
+    # A committed offset below the start (records deleted by retention) counts from the start,
+    # and the records between them (1..4) as expired: the group never read them.
     # A committed offset past the end (topic recreated) is no negative lag.
     committed = {("t", 0): -1001, ("t", 1): 1, ("t", 2): 50, ("gone", 0): 3}
     marks = {("t", 0): (4, 10), ("t", 1): (5, 8), ("t", 2): (0, 20)}
     [lag] = topic_lags(committed, marks)
-    assert lag == TopicLag("t", 3, 51, 38, 6 + 3 + 0)
+    assert lag == TopicLag("t", 3, 51, 38, 6 + 3 + 0, expired=4)
 
 
 def test_group_lag_sums_its_topics_and_names_its_condition() -> None:
@@ -191,6 +192,22 @@ def test_every_reason_for_attention_is_named() -> None:
     ]
 
 
+def test_records_deleted_before_a_group_read_them_are_named_and_shown() -> None:
+    lags = topic_lags({("dataverse.cdc.msdyn_projects", 0): 100, ("dataverse.cdc.msdyn_projects", 1): 900},
+                      {("dataverse.cdc.msdyn_projects", 0): (500, 700),
+                       ("dataverse.cdc.msdyn_projects", 1): (500, 950)})
+    assert [(t.lag, t.expired) for t in lags] == [(200 + 50, 400)]
+    report = empty_report(groups=(GroupLag("dualwrite-streams", "worker", True, tuple(lags)),))
+    assert health_problems(report, 300) == [
+        "400 record(s) of dataverse.cdc.msdyn_projects were deleted by retention before group "
+        "dualwrite-streams (worker) read them: run `dualwrite reconcile`, then `dualwrite replay "
+        "--repair` for what differs"]
+    console = Console(width=200, record=True)
+    for table in tables(report):
+        console.print(table)
+    assert "250 (+400 expired)" in console.export_text()
+
+
 def test_old_dead_letters_before_since_are_not_a_problem() -> None:
     report = empty_report(dlq=summarize_dlq([letter("decode", None, "E", NOW - 10_000)],
                                             NOW - 5_000, NOW))
@@ -211,7 +228,7 @@ def test_json_shape_names_every_section() -> None:
                               "started": True, "lag": 3, "condition": "committing",
                               "state": "unknown", "members": 0, "topics": [
                                   {"topic": "sync.commands.finance", "partitions": 3,
-                                   "committed": 2, "end": 5, "lag": 3}]}]
+                                   "committed": 2, "end": 5, "lag": 3, "expired": 0}]}]
     assert doc["dlq"] == {"total": 0, "since_ms": None, "recent": 0, "newest_ts_ms": None,
                           "newest_age_s": None, "counts": []}
     assert doc["sources"][0]["snapshot_done"] is False

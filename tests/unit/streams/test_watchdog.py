@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from streams.watchdog import PartitionStarts, Watchdog, gate_hint
+from streams.watchdog import PartitionStarts, Watchdog, expired_ranges, gate_hint
 
 pytestmark = pytest.mark.unit
 
@@ -183,3 +183,11 @@ def test_a_hint_that_fails_does_not_keep_a_stalled_worker_from_exiting():
 
     why = Watchdog(stall_timeout_s=30).verdict(time.monotonic() - 1000, False, explain=broken)
     assert why == "the gate handled nothing for 1000 s"
+
+
+def test_offsets_retention_deleted_before_the_group_read_them_are_the_expired_ones():
+    committed = {("cdc", 0): 100, ("cdc", 1): 700, ("cdc", 2): None, ("cdc", 3): 5}
+    starts = {("cdc", 0): 500, ("cdc", 1): 500, ("cdc", 2): 40, ("cdc", 3): None, ("cdc", 4): 9}
+    # 0: committed below the log start; 1: ahead of it; 2: never committed (starts at the log
+    # start by design); 3: log start unknown; 4: no commit known at all.
+    assert expired_ranges(committed, starts) == {("cdc", 0): range(100, 500)}
