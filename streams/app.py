@@ -32,10 +32,10 @@ import faust
 from streams.config import StreamsConfig
 from streams.declare import (
     TopicsNotReady,
-    await_read_topics,
+    await_catalog_topics,
+    catalog_topics,
     declare_internal_topics,
     internal_topics,
-    read_topics,
 )
 from streams.maps.registry import MapRegistry, default_registry
 from streams.transport import Transport
@@ -65,14 +65,14 @@ class StreamsApp(faust.App):
 
     async def on_first_start(self) -> None:
         """Before any child service (the consumer joining its group among them) starts: the
-        worker's own topics exist and the metadata lists them, and so do the topics it reads
-        (`streams.declare`)."""
+        worker's own topics exist and the metadata lists them, and so do the catalog topics it
+        reads and writes (`streams.declare`)."""
         await super().on_first_start()
         config = self.runtime.config
         try:
             await declare_internal_topics(internal_topics(self), auth=config.aiokafka_auth(),
                                           bootstrap_servers=config.bootstrap_list())
-            await await_read_topics(read_topics(self), auth=config.aiokafka_auth(),
+            await await_catalog_topics(catalog_topics(self), auth=config.aiokafka_auth(),
                                     bootstrap_servers=config.bootstrap_list(),
                                     timeout_s=config.topics_wait_s)
         except TopicsNotReady as exc:

@@ -45,7 +45,7 @@ class StreamsConfig(Tuning):
         "nothing, not even its own ticks, for this long outside a rebalance.")
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
     topics_wait_s: float = Field(
-        60.0, ge=0, description="How long the worker waits at start for the topics it reads to exist "
+        60.0, ge=0, description="How long the worker waits at start for the catalog topics it reads and writes to exist "
         "(`dualwrite topics apply` creates them) before it exits with 78 naming the missing ones: a "
         "topic missing when the group assigns partitions would never be read.")
 

@@ -26,8 +26,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from mode.utils.times import want_seconds
 
-__all__ = ["InternalTopic", "TopicsNotReady", "await_read_topics", "declare_internal_topics", "internal_topics",
-           "read_topics", "sized_unlike"]
+__all__ = ["InternalTopic", "TopicsNotReady", "await_catalog_topics", "catalog_topics", "declare_internal_topics",
+           "internal_topics", "sized_unlike"]
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,19 @@ def internal_topics(app: Any) -> list[InternalTopic]:
     return [spec for topic in owned for spec in _spec(app, topic)]
 
 
-def read_topics(app: Any) -> dict[str, int | None]:
+def catalog_topics(app: Any) -> dict[str, int | None]:
     """The catalog topics a `streams.app.create_app` app reads (the CDC topics of its maps'
-    tables, ``sync.applied.*``, ``sync.control``), each with the partition count it must have:
-    a CDC topic the worker's (ingest writes the ``versions`` changelog in the partition of the
-    record it handles; Faust's ``PartitionsMismatch`` on a wider topic crashed the agent), the
-    others any (acks of a topic sized unlike the gate take the gate hop; control has one)."""
+    tables, ``sync.applied.*``, ``sync.control``) and writes (``sync.commands.*``,
+    ``sync.dlq``), each with the partition count it must have: a CDC topic the worker's (ingest
+    writes the ``versions`` changelog in the partition of the record it handles; Faust's
+    ``PartitionsMismatch`` on a wider topic crashed the agent), the others any (acks of a topic
+    sized unlike the gate take the gate hop; control has one; commands and dead letters are
+    only written). A topic written before it exists would be made by a broker with
+    ``auto.create.topics.enable`` with its own retention, not the catalog's."""
     rt = app.runtime
     partitions = rt.config.partitions
-    return {name: partitions if key == "cdc" else None
-            for key in ("cdc", "applied", "control") for name in rt.topic(key).topics}
+    keys = ("cdc", "applied", "control", "commands.finance", "commands.dataverse", "dlq")
+    return {name: partitions if key == "cdc" else None for key in keys for name in rt.topic(key).topics}
 
 
 async def _listed(admin: AIOKafkaAdminClient, wanted: Iterable[InternalTopic]) -> list[str]:
@@ -154,9 +157,9 @@ def sized_unlike(required: Mapping[str, int | None], partitions: Mapping[str, in
             if count is not None and name in partitions and partitions[name] != count]
 
 
-async def await_read_topics(required: Mapping[str, int | None], *, bootstrap_servers: list[str],
+async def await_catalog_topics(required: Mapping[str, int | None], *, bootstrap_servers: list[str],
                             auth: Mapping[str, Any], timeout_s: float = 60.0) -> None:
-    """Wait until the cluster lists every topic the worker reads; after `timeout_s` raise
+    """Wait until the cluster lists every catalog topic the worker uses; after `timeout_s` raise
     `TopicsNotReady` naming the missing ones and the command that creates them. A topic of
     another partition count than `required` is refused at once, naming it.
 
@@ -194,8 +197,8 @@ async def await_read_topics(required: Mapping[str, int | None], *, bootstrap_ser
                         "(`dualwrite topics apply --check` names the drift)")
                 return
             if not warned:
-                log.warning("waiting for the topics this worker reads: %s (created by `dualwrite "
-                            "topics apply`)", ", ".join(missing))
+                log.warning("waiting for the topics this worker reads and writes: %s (created by "
+                            "`dualwrite topics apply`)", ", ".join(missing))
                 warned = True
         except KafkaError as exc:  # not reachable yet: again, until the deadline
             last_error = exc
@@ -206,6 +209,6 @@ async def await_read_topics(required: Mapping[str, int | None], *, bootstrap_ser
         await asyncio.sleep(1.0)
     why = f" (last error: {last_error!r})" if last_error and missing == names else ""
     raise TopicsNotReady(
-        f"{len(missing)} topic(s) this worker reads do not exist after {timeout_s:.0f} s: "
+        f"{len(missing)} topic(s) this worker reads or writes do not exist after {timeout_s:.0f} s: "
         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}{why}. Create them with "
         "`dualwrite topics apply` (the catalog of the enabled maps), then start the worker")

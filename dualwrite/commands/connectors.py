@@ -49,6 +49,11 @@ BatchOpt = Annotated[int, typer.Option(help="Operations per $batch request (1 = 
 FlushOpt = Annotated[float, typer.Option(help="Longest wait for a window's first command, in seconds.")]
 GroupOpt = Annotated[str | None, typer.Option(help="Consumer group id (default dualwrite-sink-<target>).")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Most concurrent requests (AIMD ceiling).")]
+TopicsWaitOpt = Annotated[float, typer.Option(
+    help="Seconds to wait at start for the sink's topics (`dualwrite topics apply` creates them); "
+    "then exit with 1 naming the missing ones.")]
+
+log = logging.getLogger(__name__)
 
 
 def kafka_config(settings: Settings) -> KafkaConfig:
@@ -110,6 +115,24 @@ def _serve(settings: Settings) -> None:
         start_http_server(settings.metrics_port)
 
 
+def _await_sink_topics(settings: Settings, config: SinkSettings, wait_s: float) -> None:
+    """The catalog topics the sink reads and writes exist, or one line and exit 1. Started
+    before `dualwrite topics apply`, a sink used to make ``sync.applied.<target>`` itself through
+    a broker with ``auto.create.topics.enable``: not compacted, a drift `topics apply` names but
+    never repairs."""
+    from dualwrite.ops.errors import OpsError
+    from dualwrite.ops.kafka import await_topics
+
+    topics = [config.commands, config.applied, config.dlq_topic]
+    try:
+        await_topics(kafka_config(settings), topics, wait_s, on_wait=lambda missing: log.warning(
+            "sink %s: waiting for topics %s (created by `dualwrite topics apply`)", config.target,
+            ", ".join(missing)))
+    except OpsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
 def _source(build: Callable[[], SourceEngine]) -> SourceEngine:
     """The source engine; a state file it cannot use is one line and exit 1, not a traceback."""
     try:
@@ -143,21 +166,23 @@ def source_finance(table: TablesOpt = None, poll_interval: PollOpt = None) -> No
 
 @sink_app.command("dataverse")
 def sink_dataverse(batch_size: BatchOpt = 10, flush_interval: FlushOpt = 0.5, group_id: GroupOpt = None,
-                   concurrency: ConcurrencyOpt = 32) -> None:
+                   concurrency: ConcurrencyOpt = 32, topics_wait: TopicsWaitOpt = 60.0) -> None:
     """Write sync.commands.dataverse to the Dataverse Web API; acks to sync.applied.dataverse."""
     settings = Settings()
     _serve(settings)
     config = sink_settings(settings, "dataverse", batch_size, flush_interval, group_id)
+    _await_sink_topics(settings, config, topics_wait)
     engine = dataverse_sink(dataverse_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))
 
 
 @sink_app.command("finance")
 def sink_finance(batch_size: BatchOpt = 50, flush_interval: FlushOpt = 0.5, group_id: GroupOpt = None,
-                 concurrency: ConcurrencyOpt = 32) -> None:
+                 concurrency: ConcurrencyOpt = 32, topics_wait: TopicsWaitOpt = 60.0) -> None:
     """Write sync.commands.finance to Finance OData; acks to sync.applied.finance."""
     settings = Settings()
     _serve(settings)
     config = sink_settings(settings, "finance", batch_size, flush_interval, group_id)
+    _await_sink_topics(settings, config, topics_wait)
     engine = finance_sink(finance_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))

@@ -57,8 +57,8 @@ def worker(
         "the session timeout. The member id adds a digest of the topics the worker reads, so a "
         "worker restarted with other maps gets a fresh assignment.")] = None,
     topics_wait: Annotated[float, typer.Option(
-        help="Seconds to wait at start for the topics the worker reads (`dualwrite topics apply` "
-        "creates them); then exit with 78 naming the missing ones.")] = 60.0,
+        help="Seconds to wait at start for the catalog topics the worker reads and writes "
+        "(`dualwrite topics apply` creates them); then exit with 78 naming the missing ones.")] = 60.0,
     topic_prefix: Annotated[str, typer.Option(
         help="Prefix of every catalog topic name (isolated test runs).", hidden=True)] = "",
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["KafkaRefused", "KafkaUnreachable", "OpsError", "TopicMissing"]
+__all__ = ["KafkaRefused", "KafkaUnreachable", "OpsError", "TopicMissing", "TopicsMissing"]
 
 
 class OpsError(Exception):
@@ -50,3 +50,12 @@ class TopicMissing(OpsError):
         super().__init__(f"topic {topic} does not exist on this cluster. Create the catalog with "
                          "`dualwrite topics apply`.")
         self.topic = topic
+
+
+class TopicsMissing(OpsError):
+    """Topics a process needs were still not listed after it waited for them."""
+
+    def __init__(self, topics: list[str], waited_s: float) -> None:
+        super().__init__(f"{len(topics)} topic(s) do not exist on this cluster after {waited_s:.0f} s: "
+                         f"{', '.join(topics)}. Create the catalog with `dualwrite topics apply`.")
+        self.topics = topics

@@ -21,9 +21,15 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from connectors.common.kafka import AsyncProducer, Headers, KafkaConfig
-from dualwrite.ops.errors import KafkaRefused, KafkaUnreachable, OpsError, TopicMissing
+from dualwrite.ops.errors import (
+    KafkaRefused,
+    KafkaUnreachable,
+    OpsError,
+    TopicMissing,
+    TopicsMissing,
+)
 
-__all__ = ["OutRecord", "kafka_failure", "produce_records", "quiet", "reaching", "require_topic"]
+__all__ = ["OutRecord", "await_topics", "kafka_failure", "produce_records", "quiet", "reaching", "require_topic"]
 
 OutRecord = tuple[str, bytes | None, bytes | None, Headers | None]
 
@@ -100,6 +106,35 @@ def require_topic(config: KafkaConfig, topic: str, timeout: float) -> None:
     info = metadata.topics.get(topic)
     if info is None or info.error is not None:
         raise TopicMissing(topic)
+
+
+def await_topics(config: KafkaConfig, topics: list[str], timeout_s: float, *,
+                 on_wait: Callable[[list[str]], None] | None = None, poll_s: float = 1.0) -> None:
+    """Return once the cluster lists every one of ``topics``; after ``timeout_s`` raise
+    `TopicsMissing` naming the missing ones, or the typed error of a cluster that never answered
+    (`KafkaUnreachable`, `KafkaRefused`). ``on_wait`` hears the missing ones once, when the
+    first look finds some. Every look lists all topics: a metadata request that names a
+    missing topic makes a broker with ``auto.create.topics.enable`` create it with its own
+    defaults (a producer's does), which is what this wait exists to prevent."""
+    deadline = time.monotonic() + timeout_s
+    admin = AdminClient(quiet(config).base())
+    told = False
+    while True:
+        try:
+            listed = admin.list_topics(timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+        except KafkaException as exc:
+            if time.monotonic() >= deadline:
+                raise kafka_failure(config, describe(exc)) from None
+        else:
+            missing = [t for t in topics if (info := listed.topics.get(t)) is None or info.error is not None]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise TopicsMissing(missing, timeout_s)
+            if on_wait is not None and not told:
+                on_wait(missing)
+                told = True
+        time.sleep(poll_s)
 
 
 def produce_records(config: KafkaConfig, records: list[OutRecord], *, timeout: float,

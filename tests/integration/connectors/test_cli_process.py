@@ -97,3 +97,39 @@ def test_sink_command_applies_commands_and_stops_on_sigterm(
     (ack,) = [decode_ack(v) for _, v, _ in read_all(kafka_bootstrap, prefix + "applied") if v]
     assert ack.command_id == cmd.command_id and ack.target_id
     assert finance_emu.client_secret not in log.read_text()
+
+
+def test_sink_command_waits_for_its_topics_and_never_makes_them(
+        kafka_bootstrap: str, finance_emu: RunningEmulator, unique: str, tmp_path: Path) -> None:
+    """Started before `topics apply`, the sink made its ack topic itself through the broker's
+    auto-create (not compacted: a drift `topics apply` names but never repairs). It waits for
+    its topics instead, then exits 1 naming the missing ones."""
+    from confluent_kafka.admin import AdminClient
+
+    prefix = f"cli-{unique}."
+    create_topics(kafka_bootstrap, [prefix + "commands", prefix + "dlq"])
+    log = tmp_path / "sink.log"
+    proc = launch(prefix, "sink", ["finance", "--group-id", f"cli-{unique}", "--topics-wait", "3"],
+                  finance_emu, kafka_bootstrap, log)
+    assert proc.wait(60) == 1, log.read_text()[-3000:]
+    text = log.read_text()
+    assert f"waiting for topics {prefix}applied" in text
+    assert f"error: 1 topic(s) do not exist on this cluster after 3 s: {prefix}applied. Create the " \
+           "catalog with `dualwrite topics apply`." in text
+    assert "Traceback" not in text
+    assert prefix + "applied" not in AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+
+    # Created while it waits: the sink starts and writes.
+    proc = launch(prefix, "sink", ["finance", "--group-id", f"cli-{unique}", "--batch-size", "1"],
+                  finance_emu, kafka_bootstrap, log)
+    wait_for(lambda: "waiting for topics" in log.read_text(), proc, log)
+    create_topics(kafka_bootstrap, [prefix + "applied"])
+    account = f"CLW{unique[:6]}"
+    cmd = Command.model_validate({
+        "command_id": f"customers:{account}:1", "map": "customers", "target": "finance",
+        "entity": "CustomersV3", "key": {"dataAreaId": "usmf", "CustomerAccount": account}, "op": "upsert",
+        "fields": {"Name": "After the wait"}, "fingerprint": "f",
+        "source": {"system": "dataverse", "table": "accounts", "id": "y", "version": 1, "ts_ms": 1}})
+    produce_raw(kafka_bootstrap, prefix + "commands", [(cmd.record_key.encode(), encode(cmd))])
+    wait_for(lambda: len(read_all(kafka_bootstrap, prefix + "applied")) == 1, proc, log, timeout=60)
+    stop(proc, log)

@@ -137,7 +137,7 @@ def test_a_topic_the_worker_reads_that_appears_after_it_started_is_read(
     try:
         proc.start()
         # The worker waits (and says so), or joins its group without the topic (the defect).
-        if _logged(proc, "waiting for the topics this worker reads", "Joined group") != "Joined group":
+        if _logged(proc, "waiting for the topics this worker reads and writes", "Joined group") != "Joined group":
             assert topic in proc.tail() and "dualwrite topics apply" in proc.tail()
             assert topic not in admin.list_topics(timeout=10).topics  # waiting never creates it
         else:
@@ -161,7 +161,7 @@ def test_a_topic_the_worker_reads_that_appears_after_it_started_is_read(
         proc.stop()
 
 
-def test_a_worker_whose_read_topics_stay_missing_exits_78_naming_them(
+def test_a_worker_whose_topics_stay_missing_exits_78_naming_them(
         kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path) -> None:
     topic = prefix + LATE
     admin = _without(kafka_bootstrap, topic)
@@ -174,7 +174,7 @@ def test_a_worker_whose_read_topics_stay_missing_exits_78_naming_them(
     finally:
         proc.stop()
     log = proc.tail()
-    assert f"1 topic(s) this worker reads do not exist after 2 s: {topic}." in log
+    assert f"1 topic(s) this worker reads or writes do not exist after 2 s: {topic}." in log
     assert "Create them with `dualwrite topics apply`" in log
     assert topic not in admin.list_topics(timeout=10).topics  # not created with the broker's defaults
     assert "Joined group" not in log

@@ -3,16 +3,17 @@ from __future__ import annotations
 import pytest
 
 from streams import StreamsConfig, create_app
-from streams.declare import read_topics, sized_unlike
+from streams.declare import catalog_topics, sized_unlike
 
 pytestmark = pytest.mark.unit
 
 
 def test_only_a_cdc_topic_must_have_the_workers_partition_count() -> None:
     app = create_app(StreamsConfig(app_id="unit-declare", store="memory://", partitions=4, topic_prefix="p."))
-    required = read_topics(app)
+    required = catalog_topics(app)
     assert required["p.dataverse.cdc.msdyn_projects"] == 4
     assert required["p.sync.applied.finance"] is None and required["p.sync.control"] is None
+    assert required["p.sync.commands.dataverse"] is None and required["p.sync.dlq"] is None
     assert all(count == 4 for name, count in required.items() if ".cdc." in name)
     assert not any(name.endswith("-gate") for name in required)  # the worker's own: `declare_internal_topics`
 
