@@ -50,8 +50,9 @@ FlushOpt = Annotated[float, typer.Option(help="Longest wait for a window's first
 GroupOpt = Annotated[str | None, typer.Option(help="Consumer group id (default dualwrite-sink-<target>).")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Most concurrent requests (AIMD ceiling).")]
 TopicsWaitOpt = Annotated[float, typer.Option(
-    help="Seconds to wait at start for the sink's topics (`dualwrite topics apply` creates them); "
-    "then exit with 1 naming the missing ones.")]
+    help="Seconds to wait at start for the topics it reads and writes (`dualwrite topics apply` "
+    "creates them; a table no map reads needs EXTRA_TABLES); then exit with 1 naming the missing "
+    "ones.")]
 
 log = logging.getLogger(__name__)
 
@@ -115,22 +116,29 @@ def _serve(settings: Settings) -> None:
         start_http_server(settings.metrics_port)
 
 
-def _await_sink_topics(settings: Settings, config: SinkSettings, wait_s: float) -> None:
-    """The catalog topics the sink reads and writes exist, or one line and exit 1. Started
-    before `dualwrite topics apply`, a sink used to make ``sync.applied.<target>`` itself through
-    a broker with ``auto.create.topics.enable``: not compacted, a drift `topics apply` names but
-    never repairs."""
+def _await_topics(settings: Settings, who: str, topics: list[str], wait_s: float) -> None:
+    """The catalog topics a source or sink uses exist, or one line and exit 1. Started before
+    `dualwrite topics apply`, a sink used to make ``sync.applied.<target>`` itself through a
+    broker with ``auto.create.topics.enable`` (not compacted, 7 days: a drift `topics apply`
+    names but never repairs), and a source its checkpoint topic (whose checkpoints the broker's
+    retention would then delete)."""
     from dualwrite.ops.errors import OpsError
     from dualwrite.ops.kafka import await_topics
 
-    topics = [config.commands, config.applied, config.dlq_topic]
     try:
         await_topics(kafka_config(settings), topics, wait_s, on_wait=lambda missing: log.warning(
-            "sink %s: waiting for topics %s (created by `dualwrite topics apply`)", config.target,
-            ", ".join(missing)))
+            "%s: waiting for topics %s (created by `dualwrite topics apply`)", who, ", ".join(missing)))
     except OpsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
+
+
+def _source_topics(config: SourceSettings) -> list[str]:
+    return [*(config.topic(t) for t in config.tables), config.offsets_topic, config.dlq_topic]
+
+
+def _sink_topics(config: SinkSettings) -> list[str]:
+    return [config.commands, config.applied, config.dlq_topic]
 
 
 def _source(build: Callable[[], SourceEngine]) -> SourceEngine:
@@ -143,22 +151,26 @@ def _source(build: Callable[[], SourceEngine]) -> SourceEngine:
 
 
 @source_app.command("dataverse")
-def source_dataverse(table: TablesOpt = None, poll_interval: PollOpt = None) -> None:
+def source_dataverse(table: TablesOpt = None, poll_interval: PollOpt = None,
+                      topics_wait: TopicsWaitOpt = 60.0) -> None:
     """Capture Dataverse changes (change tracking / delta links) into dataverse.cdc.<table>."""
     settings = Settings()
     _serve(settings)
     config = source_settings(settings, "dataverse", table, poll_interval)
+    _await_topics(settings, "source dataverse", _source_topics(config), topics_wait)
     engine = _source(lambda: dataverse_source(dataverse_connection(settings, source=True),
                                               kafka_config(settings), config))
     asyncio.run(run_until_signalled(engine.run))
 
 
 @source_app.command("finance")
-def source_finance(table: TablesOpt = None, poll_interval: PollOpt = None) -> None:
+def source_finance(table: TablesOpt = None, poll_interval: PollOpt = None,
+                    topics_wait: TopicsWaitOpt = 60.0) -> None:
     """Capture Finance changes (the change feed) into finance.cdc.<entity>."""
     settings = Settings()
     _serve(settings)
     config = source_settings(settings, "finance", table, poll_interval)
+    _await_topics(settings, "source finance", _source_topics(config), topics_wait)
     engine = _source(lambda: finance_source(finance_connection(settings, source=True),
                                             kafka_config(settings), config))
     asyncio.run(run_until_signalled(engine.run))
@@ -171,7 +183,7 @@ def sink_dataverse(batch_size: BatchOpt = 10, flush_interval: FlushOpt = 0.5, gr
     settings = Settings()
     _serve(settings)
     config = sink_settings(settings, "dataverse", batch_size, flush_interval, group_id)
-    _await_sink_topics(settings, config, topics_wait)
+    _await_topics(settings, "sink dataverse", _sink_topics(config), topics_wait)
     engine = dataverse_sink(dataverse_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))
 
@@ -183,6 +195,6 @@ def sink_finance(batch_size: BatchOpt = 50, flush_interval: FlushOpt = 0.5, grou
     settings = Settings()
     _serve(settings)
     config = sink_settings(settings, "finance", batch_size, flush_interval, group_id)
-    _await_sink_topics(settings, config, topics_wait)
+    _await_topics(settings, "sink finance", _sink_topics(config), topics_wait)
     engine = finance_sink(finance_connection(settings, concurrency), kafka_config(settings), config)
     asyncio.run(run_until_signalled(engine.run))

@@ -133,3 +133,22 @@ def test_sink_command_waits_for_its_topics_and_never_makes_them(
     produce_raw(kafka_bootstrap, prefix + "commands", [(cmd.record_key.encode(), encode(cmd))])
     wait_for(lambda: len(read_all(kafka_bootstrap, prefix + "applied")) == 1, proc, log, timeout=60)
     stop(proc, log)
+
+
+def test_source_command_without_its_checkpoint_topic_exits_1_naming_it(
+        kafka_bootstrap: str, dataverse_emu: RunningEmulator, unique: str, tmp_path: Path) -> None:
+    """Made by the broker's auto-create, the checkpoint topic would not be compacted: the
+    broker's retention would delete the checkpoints and the source would start over."""
+    from confluent_kafka.admin import AdminClient
+
+    prefix = f"cli-{unique}."
+    create_topics(kafka_bootstrap, [f"{prefix}dataverse.cdc.cdm_companies", prefix + "dlq"])
+    log = tmp_path / "source.log"
+    proc = launch(prefix, "source", ["dataverse", "--table", "cdm_companies", "--topics-wait", "2"],
+                  dataverse_emu, kafka_bootstrap, log)
+    assert proc.wait(60) == 1, log.read_text()[-3000:]
+    text = log.read_text()
+    assert f"source dataverse: waiting for topics {prefix}offsets" in text
+    assert f"error: 1 topic(s) do not exist on this cluster after 2 s: {prefix}offsets." in text
+    assert "Traceback" not in text
+    assert prefix + "offsets" not in AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
