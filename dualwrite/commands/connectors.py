@@ -116,7 +116,7 @@ def _serve(settings: Settings) -> None:
         start_http_server(settings.metrics_port)
 
 
-def _await_topics(settings: Settings, who: str, topics: list[str], wait_s: float) -> None:
+def _await_topics(settings: Settings, who: str, topics: list[str], wait_s: float, hint: str = "") -> None:
     """The catalog topics a source or sink uses exist, or one line and exit 1. Started before
     `dualwrite topics apply`, a sink used to make ``sync.applied.<target>`` itself through a
     broker with ``auto.create.topics.enable`` (not compacted, 7 days: a drift `topics apply`
@@ -129,12 +129,23 @@ def _await_topics(settings: Settings, who: str, topics: list[str], wait_s: float
         await_topics(kafka_config(settings), topics, wait_s, on_wait=lambda missing: log.warning(
             "%s: waiting for topics %s (created by `dualwrite topics apply`)", who, ", ".join(missing)))
     except OpsError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc}{hint}", err=True)
         raise typer.Exit(exc.exit_code) from None
 
 
 def _source_topics(config: SourceSettings) -> list[str]:
     return [*(config.topic(t) for t in config.tables), config.offsets_topic, config.dlq_topic]
+
+
+def outside_catalog_hint(config: SourceSettings) -> str:
+    """What to say of ``--table`` tables that no map reads and ``EXTRA_TABLES`` does not name:
+    `dualwrite topics apply` does not create their topics (empty when there are none)."""
+    known = {t.name for t in config.declared}
+    outside = [t for t in config.tables if t not in known]
+    if not outside:
+        return ""
+    return (f" No map reads {', '.join(outside)} and DUALWRITE_{config.system.upper()}__EXTRA_TABLES "
+            "does not name it: add it there first, so that `dualwrite topics apply` creates its topic.")
 
 
 def _sink_topics(config: SinkSettings) -> list[str]:
@@ -157,9 +168,11 @@ def source_dataverse(table: TablesOpt = None, poll_interval: PollOpt = None,
     settings = Settings()
     _serve(settings)
     config = source_settings(settings, "dataverse", table, poll_interval)
-    _await_topics(settings, "source dataverse", _source_topics(config), topics_wait)
     engine = _source(lambda: dataverse_source(dataverse_connection(settings, source=True),
                                               kafka_config(settings), config))
+    # After the engine: a state file it cannot use is said at once, before any wait for Kafka.
+    _await_topics(settings, "source dataverse", _source_topics(config), topics_wait,
+                  outside_catalog_hint(config))
     asyncio.run(run_until_signalled(engine.run))
 
 
@@ -170,9 +183,11 @@ def source_finance(table: TablesOpt = None, poll_interval: PollOpt = None,
     settings = Settings()
     _serve(settings)
     config = source_settings(settings, "finance", table, poll_interval)
-    _await_topics(settings, "source finance", _source_topics(config), topics_wait)
     engine = _source(lambda: finance_source(finance_connection(settings, source=True),
                                             kafka_config(settings), config))
+    # After the engine: a state file it cannot use is said at once, before any wait for Kafka.
+    _await_topics(settings, "source finance", _source_topics(config), topics_wait,
+                  outside_catalog_hint(config))
     asyncio.run(run_until_signalled(engine.run))
 
 

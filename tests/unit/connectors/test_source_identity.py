@@ -67,3 +67,13 @@ def test_each_sink_takes_its_targets_linger_and_transaction_wait_from_the_enviro
     dataverse = sink_settings(s, "dataverse", 10, 0.5, "g")
     assert dataverse.linger_s == Settings().dataverse.sink_linger_s != 0.3
     assert (dataverse.target, dataverse.group_id) == ("dataverse", "g")
+
+
+def test_a_table_no_map_reads_nor_extra_tables_names_is_said_to_be_the_cause() -> None:
+    from dualwrite.commands.connectors import outside_catalog_hint
+
+    assert outside_catalog_hint(source_settings(Settings(), "dataverse", ["accounts"], None)) == ""
+    hint = outside_catalog_hint(source_settings(Settings(), "dataverse", ["accounts", "msdyn_typo"], None))
+    assert "No map reads msdyn_typo and DUALWRITE_DATAVERSE__EXTRA_TABLES does not name it" in hint
+    extra = Settings.model_validate({"dataverse": {"extra_tables": "msdyn_typo"}})
+    assert outside_catalog_hint(source_settings(extra, "dataverse", ["msdyn_typo"], None)) == ""
