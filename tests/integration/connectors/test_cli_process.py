@@ -65,6 +65,15 @@ def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
             proc.kill()
 
 
+def customer_command(account: str, name: str) -> Command:
+    """An upsert of one Finance customer, as the worker would send it."""
+    return Command.model_validate({
+        "command_id": f"customers:{account}:1", "map": "customers", "target": "finance",
+        "entity": "CustomersV3", "key": {"dataAreaId": "usmf", "CustomerAccount": account}, "op": "upsert",
+        "fields": {"Name": name}, "fingerprint": "f",
+        "source": {"system": "dataverse", "table": "accounts", "id": account, "version": 1, "ts_ms": 1}})
+
+
 def test_source_command_runs_from_settings_and_stops_on_sigterm(
         kafka_bootstrap: str, dataverse_emu: RunningEmulator, unique: str, tmp_path: Path) -> None:
     prefix = f"cli-{unique}."
@@ -82,12 +91,7 @@ def test_sink_command_applies_commands_and_stops_on_sigterm(
         kafka_bootstrap: str, finance_emu: RunningEmulator, unique: str, tmp_path: Path) -> None:
     prefix = f"cli-{unique}."
     create_topics(kafka_bootstrap, [prefix + "commands", prefix + "applied", prefix + "dlq"])
-    account = f"CLI{unique[:6]}"
-    cmd = Command.model_validate({
-        "command_id": f"customers:{account}:1", "map": "customers", "target": "finance",
-        "entity": "CustomersV3", "key": {"dataAreaId": "usmf", "CustomerAccount": account}, "op": "upsert",
-        "fields": {"Name": "From the CLI"}, "fingerprint": "f",
-        "source": {"system": "dataverse", "table": "accounts", "id": "x", "version": 1, "ts_ms": 1}})
+    cmd = customer_command(f"CLI{unique[:6]}", "From the CLI")
     produce_raw(kafka_bootstrap, prefix + "commands", [(cmd.record_key.encode(), encode(cmd))])
     log = tmp_path / "sink.log"
     proc = launch(prefix, "sink", ["finance", "--group-id", f"cli-{unique}", "--batch-size", "1"],
@@ -124,12 +128,7 @@ def test_sink_command_waits_for_its_topics_and_never_makes_them(
                   finance_emu, kafka_bootstrap, log)
     wait_for(lambda: "waiting for topics" in log.read_text(), proc, log)
     create_topics(kafka_bootstrap, [prefix + "applied"])
-    account = f"CLW{unique[:6]}"
-    cmd = Command.model_validate({
-        "command_id": f"customers:{account}:1", "map": "customers", "target": "finance",
-        "entity": "CustomersV3", "key": {"dataAreaId": "usmf", "CustomerAccount": account}, "op": "upsert",
-        "fields": {"Name": "After the wait"}, "fingerprint": "f",
-        "source": {"system": "dataverse", "table": "accounts", "id": "y", "version": 1, "ts_ms": 1}})
+    cmd = customer_command(f"CLW{unique[:6]}", "After the wait")
     produce_raw(kafka_bootstrap, prefix + "commands", [(cmd.record_key.encode(), encode(cmd))])
     wait_for(lambda: len(read_all(kafka_bootstrap, prefix + "applied")) == 1, proc, log, timeout=60)
     stop(proc, log)

@@ -161,19 +161,24 @@ def test_a_topic_the_worker_reads_that_appears_after_it_started_is_read(
         proc.stop()
 
 
-def test_a_worker_whose_topics_stay_missing_exits_78_naming_them(
-        kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path) -> None:
-    topic = prefix + LATE
-    admin = _without(kafka_bootstrap, topic)
-    proc = WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state", tmp_path / "w.log")
-    proc.args += ["--topics-wait", "2"]
+def _refused(proc: WorkerProcess, *args: str) -> str:
+    """Start the worker with `args`; it must exit 78 (a configuration it refuses): its log."""
+    proc.args += list(args)
     proc.start()
     assert proc.proc is not None
     try:
         assert proc.proc.wait(120) == 78, proc.tail()
     finally:
         proc.stop()
-    log = proc.tail()
+    return proc.tail()
+
+
+def test_a_worker_whose_topics_stay_missing_exits_78_naming_them(
+        kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path) -> None:
+    topic = prefix + LATE
+    admin = _without(kafka_bootstrap, topic)
+    log = _refused(WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state",
+                                 tmp_path / "w.log"), "--topics-wait", "2")
     assert f"1 topic(s) this worker reads or writes do not exist after 2 s: {topic}." in log
     assert "Create them with `dualwrite topics apply`" in log
     assert topic not in admin.list_topics(timeout=10).topics  # not created with the broker's defaults
@@ -188,13 +193,7 @@ def test_a_worker_whose_cdc_topic_is_sized_unlike_it_exits_78_naming_it(
     prefix = f"t{unique}."
     wide = f"{prefix}dataverse.cdc.msdyn_projects"
     create_topics(kafka_bootstrap, prefix, sizes={"dataverse.cdc.msdyn_projects": PARTITIONS + 3})
-    proc = WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state", tmp_path / "w.log")
-    proc.start()
-    assert proc.proc is not None
-    try:
-        assert proc.proc.wait(120) == 78, proc.tail()
-    finally:
-        proc.stop()
-    log = proc.tail()
+    log = _refused(WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state",
+                                 tmp_path / "w.log"))
     assert f"{wide} has {PARTITIONS + 3} partitions where this worker has {PARTITIONS} " in log
     assert "DUALWRITE_TOPICS__PARTITIONS" in log and "Joined group" not in log
