@@ -116,6 +116,11 @@ def _read(bootstrap: str, topic: str) -> Iterator[Message]:
                 yield msg
                 if (msg.offset() or 0) + 1 >= ends[msg.partition()]:
                     left.discard(msg.partition())
+            # A transactional producer's last offset is its commit marker, never a record: done
+            # once the position has passed the end.
+            for tp in consumer.position([TopicPartition(topic, p) for p in left]):
+                if tp.offset >= ends[tp.partition]:
+                    left.discard(tp.partition)
     finally:
         consumer.close()
 

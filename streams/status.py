@@ -135,7 +135,8 @@ async def _behind(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
 async def read_parked(config: StreamsConfig, timeout_s: float = 10.0) -> list[ParkedEntry]:
     """Replay ``<app id>-parked-changelog`` to its end and list what waits."""
     topic = f"{config.app_id}-parked-changelog"
-    consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers,
+    # Committed records only: the batch engine's changelog holds the writes of batches it aborted.
+    consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers, isolation_level="read_committed",
                                 enable_auto_commit=False, group_id=None, **config.aiokafka_auth())
     await consumer.start()
     table: dict[str, Any] = {}

@@ -400,7 +400,11 @@ class SinkEngine:
         assert self._consumer is not None
         now = time.monotonic()
         self._commits.finish(ready)
-        fresh = self._commits.unsent(commit_offsets(self._commits.done, self._held))
+        # Every record consumed so far is finished or held now: the consumer's position passes
+        # only them and transaction markers.
+        positions = {(tp.topic, tp.partition): tp.offset
+                     for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0}
+        fresh = self._commits.unsent(commit_offsets(self._commits.done, self._held, positions))
         self._commits.sent(fresh, now)
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         again = {tp: o for tp, o in self._commits.due(now, assigned).items() if tp not in fresh}

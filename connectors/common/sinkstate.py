@@ -191,14 +191,23 @@ def release(entries: list[P], now: float, wait_s: float) -> tuple[list[P], list[
     return ready, held
 
 
-def commit_offsets(done: Mapping[Partition, int], held: Iterable[Pending]) -> dict[Partition, int]:
+def commit_offsets(done: Mapping[Partition, int], held: Iterable[Pending],
+                   positions: Mapping[Partition, int] | None = None) -> dict[Partition, int]:
     """Next offset to commit per partition: past every finished record (``done``: past the
     highest one finished, in this window or an earlier one), but never past a held one (it must
     be delivered again if we crash). One window's finished records are not enough: the records
     finished behind a held one must be passed when it is released, windows later, or its
     partition stays uncommitted for good when no later record comes (a replay test saw the
-    Finance sink's group stay two records short so)."""
+    Finance sink's group stay two records short so).
+
+    ``positions``: the consumer's, once every record it returned is finished or held: past the
+    transaction markers that follow the last record of a transactional producer (the worker's
+    batches), which no record's offset passes; committing only past the last record left the
+    group one offset short of the end for good."""
     out = dict(done)
+    for tp, position in (positions or {}).items():
+        if position > out.get(tp, 0):
+            out[tp] = position
     for e in held:
         topic, partition, offset = e.position
         if (topic, partition) in out:

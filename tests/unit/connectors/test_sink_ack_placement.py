@@ -47,6 +47,9 @@ class Idle:
     def assignment(self) -> list[object]:
         return []
 
+    def position(self, partitions: list[object]) -> list[object]:
+        return []  # nothing fetched yet: no position
+
 
 def started(monkeypatch: pytest.MonkeyPatch, answers: list[int]) -> tuple[SinkEngine, Listing, FakeClock]:
     monkeypatch.setattr(sink_module, "AsyncProducer", lambda *_, **__: Listing(answers))

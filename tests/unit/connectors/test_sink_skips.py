@@ -40,6 +40,9 @@ class OneWindow:
     def assignment(self) -> list[object]:
         return []
 
+    def position(self, partitions: list[object]) -> list[object]:
+        return []  # nothing fetched yet: no position
+
 
 class Records(Accepts):
     async def write(self, units: list[list[Write]], *_: object) -> list[Outcome]:

@@ -158,6 +158,17 @@ def test_commits_never_pass_a_held_record() -> None:
     assert commit_offsets(ledger.done, [Rec(None, 0, ("c", 2, 4))]) == {("c", 0): 10, ("c", 1): 3}
 
 
+def test_commits_pass_the_transaction_markers_the_consumer_passed_but_never_a_held_record() -> None:
+    """A transactional producer's last record is followed by its commit marker: the consumer's
+    position passes it, no record's offset does, and the group would stay one short."""
+    ledger = CommitLedger()
+    ledger.finish([Rec(None, 0, ("c", 0, 9)), Rec(None, 0, ("c", 1, 2))])
+    positions = {("c", 0): 11, ("c", 1): 3, ("c", 2): 6}
+    held = [Rec(None, 0, ("c", 2, 4))]
+    assert commit_offsets(ledger.done, held, positions) == {("c", 0): 11, ("c", 1): 3, ("c", 2): 4}
+    assert commit_offsets(ledger.done, [], {("c", 0): 4}) == {("c", 0): 10, ("c", 1): 3}  # never back
+
+
 def test_an_unconfirmed_commit_is_due_again_until_the_group_confirms_it() -> None:
     ledger = CommitLedger(resend_after_s=5.0)
     p0, p1 = ("sync.commands.finance", 0), ("sync.commands.finance", 1)
