@@ -3,9 +3,10 @@
 The P1 project workload goes through what the worker decides per change, in one process with no
 broker, no Faust and no RocksDB: the worker's own `streams.ingest.Ingest` (decode the key and the
 event, dedupe by source version, route with the worker's `FactView`, encode the gate records),
-each gate record decoded, and the real `streams.gatekeeper.Gatekeeper` handling it (the pure
-handlers and the applier), over tables that are dicts and a send that queues gate records for
-the same loop. What is left out is exactly Kafka (consume, produce, commit) and Faust (events,
+and the real `streams.gatekeeper.Gatekeeper` handling each gate message as it was made, as the
+batch engine (`streams.engine`) handles those of the partitions it owns (the pure handlers and
+the applier), over tables that are dicts and a send that queues gate messages for the same loop.
+What is left out is exactly Kafka (consume, produce, commit) and Faust (events,
 changelogs, stores): P1 next to this figure says how much of the worker's time is its own logic.
 """
 
@@ -22,7 +23,6 @@ from streams.config import StreamsConfig
 from streams.gatekeeper import GATE_TABLES, Gatekeeper, Position
 from streams.ingest import Ingest, Taken
 from streams.maps import default_registry
-from streams.wire import decode_gate
 from topics import cdc_topic, encode, encode_key
 
 __all__ = ["Decided", "decisions_rate"]
@@ -54,7 +54,7 @@ class _Runtime:
         self.config = StreamsConfig()
         self.maps = default_registry()
         self.tables = {name: _Table() for name in GATE_TABLES}
-        self.gate: deque[tuple[bytes, bytes]] = deque()
+        self.gate: deque[tuple[bytes, Any]] = deque()  # (key, message)
         self.commands = 0
 
     @property
@@ -66,10 +66,13 @@ class _Runtime:
 
     async def send(self, name: str, key: bytes | None, value: bytes | None, *,
                    partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> None:
-        if name == "gate" and key is not None and value is not None:
-            self.gate.append((key, value))
-        elif name.startswith("commands."):
+        if name.startswith("commands."):
             self.commands += 1
+
+    async def send_gate(self, key: str, msg: Any, partition: int | None = None) -> None:
+        """A gate message the gatekeeper sends, queued as it is (as `streams.engine` keeps one
+        of a partition it owns)."""
+        self.gate.append((key.encode(), msg))
 
 
 async def _run(records: list[tuple[str, bytes, bytes]], rt: _Runtime) -> int:
@@ -82,11 +85,11 @@ async def _run(records: list[tuple[str, bytes, bytes]], rt: _Runtime) -> int:
         taken = ingest.take(topic, key, value, position, retried=False, now_ms=0)
         if not isinstance(taken, Taken):
             continue  # the workload has no tombstones nor bad records; a duplicate is skipped
-        rt.gate.extend(taken.records)
+        rt.gate.extend((key, msg) for (key, _value), msg in zip(taken.records, taken.messages, strict=True))
         while rt.gate:
-            gate_key, gate_value = rt.gate.popleft()
+            gate_key, msg = rt.gate.popleft()
             handled += 1
-            await gatekeeper.handle(decode_gate(gate_value), Position(gate_key.decode(), 0, handled, 0))
+            await gatekeeper.handle(msg, Position(gate_key.decode(), 0, handled, 0))
     return handled
 
 

@@ -41,6 +41,7 @@ from streams.maps.registry import MapRegistry, default_registry
 from streams.transport import Transport
 from streams.tuning import DEFAULT_FETCH_MAX_WAIT_MS
 from streams.watchdog import EXIT_STALLED
+from streams.wire import encode_gate
 from topics import applied_topic, cdc_topic, commands_topic
 from topics.partitioner import KeyPartitioner
 
@@ -109,6 +110,10 @@ class Runtime:
         # run between records. Without it an agent ran through all it had fetched first, and in
         # `dualwrite bench` P3 at 200 changes/s the p50 went from 0.7 s to 5-8 s.
         await asyncio.sleep(0)
+
+    async def send_gate(self, key: str, msg: Any, partition: int | None = None) -> None:
+        """A gate message, encoded, to the gate topic (`streams.wire`)."""
+        await self.send("gate", key.encode(), encode_gate(msg), partition=partition)
 
     @property
     def gate_topic_name(self) -> str:

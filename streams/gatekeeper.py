@@ -56,7 +56,7 @@ from streams.factview import KNOWN, KNOWN_VERSIONED, FactView
 from streams.flood import FloodGuard
 from streams.handlers import Context, Position, handle, reject
 from streams.published import PUBLISHED, Published
-from streams.wire import GateMsg, encode_gate
+from streams.wire import GateMsg
 from topics import encode
 
 __all__ = ["Gatekeeper", "Position"]
@@ -90,6 +90,12 @@ class StoreReads(Mapping[str, Any]):
         return len(self._table)
 
 
+def store_reads(table: Any) -> Mapping[str, Any]:
+    """How to read ``table`` with one lookup a read: a Faust table through `StoreReads`; a table
+    that already reads so (`streams.store.Table`, ``ONE_LOOKUP``) as it is."""
+    return table if getattr(table, "ONE_LOOKUP", False) else StoreReads(table)
+
+
 class Gatekeeper:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -104,7 +110,7 @@ class Gatekeeper:
         self.published = Published()  # key facts sent in this run (`streams.published`)
         self.tables[PUBLISHED] = self.published
         # What the handlers read: the same tables, each read with one store lookup.
-        self.reads: dict[str, Any] = {**self.tables, **{name: StoreReads(rt.table(name)) for name in GATE_TABLES}}
+        self.reads: dict[str, Any] = {**self.tables, **{name: store_reads(rt.table(name)) for name in GATE_TABLES}}
         self._turn = asyncio.Lock()
 
     async def handle(self, msg: GateMsg, at: Position) -> None:
@@ -125,7 +131,7 @@ class Gatekeeper:
             elif isinstance(e, Delete):
                 self.tables[e.table].pop(e.key, None)
             elif isinstance(e, GateSend):
-                await self.rt.send("gate", e.key.encode(), encode_gate(e.msg), partition=e.partition)
+                await self.rt.send_gate(e.key, e.msg, e.partition)
             elif isinstance(e, CommandSend):
                 await self.rt.send(f"commands.{e.target}", e.key.encode(), e.payload)
             elif isinstance(e, DeadLetter):

@@ -18,7 +18,7 @@ crash replays the record, which dedupe lets through at the same offset (`streams
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams import dedupe, metrics
@@ -44,6 +44,9 @@ class Refused:
 class Taken:
     records: list[tuple[bytes, bytes]]  # gate records (key, value), to send in this order
     rejected: list[Rejection]  # maps that refused the change: each to the DLQ, counted to its pause
+    # The records' messages, in the same order: an engine that handles a record where it is made
+    # (`streams.engine`) needs no decode of what was just encoded.
+    messages: list[Any] = field(default_factory=list)
 
 
 class Ingest:
@@ -96,4 +99,4 @@ class Ingest:
         for fact_key, msg in routed.messages:
             if isinstance(msg, FactMsg) and msg.value is not None:
                 self.view.learn(fact_key, msg.value, msg.version)  # known here before the gate hears
-        return Taken(records, routed.rejected)
+        return Taken(records, routed.rejected, [msg for _key, msg in routed.messages])

@@ -42,6 +42,9 @@ class _Runtime:
             await self.go.wait()  # the producer's buffer is full: the emit waits mid-way
         await asyncio.sleep(0)
 
+    async def send_gate(self, key: str, msg: Any, partition: int | None = None) -> None:
+        await self.send("gate", key.encode(), b"", partition=partition)
+
 
 async def test_an_ack_read_while_the_emit_of_its_row_waits_in_a_send_is_applied_after_it():
     rt = _Runtime()

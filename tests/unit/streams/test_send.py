@@ -12,6 +12,7 @@ from streams import app as app_module
 from streams.app import create_app, exit_if_lost
 from streams.config import StreamsConfig
 from streams.watchdog import EXIT_STALLED
+from streams.wire import TickMsg, encode_gate
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +72,6 @@ async def test_send_names_the_topic_and_passes_key_partition_and_headers(tmp_pat
                      ("t.sync.dlq", b"k", b"v", None, None, [("dlq.stage", b"decode")]),
                      ("t.sync.commands.finance", b"k", b"v", 2, None, None)]
     assert "cdc" not in rt.topic_names  # several topics: never a target of `send`
+    calls.clear()
+    await rt.send_gate("tick", TickMsg(ts_ms=5), partition=1)  # the gatekeeper's: encoded here
+    assert calls == [(f"{config.app_id}-gate", b"tick", encode_gate(TickMsg(ts_ms=5)), 1, None, None)]
