@@ -10,7 +10,7 @@ from typing import Any
 
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import CredentialsT
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, SecretStr
 
 from streams.tuning import Tuning
 
@@ -27,6 +27,9 @@ class StreamsConfig(Tuning):
     broker_credentials: CredentialsT | None = Field(
         None, description="SASL/TLS credentials, built by the CLI's one translation of the Kafka "
         "settings (`dualwrite.settings.KafkaSettings.faust_credentials`); None for PLAINTEXT.")
+    librdkafka: dict[str, Any] = Field(
+        default_factory=dict, description="The same security as librdkafka settings, secrets as "
+        "`SecretStr` (`dualwrite.settings.KafkaSettings.librdkafka`), for the batch engine's clients.")
     app_id: str = Field("dualwrite-streams", description="Consumer group and prefix of internal topics.")
     store: str = Field("rocksdb://", description="Table store; memory:// only in unit tests.")
     data_dir: Path = Field(Path("state"), description="Where RocksDB tables live.")
@@ -57,6 +60,10 @@ class StreamsConfig(Tuning):
 
     def broker_urls(self) -> list[str]:
         return [f"kafka://{h}" for h in self.bootstrap_list()]
+
+    def kafka_client(self) -> dict[str, Any]:
+        """`librdkafka` with its secrets revealed: hand it to a client at once, never to a log."""
+        return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in self.librdkafka.items()}
 
     def aiokafka_auth(self) -> dict[str, Any]:
         """aiokafka's security arguments for `broker_credentials`, by the very mapping Faust's

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from streams import conflict, echo, gate, metrics
@@ -115,9 +115,12 @@ class Position:
     offset: int
     now_ms: int
     topic: str | None = None
+    clock: int | None = None  # the batch engine's mark (`streams.engine`): its order of handling
 
     @property
     def mark(self) -> int:
+        if self.clock is not None:
+            return self.clock
         return self.offset if self.topic is None else -1 - self.offset
 
 
@@ -598,7 +601,7 @@ class _Gate:
         opened = self.fx.get("states", f"open-tx@{at.partition}") or {}
         for key, opened_ms in sorted(opened.items(), key=lambda kv: kv[1]):
             if int(opened_ms) <= limit:
-                self.release_transaction(Position(key, at.partition, at.offset, at.now_ms, at.topic))
+                self.release_transaction(replace(at, key=key))
         # Then the slots of transactions released long enough ago (`streams.released`).
         forget_due(self.fx, at.partition, msg.ts_ms, self.ctx.config.tx_forget_ms,
                             lambda key, offset: gate.forget(key, offset, self.parked), self.write_parked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -16,12 +17,20 @@ __all__ = ["run_worker"]
 
 def run_worker(config: StreamsConfig, *, loglevel: str = "info",
                maps: MapRegistry | None = None) -> None:
-    """Start a Faust worker for ``config`` and block until it is stopped (SIGTERM/SIGINT)."""
+    """Start a worker for ``config`` (its ``engine``: Faust's agents, or `streams.engine`) and
+    block until it is stopped (SIGTERM/SIGINT)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(config, maps)
     if config.metrics_port:
         start_http_server(config.metrics_port)
     logging.getLogger("streams").setLevel(loglevel.upper())
+    if config.engine == "batch":
+        from streams.engine import Engine
+
+        logging.basicConfig(level=loglevel.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        asyncio.run(Engine(app).run())
+        return
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     # Faust's terminal spinner turns the root logger to DEBUG while it spins, which costs ~10% of
     # the CPU in aiokafka's debug calls at any level above info; a service needs no spinner.

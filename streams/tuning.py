@@ -7,6 +7,8 @@ take these fields from `Tuning`, so a default, a bound or a description has one 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 __all__ = ["DEFAULT_FETCH_MAX_WAIT_MS", "FAUST_FETCH_MAX_WAIT_MS", "Tuning"]
@@ -35,3 +37,9 @@ class Tuning(BaseModel):
         DEFAULT_FETCH_MAX_WAIT_MS, ge=1, le=FAUST_FETCH_MAX_WAIT_MS, description="How long the "
         "broker may hold the worker's fetch when nothing is new; records of partitions left out of "
         "that fetch wait as long (Faust's own is 1,500: `streams.transport`).")
+    engine: Literal["batch", "faust"] = Field(
+        "faust", description="How the worker carries its decisions: ``batch``, one loop over "
+        "batches of records, each a Kafka transaction, with no hop through the gate topic for a "
+        "gate key this worker owns (`streams.engine`); ``faust``, the Faust agents of earlier "
+        "releases (a hop per step, at least once). Either opens state the Faust agents wrote; "
+        "state the batch engine wrote must not be run by the Faust agents again.")

@@ -105,20 +105,24 @@ class Cdc:
     def change(self, system: str, table: str, record_id: str, row: dict[str, Any] | None,
                version: int, op: str = "u", txid: str | None = None, tx_total: int | None = None,
                before: dict[str, Any] | None = None, ts_ms: int | None = None,
-               tx_order: int = 1) -> None:
+               tx_order: int = 1, flush: bool = True) -> None:
         ts = ts_ms if ts_ms is not None else int(time.time() * 1000)
         tx = TransactionBlock(id=txid, total_order=tx_order, data_collection_order=1,
                               event_count=tx_total) if txid and tx_total else None
         event = ChangeEvent(before=before, after=row, op=op, ts_ms=ts,  # type: ignore[arg-type]
                             source=Source(system=system, table=table, version=str(version),  # type: ignore[arg-type]
                                           ts_ms=ts, txid=txid), transaction=tx)
-        self.raw(cdc_topic(system, table), encode_key(record_id), encode(event))  # type: ignore[arg-type]
+        self.raw(cdc_topic(system, table), encode_key(record_id), encode(event), flush=flush)  # type: ignore[arg-type]
 
     def raw(self, topic: str, key: bytes | None, value: bytes | None,
-            headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+            headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
+            flush: bool = True) -> None:
         placed = {} if partition is None else {"partition": partition}
         self.producer.produce(self.prefix + topic, key=key, value=value, headers=headers, **placed)
-        self.producer.flush(10)
+        if flush:
+            self.producer.flush(10)
+        else:
+            self.producer.poll(0)
 
 
 class Reader:
