@@ -181,6 +181,7 @@ class Engine:
         # message); a value is encoded only when it must leave (the gate topic, a dead letter).
         self.local: deque[tuple[bytes, bytes | None, int, GateMsg]] = deque()
         self.changelog_offsets: dict[tuple[str, int], int] = {}
+        self._positions: dict[tuple[str, int], int] = {}  # committed by this worker since its assignment
         self._clock = 0
         self._debug = log.isEnabledFor(logging.DEBUG)
         self._stop = False
@@ -389,11 +390,14 @@ class Engine:
         # Every record consumed is handled: the consumer's positions, which pass the transaction
         # markers after the last record of a transactional producer (another worker's gate
         # records) as no record's offset does (the group would stay one short of the end).
-        offsets = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
+        # Only those that moved: a quiet worker's tick commits nothing.
+        offsets = [tp for tp in self.consumer.position(self.consumer.assignment())
+                   if tp.offset >= 0 and self._positions.get((tp.topic, tp.partition)) != tp.offset]
         if offsets:
             producer, metadata = self.producer, self.consumer.consumer_group_metadata()
             _retried(lambda: producer.send_offsets_to_transaction(offsets, metadata))
         _retried(self.producer.commit_transaction)
+        self._positions.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
         self.stores.persist(self.changelog_offsets)
 
     def _abort(self) -> None:
@@ -458,6 +462,7 @@ class Engine:
         self._report_expired(consumer, tps)
 
     def _revoked(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
+        self._positions.clear()
         self.stores.close(sorted(self.owned))
         self.owned = set()
         self.view.clear()

@@ -38,7 +38,7 @@ class Tuning(BaseModel):
         "broker may hold the worker's fetch when nothing is new; records of partitions left out of "
         "that fetch wait as long (Faust's own is 1,500: `streams.transport`).")
     engine: Literal["batch", "faust"] = Field(
-        "faust", description="How the worker carries its decisions: ``batch``, one loop over "
+        "batch", description="How the worker carries its decisions: ``batch``, one loop over "
         "batches of records, each a Kafka transaction, with no hop through the gate topic for a "
         "gate key this worker owns (`streams.engine`); ``faust``, the Faust agents of earlier "
         "releases (a hop per step, at least once). Either opens state the Faust agents wrote; "

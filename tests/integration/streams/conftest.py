@@ -18,9 +18,12 @@ def prefix(kafka_bootstrap: str, unique: str) -> str:
 
 
 @pytest.fixture
-def worker(kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+def worker(kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path,
+           request: pytest.FixtureRequest) -> Iterator[WorkerProcess]:
     proc = WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state",
                          tmp_path / "worker.log")
+    if request.node.get_closest_marker("faust_agents"):
+        proc.env["DUALWRITE_PROCESSOR__ENGINE"] = "faust"
     proc.start()
     yield proc
     proc.stop()

@@ -1,4 +1,5 @@
-"""An ack topic sized unlike the gate topic: the worker never handles its acks in place.
+"""An ack topic sized unlike the gate topic: the Faust agents never handle its acks in place
+(the batch engine handles an ack wherever it is read: `test_engine.py`).
 
 Faust's assignor gives a worker the same partitions of every topic of one partition count, and
 writes a table's changelog to the partition of the record being handled: an ack in a topic of
@@ -16,7 +17,7 @@ from streams.wire import AppliedMsg, decode_gate
 from tests.integration.streams import scenario as s
 from tests.integration.streams.harness import PARTITIONS, Reader, create_topics
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faust_agents]
 
 
 @pytest.fixture

@@ -134,6 +134,7 @@ def test_a_child_task_changed_after_its_parent_was_renumbered_names_the_new_pare
     assert tasks(4)[3].fields["ParentTask"] == "3"
 
 
+@pytest.mark.faust_agents
 def test_a_project_sends_its_key_fact_when_its_key_changes_not_on_every_update(
         worker, cdc, finance_commands, kafka_bootstrap, unique):
     """Updates that keep the project's number send its key fact once (`streams.published`); a
@@ -170,6 +171,7 @@ def _gate_acks(kafka_bootstrap, unique):
         gate.close()
 
 
+@pytest.mark.faust_agents
 @pytest.mark.parametrize("placed", [True, False], ids=["placed-by-the-sink", "placed-elsewhere"])
 def test_an_ack_releases_the_task_in_place_or_through_the_gate(worker, cdc, finance_commands, kafka_bootstrap,
                                                                 unique, placed):
