@@ -3,7 +3,7 @@ dependency gate) between the CDC topics and the sinks' command topics."""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +19,7 @@ app = typer.Typer(help="Run the stream processor (the batch engine, or the Faust
 
 
 
-class EngineName(str, Enum):
+class EngineName(StrEnum):
     batch = "batch"
     faust = "faust"
 

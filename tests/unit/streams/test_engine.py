@@ -92,4 +92,4 @@ def test_a_project_whose_facts_are_known_becomes_a_command_in_one_pass(tmp_path:
     written = {(topic, p) for topic, p, _k, _v in engine.stores.changelog()}
     assert ("unit-engine-versions-changelog", 1) in written
     assert ("unit-engine-targets-changelog", partition_of(rows.PROJECT_PRESENT.encode(), 3)) in written
-    assert rows.PROJECT_PRESENT == present_fact(command.record_key)
+    assert present_fact(command.record_key) == rows.PROJECT_PRESENT
