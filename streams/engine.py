@@ -268,13 +268,14 @@ class Engine:
         """A gate record of an owned partition, handled now: ``msg``, or else ``value`` decoded;
         ``origin``: the gate topic's record it is (None: made in this batch)."""
         self.stores.at(partition)
-        if msg is None:
-            try:
+        try:
+            text = key.decode()  # a gate record re-driven by hand may carry any bytes
+            if msg is None:
                 msg = decode_gate(value or b"")
-            except ValueError as exc:
-                self._dead_letter_gate(key, value or b"", partition, origin, type(exc).__name__, str(exc))
-                return
-        at = Position(key.decode(), partition, -1 if origin is None else origin.offset, _now_ms(),
+        except ValueError as exc:  # UnicodeDecodeError and pydantic's ValidationError among them
+            self._dead_letter_gate(key, value or b"", partition, origin, type(exc).__name__, str(exc))
+            return
+        at = Position(text, partition, -1 if origin is None else origin.offset, _now_ms(),
                       clock=self._mark())
         if self._debug:
             log.debug("gate %s [%d] mark %d: %r", at.key, partition, at.mark, msg)

@@ -93,3 +93,19 @@ def test_a_project_whose_facts_are_known_becomes_a_command_in_one_pass(tmp_path:
     assert ("unit-engine-versions-changelog", 1) in written
     assert ("unit-engine-targets-changelog", partition_of(rows.PROJECT_PRESENT.encode(), 3)) in written
     assert present_fact(command.record_key) == rows.PROJECT_PRESENT
+
+
+@pytest.mark.parametrize(("key", "value", "error"), [
+    (b"\xff\xfe", encode_gate(TickMsg(ts_ms=1)), "UnicodeDecodeError"),
+    (b"tick", b'{"kind": "nonsense"}', "ValidationError"),
+    (b"tick", b"not json", "ValidationError"),
+])
+def test_a_gate_topic_record_that_cannot_be_read_is_a_dead_letter_and_the_line_goes_on(
+        tmp_path: Path, key: bytes, value: bytes, error: str) -> None:
+    engine, producer = _engine(tmp_path, {0, 1, 2})
+    asyncio.run(engine._record(_Record("unit-engine-gate", 1, 7, key, value, None)))
+    ((topic, dead_key, dead_value, kwargs),) = producer.sent
+    headers = dict(kwargs["headers"])
+    assert (topic, dead_key, dead_value) == ("sync.dlq", key, value)
+    assert headers["dlq.stage"] == b"gate" and headers["dlq.error.class"] == error.encode()
+    assert (headers["dlq.original.topic"], headers["dlq.original.offset"]) == (b"unit-engine-gate", b"7")
