@@ -38,7 +38,7 @@ from dualwrite.stack import Stack, StackConfig
 from streams.maps import default_registry
 from topics import Command, apply_topics, catalog, cdc_topic, commands_topic, encode
 
-__all__ = ["PipelineBench", "Replay", "broker", "run_actuals_replay", "run_pipeline_bench"]
+__all__ = ["PipelineBench", "Replay", "broker", "run_actuals_replay", "run_faust_replay", "run_pipeline_bench"]
 
 
 @dataclass
@@ -58,6 +58,8 @@ class PipelineBench:
     replay_commands: int = 0
     replay_restarts: int = 0
     decisions_eps: float = 0.0  # the same workload decided in-process (`bench.decisions`)
+    faust_agents_eps: float = 0.0  # the same replay by the Faust agents (`--engine faust`)
+    faust_agents_produced_per_change: float = 0.0
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -128,12 +130,15 @@ class Replay:
         return self.worker_records / self.events
 
 
-def _replay_worker(workdir: Path, kafka: LocalKafka, topic: str, events: int, maps_spec: str = "") -> Replay:
-    """Start one worker over the pre-filled topics: its events per second from the first to the
-    last command, and what it appended, from end offsets (settled, so trailing changelog writes
-    count)."""
+def _replay_worker(workdir: Path, kafka: LocalKafka, topic: str, events: int, maps_spec: str = "",
+                   engine: str = "batch") -> Replay:
+    """Start one worker (its ``engine``) over the pre-filled topics: its events per second from
+    the first to the last command, and what it appended, from end offsets (settled, so trailing
+    changelog writes count)."""
     before = end_offsets(kafka.bootstrap)
-    env = {"DUALWRITE_PROCESSOR__MAPS": maps_spec} if maps_spec else {}
+    env = {"DUALWRITE_PROCESSOR__ENGINE": engine}
+    if maps_spec:
+        env["DUALWRITE_PROCESSOR__MAPS"] = maps_spec
     stack = Stack(StackConfig(workdir=workdir, kafka_bootstrap=kafka.bootstrap, seed=False), env)
     try:
         stack.start_pipeline(("worker",))
@@ -154,6 +159,14 @@ def _replay(workdir: Path, kafka: LocalKafka, records: int, updates: int) -> tup
     raw = raw_aiokafka_rate(kafka.bootstrap, topic, projects)
     naive = naive_faust_rate(kafka.bootstrap, topic, projects, workdir / "naive")
     return _replay_worker(workdir / "replay", kafka, topic, projects), raw, naive
+
+
+def run_faust_replay(workdir: Path, records: int, updates: int) -> Replay:
+    """P1 by the Faust agents (``--engine faust``) on a broker of its own: the engine's peer."""
+    with broker(workdir, default_registry().cdc_tables()) as kafka:
+        produce({"bootstrap.servers": kafka.bootstrap}, project_events(records, updates))
+        return _replay_worker(workdir / "replay", kafka, cdc_topic("dataverse", "msdyn_projects"),
+                              records * updates, engine="faust")
 
 
 def run_actuals_replay(workdir: Path, records: int, updates: int) -> Replay:
@@ -256,6 +269,7 @@ def run_pipeline_bench(workdir: Path, records: int = 2000, updates: int = 10,
     with broker(workdir, default_registry().cdc_tables()) as kafka:
         replay, raw, naive = _replay(workdir, kafka, records, updates)
         burst = _burst(workdir, kafka, burst_records, burst_updates)
+    faust = run_faust_replay(workdir / "faust", records, updates)
     decided = decisions_rate(records, updates)
     return PipelineBench(
         replay_events=replay.events, raw_aiokafka_eps=raw, naive_faust_eps=naive,
@@ -264,4 +278,5 @@ def run_pipeline_bench(workdir: Path, records: int = 2000, updates: int = 10,
         sink_requests=int(burst["requests"]), sink_requests_per_change=burst["per_change"],
         sink_seconds=burst["seconds"], naive_sink_requests_per_change=burst["naive_per_change"],
         naive_sink_seconds=burst["naive_seconds"], replay_commands=replay.commands,
-        replay_restarts=replay.restarts, decisions_eps=decided.changes_per_s)
+        replay_restarts=replay.restarts, decisions_eps=decided.changes_per_s,
+        faust_agents_eps=faust.eps, faust_agents_produced_per_change=faust.produced_per_change)

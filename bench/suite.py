@@ -62,6 +62,8 @@ def replay_figures(p1: PipelineBench, p1b: Replay | None, *, p1b_row: bool = Tru
                        "worker_restarts": p1.replay_restarts}),
         Figure("p1_vs_before", "P1 replay vs before the redesign", p1.processor_eps, "/s",
                BEFORE["p1_eps"], "before", "x", ">= 10x"),
+        Figure("p1_vs_faust_agents", "P1 replay vs the same worker's Faust agents (--engine faust)",
+               p1.processor_eps, "/s", p1.faust_agents_eps or None, "same run", "x", "(the engine's gain)"),
         Figure("p1_vs_raw", "P1 replay vs raw aiokafka consumption", p1.processor_eps, "/s",
                p1.raw_aiokafka_eps, "same run", "%", "(ceiling)"),
         Figure("p1_vs_decisions", "P1 replay vs the worker's decisions alone (no Kafka, no Faust)",
@@ -78,6 +80,10 @@ def replay_figures(p1: PipelineBench, p1b: Replay | None, *, p1b_row: bool = Tru
     rows.append(Figure("worker_records_per_change", "records produced in the worker per change, P1",
                        p1.worker_produced_per_change, "", BEFORE["worker_records_per_change"],
                        "before: 8-9", "%", "fewer"))
+    if p1.faust_agents_produced_per_change:
+        rows.append(Figure("worker_records_per_change_faust", "records produced in the worker per change, P1, "
+                           "vs the Faust agents", p1.worker_produced_per_change, "",
+                           p1.faust_agents_produced_per_change, "same run", "%", "fewer"))
     if p1b is not None:
         rows.append(Figure("worker_records_per_change_p1b", "records produced in the worker per change, P1b",
                            p1b.produced_per_change, "", p1.worker_produced_per_change, "P1", "%",

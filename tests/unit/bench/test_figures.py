@@ -118,3 +118,12 @@ def test_p1_is_shown_next_to_the_workers_decisions_alone() -> None:
     assert row.ratio == pytest.approx(2.0)
     unmeasured = {f.key: f for f in replay_figures(_p1(), None)}["p1_vs_decisions"]
     assert unmeasured.peer is None  # an older JSON without it shows no peer, not a ratio of 0
+
+
+def test_p1_is_shown_next_to_the_faust_agents_of_the_same_run() -> None:
+    p1 = PipelineBench(**{**_p1().__dict__, "faust_agents_eps": 1000.0, "faust_agents_produced_per_change": 4.4})
+    rows = {f.key: f for f in replay_figures(p1, None)}
+    assert (rows["p1_vs_faust_agents"].peer, rows["p1_vs_faust_agents"].ratio) == (1000.0, pytest.approx(7.0))
+    assert rows["worker_records_per_change_faust"].peer == 4.4
+    without = {f.key: f for f in replay_figures(_p1(), None)}
+    assert without["p1_vs_faust_agents"].peer is None and "worker_records_per_change_faust" not in without
