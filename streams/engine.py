@@ -401,6 +401,19 @@ class Engine:
         self._positions.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
         self.stores.persist(self.changelog_offsets)
 
+    async def _committed(self, records: list[Message], tick: bool) -> bool:
+        """One batch, committed; False when Kafka refused its transaction in a way that asks for
+        an abort (then it is read again: `_abort`). Any other refusal raises."""
+        try:
+            await self._batch(records, tick)
+            return True
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                raise
+            log.warning("a batch was aborted and is read again: %s", exc)
+            self._abort()
+            return False
+
     def _abort(self) -> None:
         """The batch's transaction cannot commit (the group moved on: a rebalance): abort it,
         forget what it wrote and what it taught the caches, and read it again from the
@@ -438,13 +451,7 @@ class Engine:
             if tick:
                 self._last_tick = now
             if records or tick:
-                try:
-                    await self._batch(records, tick)
-                except KafkaException as exc:
-                    if not exc.args[0].txn_requires_abort():
-                        raise
-                    log.warning("a batch was aborted and is read again: %s", exc)
-                    self._abort()
+                await self._committed(records, tick)
             if now - self._last_parked_age >= metrics.PARKED_AGE_INTERVAL_S:
                 self._last_parked_age = now
                 observe_parked_age(self.gatekeeper.rt, _now_ms())

@@ -148,7 +148,7 @@ def test_the_pipeline_runs_through_sasl_ssl(broker: LocalKafka, settings: Settin
                   broker.client_env())
     try:
         stack.start_emulators()
-        stack.start_pipeline()  # sources and sinks (confluent-kafka), worker (Faust)
+        stack.start_pipeline()  # sources, sinks and the worker: confluent-kafka (its topic checks: aiokafka)
         scenario = Scenario(stack.dataverse(), stack.finance())
         project = scenario.create_project()
         scenario.create_task(project, "1")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams import StreamsConfig, create_app
 from streams.engine import Engine, _Record
@@ -109,3 +110,96 @@ def test_a_gate_topic_record_that_cannot_be_read_is_a_dead_letter_and_the_line_g
     assert (topic, dead_key, dead_value) == ("sync.dlq", key, value)
     assert headers["dlq.stage"] == b"gate" and headers["dlq.error.class"] == error.encode()
     assert (headers["dlq.original.topic"], headers["dlq.original.offset"]) == (b"unit-engine-gate", b"7")
+
+
+class _Refusing(_Producer):
+    """A transactional producer whose commit the group refuses (a rebalance under way)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def flush(self, *_: Any) -> int:
+        return 0
+
+    def send_offsets_to_transaction(self, offsets: list[TopicPartition], _metadata: object) -> None:
+        self.calls.append(f"offsets {[(tp.partition, tp.offset) for tp in offsets]}")
+
+    def commit_transaction(self, *_: Any) -> None:
+        raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "the group moved on",
+                                        txn_requires_abort=True))
+
+    def abort_transaction(self, *_: Any) -> None:
+        self.calls.append("abort")
+
+
+class _Consumer:
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.seeks: list[tuple[str, int, int]] = []
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, 1)]
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, 9) for tp in tps]
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+    def committed(self, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, 4) for tp in tps]
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.topic, tp.partition, tp.offset))
+
+
+class _Message:
+    """What `Consumer.consume` returns, for one CDC record."""
+
+    def __init__(self, record: _Record) -> None:
+        self.r = record
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self.r.topic
+
+    def partition(self) -> int:
+        return self.r.partition
+
+    def offset(self) -> int:
+        return self.r.offset
+
+    def key(self) -> bytes | None:
+        return self.r.key
+
+    def value(self) -> bytes | None:
+        return self.r.value
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+
+def test_a_batch_whose_transaction_the_group_refuses_is_aborted_forgotten_and_read_again(tmp_path: Path) -> None:
+    engine, _ = _engine(tmp_path, {0, 1, 2})
+    producer, consumer = _Refusing(), _Consumer(cdc_topic("dataverse", "msdyn_projects"))
+    engine.producer, engine.consumer = producer, consumer  # type: ignore[assignment]
+    engine.view.fill(rows.COMPANY_FACT, {"cdm_companycode": "usmf"})
+    engine.view.fill(rows.ACCOUNT_FACT, {"accountnumber": "US-001"})
+    record = _Record(consumer.topic, 1, 8, encode_key(rows.PROJECT), event("msdyn_projects", rows.project(), 7), None)
+    assert asyncio.run(engine._committed([_Message(record)], tick=False)) is False  # type: ignore[list-item]
+    assert producer.calls == ["begin", "offsets [(1, 9)]", "abort"]
+    assert engine.stores.pending() == 0 and not engine.local  # its table writes are gone
+    engine.stores.at(1)
+    assert engine.stores["versions"].get(f"dataverse:msdyn_projects:{rows.PROJECT}") is None
+    assert consumer.seeks == [(consumer.topic, 1, 4)]  # read again from the committed offset
+    assert engine._positions == {}  # the refused offsets were never committed
+    assert engine.view.get(rows.COMPANY_FACT) is None  # a cache the batch may have taught, emptied
