@@ -38,12 +38,12 @@ recorded. State written by this engine must therefore not be run by the Faust ag
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import logging
 import os
 import signal
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -210,8 +210,11 @@ class Engine:
         return Consumer(conf, logger=log)
 
     def _producer(self) -> Producer:
-        # A stable id per worker: its successor's `init_transactions` aborts a batch it left open.
-        name = self.config.instance_id or uuid.uuid4().hex
+        # A stable id per worker, its instance id or else its state directory (two workers never
+        # share one: RocksDB locks it): its successor's `init_transactions` aborts a batch it
+        # left open at once, where a new id would leave it holding back every reader of the
+        # partitions it wrote until the transaction times out (a minute).
+        name = self.config.instance_id or hashlib.sha256(str(self.config.data_dir.resolve()).encode()).hexdigest()[:16]
         return Producer({**self._client(), "transactional.id": f"{self.config.app_id}-{name}",
                          "partitioner": "murmur2_random",  # Kafka's default, as every producer here
                          "linger.ms": 5, "batch.num.messages": 10_000,
