@@ -34,8 +34,8 @@ from streams.watchdog import (
     PartitionStarts,
     Positions,
     Watchdog,
-    expired_ranges,
     gate_hint,
+    report_expired,
 )
 from streams.wire import (
     AppliedMsg,
@@ -112,13 +112,7 @@ def register_agents(rt: Runtime) -> None:
         if committed is None:
             raise LookupError("committed offsets not read")
         log_starts = {(tp.topic, tp.partition): offset for tp, offset in found.items()}
-        for (topic, partition), lost in expired_ranges(committed, log_starts).items():
-            # The consumer resets to the log start and reads on; what retention deleted is gone.
-            metrics.EXPIRED.labels(topic).inc(len(lost))
-            log.warning("%d record(s) of %s[%d] (offsets %d to %d) were deleted by retention before "
-                        "this worker read them: their changes did not sync; run `dualwrite reconcile`, "
-                        "then `dualwrite replay --repair` for what differs", len(lost), topic, partition,
-                        lost.start, lost.stop - 1)
+        report_expired(committed, log_starts)
         return {tp: max(committed.get(tp) or 0, offset or 0) for tp, offset in log_starts.items()}
 
     partition_starts = PartitionStarts(starts, lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment()])

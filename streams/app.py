@@ -69,6 +69,11 @@ class StreamsApp(faust.App):
         worker's own topics exist and the metadata lists them, and so do the catalog topics it
         reads and writes (`streams.declare`)."""
         await super().on_first_start()
+        await self.check_topics()
+
+    async def check_topics(self) -> None:
+        """Declare the worker's own topics and wait for the catalog's (either engine, before it
+        joins its group); exit 78 naming what is missing or sized otherwise."""
         config = self.runtime.config
         try:
             await declare_internal_topics(internal_topics(self), auth=config.aiokafka_auth(),

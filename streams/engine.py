@@ -62,17 +62,10 @@ from confluent_kafka import (
 from streams import metrics
 from streams.agents import observe_parked_age
 from streams.app import TABLES, Runtime, StreamsApp, group_instance_id
-from streams.declare import (
-    TopicsNotReady,
-    await_catalog_topics,
-    catalog_topics,
-    declare_internal_topics,
-    internal_topics,
-)
 from streams.gatekeeper import Gatekeeper, Position
 from streams.ingest import Ingest, Refused
 from streams.store import Stores
-from streams.watchdog import EXIT_STALLED, expired_ranges
+from streams.watchdog import EXIT_STALLED, report_expired
 from streams.wire import AppliedMsg, ControlMsg, GateMsg, TickMsg, decode_gate, encode_gate
 from topics import (
     RETRY_HEADER,
@@ -92,7 +85,6 @@ __all__ = ["BATCH_RECORDS", "Engine"]
 log = logging.getLogger(__name__)
 
 BATCH_RECORDS = 500  # records a batch takes at most; fewer when that is all there is
-_EXIT_CONFIG = 78
 
 
 def _now_ms() -> int:
@@ -537,28 +529,11 @@ class Engine:
         except KafkaException as exc:
             log.warning("could not compare committed offsets with log starts: %s", exc)
             return
-        for (topic, partition), lost in expired_ranges(committed, starts).items():
-            metrics.EXPIRED.labels(topic).inc(len(lost))
-            log.warning("%d record(s) of %s[%d] (offsets %d to %d) were deleted by retention before "
-                        "this worker read them: their changes did not sync; run `dualwrite reconcile`, "
-                        "then `dualwrite replay --repair` for what differs", len(lost), topic, partition,
-                        lost.start, lost.stop - 1)
+        report_expired(committed, starts)
 
     # -- the process ---------------------------------------------------------------------
-    async def _start(self) -> None:
-        config = self.config
-        try:
-            await declare_internal_topics(internal_topics(self.app), auth=config.aiokafka_auth(),
-                                          bootstrap_servers=config.bootstrap_list())
-            await await_catalog_topics(catalog_topics(self.app), auth=config.aiokafka_auth(),
-                                       bootstrap_servers=config.bootstrap_list(), timeout_s=config.topics_wait_s)
-        except TopicsNotReady as exc:
-            log.critical("dualwrite worker: %s", exc)
-            logging.shutdown()
-            os._exit(_EXIT_CONFIG)
-
     async def run(self) -> None:
-        await self._start()
+        await self.app.check_topics()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)

@@ -38,8 +38,10 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
+from streams import metrics
+
 __all__ = ["EXIT_STALLED", "Partition", "PartitionStarts", "Positions", "Watchdog", "expired_ranges",
-           "gate_hint"]
+           "gate_hint", "report_expired"]
 
 
 Partition = tuple[str, int]
@@ -75,6 +77,18 @@ def expired_ranges(committed: Mapping[Partition, int | None],
         if offset is not None and start is not None and 0 <= offset < start:
             out[tp] = range(offset, start)
     return out
+
+
+def report_expired(committed: Mapping[Partition, int | None],
+                   log_starts: Mapping[Partition, int | None]) -> None:
+    """Count and log, per partition, the records retention deleted before the group read them
+    (`expired_ranges`): the consumer reads on from the log start, and those changes are gone."""
+    for (topic, partition), lost in expired_ranges(committed, log_starts).items():
+        metrics.EXPIRED.labels(topic).inc(len(lost))
+        log.warning("%d record(s) of %s[%d] (offsets %d to %d) were deleted by retention before "
+                    "this worker read them: their changes did not sync; run `dualwrite reconcile`, "
+                    "then `dualwrite replay --repair` for what differs", len(lost), topic, partition,
+                    lost.start, lost.stop - 1)
 
 
 @dataclass
