@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from streams import metrics
 from streams.app import Runtime
 from streams.effects import (
     FLOOD,
@@ -139,7 +140,7 @@ class Gatekeeper:
             elif isinstance(e, ControlSend):
                 await self.rt.send("control", e.state.map.encode(), encode(e.state))
             elif isinstance(e, Count):
-                e.metric.labels(*e.labels).inc(e.amount)
+                metrics.child(e.metric, *e.labels).inc(e.amount)
             elif isinstance(e, Log):
                 log.log(e.level, e.message, *e.args)
             elif isinstance(e, Learn):

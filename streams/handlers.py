@@ -64,7 +64,7 @@ from streams.pending import (
     change_set_order,
     change_set_peers,
     in_change_set,
-    plan,
+    planned,
     skip_command,
     to_command,
 )
@@ -308,7 +308,7 @@ class _Gate:
     def next_step(self, item: Pending, at: Position) -> Group | Need | Pair | Emit | Spread | None:
         """The item's next step; None when it ends here (dead-lettered or dropped)."""
         try:
-            step = plan(item, self.maps)
+            step = planned(item, self.maps)
         except TransformError as exc:
             self.dead_letter(item, at, "transform", exc)
             return None

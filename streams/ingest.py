@@ -68,7 +68,7 @@ class Ingest:
         """One record of CDC topic ``topic`` at ``offset``; ``retried``: it carries
         ``dualwrite.retry`` (`dualwrite dlq retry`, `dualwrite replay`)."""
         if value is None:  # tombstone after a delete: the "d" event carried the change
-            metrics.DROPPED.labels("-", metrics.TOMBSTONE).inc()
+            metrics.child(metrics.DROPPED, "-", metrics.TOMBSTONE).inc()
             return None
         try:
             record_id = decode_key(key).id
@@ -78,12 +78,12 @@ class Ingest:
         assert change is not None
         # The topic names the table; the envelope's own source is the fallback.
         system, table = self.cdc_tables.get(topic) or (change.source.system, change.source.table)
-        metrics.EVENTS_IN.labels(system, table).inc()
+        metrics.child(metrics.EVENTS_IN, system, table).inc()
         seen_key = dedupe.seen_key(system, table, record_id)
         version = change.source.version_int
         seen = dedupe.seen_from(self.reads.get(seen_key))
         if dedupe.is_duplicate(seen, version, offset, retried=retried):
-            metrics.DUPLICATES.labels(system, table).inc()
+            metrics.child(metrics.DUPLICATES, system, table).inc()
             return None
         self.versions[seen_key] = dedupe.Seen(version=version, offset=offset)
         if change.is_delete:
@@ -95,7 +95,7 @@ class Ingest:
         except Exception as exc:  # a shape no check foresaw, or too big: this record only
             return Refused("route", type(exc).__name__, str(exc))
         for map_name, reason in routed.dropped:
-            metrics.DROPPED.labels(map_name, reason).inc()
+            metrics.child(metrics.DROPPED, map_name, reason).inc()
         for fact_key, msg in routed.messages:
             if isinstance(msg, FactMsg) and msg.value is not None:
                 self.view.learn(fact_key, msg.value, msg.version)  # known here before the gate hears

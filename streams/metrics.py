@@ -6,7 +6,11 @@ reason; streams/README.md lists every reason. The reasons the processor names it
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import Counter, Gauge
+from prometheus_client.metrics import MetricWrapperBase
 
 __all__ = [
     "BEFORE_OUR_DELETE",
@@ -28,6 +32,7 @@ __all__ = [
     "RENUMBERED",
     "STALE",
     "TOMBSTONE",
+    "child",
 ]
 
 # Reasons (label values).
@@ -64,3 +69,11 @@ PARKED_OLDEST_AGE = Gauge("dualwrite_streams_parked_oldest_age_seconds",
 PARKED_AGE_INTERVAL_S = 15.0
 MAPS_PAUSED = Counter("dualwrite_streams_maps_paused_total",
                       "Maps paused by the processor after a run of rejected changes.", ["map"])
+
+
+@lru_cache(maxsize=4096)
+def child(metric: MetricWrapperBase, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: prometheus_client checks and locks on every
+    call, a few per change on the worker's hot path. The label values are bounded (maps, tables,
+    reasons, stages); the cache is too, so a stray value cannot grow it."""
+    return metric.labels(*labels)

@@ -44,9 +44,11 @@ from streams.maps.model import (
 from streams.maps.registry import MapRegistry
 from streams.transform import Filtered, Mapped, NeedFacts, TransformError, transform
 from topics import Command, CommandSource, WriteOp, target_key
+from topics.envelope import trusted_model
 
 __all__ = ["Drop", "Emit", "Group", "Need", "Pair", "Pending", "Spread", "Step", "billed_by", "change_set_order",
-           "change_set_peers", "in_change_set", "plan", "record_ref", "skip_command", "to_command"]
+           "change_set_peers", "in_change_set", "plan", "plan_ahead", "planned", "record_ref", "skip_command",
+           "to_command"]
 
 
 class Pending(BaseModel):
@@ -82,6 +84,19 @@ class Pending(BaseModel):
     member: str | None = None  # the fan-out member this copy is written for (`FanOut`)
     # Source ids of the rows a document bills (`Bills`), found among its transaction's changes.
     after: tuple[str, ...] = ()
+
+    @classmethod
+    def trusted(cls, id: str, map: str, op: WriteOp, row: dict[str, Any], source: CommandSource,
+                born_ms: int, tx_total: int | None, tx_order: int | None, prev_version: int | None) -> Pending:
+        """A routed change's `Pending` from values already valid (a decoded event's row and
+        parts, a trusted `CommandSource`), not validated again; the other fields at their
+        defaults. Equal to the validated model (unit-tested). Validation copied the row and
+        cost as much as the rest of routing a change."""
+        return trusted_model(cls, {
+            "id": id, "map": map, "reverse": False, "op": op, "row": row, "source": source,
+            "tx_total": tx_total, "tx_order": tx_order, "tx_size": None, "tx_counted": False, "tx_peers": (),
+            "tx_members": None, "facts": {}, "prev_version": prev_version, "paired": False, "dropped": (),
+            "born_ms": born_ms, "parked_ms": None, "member": None, "after": ()}, None)
 
     @property
     def released(self) -> bool:
@@ -377,6 +392,30 @@ def plan(item: Pending, maps: MapRegistry, *, route_only: bool = False) -> Step:
             return Need(partner, announce=half)
         publish += (half,)
     return Emit(present_fact(mapped.record_key), mapped, publish)
+
+
+# Steps `streams.route` planned for the changes it sent, for the gate that handles the same
+# objects in place (`streams.engine`): `plan` is pure in (item, maps), so a step planned for an
+# object holds for that object. Keyed by identity and holding both objects, so an id is never
+# mistaken for another's; bounded, for changes that leave through the gate topic (another
+# worker decodes its own copies) and are never asked for here.
+_PLANNED: dict[tuple[int, int], tuple[Pending, MapRegistry, Step]] = {}
+_PLANNED_MAX = 4096
+
+
+def plan_ahead(item: Pending, maps: MapRegistry, step: Step) -> None:
+    """Keep ``step``, the `plan` of ``item``, for `planned` to return."""
+    if len(_PLANNED) >= _PLANNED_MAX:
+        del _PLANNED[next(iter(_PLANNED))]
+    _PLANNED[(id(item), id(maps))] = (item, maps, step)
+
+
+def planned(item: Pending, maps: MapRegistry) -> Step:
+    """``plan(item, maps)``: the step `plan_ahead` kept for this very object, once, or a new plan."""
+    kept = _PLANNED.pop((id(item), id(maps)), None)
+    if kept is not None and kept[0] is item and kept[1] is maps:
+        return kept[2]
+    return plan(item, maps)
 
 
 def _halves(m: TableMap, partner: Partner, mapped: Mapped) -> tuple[str, str]:

@@ -16,10 +16,12 @@ pairing or its emit key), not by the first fact it needs.
 
 A change one map cannot take is a `Rejection` of that map (stage ``transform`` for a
 `TransformError`, ``plan`` for any other error of its first step, ``route`` for a target row
-whose key holds a list or an object); the other maps still get the event. Ingest asks only
-for the key of a change's next step (`streams.pending.plan` with ``route_only``), so what it
-finds wrong is a lookup column or the target key; a field the map cannot take is found, and
-dead-lettered, by the gate when it maps the fields to emit the change.
+whose key holds a list or an object); the other maps still get the event. What ingest finds
+wrong is a lookup column or the target key; a field the map cannot take is found, and
+dead-lettered, by the gate when it maps the fields to emit the change: when the full plan of a
+change's next step fails, ingest asks for its key alone (`streams.pending.plan` with
+``route_only``). A full plan is kept for the gate (`streams.pending.plan_ahead`), which the
+batch engine runs on the same objects: a change is transformed once, not once more at the gate.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams import metrics
 from streams.factview import LOOKUPS
 from streams.maps.model import fanout_key, present_fact, row_fact
 from streams.maps.registry import MapRegistry
-from streams.pending import Drop, Need, Pending, plan, tx_key
+from streams.pending import Drop, Need, Pending, Step, plan, plan_ahead, tx_key
 from streams.transform import TransformError
 from streams.wire import FactMsg, MemberMsg, ObservedMsg, PendingMsg, TxMsg
 from topics import ChangeEvent, CommandSource, target_key
@@ -79,7 +82,7 @@ def first_step(item: Pending, maps: MapRegistry, known: Known = _nothing_known) 
     before: tuple[Pending, str] | None = None
     while True:
         try:
-            step = plan(item, maps, route_only=True)
+            step, whole = _step(item, maps)
         except Exception:
             if before is None:
                 raise
@@ -89,18 +92,32 @@ def first_step(item: Pending, maps: MapRegistry, known: Known = _nothing_known) 
         if isinstance(step, Need):
             value = known(step.key)
             if value is not None:
-                LOOKUPS.labels("local").inc()
+                metrics.child(LOOKUPS, "local").inc()
                 before = (item, step.key)
                 item = item.with_fact(step.key, value)
                 continue
-            LOOKUPS.labels("gate").inc()
+            metrics.child(LOOKUPS, "gate").inc()
+        if whole:
+            plan_ahead(item, maps, step)  # the gate's own plan of this item, if it handles it in place
         return item, step.key
 
 
-def command_source(system: str, table: str, record_id: str, event: ChangeEvent) -> CommandSource:
-    return CommandSource(system=event.source.system, table=table, id=record_id,
-                         version=event.source.version_int, ts_ms=event.source.ts_ms,
-                         txid=event.source.txid, origin=event.source.origin)
+def _step(item: Pending, maps: MapRegistry) -> tuple[Step, bool]:
+    """The item's next step as the gate plans it (and True), or, when a field of the row is
+    what the map refuses, the step its key alone names (and False): a field the map cannot
+    take is the gate's to dead-letter (with the change, for `dualwrite dlq retry`), a lookup
+    or the key is ingest's."""
+    try:
+        return plan(item, maps), True
+    except Exception:
+        return plan(item, maps, route_only=True), False
+
+
+def command_source(table: str, record_id: str, event: ChangeEvent, redriven: bool = False) -> CommandSource:
+    """The source of ``event``'s commands: parts a decoded event and key hold valid."""
+    src = event.source
+    return CommandSource.trusted(src.system, table, record_id, src.version_int, src.ts_ms, src.txid, src.origin,
+                                 redriven)
 
 
 def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
@@ -112,9 +129,7 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
     out = Routed()
     row = event.row
     indexed = maps.indexed(system, table)
-    source = command_source(system, table, record_id, event)
-    if redriven:
-        source = source.model_copy(update={"redriven": True})
+    source = command_source(table, record_id, event, redriven)
     if indexed and not event.is_delete:
         key = row_fact(system, table, record_id)
         out.messages.append((key, FactMsg(key=key, value={c: row.get(c) for c in indexed},
@@ -123,7 +138,7 @@ def route_change(maps: MapRegistry, system: str, table: str, record_id: str,
     grouped = tx is not None and (tx.event_count or 1) > 1 and bool(source.txid)
     members: list[Pending] = []
     for m in maps.sourced_from(system, table):
-        item = Pending(
+        item = Pending.trusted(
             id=f"{m.name}:{record_id}:{source.version}", map=m.name,
             op="delete" if event.is_delete else "upsert", row=row, source=source,
             tx_total=tx.event_count if tx else None, tx_order=tx.total_order if tx else None,

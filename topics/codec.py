@@ -134,7 +134,10 @@ def _shape(exc: ValidationError) -> str:
 
 
 def decode_model(model: type[M], data: bytes | bytearray | memoryview | str | None) -> M:
-    payload = _load(data)
+    return _validate(model, _load(data))
+
+
+def _validate(model: type[M], payload: Any) -> M:
     if not isinstance(payload, dict):
         raise DecodeError(DecodeReason.WRONG_SHAPE, f"expected a JSON object, got {type(payload).__name__}")
     try:
@@ -165,7 +168,7 @@ def decode_event(data: bytes | bytearray | memoryview | str | None) -> ChangeEve
     source = payload.get("source") if isinstance(payload, dict) else None
     if isinstance(source, dict) and "version" in source:
         parse_version(source["version"])  # its own reason, not a generic wrong shape
-    return decode_model(ChangeEvent, data)
+    return _validate(ChangeEvent, payload)  # the value read once, not again
 
 
 def decode_command(data: bytes | bytearray | memoryview | str | None) -> Command:

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from topics.envelope import MAX_VERSION, System
+from topics.envelope import MAX_VERSION, System, trusted_model
 from topics.partitioner import partition_of
 
 __all__ = ["Applied", "Command", "CommandOp", "CommandSource", "WriteOp", "ack_partition", "present_fact",
@@ -64,6 +64,15 @@ class CommandSource(BaseModel):
     redriven: bool = Field(False, description=(
         "The change was re-driven (header dualwrite.retry: `dlq retry`, `replay --repair`): the "
         "sink writes it even at the version it last applied, since the target may have lost it."))
+
+    @classmethod
+    def trusted(cls, system: System, table: str, id: str, version: int, ts_ms: int,
+                txid: str | None = None, origin: str | None = None, redriven: bool = False) -> CommandSource:
+        """A `CommandSource` from a decoded change's parts (``version`` within 0..2^63-1,
+        ``ts_ms`` not negative), not validated again: equal to the validated model
+        (unit-tested). The worker builds one per change it routes."""
+        return trusted_model(cls, {"system": system, "table": table, "id": id, "version": version,
+                                   "ts_ms": ts_ms, "txid": txid, "origin": origin, "redriven": redriven}, None)
 
     @model_serializer(mode="wrap")
     def _redriven_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

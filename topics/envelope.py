@@ -29,6 +29,7 @@ __all__ = [
     "System",
     "TransactionBlock",
     "parse_version",
+    "trusted_model",
 ]
 
 MAX_VERSION = 2**63 - 1  # Edm.Int64
@@ -59,7 +60,7 @@ M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
 
 
-def _trusted(model: type[M], values: dict[str, Any], extra: dict[str, Any] | None) -> M:
+def trusted_model(model: type[M], values: dict[str, Any], extra: dict[str, Any] | None) -> M:
     """An instance of ``model`` holding ``values`` (every field, in declaration order) as
     validation would have left them, built the way ``model_construct`` builds one, through the
     instance attributes pydantic documents (``__dict__``, ``__pydantic_fields_set__``,
@@ -113,7 +114,7 @@ class Source(BaseModel):
         through `parse_version`, ``ts_ms`` not negative), without validating them again; equal
         to the validated model. A snapshot builds one per row, thousands a page, and
         validation cost more than everything else done for a row."""
-        return _trusted(cls, {"system": system, "table": table, "version": version, "ts_ms": ts_ms,
+        return trusted_model(cls, {"system": system, "table": table, "version": version, "ts_ms": ts_ms,
                               "snapshot": snapshot, "company": company, "txid": txid, "origin": origin}, {})
 
     @property
@@ -155,7 +156,7 @@ class ChangeEvent(BaseModel):
         """A `ChangeEvent` from parts its caller has already checked (``after`` a JSON object
         unless the op is a delete, ``ts_ms`` not negative, ``source`` a `Source`), without
         validating them again: see `Source.trusted`."""
-        return _trusted(cls, {"before": before, "after": after, "op": op, "ts_ms": ts_ms, "source": source,
+        return trusted_model(cls, {"before": before, "after": after, "op": op, "ts_ms": ts_ms, "source": source,
                               "transaction": transaction}, None)
 
     @model_validator(mode="after")

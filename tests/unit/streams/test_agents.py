@@ -300,8 +300,8 @@ async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeyp
     monkeypatch.setattr(streams.ingest, "route_change", failing_route(streams.ingest.route_change))
     monkeypatch.setattr(streams.route, "first_step",
                         failing(streams.route.first_step, "PRJ-I", KeyError("at ingest")))
-    monkeypatch.setattr(streams.handlers, "plan",
-                        failing(streams.handlers.plan, "PRJ-P", OverflowError("in plan")))
+    monkeypatch.setattr(streams.handlers, "planned",
+                        failing(streams.handlers.planned, "PRJ-P", OverflowError("in plan")))
     monkeypatch.setattr(streams.handlers, "to_command",
                         failing(streams.handlers.to_command, "PRJ-E", ValueError("in emit")))
     rec = wire(rt)

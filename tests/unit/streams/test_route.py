@@ -1,7 +1,7 @@
 import pytest
 
 from streams.maps import default_registry
-from streams.pending import plan
+from streams.pending import Emit, Pending, plan, planned
 from streams.route import route_change
 from streams.transform import TransformError
 from streams.wire import (
@@ -161,6 +161,53 @@ def test_a_change_whose_fields_the_map_refuses_is_refused_at_the_gate_not_at_ing
     assert key.startswith("present:ProjectsV2(") and isinstance(msg, PendingMsg)
     with pytest.raises(TransformError, match="no value map entry for 9"):
         plan(msg.item, MAPS)
+    with pytest.raises(TransformError, match="no value map entry for 9"):  # not the key-only step
+        planned(msg.item, MAPS)
+
+
+def test_the_gate_takes_the_step_ingest_planned_for_the_same_change_without_planning_again(monkeypatch):
+    """The batch engine hands the gate the very objects ingest routed: the full step ingest
+    planned is the gate's, once; a copy of the change (from the gate topic) is planned anew."""
+    import streams.pending
+
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
+                       event("dataverse", "msdyn_projects", rows.project()), 0, KNOWN.get)
+    [(_key, msg)] = changes(out)
+    item = msg.item  # type: ignore[union-attr]
+    copy = Pending.model_validate(item.model_dump())
+    expected = plan(copy, MAPS)
+    assert isinstance(expected, Emit) and expected.mapped.fields
+
+    def no_transform(*args, **kwargs):
+        raise AssertionError("transformed again")
+
+    monkeypatch.setattr(streams.pending, "transform", no_transform)
+    assert planned(item, MAPS) == expected
+    with pytest.raises(AssertionError, match="transformed again"):
+        planned(item, MAPS)  # kept once
+    with pytest.raises(AssertionError, match="transformed again"):
+        planned(copy, MAPS)
+
+
+def test_a_routed_change_and_its_source_equal_the_validated_models():
+    """`Pending.trusted` and `CommandSource.trusted` skip validation on the hot path: what they
+    build must be what validation builds, field for field and on the wire."""
+    tx = TransactionBlock(id="t9", total_order=2, data_collection_order=1, event_count=3)
+    for redriven in (False, True):
+        for ev in (event("dataverse", "msdyn_projects", rows.project()),
+                   event("dataverse", "msdyn_projects", rows.project(), op="d"),
+                   event("dataverse", "msdyn_projects", rows.project()).model_copy(update={"transaction": tx})):
+            out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT, ev, 7, KNOWN.get,
+                               redriven=redriven, prev_version=3)
+            items = [m.item for _k, m in out.messages if isinstance(m, PendingMsg)]
+            items += [i for _k, m in out.messages if isinstance(m, TxMsg) for i in m.items]
+            assert items
+            for item in items:
+                validated = Pending.model_validate(item.model_dump())
+                assert item == validated and item.source == validated.source
+                assert encode_gate(PendingMsg(item=item)) == encode_gate(PendingMsg(item=validated))
+                assert list(item.__dict__) == list(Pending.model_fields)
+                assert item.source.redriven is redriven
 
 
 def test_a_change_refused_once_a_known_row_is_added_goes_to_the_gate_to_be_refused_there():
