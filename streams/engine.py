@@ -109,6 +109,9 @@ class _Record:
                    cast("list[tuple[str, bytes]] | None", m.headers()), m.timestamp()[1])
 
 
+_PARTITION_FETCH_BYTES = 131_072
+
+
 def in_time_order(records: Iterable[_Record]) -> Iterator[_Record]:
     """A batch's records in the order they were written, as far as their timestamps tell,
     each partition's in its own order. A fetch returns partitions one after the other: a
@@ -195,7 +198,13 @@ class Engine:
                 "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed", "partition.assignment.strategy": "range",
                 "session.timeout.ms": int(self.config.session_timeout_s * 1000),
-                "fetch.wait.max.ms": self.config.fetch_max_wait_ms}
+                "fetch.wait.max.ms": self.config.fetch_max_wait_ms,
+                # A fetch takes this much of each partition (librdkafka's default is 1 MB): a
+                # batch then holds records of every partition with data, which `in_time_order`
+                # puts in the order they were written. With 1 MB, a replay's first 4,500 projects
+                # (three partitions' first fetch) came before their company's row and waited for
+                # it at the gate (bench: 15% of P1's changes parked, 11% of its time).
+                "max.partition.fetch.bytes": _PARTITION_FETCH_BYTES}
         member = group_instance_id(self.config.instance_id, self._topics())
         if member is not None:
             conf["group.instance.id"] = member
