@@ -203,3 +203,54 @@ def test_a_batch_whose_transaction_the_group_refuses_is_aborted_forgotten_and_re
     assert consumer.seeks == [(consumer.topic, 1, 4)]  # read again from the committed offset
     assert engine._positions == {}  # the refused offsets were never committed
     assert engine.view.get(rows.COMPANY_FACT) is None  # a cache the batch may have taught, emptied
+
+
+class _Fetched:
+    def __init__(self, topic: str, partition: int) -> None:
+        self._tp = (topic, partition)
+
+    def topic(self) -> str:
+        return self._tp[0]
+
+    def partition(self) -> int:
+        return self._tp[1]
+
+
+class _Fetches:
+    """Hands out scripted fetches, one a consume call (an empty one when the script is out)."""
+
+    def __init__(self, fetches: list[list[_Fetched]]) -> None:
+        self.fetches = fetches
+        self.calls = 0
+
+    def consume(self, num_messages: int, timeout: float) -> list[_Fetched]:
+        self.calls += 1
+        return self.fetches.pop(0) if self.fetches else []
+
+
+def test_the_first_batch_after_an_assignment_waits_for_every_partition_with_records(tmp_path: Path) -> None:
+    """A replay: the project partition's fetch came first, the company's row a fetch later.
+    One batch holds both, so the project is not taken before the row it looks up."""
+    engine, _ = _engine(tmp_path, {0})
+    projects, companies = cdc_topic("dataverse", "msdyn_projects"), cdc_topic("dataverse", "cdm_companies")
+    engine._awaited = {(projects, 2), (companies, 0)}
+    first, later = [_Fetched(projects, 2)] * 3, [_Fetched(companies, 0)]
+    engine.consumer = _Fetches([first, [], later, [_Fetched(projects, 2)]])  # type: ignore[assignment]
+    assert engine._take() == first + later
+    assert not engine._awaited
+    engine.consumer = _Fetches([first, later])  # type: ignore[assignment]
+    assert engine._take() == first  # then batches as they come
+
+
+def test_the_first_batch_waits_a_bounded_time_for_a_partition_that_delivers_nothing(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    import streams.engine
+
+    monkeypatch.setattr(streams.engine, "FIRST_BATCH_WAIT_S", 0.2)
+    engine, _ = _engine(tmp_path, {0})
+    projects = cdc_topic("dataverse", "msdyn_projects")
+    engine._awaited = {(projects, 2), ("only-a-commit-marker-left", 0)}
+    first = [_Fetched(projects, 2)]
+    engine.consumer = _Fetches([first])  # type: ignore[assignment]
+    assert engine._take() == first and not engine._awaited
+    assert engine.consumer.calls > 1  # type: ignore[attr-defined]
