@@ -169,12 +169,14 @@ def is_stale(state: TargetState, source: CommandSource, *, delete: bool = False)
 
 
 def on_sent(state: TargetState, command_id: str, readable: dict[str, Any],
-            source: CommandSource, *, delete: bool = False) -> TargetState:
+            source: CommandSource, *, delete: bool = False, readable_fp: str | None = None) -> TargetState:
+    """``readable_fp``: ``fingerprint(readable)`` when the caller has it (the command's), not
+    computed again when ``readable`` covers every field sent (its values are then all of them)."""
     last = {"source": _source_ref(source), "version": source.version}
     if delete:  # what the row held and what we wrote there no longer describe it
         return TargetState(command_id=command_id, last=last, deleted=True)
     sent = {**(state.get("sent") or {}), **readable}
-    fp = fingerprint(sent)
+    fp = readable_fp if readable_fp is not None and sent.keys() == readable.keys() else fingerprint(sent)
     earlier = [f for f in state.get("earlier") or () if f != fp]
     previous = state.get("sent_fp")
     if previous is not None and previous != fp and previous not in earlier:

@@ -527,9 +527,10 @@ class _Gate:
         except Exception as exc:  # a value the command model or the encoder refuses
             self.dead_letter(item, at, "emit", exc)
             return
-        self.fx.add(CommandSend(command.target, command.record_key, payload))
+        self.fx.add(CommandSend(command.target, record_key, payload))  # the command's own record key
         self.fx.put("targets", record_key, echo.on_sent(state, command.command_id, step.mapped.readable,
-                                                        item.source, delete=item.op == "delete"))
+                                                        item.source, delete=item.op == "delete",
+                                                        readable_fp=command.fingerprint))
         self.fx.add(Count(metrics.COMMANDS, (item.map, command.target)))
 
     def renumbered_since(self, item: Pending, step: Emit) -> bool:

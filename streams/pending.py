@@ -433,20 +433,10 @@ def _halves(m: TableMap, partner: Partner, mapped: Mapped) -> tuple[str, str]:
 def to_command(item: Pending, mapped: Mapped, maps: MapRegistry) -> Command:
     m = maps[item.map]
     target = m.source.system if item.reverse else m.target.system
-    return Command(
-        command_id=item.id,
-        map=m.name,
-        target=target,
-        entity=mapped.entity,
-        key=mapped.key,
-        op=item.op,
-        fields=mapped.fields,
-        fingerprint=fingerprint(mapped.readable),
-        source=item.source,
-        tx_size=item.change_set_size or None,
-        tx_order=item.tx_order if item.change_set_size else None,
-        update_only=item.reverse,
-    )
+    size = item.change_set_size
+    return Command.trusted(item.id, m.name, target, mapped.entity, mapped.key, item.op, mapped.fields,
+                           fingerprint(mapped.readable), item.source, size or None,
+                           item.tx_order if size else None, item.reverse)
 
 
 def skip_command(item: Pending, maps: MapRegistry, op: Literal["skip", "hold"] = "skip") -> Command:

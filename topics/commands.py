@@ -109,6 +109,19 @@ class Command(BaseModel):
         False, description="The row must exist already: a two-way edit flowing back never creates one."
     )
 
+    @classmethod
+    def trusted(cls, command_id: str, map: str, target: System, entity: str, key: dict[str, Scalar],
+                op: CommandOp, fields: dict[str, Any], fingerprint: str, source: CommandSource,
+                tx_size: int | None, tx_order: int | None, update_only: bool) -> Command:
+        """A write's `Command` from parts already valid (a mapped row's scalar key and fields,
+        a change's `CommandSource` and change-set positions), not validated again: equal to the
+        validated model (unit-tested). The worker builds one per command. A skip or a hold is
+        validated (`skip_command`)."""
+        return trusted_model(cls, {
+            "command_id": command_id, "map": map, "target": target, "entity": entity, "key": key, "op": op,
+            "fields": fields, "fingerprint": fingerprint, "source": source, "tx_size": tx_size,
+            "tx_order": tx_order, "update_only": update_only}, None)
+
     @model_validator(mode="after")
     def _skip_is_a_member(self) -> Command:
         if self.op in ("skip", "hold") and (self.tx_size is None or self.fields or not self.source.txid):

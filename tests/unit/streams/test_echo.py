@@ -178,3 +178,16 @@ def test_our_last_writes_echo_ends_the_watch_for_earlier_echoes():
     assert "earlier" not in state
     # From now on the same values are a human edit again, as for any row.
     assert classify(state, dict(rev86), TWO_WAY) == Edit(("name",))
+
+
+def test_a_fingerprint_handed_in_is_taken_only_when_it_covers_every_field_sent():
+    """The gate hands in its command's fingerprint; what was sent before, and not now, still
+    counts in the record's: that one is computed."""
+    from streams.fingerprint import fingerprint
+
+    first = on_sent(TargetState(), "c1", {"a": 1, "b": 2}, SOURCE, readable_fp=fingerprint({"a": 1, "b": 2}))
+    assert first["sent_fp"] == fingerprint({"a": 1, "b": 2})
+    again = on_sent(first, "c2", {"a": 3, "b": 2}, version(2), readable_fp=fingerprint({"a": 3, "b": 2}))
+    assert again["sent_fp"] == fingerprint({"a": 3, "b": 2})
+    partial = on_sent(again, "c3", {"a": 4}, version(3), readable_fp=fingerprint({"a": 4}))
+    assert partial["sent"] == {"a": 4, "b": 2} and partial["sent_fp"] == fingerprint({"a": 4, "b": 2})

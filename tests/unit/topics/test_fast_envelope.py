@@ -122,3 +122,27 @@ def test_a_key_is_written_as_orjson_writes_the_object(record_id: str) -> None:
 def test_a_key_that_orjson_cannot_write_is_refused() -> None:
     with pytest.raises(TypeError):
         encode_key("usmf|\ud800")
+
+
+def test_trusted_commands_sources_and_keys_are_the_validated_ones() -> None:
+    """The worker builds these per change without validating them (`Command.trusted`,
+    `CommandSource.trusted`, `decode_key`'s plain key): equal to the validated models, field
+    for field and on the wire."""
+    from topics import ChangeKey, Command, CommandSource, decode_key
+
+    for redriven in (False, True):
+        parts = ("dataverse", "msdyn_projects", "p-1", 2**63 - 1, 5, "tx-1", "someone", redriven)
+        source = CommandSource.trusted(*parts)
+        validated_source = CommandSource(**dict(zip(("system", "table", "id", "version", "ts_ms", "txid", "origin",
+                                                     "redriven"), parts, strict=True)))
+        assert source == validated_source and encode(source) == encode(validated_source)
+        for tx in ((None, None), (3, 2)):
+            values = {"command_id": "projects:p-1:7", "map": "projects", "target": "finance",
+                      "entity": "ProjectsV2", "key": {"ProjectID": "PRJ-1", "dataAreaId": "usmf", "n": 1.5},
+                      "op": "upsert", "fields": {"a": [1, {"b": None}], "c": True}, "fingerprint": "sha256:x",
+                      "source": source, "tx_size": tx[0], "tx_order": tx[1], "update_only": redriven}
+            command, validated = Command.trusted(**values), Command(**values)
+            assert command == validated and encode(command) == encode(validated)
+            assert list(command.__dict__) == list(Command.model_fields)
+    key = decode_key(encode_key("p-1"))
+    assert key == ChangeKey(id="p-1") and key.model_fields_set == {"id"}
