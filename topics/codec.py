@@ -42,8 +42,18 @@ _OPS = ("c", "u", "d", "r")
 
 
 def encode(model: BaseModel) -> bytes:
-    """Compact JSON of a model (None fields kept, so consumers see the full envelope)."""
-    return orjson.dumps(model.model_dump(mode="json"))
+    """Compact JSON of a model (None fields kept, so consumers see the full envelope), as
+    orjson writes ``model_dump(mode="json")``. pydantic's own writer gives the same bytes (unit-
+    tested) at half the cost, a command's on the worker's hot path, except where orjson refuses
+    to write: an integer beyond 64 bits (which only a text with 19 digits in a row can hold) and
+    a string that is not UTF-8. Those take orjson, and raise its error."""
+    try:
+        data = model.__pydantic_serializer__.to_json(model)
+    except Exception:  # pydantic refuses it too: orjson's error, as before
+        data = None
+    if data is None or may_hold_wide_integer(data):
+        return orjson.dumps(model.model_dump(mode="json"))
+    return data
 
 
 # Values orjson writes otherwise than pydantic's JSON mode (datetimes, dataclasses, subclasses of

@@ -146,3 +146,18 @@ def test_trusted_commands_sources_and_keys_are_the_validated_ones() -> None:
             assert list(command.__dict__) == list(Command.model_fields)
     key = decode_key(encode_key("p-1"))
     assert key == ChangeKey(id="p-1") and key.model_fields_set == {"id"}
+
+
+@pytest.mark.parametrize(("value", "error"), [(2**70, "Integer exceeds 64-bit range"),
+                                              ("\ud800", "str is not valid UTF-8")])
+def test_encode_refuses_what_orjson_refuses_with_its_error(value: Any, error: str) -> None:
+    """pydantic's writer would write an integer beyond 64 bits, which readers of the topics take
+    as a float; `encode` raises orjson's error instead (the gate dead-letters the change)."""
+    from topics import Command, CommandSource
+
+    command = Command.trusted("c", "m", "finance", "E", {"k": "v"}, "upsert", {"f": value}, "fp",
+                              CommandSource.trusted("dataverse", "t", "a", 1, 1), None, None, False)
+    with pytest.raises(TypeError, match=error):
+        encode(command)
+    assert encode(command.model_copy(update={"fields": {"f": 2**63}})) == orjson.dumps(
+        command.model_copy(update={"fields": {"f": 2**63}}).model_dump(mode="json"))
