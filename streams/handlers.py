@@ -344,8 +344,13 @@ class _Gate:
             value = self.fx.get(KNOWN, step.key)
             if value is None:
                 break
-            self.fx.add(Count(LOOKUPS, ("local",)))
-            item = item.with_fact(step.key, value)
+            found = {step.key: value}
+            for key in step.more:  # the other lookups it lacks, at once where known (not this
+                more = None if key == at.key else self.fx.get(KNOWN, key)  # key's: its own table says)
+                if more is not None:
+                    found[key] = more
+            self.fx.add(Count(LOOKUPS, ("local",), len(found)))
+            item = item.with_facts(found)
             step = self.next_step(item, at)
         return item, step
 

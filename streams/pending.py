@@ -120,6 +120,9 @@ class Pending(BaseModel):
     def with_fact(self, key: str, value: dict[str, Any] | None) -> Pending:
         return self.model_copy(update={"facts": {**self.facts, key: value or {}}})
 
+    def with_facts(self, found: dict[str, dict[str, Any]]) -> Pending:
+        return self.model_copy(update={"facts": {**self.facts, **found}})
+
     @property
     def record_ref(self) -> str:
         """The source record this change writes, as its key fact names it (`record_ref`)."""
@@ -166,6 +169,9 @@ class Need:
     # While the change waits for this fact, its change set is held at the sink (`hold`):
     # see `holds_change_set`.
     lookup: bool = field(default=False, compare=False)
+    # The other lookup facts the change lacks besides ``key`` (its map's lookups, in order): one
+    # who knows them all adds them at once (`streams.route.first_step`), not one plan each.
+    more: tuple[str, ...] = field(default=(), compare=False)
 
 
 def holds_change_set(fact_key: str) -> bool:
@@ -367,7 +373,7 @@ def plan(item: Pending, maps: MapRegistry, *, route_only: bool = False) -> Step:
         return Drop(result.reason)
     if isinstance(result, NeedFacts):
         key = result.keys[0]
-        return Need(key, optional=key in result.optional, lookup=holds_change_set(key))
+        return Need(key, optional=key in result.optional, lookup=holds_change_set(key), more=result.keys[1:])
     if item.op == "upsert" and not item.reverse:
         missing = _dependencies(m, item, result.lookups)
         if missing is not None:

@@ -635,3 +635,17 @@ def test_a_released_transaction_is_forgotten_by_the_first_tick_past_the_horizon(
     apply(state, run(on_tick, TickMsg(ts_ms=3_720_000), at("tick", 4), state, hour))
     assert state["parked"] == {}
     assert {k: v for k, v in state["states"].items() if k.startswith("released-tx")} == {"released-tx@0": {}}
+
+
+def test_lookup_rows_this_worker_knows_are_added_at_the_gate_in_one_step():
+    """A change handled under a key that is none of its lookups' (sent on from where it
+    waited), whose two lookups the worker's view knows: both added at once, and it goes on to
+    its emit key."""
+    from streams.factview import KNOWN, LOOKUPS
+
+    item = project(facts={})
+    state = tables(**{KNOWN: {rows.COMPANY_FACT: COMPANY, rows.ACCOUNT_FACT: ACCOUNT}})
+    effects = run(on_pending, PendingMsg(item=item), at("row:elsewhere"), state)
+    [send] = of(GateSend, effects)
+    assert send.key == EMIT_KEY and send.msg.item.facts == {rows.COMPANY_FACT: COMPANY, rows.ACCOUNT_FACT: ACCOUNT}
+    assert [e.amount for e in effects if isinstance(e, Count) and e.metric is LOOKUPS] == [2]

@@ -211,13 +211,33 @@ def test_a_routed_change_and_its_source_equal_the_validated_models():
 
 
 def test_a_change_refused_once_a_known_row_is_added_goes_to_the_gate_to_be_refused_there():
-    """Only the gate can park it when its map is paused: it leaves as it would without the view."""
+    """Only the gate can park it when its map is paused: it leaves as it would without the view
+    (the view's two rows are added at once, so without either)."""
     out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
                        event("dataverse", "msdyn_projects", rows.project(msdyn_projectnumber=["PRJ-1"])),
                        0, KNOWN.get)
     assert not out.rejected
     [(key, msg)] = changes(out)
-    assert key == rows.ACCOUNT_FACT and set(msg.item.facts) == {rows.COMPANY_FACT}  # type: ignore[union-attr]
+    assert key == rows.COMPANY_FACT and not msg.item.facts  # type: ignore[union-attr]
+
+
+def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
+    """A project's company and customer, both known: two plans (the lookups wanted, then the
+    emit), not one more per lookup (an actual has six)."""
+    import streams.route
+
+    plans = []
+
+    def counting(item, maps, **kwargs):
+        plans.append(set(item.facts))
+        return plan(item, maps, **kwargs)
+
+    monkeypatch.setattr(streams.route, "plan", counting)
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
+                       event("dataverse", "msdyn_projects", rows.project()), 0, KNOWN.get)
+    [(key, _msg)] = changes(out)
+    assert key.startswith("present:ProjectsV2(")
+    assert plans == [set(), {rows.COMPANY_FACT, rows.ACCOUNT_FACT}]
 
 
 def test_a_lookup_row_carries_its_version_to_the_gate():
