@@ -381,6 +381,8 @@ class Engine:
 
     async def _batch(self, records: list[Message], tick: bool) -> None:
         assert self.producer is not None and self.consumer is not None
+        started = time.perf_counter()
+        metrics.BATCH_RECORDS.observe(len(records))
         self.producer.begin_transaction()
         taken = []
         for message in records:
@@ -396,6 +398,7 @@ class Engine:
         self.changelog_offsets.clear()
         for topic, partition, key, value in self.stores.changelog():
             self._produce(topic, key, value, partition, on_delivery=self._delivered)
+        handled = time.perf_counter()
         self.producer.flush()
         # Every record consumed is handled: the consumer's positions, which pass the transaction
         # markers after the last record of a transactional producer (another worker's gate
@@ -407,6 +410,10 @@ class Engine:
             producer, metadata = self.producer, self.consumer.consumer_group_metadata()
             _retried(lambda: producer.send_offsets_to_transaction(offsets, metadata))
         _retried(self.producer.commit_transaction)
+        committed = time.perf_counter()
+        metrics.BATCH_COMMIT_SECONDS.observe(committed - handled)
+        metrics.BATCH_SECONDS.observe(committed - started)
+        metrics.LAST_COMMIT.set_to_current_time()
         self._positions.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
         self.stores.persist(self.changelog_offsets)
 
@@ -420,6 +427,7 @@ class Engine:
             if not exc.args[0].txn_requires_abort():
                 raise
             log.warning("a batch was aborted and is read again: %s", exc)
+            metrics.BATCHES_ABORTED.inc()
             self._abort()
             return False
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 __all__ = [
+    "BATCHES_ABORTED",
+    "BATCH_COMMIT_SECONDS",
+    "BATCH_RECORDS",
+    "BATCH_SECONDS",
     "BEFORE_OUR_DELETE",
     "COMMANDS",
     "CONFLICTS",
@@ -23,6 +27,7 @@ __all__ = [
     "ECHOES",
     "EVENTS_IN",
     "EXPIRED",
+    "LAST_COMMIT",
     "NOOPS",
     "OVERTAKEN",
     "PARKED",
@@ -69,6 +74,24 @@ PARKED_OLDEST_AGE = Gauge("dualwrite_streams_parked_oldest_age_seconds",
 PARKED_AGE_INTERVAL_S = 15.0
 MAPS_PAUSED = Counter("dualwrite_streams_maps_paused_total",
                       "Maps paused by the processor after a run of rejected changes.", ["map"])
+
+# The batch engine (`streams.engine`), per worker.
+BATCH_RECORDS = Histogram("dualwrite_streams_batch_records", "Records in each batch the batch engine took.",
+                          buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000))
+BATCH_SECONDS = Histogram("dualwrite_streams_batch_seconds",
+                          "Seconds per batch of the batch engine, from its transaction's start to its commit.",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+BATCH_COMMIT_SECONDS = Histogram("dualwrite_streams_batch_commit_seconds",
+                                 "Seconds the batch engine waited for Kafka to take a batch: the producer's "
+                                 "flush, the consumed offsets and the commit.",
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0))
+BATCHES_ABORTED = Counter("dualwrite_streams_batches_aborted_total",
+                          "Batches whose transaction Kafka refused (a rebalance under way): aborted and read "
+                          "again from the committed offsets.")
+# A worker commits a batch at least every tick interval, even idle (its ticks): alert when this
+# stops moving.
+LAST_COMMIT = Gauge("dualwrite_streams_last_batch_commit_timestamp_seconds",
+                    "When the batch engine last committed a batch (Unix time).")
 
 
 @lru_cache(maxsize=4096)

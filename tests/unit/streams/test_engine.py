@@ -5,6 +5,7 @@ tier's: `tests/integration/streams/test_engine.py`)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,14 +196,47 @@ def test_a_batch_whose_transaction_the_group_refuses_is_aborted_forgotten_and_re
     engine.view.fill(rows.COMPANY_FACT, {"cdm_companycode": "usmf"})
     engine.view.fill(rows.ACCOUNT_FACT, {"accountnumber": "US-001"})
     record = _Record(consumer.topic, 1, 8, encode_key(rows.PROJECT), event("msdyn_projects", rows.project(), 7), None)
+    aborted = _sample("dualwrite_streams_batches_aborted_total")
     assert asyncio.run(engine._committed([_Message(record)], tick=False)) is False  # type: ignore[list-item]
     assert producer.calls == ["begin", "offsets [(1, 9)]", "abort"]
+    assert _sample("dualwrite_streams_batches_aborted_total") == aborted + 1
     assert engine.stores.pending() == 0 and not engine.local  # its table writes are gone
     engine.stores.at(1)
     assert engine.stores["versions"].get(f"dataverse:msdyn_projects:{rows.PROJECT}") is None
     assert consumer.seeks == [(consumer.topic, 1, 4)]  # read again from the committed offset
     assert engine._positions == {}  # the refused offsets were never committed
     assert engine.view.get(rows.COMPANY_FACT) is None  # a cache the batch may have taught, emptied
+
+
+def _sample(name: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+class _Committing(_Refusing):
+    def commit_transaction(self, *_: Any) -> None:
+        self.calls.append("commit")
+
+
+def test_a_committed_batch_is_measured_for_prometheus(tmp_path: Path) -> None:
+    """Its records, its time, Kafka's part of it, and when the worker last committed: a worker
+    commits at every tick even idle, so a stuck one shows."""
+    engine, _ = _engine(tmp_path, {0, 1, 2})
+    producer, consumer = _Committing(), _Consumer(cdc_topic("dataverse", "msdyn_projects"))
+    engine.producer, engine.consumer = producer, consumer  # type: ignore[assignment]
+    record = _Record(consumer.topic, 1, 8, encode_key(rows.PROJECT), event("msdyn_projects", rows.project(), 7), None)
+    before = {name: _sample(name) for name in ("dualwrite_streams_batch_records_count",
+                                               "dualwrite_streams_batch_records_sum",
+                                               "dualwrite_streams_batch_seconds_count",
+                                               "dualwrite_streams_batch_commit_seconds_count")}
+    assert asyncio.run(engine._committed([_Message(record)] * 3, tick=False)) is True  # type: ignore[list-item]
+    assert producer.calls == ["begin", "offsets [(1, 9)]", "commit"]
+    after = {name: _sample(name) for name in before}
+    assert {name: after[name] - before[name] for name in before} == {
+        "dualwrite_streams_batch_records_count": 1, "dualwrite_streams_batch_records_sum": 3,
+        "dualwrite_streams_batch_seconds_count": 1, "dualwrite_streams_batch_commit_seconds_count": 1}
+    assert abs(_sample("dualwrite_streams_last_batch_commit_timestamp_seconds") - time.time()) < 60
 
 
 class _Fetched:
