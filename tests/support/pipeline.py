@@ -204,6 +204,24 @@ def group_lag(bootstrap: str, group: str) -> int:
         consumer.close()
 
 
+def quiet(bootstrap: str, pause: float = 2.0) -> bool:
+    """The worker has committed all its input and each sink all of its command topic, and still
+    has ``pause`` seconds later (a write-back's echo, captured meanwhile, is new input): nothing
+    is left to be written. A drift-free reconcile of some maps says nothing of the others'
+    writes still under way (a seed's two-way conflict written back as a test began)."""
+    from topics import commands_topic
+
+    def settled() -> bool:
+        return group_lag(bootstrap, "dualwrite-streams") == 0 and all(
+            caught_up(bootstrap, f"dualwrite-sink-{target}", [commands_topic(target)])
+            for target in ("dataverse", "finance"))
+
+    if not settled():
+        return False
+    time.sleep(pause)
+    return settled()
+
+
 def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
     """`group` has committed to the current end of every non-empty partition of `topics`."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,

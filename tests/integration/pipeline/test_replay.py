@@ -23,7 +23,7 @@ import pytest
 
 from dualwrite.scenario import Scenario
 from dualwrite.stack import Stack
-from tests.support.pipeline import admin, caught_up, drift, running_stack, wait_for
+from tests.support.pipeline import admin, caught_up, drift, quiet, running_stack, wait_for
 from topics import cdc_topic
 
 pytestmark = pytest.mark.integration
@@ -59,6 +59,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         scenario.delete_task(first, "2")
         wait_for(lambda: scenario.progress().done, DRAIN, "the run to arrive")
         wait_for(lambda: not drift(stack, MAPS), DRAIN, "reconcile to find projects and tasks in sync")
+        wait_for(lambda: quiet(stack.env["DUALWRITE_KAFKA__BOOTSTRAP_SERVERS"]), DRAIN,
+                 "the worker and the sinks to have nothing left to write")
         yield Run(stack, scenario, first, second)
 
 
