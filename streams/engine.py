@@ -502,7 +502,7 @@ class Engine:
         if not self._ready:
             self._ready = True
             log.info("Worker ready")
-        self._report_expired(consumer, tps)
+        self._check_partitions(consumer, tps)
 
     def _revoked(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
         self._positions.clear()
@@ -562,7 +562,7 @@ class Engine:
         finally:
             probe.close()
 
-    def _report_expired(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
+    def _check_partitions(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
         """Report records retention deleted before the group read them, and note the
         partitions with records to read (`_first_of_every_partition`)."""
         try:

@@ -345,8 +345,10 @@ class _Gate:
             if value is None:
                 break
             found = {step.key: value}
-            for key in step.more:  # the other lookups it lacks, at once where known (not this
-                more = None if key == at.key else self.fx.get(KNOWN, key)  # key's: its own table says)
+            # The other lookups it lacks, at once where known; this record's own key is its
+            # table's to answer (the walk below), not the view's.
+            for key in step.more:
+                more = None if key == at.key else self.fx.get(KNOWN, key)
                 if more is not None:
                     found[key] = more
             self.fx.add(Count(LOOKUPS, ("local",), len(found)))

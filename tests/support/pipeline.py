@@ -209,12 +209,15 @@ def quiet(bootstrap: str, pause: float = 2.0) -> bool:
     has ``pause`` seconds later (a write-back's echo, captured meanwhile, is new input): nothing
     is left to be written. A drift-free reconcile of some maps says nothing of the others'
     writes still under way (a seed's two-way conflict written back as a test began)."""
-    from topics import commands_topic
+    from connectors.common.sink import SinkSettings
+    from streams.config import StreamsConfig
+
+    sinks = [SinkSettings(target=target) for target in ("dataverse", "finance")]
+    worker = StreamsConfig.model_fields["app_id"].default
 
     def settled() -> bool:
-        return group_lag(bootstrap, "dualwrite-streams") == 0 and all(
-            caught_up(bootstrap, f"dualwrite-sink-{target}", [commands_topic(target)])
-            for target in ("dataverse", "finance"))
+        return group_lag(bootstrap, worker) == 0 and all(
+            caught_up(bootstrap, sink.group, [sink.commands]) for sink in sinks)
 
     if not settled():
         return False
