@@ -230,7 +230,7 @@ def key_reference(m: TableMap, entity_set: str, key: Mapping[str, Any]) -> str:
 
 
 def _field_plan(m: TableMap, reverse: bool) -> Flow:
-    """(key fields, [(field, output name, source column, value map backwards)]) for one
+    """(key fields, the `Out` columns) for one
     direction (`TableMap.forward_flow`, `TableMap.reverse_flow`: worked out once per map)."""
     return m.reverse_flow if reverse else m.forward_flow
 
@@ -270,11 +270,21 @@ def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
         key[f.target] = value
     fields: dict[str, Any] = {}
     readable: dict[str, Any] = {}
-    for f, name, source, backwards in () if keys_only else plan:
-        value = _value(m, f, row, resolved, source, reverse=backwards)
-        fields[name] = f.template.format(value) if f.template and value is not None else value
-        if f.bind_key is None:  # the target shows a GUID for it: nothing to compare
-            readable[name if reverse else f.read_name] = value
+    for f, name, source, backwards, read, plain in () if keys_only else plan:
+        if plain:  # `_value` of a column read as it is, inline: most fields of most maps
+            value = row.get(source)  # type: ignore[arg-type]
+            if value is None or value == "":
+                value = f.default
+            elif not isinstance(value, _SCALARS):
+                _scalar(m, f"field {f.target!r}", value)  # raises
+            if f.kind != "text":
+                value = normalize(f.kind, value)
+            fields[name] = value
+        else:
+            value = _value(m, f, row, resolved, source, reverse=backwards)
+            fields[name] = f.template.format(value) if f.template and value is not None else value
+        if read is not None:  # None: the target shows a GUID for it, nothing to compare
+            readable[read] = value
     return Mapped(entity=entity, key=key, fields=fields, readable=readable, lookups=wanted)
 
 
@@ -292,9 +302,7 @@ def observed_fields(m: TableMap, row: Mapping[str, Any], *, reverse: bool = Fals
     """The mapped fields of a target row, in the readable view ``transform`` produces."""
     _, plan = _field_plan(m, reverse)
     out: dict[str, Any] = {}
-    for f, name, _source, _backwards in plan:
-        if f.bind_key is not None:
-            continue
-        column = name if reverse else f.read_name
-        out[column] = normalize(f.kind, row.get(column))
+    for f, _name, _source, _backwards, column, _plain in plan:
+        if column is not None:  # None: a bind by key, shown as a GUID
+            out[column] = normalize(f.kind, row.get(column))
     return out

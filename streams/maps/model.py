@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping
 from functools import cache, cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -357,7 +357,24 @@ class Bills(_Frozen):
     where: tuple[Condition, ...] = ()
 
 
-Flow = tuple[tuple[FieldMap, ...], tuple[tuple[FieldMap, str, str | None, bool], ...]]
+class Out(NamedTuple):
+    """One column a direction of a map writes, worked out once (`TableMap.forward_flow`)."""
+
+    field: FieldMap
+    name: str  # the output column
+    source: str | None  # the column read
+    backwards: bool  # its value map read backwards
+    readable: str | None  # its name in the readable view; None for a bind by key (shows a GUID)
+    plain: bool  # the column read as it is: no lookup, composition, constant, value map or template
+
+
+Flow = tuple[tuple[FieldMap, ...], tuple[Out, ...]]
+
+
+def _out(f: FieldMap, name: str, source: str | None, backwards: bool, readable: str) -> Out:
+    plain = (source is not None and f.lookup is None and f.compose is None and f.bind_key is None
+             and not f.value_map and not f.template)
+    return Out(f, name, source, backwards, None if f.bind_key is not None else readable, plain)
 
 
 class TableMap(_Frozen):
@@ -450,17 +467,18 @@ class TableMap(_Frozen):
     def forward_flow(self) -> Flow:
         """What `streams.transform` writes to the target: the key fields, and (field, output
         name, source column, value map backwards) for every field, key fields kept in fields first."""
-        out = [(f, f.target, f.source, False) for f in self.key if f.in_fields]
-        out += [(f, f.target, f.source, False) for f in self.fields]
+        out = [_out(f, f.target, f.source, False, f.read_name) for f in self.key if f.in_fields]
+        out += [_out(f, f.target, f.source, False, f.read_name) for f in self.fields]
         return self.key, tuple(out)
 
     @cached_property
     def reverse_flow(self) -> Flow:
         """The same backwards, onto the source row ``reverse_key`` names: the two-way fields and
         the fields only the target fills (``write_back``), their value maps read backwards."""
-        out = [(f, f.target, f.source, f.direction == "both" or f in self.write_back)
+        out = [_out(f, f.target, f.source, f.direction == "both" or f in self.write_back, f.target)
                for f in self.reverse_key if f.in_fields]
-        out += [(f, f.source or f.target, f.target, True) for f in (*self.two_way, *self.write_back)]
+        out += [_out(f, f.source or f.target, f.target, True, f.source or f.target)
+                for f in (*self.two_way, *self.write_back)]
         return self.reverse_key, tuple(out)
 
     def lookup(self, name: str, *, reverse: bool = False) -> Lookup:
@@ -470,4 +488,7 @@ class TableMap(_Frozen):
         raise KeyError(f"map {self.name!r} has no lookup {name!r}")
 
     def passes(self, row: Mapping[str, Any]) -> bool:
-        return all(c.holds(row) for c in self.filter)
+        for c in self.filter:  # noqa: SIM110 (a loop, not all() and its generator: judged per change)
+            if not c.holds(row):
+                return False
+        return True

@@ -48,9 +48,9 @@ def test_what_a_map_derives_is_worked_out_again_for_a_copy_with_other_fields():
     """Derived values are cached on the frozen model; pydantic's copy carries the instance's
     dict along, so a copy with an update must not keep the original's."""
     tasks = tasks_map(PARENT)
-    assert [name for _f, name, _s, _b in tasks.forward_flow[1]] == ["Task"]
+    assert [out.name for out in tasks.forward_flow[1]] == ["Task"]
     wider = tasks.model_copy(update={"fields": (FieldMap(target="Name", source="msdyn_subject"),)})
-    assert [name for _f, name, _s, _b in wider.forward_flow[1]] == ["Task", "Name"]
+    assert [out.name for out in wider.forward_flow[1]] == ["Task", "Name"]
     assert tasks.lookups[1].after == ()
     chained = tasks.lookups[1].model_copy(update={"via": "project"})
     assert chained.after == ("project",)

@@ -37,6 +37,14 @@ def test_legal_entity_default_currency_when_ledger_missing():
     assert isinstance(out, Mapped) and out.fields["accountingcurrency"] == "USD"
 
 
+def test_an_empty_text_column_takes_the_field_default_and_an_empty_date_is_null():
+    out = transform(LEGAL_ENTITIES, rows.legal_entity(AccountingCurrency=""), {})
+    assert isinstance(out, Mapped) and out.fields["accountingcurrency"] == "USD"
+    assert LEGAL_ENTITIES.forward_flow[1][2].plain  # the column read as it is, inline
+    project = transform(PROJECTS, rows.project(msdyn_scheduledstart=""), PROJECT_FACTS)
+    assert isinstance(project, Mapped) and project.fields["ProjectedStartDate"] is None
+
+
 def test_legal_entity_filter_rejects_rows_without_company():
     assert isinstance(transform(LEGAL_ENTITIES, rows.legal_entity(dataAreaId=""), {}), Filtered)
 
