@@ -24,6 +24,7 @@ stale at its emit step (`streams.echo.is_stale`).
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -405,14 +406,16 @@ def plan(item: Pending, maps: MapRegistry, *, route_only: bool = False) -> Step:
 # object holds for that object. Keyed by identity and holding both objects, so an id is never
 # mistaken for another's; bounded, for changes that leave through the gate topic (another
 # worker decodes its own copies) and are never asked for here.
-_PLANNED: dict[tuple[int, int], tuple[Pending, MapRegistry, Step]] = {}
+# An OrderedDict: a full one drops its oldest in O(1), where a dict's first key is found past
+# every slot deleted before it (1.2 us against 0.2 a change once full).
+_PLANNED: OrderedDict[tuple[int, int], tuple[Pending, MapRegistry, Step]] = OrderedDict()
 _PLANNED_MAX = 4096
 
 
 def plan_ahead(item: Pending, maps: MapRegistry, step: Step) -> None:
     """Keep ``step``, the `plan` of ``item``, for `planned` to return."""
     if len(_PLANNED) >= _PLANNED_MAX:
-        del _PLANNED[next(iter(_PLANNED))]
+        _PLANNED.popitem(last=False)
     _PLANNED[(id(item), id(maps))] = (item, maps, step)
 
 
