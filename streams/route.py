@@ -26,7 +26,7 @@ batch engine runs on the same objects: a change is transformed once, not once mo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from streams.factview import LOOKUPS
 from streams.maps.model import fanout_key, present_fact, row_fact
 from streams.maps.registry import MapRegistry
 from streams.pending import Drop, Need, Pending, Step, plan, plan_ahead, tx_key
-from streams.transform import TransformError
+from streams.transform import TransformError, lookup_facts
 from streams.wire import FactMsg, MemberMsg, ObservedMsg, PendingMsg, TxMsg
 from topics import ChangeEvent, CommandSource, target_key
 
@@ -78,7 +78,69 @@ def first_step(item: Pending, maps: MapRegistry, known: Known = _nothing_known) 
     A change the map refuses once a locally known fact is added goes to the gate without that
     fact, keyed by it, as it would have without the view: the gate dead-letters it there, or
     parks it when its map is paused (``ingest`` has no gate state to park in).
+
+    The lookup rows ``known`` holds are added before the first plan, which then needs none of
+    them (one plan of a change, not one per fact found); when the map refuses the change with
+    them, it is walked again from the item as it came, a fact at a time, to find the one to
+    leave without.
     """
+    found = _known_lookups(item, maps, known)
+    if found:
+        try:
+            out = _walk(item.with_facts(found), maps, known)
+        except Exception:
+            pass  # refused with them: walked from the item as it came, to say which fact did it
+        else:
+            metrics.child(LOOKUPS, "local").inc(len(found))
+            return out
+    return _walk(item, maps, known)
+
+
+class _Either(Mapping[str, Any]):
+    """The item's facts, then what ``known`` answers (`lookup_facts` reads earlier facts here)."""
+
+    def __init__(self, facts: Mapping[str, Any], known: Known) -> None:
+        self.facts, self.known = facts, known
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.facts.get(key)
+        if value is None:
+            value = self.known(key)
+        return default if value is None else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.facts)
+
+    def __len__(self) -> int:
+        return len(self.facts)
+
+
+def _known_lookups(item: Pending, maps: MapRegistry, known: Known) -> dict[str, dict[str, Any]]:
+    """The facts of the item's lookups that it lacks and ``known`` answers; none for a change
+    whose first plan asks no lookup (a delete) or whose lookup columns the map refuses."""
+    if known is _nothing_known or item.op != "upsert":
+        return {}
+    try:
+        wanted = lookup_facts(maps[item.map], item.row, reverse=item.reverse, facts=_Either(item.facts, known))
+    except Exception:
+        return {}  # the walk finds and says it
+    found = {}
+    for key in wanted.values():
+        if item.facts.get(key) is None:
+            value = known(key)
+            if value is not None:
+                found[key] = value
+    return found
+
+
+def _walk(item: Pending, maps: MapRegistry, known: Known) -> tuple[Pending, str | Drop]:
+    """`first_step` from ``item``: its plans, adding each fact ``known`` answers that a step needs."""
     before: tuple[Pending, str] | None = None
     while True:
         try:

@@ -1,6 +1,6 @@
 import pytest
 
-from streams.maps import default_registry
+from streams.maps import default_registry, present_fact, row_fact
 from streams.pending import Emit, Pending, plan, planned
 from streams.route import route_change
 from streams.transform import TransformError
@@ -14,7 +14,7 @@ from streams.wire import (
     encode_gate,
 )
 from tests.unit.streams import rows
-from topics import ChangeEvent, TransactionBlock
+from topics import ChangeEvent, TransactionBlock, target_key
 from topics.envelope import Source
 
 pytestmark = pytest.mark.unit
@@ -222,8 +222,8 @@ def test_a_change_refused_once_a_known_row_is_added_goes_to_the_gate_to_be_refus
 
 
 def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
-    """A project's company and customer, both known: two plans (the lookups wanted, then the
-    emit), not one more per lookup (an actual has six)."""
+    """A project's company and customer, both known: added before the one plan of the change,
+    not a plan more per lookup (an actual has six)."""
     import streams.route
 
     plans = []
@@ -237,7 +237,32 @@ def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
                        event("dataverse", "msdyn_projects", rows.project()), 0, KNOWN.get)
     [(key, _msg)] = changes(out)
     assert key.startswith("present:ProjectsV2(")
-    assert plans == [set(), {rows.COMPANY_FACT, rows.ACCOUNT_FACT}]
+    assert plans == [{rows.COMPANY_FACT, rows.ACCOUNT_FACT}]
+
+
+def test_a_chained_lookup_the_view_knows_is_added_with_the_row_it_reads_through(monkeypatch):
+    """A project manager's personnel number is read through their bookable resource: both rows
+    known, the change is planned once, with both."""
+    import streams.route
+
+    manager, resource = "u-guid-alice", "r-guid-alice"
+    present = present_fact(target_key("bookableresources", {"_userid_value": manager}))
+    resource_row = row_fact("dataverse", "bookableresources", resource)
+    known = {**KNOWN, present: {"target_id": resource}, resource_row: {"msdyn_personnelnumber": "000101"}}
+    plans = []
+
+    def counting(item, maps, **kwargs):
+        plans.append(set(item.facts))
+        return plan(item, maps, **kwargs)
+
+    monkeypatch.setattr(streams.route, "plan", counting)
+    out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
+                       event("dataverse", "msdyn_projects", rows.project(_msdyn_projectmanager_value=manager)),
+                       0, known.get)
+    [(key, msg)] = changes(out)
+    assert key.startswith("present:ProjectsV2(") and isinstance(msg, PendingMsg)
+    assert plans == [{rows.COMPANY_FACT, rows.ACCOUNT_FACT, present, resource_row}]
+    assert planned(msg.item, MAPS).mapped.fields["ProjectManagerPersonnelNumber"] == "000101"  # type: ignore[union-attr]
 
 
 def test_a_lookup_row_carries_its_version_to_the_gate():
