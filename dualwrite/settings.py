@@ -325,7 +325,9 @@ class Settings(BaseSettings):
     finance: FinanceSettings = Field(default_factory=FinanceSettings)
     state_dir: Path = Field(STATE_HOME / "state", description="Local state (Faust RocksDB tables).")
     metrics_port: int | None = Field(None, description="Expose Prometheus metrics on this port.")
-    log_format: Literal["console", "json"] = Field("console", description="Structured log renderer.")
+    log_format: Literal["console", "json"] = Field("console", description=(
+        "How the worker, sources and sinks log on stderr: console (a line a person reads) or json "
+        "(one object a line: ts, level, logger, message, exc, and a call's extra fields)."))
 
 
 _EXPECTED = {

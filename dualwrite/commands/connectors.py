@@ -28,6 +28,7 @@ from connectors.common.source import SourceEngine, SourceSettings
 from connectors.dataverse import DataverseConnection, dataverse_sink, dataverse_source
 from connectors.finance import FinanceConnection, finance_sink, finance_source
 from dualwrite.capture import capture_tables
+from dualwrite.logs import configure as configure_logging
 from dualwrite.settings import ApiSettings, Settings
 from topics import System
 
@@ -109,7 +110,8 @@ def sink_settings(settings: Settings, target: System, batch_size: int, flush_int
 
 
 def _serve(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """A service's logs (in ``DUALWRITE_LOG_FORMAT``) and metrics endpoint."""
+    configure_logging(settings.log_format)
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from dualwrite.logs import configure as configure_logging
+from dualwrite.logs import faust_logging_config
 from dualwrite.settings import Settings
 from streams.tuning import Tuning
 
@@ -85,11 +87,13 @@ def worker(
     from streams import run_worker
 
     settings = Settings()
+    configure_logging(settings.log_format, log_level)
     config = build_config(settings, app_id=app_id, data_dir=data_dir, topic_prefix=topic_prefix,
                           session_timeout_s=session_timeout, stall_timeout_s=stall_timeout,
                           instance_id=instance_id, topics_wait_s=topics_wait,
                           engine=engine.value if engine else None)
-    run_worker(config, loglevel=log_level, maps=map_registry(settings))
+    run_worker(config, loglevel=log_level, maps=map_registry(settings),
+               logging_config=faust_logging_config(settings.log_format, log_level))
 
 
 if __name__ == "__main__":

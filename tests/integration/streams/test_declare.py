@@ -13,6 +13,7 @@ import socket
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -183,6 +184,23 @@ def test_a_worker_whose_topics_stay_missing_exits_78_naming_them(
     assert "Create them with `dualwrite topics apply`" in log
     assert topic not in admin.list_topics(timeout=10).topics  # not created with the broker's defaults
     assert "Joined group" not in log
+
+
+@pytest.mark.parametrize("engine", ["faust", "batch"])
+def test_a_worker_logs_one_json_object_a_line_when_asked(
+        kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path, engine: str) -> None:
+    """``DUALWRITE_LOG_FORMAT=json``: what the worker logs (here why it refuses to start) is one
+    JSON object a line, under either engine (Faust's worker sets up logging its own way)."""
+    topic = prefix + LATE
+    _without(kafka_bootstrap, topic)
+    proc = WorkerProcess(kafka_bootstrap, f"streams-{unique}", prefix, tmp_path / "state", tmp_path / "w.log")
+    proc.env["DUALWRITE_LOG_FORMAT"] = "json"
+    _refused(proc, "--topics-wait", "2", "--engine", engine)
+    lines = [orjson.loads(line) for line in proc.log.read_text().splitlines() if line.startswith("{")]
+    [refusal] = [line for line in lines if "do not exist after 2 s" in line["message"]]
+    assert refusal["level"] == "critical" and refusal["logger"] == "streams.app", lines
+    assert refusal["message"].startswith("dualwrite worker: 1 topic(s) this worker reads or writes")
+    assert refusal["ts"].endswith("Z")
 
 
 def test_a_worker_whose_cdc_topic_is_sized_unlike_it_exits_78_naming_it(
