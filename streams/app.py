@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 
@@ -37,6 +37,7 @@ from streams.declare import (
     declare_internal_topics,
     internal_topics,
 )
+from streams.lineage import written_by_batch
 from streams.maps.registry import MapRegistry, default_registry
 from streams.transport import Transport
 from streams.tuning import DEFAULT_FETCH_MAX_WAIT_MS
@@ -73,7 +74,8 @@ class StreamsApp(faust.App):
 
     async def check_topics(self) -> None:
         """Declare the worker's own topics and wait for the catalog's (either engine, before it
-        joins its group); exit 78 naming what is missing or sized otherwise."""
+        joins its group); exit 78 naming what is missing or sized otherwise, or, for the Faust
+        agents, when the batch engine committed the group's offsets (`streams.lineage`)."""
         config = self.runtime.config
         try:
             await declare_internal_topics(internal_topics(self), auth=config.aiokafka_auth(),
@@ -82,9 +84,27 @@ class StreamsApp(faust.App):
                                     bootstrap_servers=config.bootstrap_list(),
                                     timeout_s=config.topics_wait_s)
         except TopicsNotReady as exc:
-            log.critical("dualwrite worker: %s", exc)
-            logging.shutdown()
-            os._exit(EXIT_CONFIG)
+            _refuse(str(exc))
+        if config.engine == "faust" and await asyncio.to_thread(
+                written_by_batch, {**config.kafka_client(), "bootstrap.servers": config.bootstrap_servers},
+                config.app_id, read_topics(self)):
+            _refuse(f"group {config.app_id} was committed by the batch engine, whose gate state the "
+                    "Faust agents cannot read (a parked change could be skipped). Start the worker "
+                    "with --engine batch, or with a new --app-id (fresh state, from the topics).")
+
+
+def read_topics(app: StreamsApp) -> list[str]:
+    """Every topic the worker's group consumes: the CDC topics of its maps, the acks, control
+    and the gate."""
+    rt = app.runtime
+    return sorted({*rt.topic("cdc").topics, *rt.topic("applied").topics, *rt.topic("control").topics,
+                   rt.gate_topic_name})
+
+
+def _refuse(reason: str) -> NoReturn:
+    log.critical("dualwrite worker: %s", reason)
+    logging.shutdown()
+    os._exit(EXIT_CONFIG)
 
 
 @dataclass

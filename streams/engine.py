@@ -61,9 +61,10 @@ from confluent_kafka import (
 
 from streams import metrics
 from streams.agents import observe_parked_age
-from streams.app import TABLES, Runtime, StreamsApp, group_instance_id
+from streams.app import TABLES, Runtime, StreamsApp, group_instance_id, read_topics
 from streams.gatekeeper import Gatekeeper, Position
 from streams.ingest import Ingest, Refused
+from streams.lineage import marked
 from streams.store import Stores
 from streams.watchdog import EXIT_STALLED, report_expired
 from streams.wire import AppliedMsg, ControlMsg, GateMsg, TickMsg, decode_gate, encode_gate
@@ -198,7 +199,7 @@ class Engine:
         return {**self.config.kafka_client(), "bootstrap.servers": self.config.bootstrap_servers}
 
     def _topics(self) -> list[str]:
-        return sorted({*self.cdc, *self.applied, *self.control, self.gate_topic})
+        return read_topics(self.app)
 
     def _consumer(self) -> Consumer:
         conf = {**self._client(), "group.id": self.config.app_id, "enable.auto.commit": False,
@@ -410,7 +411,7 @@ class Engine:
                    if tp.offset >= 0 and self._positions.get((tp.topic, tp.partition)) != tp.offset]
         if offsets:
             producer, metadata = self.producer, self.consumer.consumer_group_metadata()
-            _retried(lambda: producer.send_offsets_to_transaction(offsets, metadata))
+            _retried(lambda: producer.send_offsets_to_transaction(marked(offsets), metadata))
         _retried(self.producer.commit_transaction)
         committed = time.perf_counter()
         metrics.BATCH_COMMIT_SECONDS.observe(committed - handled)

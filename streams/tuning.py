@@ -42,4 +42,4 @@ class Tuning(BaseModel):
         "batches of records, each a Kafka transaction, with no hop through the gate topic for a "
         "gate key this worker owns (`streams.engine`); ``faust``, the Faust agents of earlier "
         "releases (a hop per step, at least once). Either opens state the Faust agents wrote; "
-        "state the batch engine wrote must not be run by the Faust agents again.")
+        "the Faust agents refuse (exit 78) a group the batch engine committed (`streams.lineage`).")

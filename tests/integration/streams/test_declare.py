@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams import StreamsConfig, create_app
@@ -201,6 +201,46 @@ def test_a_worker_logs_one_json_object_a_line_when_asked(
     assert refusal["level"] == "critical" and refusal["logger"] == "streams.app", lines
     assert refusal["message"].startswith("dualwrite worker: 1 topic(s) this worker reads or writes")
     assert refusal["ts"].endswith("Z")
+
+
+def test_the_faust_agents_refuse_a_group_the_batch_engine_committed(
+        kafka_bootstrap: str, prefix: str, unique: str, tmp_path: Path) -> None:
+    """The batch engine marks its parked slots by a clock the Faust agents would take for later
+    gate records (a change parked again could be skipped): its offsets carry a mark, and the
+    agents, on a fresh disk too, exit 78 on such a group. The batch engine starts on it again."""
+    group = f"streams-{unique}"
+    topic = prefix + "dataverse.cdc.msdyn_projects"
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(topic, key=b'{"id":"p-1"}', value=b"not json", partition=0)
+    producer.flush(30)
+    batch = WorkerProcess(kafka_bootstrap, group, prefix, tmp_path / "batch", tmp_path / "batch.log")
+    batch.args += ["--engine", "batch"]
+    batch.start()
+    probe = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
+    try:
+        deadline = time.monotonic() + 120
+        while probe.committed([TopicPartition(topic, 0)], timeout=10)[0].offset < 1:
+            assert time.monotonic() < deadline, batch.tail()
+            batch.check()
+            time.sleep(0.5)
+    finally:
+        probe.close()
+        batch.stop()
+    log = _refused(WorkerProcess(kafka_bootstrap, group, prefix, tmp_path / "faust", tmp_path / "faust.log"),
+                   "--engine", "faust")
+    assert f"group {group} was committed by the batch engine" in log
+    assert "--engine batch" in log and "Joined group" not in log
+    again = WorkerProcess(kafka_bootstrap, group, prefix, tmp_path / "batch", tmp_path / "batch.log")
+    again.args += ["--engine", "batch", "--log-level", "info"]
+    assert _logged_ready(again) == "Worker ready"
+
+
+def _logged_ready(proc: WorkerProcess) -> str:
+    proc.start()
+    try:
+        return _logged(proc, "Worker ready")
+    finally:
+        proc.stop()
 
 
 def test_a_worker_whose_cdc_topic_is_sized_unlike_it_exits_78_naming_it(
