@@ -32,7 +32,13 @@ A parked slot remembers a release or a park by a mark (`streams.handlers.Positio
 agents used the gate offset, to know a record handled again after a crash; here nothing is
 handled twice, and records handled in place have no offset, so the mark is a clock in
 microseconds, increasing in the order records are handled and larger than any offset Faust
-recorded. State written by this engine must therefore not be run by the Faust agents again.
+recorded. State written by this engine is therefore not for the Faust agents, which refuse its
+group (`streams.lineage`). The marks must also increase from one owner of a partition to the
+next: a slot takes a release marked above the record being handled for a later one, so a clock
+behind the last owner's (another host's, or this one's set back) would skip a change parked again
+there. A batch that writes parked slots keeps its last mark in the partition's ``states``
+(`MARK_KEY`, through the changelog like any write), and the clock of a worker that takes the
+partition starts above it.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ log = logging.getLogger(__name__)
 BATCH_RECORDS = 1000
 # After an assignment, the first batch waits (at most this long, and for at most this many
 # records) until every assigned partition with records to read has delivered some: see `_take`.
+MARK_KEY = "engine-mark"  # in `states`, per partition: the last mark a batch wrote parked slots with
 FIRST_BATCH_WAIT_S = 1.0
 FIRST_BATCH_MAX = 10_000
 
@@ -274,6 +281,22 @@ class Engine:
         self._clock = max(self._clock + 1, time.time_ns() // 1000)
         return self._clock
 
+    def _keep_mark(self) -> None:
+        """`MARK_KEY` in each partition whose parked slots this batch wrote: the clock, above
+        every mark of the batch."""
+        for p, written in list(self.stores["parked"].batch.items()):
+            if written:
+                self.stores.at(p)
+                self.stores["states"][MARK_KEY] = self._clock
+
+    def _resume_clock(self, partitions: Iterable[int]) -> None:
+        """The clock above the last mark kept in ``partitions`` (their tables caught up)."""
+        for p in partitions:
+            self.stores.at(p)
+            kept = self.stores["states"].get(MARK_KEY)
+            if isinstance(kept, int) and kept > self._clock:
+                self._clock = kept
+
     # -- one record ----------------------------------------------------------------------
     async def _gate(self, key: bytes, value: bytes | None, partition: int, origin: _Record | None,
                     msg: GateMsg | None = None) -> None:
@@ -398,6 +421,7 @@ class Engine:
             await self._record(m)
         if tick:
             await self._ticks()
+        self._keep_mark()
         self.changelog_offsets.clear()
         for topic, partition, key, value in self.stores.changelog():
             self._produce(topic, key, value, partition, on_delivery=self._delivered)
@@ -496,6 +520,7 @@ class Engine:
     def _assigned(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
         gate = sorted({tp.partition for tp in tps if tp.topic == self.gate_topic})
         self._recover(gate)
+        self._resume_clock(gate)
         self.owned = set(gate)
         count = self._fill_view()
         log.info("Joined group %s: %d partition(s) assigned, gate partitions %s; fact view warmed with %d "

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams import StreamsConfig, create_app
-from streams.engine import Engine, _Record
+from streams.engine import MARK_KEY, Engine, _Record
 from streams.handlers import Position
 from streams.maps import present_fact
 from streams.wire import TickMsg, encode_gate
@@ -75,6 +75,30 @@ def test_marks_increase_in_the_order_records_are_handled_and_pass_any_offset(tmp
     assert marks[0] > 2**50  # above any Kafka offset Faust's agents recorded as a mark
     at = Position("k", 0, 5, 0, clock=marks[0])
     assert at.mark == marks[0] and Position("k", 0, 5, 0).mark == 5 and Position("k", 0, 5, 0, "t").mark == -6
+
+
+def test_the_next_owner_of_a_partition_marks_above_the_last_mark_its_parked_slots_hold(tmp_path: Path) -> None:
+    """A slot takes a release marked above the record being handled for a later one: a worker
+    whose clock is behind the partition's last owner (another host, a clock set back) must not
+    mark below what the slots hold, or a change parked again there would be skipped."""
+    ahead, _ = _engine(tmp_path, {0, 1, 2})
+    producer, consumer = _Committing(), _Consumer(cdc_topic("dataverse", "msdyn_projects"))
+    ahead.producer, ahead.consumer = producer, consumer  # type: ignore[assignment]
+    ahead._clock = time.time_ns() // 1000 + 3_600_000_000  # an hour ahead of this host
+    record = _Record(consumer.topic, 1, 8, encode_key(rows.PROJECT), event("msdyn_projects", rows.project(), 7), None)
+    assert asyncio.run(ahead._committed([_Message(record)], tick=False)) is True  # type: ignore[list-item]
+    parked_in = partition_of(rows.COMPANY_FACT.encode(), 3)  # it waits for its company
+    last = ahead._clock
+    ahead.stores.at(parked_in)
+    assert ahead.stores["parked"].get(rows.COMPANY_FACT) is not None
+    assert ahead.stores["states"].get(MARK_KEY) == last
+    for p in {0, 1, 2} - {parked_in}:  # no parked slot written there: no mark kept
+        ahead.stores.at(p)
+        assert ahead.stores["states"].get(MARK_KEY) is None
+    ahead.stores.close()
+    taker, _ = _engine(tmp_path, {0, 1, 2})
+    taker._resume_clock([parked_in])
+    assert taker._mark() > last
 
 
 def test_a_project_whose_facts_are_known_becomes_a_command_in_one_pass(tmp_path: Path) -> None:
