@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import faust
+from confluent_kafka import KafkaException
 
 from streams.config import StreamsConfig
 from streams.declare import (
@@ -85,9 +86,16 @@ class StreamsApp(faust.App):
                                     timeout_s=config.topics_wait_s)
         except TopicsNotReady as exc:
             _refuse(str(exc))
-        if config.engine == "faust" and await asyncio.to_thread(
+        if config.engine != "faust":
+            return
+        try:
+            batch = await asyncio.to_thread(
                 written_by_batch, {**config.kafka_client(), "bootstrap.servers": config.bootstrap_servers},
-                config.app_id, read_topics(self)):
+                config.app_id, read_topics(self))
+        except KafkaException as exc:  # the coordinator not there yet: the supervisor starts it again
+            _refuse(f"could not read group {config.app_id}'s committed offsets ({exc}); try again",
+                    EXIT_STALLED)
+        if batch:
             _refuse(f"group {config.app_id} was committed by the batch engine, whose gate state the "
                     "Faust agents cannot read (a parked change could be skipped). Start the worker "
                     "with --engine batch, or with a new --app-id (fresh state, from the topics).")
@@ -101,10 +109,10 @@ def read_topics(app: StreamsApp) -> list[str]:
                    rt.gate_topic_name})
 
 
-def _refuse(reason: str) -> NoReturn:
+def _refuse(reason: str, code: int = EXIT_CONFIG) -> NoReturn:
     log.critical("dualwrite worker: %s", reason)
     logging.shutdown()
-    os._exit(EXIT_CONFIG)
+    os._exit(code)
 
 
 @dataclass

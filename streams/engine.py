@@ -94,9 +94,9 @@ log = logging.getLogger(__name__)
 # Records a batch takes at most; fewer when that is all there is. Each batch is one transaction
 # (about 10 ms of Kafka waits): 1,000 made a replay 6% faster than 500; a burst of 800 is one batch.
 BATCH_RECORDS = 1000
+MARK_KEY = "engine-mark"  # in `states`, per partition: the last mark a batch wrote parked slots with
 # After an assignment, the first batch waits (at most this long, and for at most this many
 # records) until every assigned partition with records to read has delivered some: see `_take`.
-MARK_KEY = "engine-mark"  # in `states`, per partition: the last mark a batch wrote parked slots with
 FIRST_BATCH_WAIT_S = 1.0
 FIRST_BATCH_MAX = 10_000
 
