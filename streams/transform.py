@@ -230,8 +230,8 @@ def key_reference(m: TableMap, entity_set: str, key: Mapping[str, Any]) -> str:
 
 
 def _field_plan(m: TableMap, reverse: bool) -> Flow:
-    """(key fields, the `Out` columns) for one
-    direction (`TableMap.forward_flow`, `TableMap.reverse_flow`: worked out once per map)."""
+    """(key fields, the `Out` columns) for one direction (`TableMap.forward_flow`,
+    `TableMap.reverse_flow`: worked out once per map)."""
     return m.reverse_flow if reverse else m.forward_flow
 
 

@@ -465,8 +465,8 @@ class TableMap(_Frozen):
 
     @cached_property
     def forward_flow(self) -> Flow:
-        """What `streams.transform` writes to the target: the key fields, and (field, output
-        name, source column, value map backwards) for every field, key fields kept in fields first."""
+        """What `streams.transform` writes to the target: the key fields, and an `Out` for every
+        field, key fields kept in fields first."""
         out = [_out(f, f.target, f.source, False, f.read_name) for f in self.key if f.in_fields]
         out += [_out(f, f.target, f.source, False, f.read_name) for f in self.fields]
         return self.key, tuple(out)
