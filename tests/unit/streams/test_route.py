@@ -221,18 +221,24 @@ def test_a_change_refused_once_a_known_row_is_added_goes_to_the_gate_to_be_refus
     assert key == rows.COMPANY_FACT and not msg.item.facts  # type: ignore[union-attr]
 
 
-def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
-    """A project's company and customer, both known: added before the one plan of the change,
-    not a plan more per lookup (an actual has six)."""
+def _plans_counted(monkeypatch) -> list[set[str]]:
+    """The facts each plan ingest makes holds, in order (`streams.route.plan` counted)."""
     import streams.route
 
-    plans = []
+    plans: list[set[str]] = []
 
     def counting(item, maps, **kwargs):
         plans.append(set(item.facts))
         return plan(item, maps, **kwargs)
 
     monkeypatch.setattr(streams.route, "plan", counting)
+    return plans
+
+
+def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
+    """A project's company and customer, both known: added before the one plan of the change,
+    not a plan more per lookup (an actual has six)."""
+    plans = _plans_counted(monkeypatch)
     out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
                        event("dataverse", "msdyn_projects", rows.project()), 0, KNOWN.get)
     [(key, _msg)] = changes(out)
@@ -243,19 +249,11 @@ def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
 def test_a_chained_lookup_the_view_knows_is_added_with_the_row_it_reads_through(monkeypatch):
     """A project manager's personnel number is read through their bookable resource: both rows
     known, the change is planned once, with both."""
-    import streams.route
-
     manager, resource = "u-guid-alice", "r-guid-alice"
     present = present_fact(target_key("bookableresources", {"_userid_value": manager}))
     resource_row = row_fact("dataverse", "bookableresources", resource)
     known = {**KNOWN, present: {"target_id": resource}, resource_row: {"msdyn_personnelnumber": "000101"}}
-    plans = []
-
-    def counting(item, maps, **kwargs):
-        plans.append(set(item.facts))
-        return plan(item, maps, **kwargs)
-
-    monkeypatch.setattr(streams.route, "plan", counting)
+    plans = _plans_counted(monkeypatch)
     out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
                        event("dataverse", "msdyn_projects", rows.project(_msdyn_projectmanager_value=manager)),
                        0, known.get)
