@@ -195,7 +195,8 @@ class Engine:
         self.local: deque[tuple[bytes, bytes | None, int, GateMsg]] = deque()
         self.changelog_offsets: dict[tuple[str, int], int] = {}
         self._positions: dict[tuple[str, int], int] = {}  # committed by this worker since its assignment
-        self._awaited: set[tuple[str, int]] = set()  # partitions with records, none read yet (`_take`)
+        # Partitions with records to read, none read yet (`_take`): the end offset each had then.
+        self._awaited: dict[tuple[str, int], int] = {}
         self._clock = 0
         self._debug = log.isEnabledFor(logging.DEBUG)
         self._stop = False
@@ -496,15 +497,27 @@ class Engine:
         `FIRST_BATCH_MAX`: one batch, which `in_time_order` puts in the order it was written.
         librdkafka starts fetching each partition when it has found its offset, in no set order:
         a replay's first 1,500 projects were read before their company's row, and waited for
-        it at the gate."""
+        it at the gate. A partition the consumer has read to that end without delivering a
+        record (all that was left were transaction markers, or an aborted transaction's records:
+        librdkafka's position passes them) has nothing to wait for."""
         assert self.consumer is not None
         deadline = time.monotonic() + FIRST_BATCH_WAIT_S
         while True:
-            self._awaited.difference_update((m.topic(), m.partition()) for m in records)
+            for m in records:
+                self._awaited.pop((cast(str, m.topic()), cast(int, m.partition())), None)
+            self._read_to_the_end()
             if not self._awaited or len(records) >= FIRST_BATCH_MAX or time.monotonic() >= deadline:
                 self._awaited.clear()
                 return records
             records = records + self.consumer.consume(BATCH_RECORDS, 0.05)
+
+    def _read_to_the_end(self) -> None:
+        """Forget the awaited partitions whose position reached the end they had."""
+        assert self.consumer is not None
+        if self._awaited:
+            for tp in self.consumer.position([TopicPartition(t, p) for t, p in self._awaited]):
+                if tp.offset >= self._awaited[(tp.topic, tp.partition)]:
+                    del self._awaited[(tp.topic, tp.partition)]
 
     async def _loop(self) -> None:
         assert self.consumer is not None
@@ -603,7 +616,7 @@ class Engine:
             log.warning("could not compare committed offsets with log starts: %s", exc)
             return
         report_expired(committed, {tp: low for tp, (low, _high) in marks.items()})
-        self._awaited = {tp for tp, (low, high) in marks.items() if high > max(low, committed.get(tp) or 0)}
+        self._awaited = {tp: high for tp, (low, high) in marks.items() if high > max(low, committed.get(tp) or 0)}
 
     # -- the process ---------------------------------------------------------------------
     async def run(self) -> None:

@@ -149,3 +149,45 @@ def test_an_ack_in_any_partition_is_handled_where_it_is_read(
         assert gate.drain(3) == []
     finally:
         gate.close()
+
+
+def test_a_read_committed_position_passes_what_is_never_delivered(kafka_bootstrap: str, unique: str) -> None:
+    """What the engine's first batch counts on (`Engine._read_to_the_end`) and its commits too:
+    a partition whose committed offset is followed only by a commit marker, or by an aborted
+    transaction and its marker, delivers no record, and the consumer's position reaches the
+    partition's end anyway."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"markers-{unique}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept: the future needs its handle
+    (done,) = admin.create_topics([NewTopic(topic, 2, 1)]).values()
+    done.result(30)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"markers-{unique}"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"committed", b"k", partition=0)
+    producer.produce(topic, b"committed", b"k", partition=1)
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"aborted", b"k", partition=1)
+    producer.flush(30)
+    producer.abort_transaction(30)
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"markers-{unique}",
+                         "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+        ends = [consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps]
+        assert ends == [2, 4]  # a record and its commit marker; then an aborted record and its marker
+        # Committed past each partition's committed record: only markers and aborted records follow.
+        consumer.commit(offsets=[TopicPartition(topic, 0, 1), TopicPartition(topic, 1, 1)], asynchronous=False)
+        consumer.subscribe([topic])
+        delivered, deadline = [], time.monotonic() + 30
+        while time.monotonic() < deadline:
+            delivered += [m for m in consumer.consume(10, 0.2) if m.error() is None]
+            if [tp.offset for tp in consumer.position(tps)] == ends:
+                break
+        assert delivered == []
+        assert [tp.offset for tp in consumer.position(tps)] == ends
+    finally:
+        consumer.close()

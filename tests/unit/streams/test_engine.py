@@ -275,15 +275,21 @@ class _Fetched:
 
 
 class _Fetches:
-    """Hands out scripted fetches, one a consume call (an empty one when the script is out)."""
+    """Hands out scripted fetches, one a consume call (an empty one when the script is out), and
+    the consumer's positions (``positions``; unknown, -1001, for any other partition)."""
 
-    def __init__(self, fetches: list[list[_Fetched]]) -> None:
+    def __init__(self, fetches: list[list[_Fetched]], positions: dict[tuple[str, int], int] | None = None) -> None:
         self.fetches = fetches
+        self.positions = positions or {}
         self.calls = 0
 
     def consume(self, num_messages: int, timeout: float) -> list[_Fetched]:
         self.calls += 1
         return self.fetches.pop(0) if self.fetches else []
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.positions.get((tp.topic, tp.partition), -1001))
+                for tp in tps]
 
 
 def test_the_first_batch_after_an_assignment_waits_for_every_partition_with_records(tmp_path: Path) -> None:
@@ -291,9 +297,10 @@ def test_the_first_batch_after_an_assignment_waits_for_every_partition_with_reco
     One batch holds both, so the project is not taken before the row it looks up."""
     engine, _ = _engine(tmp_path, {0})
     projects, companies = cdc_topic("dataverse", "msdyn_projects"), cdc_topic("dataverse", "cdm_companies")
-    engine._awaited = {(projects, 2), (companies, 0)}
+    engine._awaited = {(projects, 2): 30, (companies, 0): 1}
     first, later = [_Fetched(projects, 2)] * 3, [_Fetched(companies, 0)]
-    engine.consumer = _Fetches([first, [], later, [_Fetched(projects, 2)]])  # type: ignore[assignment]
+    engine.consumer = _Fetches([first, [], later, [_Fetched(projects, 2)]],  # type: ignore[assignment]
+                               {(projects, 2): 3, (companies, 0): 0})
     assert engine._take() == first + later
     assert not engine._awaited
     engine.consumer = _Fetches([first, later])  # type: ignore[assignment]
@@ -307,8 +314,25 @@ def test_the_first_batch_waits_a_bounded_time_for_a_partition_that_delivers_noth
     monkeypatch.setattr(streams.engine, "FIRST_BATCH_WAIT_S", 0.2)
     engine, _ = _engine(tmp_path, {0})
     projects = cdc_topic("dataverse", "msdyn_projects")
-    engine._awaited = {(projects, 2), ("only-a-commit-marker-left", 0)}
+    # Another producer's open transaction: nothing past it can be read until it ends.
+    engine._awaited = {(projects, 2): 30, ("behind-an-open-transaction", 0): 7}
     first = [_Fetched(projects, 2)]
-    engine.consumer = _Fetches([first])  # type: ignore[assignment]
+    engine.consumer = _Fetches([first], {(projects, 2): 1, ("behind-an-open-transaction", 0): 5})  # type: ignore[assignment]
     assert engine._take() == first and not engine._awaited
     assert engine.consumer.calls > 1  # type: ignore[attr-defined]
+
+
+def test_the_first_batch_does_not_wait_for_a_partition_read_to_its_end_without_a_record(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    """All that was left of the partition were transaction markers (or an aborted
+    transaction's records): the consumer's position passed them, no record will come."""
+    import streams.engine
+
+    monkeypatch.setattr(streams.engine, "FIRST_BATCH_WAIT_S", 5.0)
+    engine, _ = _engine(tmp_path, {0})
+    projects, gate = cdc_topic("dataverse", "msdyn_projects"), "only-markers-left"
+    engine._awaited = {(projects, 2): 30, (gate, 0): 7}
+    first = [_Fetched(projects, 2)]
+    engine.consumer = _Fetches([first], {(projects, 2): 1, (gate, 0): 7})  # type: ignore[assignment]
+    assert engine._take() == first and not engine._awaited
+    assert engine.consumer.calls == 1  # type: ignore[attr-defined]  # no wait for more
