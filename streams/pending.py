@@ -359,10 +359,12 @@ def in_change_set(item: Pending, maps: MapRegistry) -> bool:
     return item.op == "delete" or item.reverse or maps[item.map].passes(item.row)
 
 
-def plan(item: Pending, maps: MapRegistry, *, route_only: bool = False) -> Step:
+def plan(item: Pending, maps: MapRegistry, *, route_only: bool = False,
+         wanted: Mapping[str, str] | None = None) -> Step:
     """The item's next step. ``route_only``: only the step's key is asked (`streams.route`
     at ingest): a map whose steps read no field (no two-way fields, no partner) maps only the
-    target key, and the step's `Mapped` then holds no fields; the gate maps them when it emits."""
+    target key, and the step's `Mapped` then holds no fields; the gate maps them when it emits.
+    ``wanted``: the item's `streams.transform.lookup_facts`, when the caller worked it out."""
     m = maps[item.map]
     if item.tx_total is not None and item.tx_total > 1 and not item.released and item.source.txid:
         return Group(tx_key(item.source))
@@ -371,7 +373,7 @@ def plan(item: Pending, maps: MapRegistry, *, route_only: bool = False) -> Step:
     if item.op == "delete":
         return _delete(m, item)
     keys_only = route_only and not item.reverse and not m.two_way and m.partner is None
-    result = transform(m, item.row, item.facts, reverse=item.reverse, keys_only=keys_only)
+    result = transform(m, item.row, item.facts, reverse=item.reverse, keys_only=keys_only, wanted=wanted)
     if isinstance(result, Filtered):
         return Drop(result.reason)
     if isinstance(result, NeedFacts):

@@ -84,16 +84,17 @@ def first_step(item: Pending, maps: MapRegistry, known: Known = _nothing_known) 
     them, it is walked again from the item as it came, a fact at a time, to find the one to
     leave without.
     """
-    found = _known_lookups(item, maps, known)
+    found, wanted = _known_lookups(item, maps, known)
     if found:
         try:
-            out = _walk(item.with_facts(found), maps, known)
+            out = _walk(item.with_facts(found), maps, known, wanted)
         except Exception:
             pass  # refused with them: walked from the item as it came, to say which fact did it
         else:
             metrics.child(LOOKUPS, "local").inc(len(found))
             return out
-    return _walk(item, maps, known)
+        wanted = None  # the item's own lookups, without the facts found, are not those
+    return _walk(item, maps, known, wanted)
 
 
 class _Either(Mapping[str, Any]):
@@ -121,30 +122,36 @@ class _Either(Mapping[str, Any]):
         return len(self.facts)
 
 
-def _known_lookups(item: Pending, maps: MapRegistry, known: Known) -> dict[str, dict[str, Any]]:
-    """The facts of the item's lookups that it lacks and ``known`` answers; none for a change
-    whose first plan asks no lookup (a delete) or whose lookup columns the map refuses."""
+def _known_lookups(item: Pending, maps: MapRegistry, known: Known
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, str] | None]:
+    """The facts of the item's lookups that it lacks and ``known`` answers, and the item's
+    `lookup_facts` once they are added (what its first plan would work out again: the facts it
+    read are the item's or those found); none for a change whose first plan asks no lookup (a
+    delete) or whose lookup columns the map refuses."""
     if known is _nothing_known or item.op != "upsert":
-        return {}
+        return {}, None
     try:
         wanted = lookup_facts(maps[item.map], item.row, reverse=item.reverse, facts=_Either(item.facts, known))
     except Exception:
-        return {}  # the walk finds and says it
+        return {}, None  # the walk finds and says it
     found = {}
     for key in wanted.values():
         if item.facts.get(key) is None:
             value = known(key)
             if value is not None:
                 found[key] = value
-    return found
+    return found, wanted
 
 
-def _walk(item: Pending, maps: MapRegistry, known: Known) -> tuple[Pending, str | Drop]:
-    """`first_step` from ``item``: its plans, adding each fact ``known`` answers that a step needs."""
+def _walk(item: Pending, maps: MapRegistry, known: Known,
+          wanted: dict[str, str] | None = None) -> tuple[Pending, str | Drop]:
+    """`first_step` from ``item``: its plans, adding each fact ``known`` answers that a step needs
+    (``wanted``: the item's `lookup_facts`, when known)."""
     before: tuple[Pending, str] | None = None
     while True:
         try:
-            step, whole = _step(item, maps)
+            step, whole = _step(item, maps, wanted)
+            wanted = None  # the next plan is of the item with more facts
         except Exception:
             if before is None:
                 raise
@@ -169,15 +176,15 @@ def _walk(item: Pending, maps: MapRegistry, known: Known) -> tuple[Pending, str 
         return item, step.key
 
 
-def _step(item: Pending, maps: MapRegistry) -> tuple[Step, bool]:
+def _step(item: Pending, maps: MapRegistry, wanted: dict[str, str] | None) -> tuple[Step, bool]:
     """The item's next step as the gate plans it (and True), or, when a field of the row is
     what the map refuses, the step its key alone names (and False): a field the map cannot
     take is the gate's to dead-letter (with the change, for `dualwrite dlq retry`), a lookup
     or the key is ingest's."""
     try:
-        return plan(item, maps), True
+        return plan(item, maps, wanted=wanted), True
     except Exception:
-        return plan(item, maps, route_only=True), False
+        return plan(item, maps, route_only=True, wanted=wanted), False
 
 
 def command_source(table: str, record_id: str, event: ChangeEvent, redriven: bool = False) -> CommandSource:

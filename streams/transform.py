@@ -236,17 +236,20 @@ def _field_plan(m: TableMap, reverse: bool) -> Flow:
 
 
 def transform(m: TableMap, row: Mapping[str, Any], facts: Facts, *,
-              reverse: bool = False, settled: bool = False, keys_only: bool = False) -> Mapped | NeedFacts | Filtered:
+              reverse: bool = False, settled: bool = False, keys_only: bool = False,
+              wanted: Mapping[str, str] | None = None) -> Mapped | NeedFacts | Filtered:
     """Map ``row`` (source row; the target row when ``reverse``) through ``m``.
 
     ``facts`` holds the facts learned so far by fact key; ``settled``: every fact there is
     (`dualwrite.reconcile`), so an optional lookup's missing fact is absent, not awaited.
     ``keys_only``: the target key (and the lookups) is all that is asked, the fields are not
-    mapped (``fields`` and ``readable`` empty), nor checked.
+    mapped (``fields`` and ``readable`` empty), nor checked. ``wanted``: what
+    ``lookup_facts(m, row, reverse=reverse, facts=facts)`` returns, when the caller has it.
     """
     if not reverse and m.filter and not m.passes(row):
         return Filtered(f"filter of map {m.name!r}")
-    wanted = lookup_facts(m, row, reverse=reverse, facts=facts)
+    if wanted is None:
+        wanted = lookup_facts(m, row, reverse=reverse, facts=facts)
     missing = tuple(k for k in wanted.values() if facts.get(k) is None)
     if missing:
         optional = {wanted[lk.name] for lk in _lookups(m, reverse) if lk.optional and lk.name in wanted}

@@ -263,6 +263,37 @@ def test_a_chained_lookup_the_view_knows_is_added_with_the_row_it_reads_through(
     assert planned(msg.item, MAPS).mapped.fields["ProjectManagerPersonnelNumber"] == "000101"  # type: ignore[union-attr]
 
 
+def test_a_plan_given_the_lookups_worked_out_at_ingest_is_given_those_of_the_item_it_plans(monkeypatch):
+    """Ingest works out a change's lookups to find the rows the view knows, and hands them to
+    the change's first plan, which would work them out again: they must be the lookups of the
+    very item planned. Among the cases: a chained lookup (its key is known only through the
+    row before it), and a change refused with the rows found, walked again without them."""
+    import streams.route
+    from streams.transform import lookup_facts
+
+    given: list[tuple[Pending, object]] = []
+
+    def recording(item, maps, **kwargs):
+        given.append((item, kwargs.get("wanted")))
+        return plan(item, maps, **kwargs)
+
+    monkeypatch.setattr(streams.route, "plan", recording)
+    manager, resource = "u-guid-alice", "r-guid-alice"
+    present = present_fact(target_key("bookableresources", {"_userid_value": manager}))
+    resource_row = row_fact("dataverse", "bookableresources", resource)
+    chained = {**KNOWN, present: {"target_id": resource}, resource_row: {"msdyn_personnelnumber": "000101"}}
+    cases = [(rows.project(), KNOWN), (rows.project(), {rows.COMPANY_FACT: KNOWN[rows.COMPANY_FACT]}),
+             (rows.project(), {}), (rows.project(_msdyn_projectmanager_value=manager), chained),
+             (rows.project(_msdyn_projectmanager_value=manager, msdyn_projectnumber=["PRJ-1"]), chained)]
+    for row, known in cases:
+        route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT, event("dataverse", "msdyn_projects", row),
+                     0, known.get)
+    assert sum(wanted is not None for _item, wanted in given) >= len(cases)
+    for item, wanted in given:
+        if wanted is not None:
+            assert wanted == lookup_facts(MAPS[item.map], item.row, facts=item.facts)
+
+
 def test_a_lookup_row_carries_its_version_to_the_gate():
     row = {"cdm_companyid": rows.COMPANY, "cdm_companycode": "usmf"}
     out = route_change(MAPS, "dataverse", "cdm_companies", rows.COMPANY,
