@@ -221,45 +221,50 @@ def test_a_change_refused_once_a_known_row_is_added_goes_to_the_gate_to_be_refus
     assert key == rows.COMPANY_FACT and not msg.item.facts  # type: ignore[union-attr]
 
 
-def _plans_counted(monkeypatch) -> list[set[str]]:
-    """The facts each plan ingest makes holds, in order (`streams.route.plan` counted)."""
+def _plans_recorded(monkeypatch) -> list[tuple[Pending, dict]]:
+    """Each plan ingest makes, in order: the item planned and the keywords it was given
+    (`streams.route.plan` recorded)."""
     import streams.route
 
-    plans: list[set[str]] = []
+    plans: list[tuple[Pending, dict]] = []
 
-    def counting(item, maps, **kwargs):
-        plans.append(set(item.facts))
+    def recording(item, maps, **kwargs):
+        plans.append((item, kwargs))
         return plan(item, maps, **kwargs)
 
-    monkeypatch.setattr(streams.route, "plan", counting)
+    monkeypatch.setattr(streams.route, "plan", recording)
     return plans
+
+
+MANAGER, RESOURCE = "u-guid-alice", "r-guid-alice"
+MANAGER_PRESENT = present_fact(target_key("bookableresources", {"_userid_value": MANAGER}))
+RESOURCE_ROW = row_fact("dataverse", "bookableresources", RESOURCE)
+# The project manager's bookable resource and its row known too: the chained lookup's rows.
+KNOWN_CHAINED = {**KNOWN, MANAGER_PRESENT: {"target_id": RESOURCE}, RESOURCE_ROW: {"msdyn_personnelnumber": "000101"}}
 
 
 def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
     """A project's company and customer, both known: added before the one plan of the change,
     not a plan more per lookup (an actual has six)."""
-    plans = _plans_counted(monkeypatch)
+    plans = _plans_recorded(monkeypatch)
     out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
                        event("dataverse", "msdyn_projects", rows.project()), 0, KNOWN.get)
     [(key, _msg)] = changes(out)
     assert key.startswith("present:ProjectsV2(")
-    assert plans == [{rows.COMPANY_FACT, rows.ACCOUNT_FACT}]
+    assert [set(item.facts) for item, _kw in plans] == [{rows.COMPANY_FACT, rows.ACCOUNT_FACT}]
 
 
 def test_a_chained_lookup_the_view_knows_is_added_with_the_row_it_reads_through(monkeypatch):
     """A project manager's personnel number is read through their bookable resource: both rows
     known, the change is planned once, with both."""
-    manager, resource = "u-guid-alice", "r-guid-alice"
-    present = present_fact(target_key("bookableresources", {"_userid_value": manager}))
-    resource_row = row_fact("dataverse", "bookableresources", resource)
-    known = {**KNOWN, present: {"target_id": resource}, resource_row: {"msdyn_personnelnumber": "000101"}}
-    plans = _plans_counted(monkeypatch)
+    plans = _plans_recorded(monkeypatch)
     out = route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT,
-                       event("dataverse", "msdyn_projects", rows.project(_msdyn_projectmanager_value=manager)),
-                       0, known.get)
+                       event("dataverse", "msdyn_projects", rows.project(_msdyn_projectmanager_value=MANAGER)),
+                       0, KNOWN_CHAINED.get)
     [(key, msg)] = changes(out)
     assert key.startswith("present:ProjectsV2(") and isinstance(msg, PendingMsg)
-    assert plans == [{rows.COMPANY_FACT, rows.ACCOUNT_FACT, present, resource_row}]
+    assert [set(item.facts) for item, _kw in plans] == [
+        {rows.COMPANY_FACT, rows.ACCOUNT_FACT, MANAGER_PRESENT, RESOURCE_ROW}]
     assert planned(msg.item, MAPS).mapped.fields["ProjectManagerPersonnelNumber"] == "000101"  # type: ignore[union-attr]
 
 
@@ -268,30 +273,19 @@ def test_a_plan_given_the_lookups_worked_out_at_ingest_is_given_those_of_the_ite
     the change's first plan, which would work them out again: they must be the lookups of the
     very item planned. Among the cases: a chained lookup (its key is known only through the
     row before it), and a change refused with the rows found, walked again without them."""
-    import streams.route
     from streams.transform import lookup_facts
 
-    given: list[tuple[Pending, object]] = []
-
-    def recording(item, maps, **kwargs):
-        given.append((item, kwargs.get("wanted")))
-        return plan(item, maps, **kwargs)
-
-    monkeypatch.setattr(streams.route, "plan", recording)
-    manager, resource = "u-guid-alice", "r-guid-alice"
-    present = present_fact(target_key("bookableresources", {"_userid_value": manager}))
-    resource_row = row_fact("dataverse", "bookableresources", resource)
-    chained = {**KNOWN, present: {"target_id": resource}, resource_row: {"msdyn_personnelnumber": "000101"}}
+    plans = _plans_recorded(monkeypatch)
     cases = [(rows.project(), KNOWN), (rows.project(), {rows.COMPANY_FACT: KNOWN[rows.COMPANY_FACT]}),
-             (rows.project(), {}), (rows.project(_msdyn_projectmanager_value=manager), chained),
-             (rows.project(_msdyn_projectmanager_value=manager, msdyn_projectnumber=["PRJ-1"]), chained)]
+             (rows.project(), {}), (rows.project(_msdyn_projectmanager_value=MANAGER), KNOWN_CHAINED),
+             (rows.project(_msdyn_projectmanager_value=MANAGER, msdyn_projectnumber=["PRJ-1"]), KNOWN_CHAINED)]
     for row, known in cases:
         route_change(MAPS, "dataverse", "msdyn_projects", rows.PROJECT, event("dataverse", "msdyn_projects", row),
                      0, known.get)
-    assert sum(wanted is not None for _item, wanted in given) >= len(cases)
-    for item, wanted in given:
-        if wanted is not None:
-            assert wanted == lookup_facts(MAPS[item.map], item.row, facts=item.facts)
+    handed = [(item, kw["wanted"]) for item, kw in plans if kw.get("wanted") is not None]
+    assert len(handed) >= len(cases)
+    for item, wanted in handed:
+        assert wanted == lookup_facts(MAPS[item.map], item.row, facts=item.facts)
 
 
 def test_a_lookup_row_carries_its_version_to_the_gate():
