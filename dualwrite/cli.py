@@ -63,6 +63,33 @@ def settings(
         readme.write_text(update_readme(readme.read_text()))
 
 
+@app.command("compile")
+def compile_hot_path(
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only say whether the worker would run compiled; exit 1 when not.")] = False,
+) -> None:
+    """Compile the worker's per-change path with mypyc (a C compiler and Python's headers needed).
+
+    The worker then decides a change in about a quarter less time. The build is used only while
+    the sources are the ones it was made from; after an edit or an upgrade the worker runs the
+    sources as written until this is run again. DUALWRITE_NATIVE=0 turns it off.
+    """
+    from streams import native
+
+    if check:
+        line = native.status()
+        typer.echo(line)
+        raise typer.Exit(0 if line.startswith("compiled") else 1)
+    if native.built() is None:
+        typer.echo(f"compiling {len(native.MODULES)} modules of the worker with mypyc (about a minute)...")
+    try:
+        place = native.build()
+    except native.NativeBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"compiled: {place}")
+
+
 def main() -> None:
     """Run the CLI; an invalid ``DUALWRITE_*`` value is one line per setting on stderr and exit 2
     (the variable and what it expects), not a validation traceback."""

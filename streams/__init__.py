@@ -10,6 +10,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from streams.native import search as _compiled
+
+# The hot path compiled with mypyc, found first when it was built from these very sources.
+__path__[:0] = _compiled()
+
 if TYPE_CHECKING:
     from streams.app import Runtime, StreamsApp, create_app
     from streams.config import StreamsConfig

@@ -321,10 +321,10 @@ class Engine:
             log.debug("gate %s [%d] mark %d: %r", at.key, partition, at.mark, msg)
         try:
             await self.gatekeeper.handle(msg, at)
-        except Exception as exc:  # changes are guarded inside; this is the last line
+        except Exception as failure:  # changes are guarded inside; this is the last line
             log.exception("gate message %s at partition %s failed", key[:80], partition)
             self._dead_letter_gate(key, encode_gate(msg) if value is None else value, partition, origin,
-                                   type(exc).__name__, str(exc), getattr(msg, "map", None))
+                                   type(failure).__name__, str(failure), getattr(msg, "map", None))
 
     def _dead_letter_gate(self, key: bytes, value: bytes, partition: int, origin: _Record | None,
                           error: str, message: str, map_name: str | None = None) -> None:
@@ -385,9 +385,9 @@ class Engine:
         self.stores.at(p)
         try:
             await self.gatekeeper.handle(msg, Position(key, p, m.offset, _now_ms(), m.topic, clock=self._mark()))
-        except Exception as exc:
+        except Exception as failure:
             log.exception("ack at %s:%s:%s failed", m.topic, m.partition, m.offset)
-            self._dead_letter(m, "gate", type(exc).__name__, str(exc), ack.map)
+            self._dead_letter(m, "gate", type(failure).__name__, str(failure), ack.map)
 
     def _control(self, m: _Record) -> None:
         try:

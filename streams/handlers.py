@@ -312,8 +312,8 @@ class _Gate:
         except TransformError as exc:
             self.dead_letter(item, at, "transform", exc)
             return None
-        except Exception as exc:  # a value no check foresaw: this change only, never the gate
-            self.dead_letter(item, at, "plan", exc)
+        except Exception as failure:  # a value no check foresaw: this change only, never the gate
+            self.dead_letter(item, at, "plan", failure)
             return None
         if isinstance(step, Drop):
             self.fx.add(Count(metrics.DROPPED, (item.map, step.reason)))

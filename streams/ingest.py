@@ -92,8 +92,8 @@ class Ingest:
             routed = route_change(self.maps, system, table, record_id, change, now_ms, self.view.get,
                                   redriven=retried, prev_version=None if seen is None else seen["version"])
             records = gate_records(routed.messages, self.gate_max_bytes)
-        except Exception as exc:  # a shape no check foresaw, or too big: this record only
-            return Refused("route", type(exc).__name__, str(exc))
+        except Exception as failure:  # a shape no check foresaw, or too big: this record only
+            return Refused("route", type(failure).__name__, str(failure))
         for map_name, reason in routed.dropped:
             metrics.child(metrics.DROPPED, map_name, reason).inc()
         for fact_key, msg in routed.messages:

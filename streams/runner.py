@@ -9,6 +9,7 @@ from typing import Any
 import faust
 from prometheus_client import start_http_server
 
+from streams import native
 from streams.app import create_app
 from streams.config import StreamsConfig
 from streams.maps.registry import MapRegistry
@@ -27,6 +28,7 @@ def run_worker(config: StreamsConfig, *, loglevel: str = "info",
     if config.metrics_port:
         start_http_server(config.metrics_port)
     logging.getLogger("streams").setLevel(loglevel.upper())
+    logging.getLogger(__name__).info("hot path: %s", native.status())
     if config.engine == "batch":
         from streams.engine import Engine
 

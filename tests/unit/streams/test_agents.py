@@ -277,6 +277,7 @@ async def test_wrong_value_types_are_dead_letters_and_the_line_goes_on(rt):
          "got dict")]
 
 
+@pytest.mark.interpreted  # it patches route_change and first_step, which compiled code calls directly
 async def test_any_error_of_one_change_is_a_dead_letter_of_its_stage(rt, monkeypatch):
     """Errors no check foresaw, at each guarded step: that change only goes to the DLQ."""
     import streams.handlers
