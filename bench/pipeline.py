@@ -7,7 +7,9 @@ to a peer measured in the same run on the same broker.
    the records it appends per change (gate, changelogs, commands) come from end offsets (P1).
    The same with actuals of six lookups each (`bench.registry`, own broker) gives P1b. The same
    workload decided in this process, without Kafka and Faust (`bench.decisions`), is the
-   ceiling of one worker process.
+   ceiling of one worker process. The worker runs its hot path compiled when `dualwrite
+   compile` built it (`streams.native`); the same replay interpreted, on a broker of its own,
+   says what that gives.
 2. Burst: every record is updated ten times within one flush window; the Finance sink writes the
    burst to the Finance emulator, next to a naive sink that sends one request per command. The
    figure is requests (counted at the emulator) per source change.
@@ -35,10 +37,12 @@ from dualwrite.apiclient import ApiSession
 from dualwrite.kafka import LocalKafka
 from dualwrite.ports import free_port
 from dualwrite.stack import Stack, StackConfig
+from streams import native
 from streams.maps import default_registry
 from topics import Command, apply_topics, catalog, cdc_topic, commands_topic, encode
 
-__all__ = ["PipelineBench", "Replay", "broker", "run_actuals_replay", "run_faust_replay", "run_pipeline_bench"]
+__all__ = ["PipelineBench", "Replay", "broker", "run_actuals_replay", "run_faust_replay", "run_interpreted_replay",
+           "run_pipeline_bench"]
 
 
 @dataclass
@@ -60,6 +64,8 @@ class PipelineBench:
     decisions_eps: float = 0.0  # the same workload decided in-process (`bench.decisions`)
     faust_agents_eps: float = 0.0  # the same replay by the Faust agents (`--engine faust`)
     faust_agents_produced_per_change: float = 0.0
+    interpreted_eps: float = 0.0  # the same replay with the hot path interpreted (`streams.native`)
+    hot_path: str = ""  # how the worker ran it: `streams.native.status`
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -131,12 +137,15 @@ class Replay:
 
 
 def _replay_worker(workdir: Path, kafka: LocalKafka, topic: str, events: int, maps_spec: str = "",
-                   engine: str = "batch") -> Replay:
-    """Start one worker (its ``engine``) over the pre-filled topics: its events per second from
-    the first to the last command, and what it appended, from end offsets (settled, so trailing
-    changelog writes count)."""
+                   engine: str = "batch", compiled: bool = True) -> Replay:
+    """Start one worker (its ``engine``; ``compiled``: its hot path as `dualwrite compile` left
+    it, else interpreted) over the pre-filled topics: its events per second from the first to
+    the last command, and what it appended, from end offsets (settled, so trailing changelog
+    writes count)."""
     before = end_offsets(kafka.bootstrap)
     env = {"DUALWRITE_PROCESSOR__ENGINE": engine}
+    if not compiled:
+        env[native.OFF_ENV] = "0"
     if maps_spec:
         env["DUALWRITE_PROCESSOR__MAPS"] = maps_spec
     stack = Stack(StackConfig(workdir=workdir, kafka_bootstrap=kafka.bootstrap, seed=False), env)
@@ -167,6 +176,15 @@ def run_faust_replay(workdir: Path, records: int, updates: int) -> Replay:
         produce({"bootstrap.servers": kafka.bootstrap}, project_events(records, updates))
         return _replay_worker(workdir / "replay", kafka, cdc_topic("dataverse", "msdyn_projects"),
                               records * updates, engine="faust")
+
+
+def run_interpreted_replay(workdir: Path, records: int, updates: int) -> Replay:
+    """P1 with the hot path interpreted (``DUALWRITE_NATIVE=0``) on a broker of its own: what
+    compiling it (`streams.native`) gives."""
+    with broker(workdir, default_registry().cdc_tables()) as kafka:
+        produce({"bootstrap.servers": kafka.bootstrap}, project_events(records, updates))
+        return _replay_worker(workdir / "replay", kafka, cdc_topic("dataverse", "msdyn_projects"),
+                              records * updates, compiled=False)
 
 
 def run_actuals_replay(workdir: Path, records: int, updates: int) -> Replay:
@@ -270,6 +288,7 @@ def run_pipeline_bench(workdir: Path, records: int = 2000, updates: int = 10,
         replay, raw, naive = _replay(workdir, kafka, records, updates)
         burst = _burst(workdir, kafka, burst_records, burst_updates)
     faust = run_faust_replay(workdir / "faust", records, updates)
+    interpreted = run_interpreted_replay(workdir / "interpreted", records, updates)
     decided = decisions_rate(records, updates)
     return PipelineBench(
         replay_events=replay.events, raw_aiokafka_eps=raw, naive_faust_eps=naive,
@@ -279,4 +298,5 @@ def run_pipeline_bench(workdir: Path, records: int = 2000, updates: int = 10,
         sink_seconds=burst["seconds"], naive_sink_requests_per_change=burst["naive_per_change"],
         naive_sink_seconds=burst["naive_seconds"], replay_commands=replay.commands,
         replay_restarts=replay.restarts, decisions_eps=decided.changes_per_s,
-        faust_agents_eps=faust.eps, faust_agents_produced_per_change=faust.produced_per_change)
+        faust_agents_eps=faust.eps, faust_agents_produced_per_change=faust.produced_per_change,
+        interpreted_eps=interpreted.eps, hot_path=native.status())

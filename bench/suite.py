@@ -56,6 +56,7 @@ def replay_figures(p1: PipelineBench, p1b: Replay | None, *, p1b_row: bool = Tru
     ``p1b_row``), records per change in the worker, the sink burst."""
     rows = [
         Figure("p1_vs_naive", "P1 replay, project workload, events/s vs naive Faust agent"
+               + (", hot path " + p1.hot_path.split(" (")[0] if p1.hot_path else "")
                + restarts_included(p1.replay_restarts),
                p1.processor_eps, "/s", p1.naive_faust_eps, "same run", "x", ">= 2x (beyond: 5x)",
                detail={"events": p1.replay_events, "commands": p1.replay_commands,
@@ -68,6 +69,9 @@ def replay_figures(p1: PipelineBench, p1b: Replay | None, *, p1b_row: bool = Tru
                p1.raw_aiokafka_eps, "same run", "%", "(ceiling)"),
         Figure("p1_vs_decisions", "P1 replay vs the worker's decisions alone (no Kafka, no Faust)",
                p1.processor_eps, "/s", p1.decisions_eps or None, "same run", "%", "(ceiling)"),
+        Figure("p1_vs_interpreted", "P1 replay vs the same worker with its hot path interpreted "
+               "(DUALWRITE_NATIVE=0)", p1.processor_eps, "/s", p1.interpreted_eps or None, "same run", "x",
+               "(compiling's gain)"),
     ]
     if p1b is None and p1b_row:
         rows.append(not_measured("p1b_vs_p1", "P1b replay, actuals (6 lookups), vs P1", ">= 70%", "skipped"))
