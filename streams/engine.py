@@ -72,7 +72,7 @@ from streams.gatekeeper import Gatekeeper, Position
 from streams.ingest import Ingest, Refused
 from streams.lineage import marked
 from streams.store import Stores
-from streams.watchdog import EXIT_STALLED, report_expired
+from streams.watchdog import EXIT_STALLED, Heartbeat, report_expired
 from streams.wire import AppliedMsg, ControlMsg, GateMsg, TickMsg, decode_gate, encode_gate
 from topics import (
     RETRY_HEADER,
@@ -203,6 +203,7 @@ class Engine:
         self._ready = False
         self._last_tick = time.monotonic()
         self._last_parked_age = time.monotonic()
+        self.heartbeat = Heartbeat(self.config.stall_timeout_s)
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
 
@@ -522,6 +523,7 @@ class Engine:
     async def _loop(self) -> None:
         assert self.consumer is not None
         while not self._stop:
+            self.heartbeat.beat()
             records = self._take()
             now = time.monotonic()
             tick = bool(self.owned) and now - self._last_tick >= self.config.tick_interval_s
@@ -587,6 +589,7 @@ class Engine:
             probe.assign(starts)
             left = {(tp.topic, tp.partition) for tp in starts}
             while left:
+                self.heartbeat.beat()  # a long catch-up is not a stall
                 got: dict[tuple[str, int], list[tuple[bytes, bytes | None, int]]] = {}
                 for message in probe.consume(10_000, 1.0):
                     err = message.error()
@@ -629,6 +632,8 @@ class Engine:
         self.consumer = self._consumer()
         self.consumer.subscribe(self._topics(), on_assign=self._assigned, on_revoke=self._revoked)
         log.info("batch engine started: reading %d topic(s)", len(self._topics()))
+        self.heartbeat.beat()
+        self.heartbeat.watch()
         try:
             await self._loop()
         except KafkaException as exc:
@@ -638,6 +643,8 @@ class Engine:
                          "committed offsets", exc)
             logging.shutdown()
             os._exit(EXIT_STALLED)
+        finally:
+            self.heartbeat.stop()
         self.consumer.close()
         self.stores.close()
         log.info("batch engine stopped")

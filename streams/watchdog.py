@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 from streams import metrics
 
-__all__ = ["EXIT_STALLED", "Partition", "PartitionStarts", "Positions", "Watchdog", "expired_ranges",
-           "gate_hint", "report_expired"]
+__all__ = ["EXIT_STALLED", "Heartbeat", "Partition", "PartitionStarts", "Positions", "Watchdog", "exit_stalled",
+           "expired_ranges", "gate_hint", "report_expired"]
 
 
 Partition = tuple[str, int]
@@ -251,7 +251,52 @@ class Watchdog:
         return thread
 
     def exit(self, why: str) -> None:  # pragma: no cover - ends the process
-        log.critical("worker stuck (%s): exiting with %d so the supervisor restarts it", why,
-                     EXIT_STALLED)
-        logging.shutdown()
-        os._exit(EXIT_STALLED)
+        exit_stalled(why)
+
+
+def exit_stalled(why: str) -> None:  # pragma: no cover - ends the process
+    """Exit with `EXIT_STALLED` at once, whatever the other threads hold: the same as the
+    SIGKILL the worker survives (nothing it did not commit counts)."""
+    log.critical("worker stuck (%s): exiting with %d so the supervisor restarts it", why, EXIT_STALLED)
+    logging.shutdown()
+    os._exit(EXIT_STALLED)
+
+
+@dataclass
+class Heartbeat:
+    """The batch engine's liveness (`streams.engine`): its loop beats at every turn (a quiet one
+    every 0.1 s), a catch-up of its tables at every chunk it reads; a thread exits the process
+    when no beat came for ``limit_s`` (``--stall-timeout``). librdkafka's transactional calls can
+    block for good once a broker is lost (a commit or ``send_offsets_to_transaction`` that never
+    returns: librdkafka#3013, #3041); a chaos run saw a worker silent for eight minutes after two
+    brokers were killed in turn, while records waited. Exiting is safe: the batch's transaction
+    never committed, and the next start's ``init_transactions`` aborts it."""
+
+    limit_s: float
+    last: float = field(default_factory=time.monotonic)
+    stopped: bool = False
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def stop(self) -> None:
+        """The loop ended: nothing more to watch."""
+        self.stopped = True
+
+    def silent_s(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.last
+
+    def watch(self, on_stall: Callable[[str], None] = exit_stalled, every_s: float = 1.0) -> threading.Thread:
+        """Check from a daemon thread; ``on_stall`` (default: exit the process) once, with why."""
+
+        def run() -> None:
+            while self.silent_s() <= self.limit_s:
+                time.sleep(min(every_s, self.limit_s / 4))
+                if self.stopped:
+                    return
+            on_stall(f"the batch loop made no turn for {self.silent_s():.0f} s (a Kafka call that does "
+                     f"not return; --stall-timeout {self.limit_s:g} s)")
+
+        thread = threading.Thread(target=run, name="engine-heartbeat", daemon=True)
+        thread.start()
+        return thread

@@ -61,8 +61,9 @@ def worker(
     session_timeout: Annotated[float, typer.Option(
         help="Seconds after which a crashed worker's partitions move to the others.")] = 30.0,
     stall_timeout: Annotated[float, typer.Option(
-        help="Exit with 75 (for the supervisor to restart) when the gate is stuck this long "
-        "(the Faust agents' watchdog; the batch engine has no such defect to guard).")] = 30.0,
+        help="Exit with 75 (for the supervisor to restart) when the worker is stuck this long: the "
+        "batch engine's loop made no turn (a Kafka call that does not return after a broker is "
+        "lost), or the Faust agents' gate handled nothing or their offsets stood still.")] = 30.0,
     instance_id: Annotated[str | None, typer.Option(
         help="A stable name for this worker, unique in the group (e.g. its host name): restarted "
         "under it, the worker takes its partitions back at once instead of after the session "

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from streams.watchdog import PartitionStarts, Watchdog, expired_ranges, gate_hint
+from streams.watchdog import Heartbeat, PartitionStarts, Watchdog, expired_ranges, gate_hint
 
 pytestmark = pytest.mark.unit
 
@@ -191,3 +191,24 @@ def test_offsets_retention_deleted_before_the_group_read_them_are_the_expired_on
     # 0: committed below the log start; 1: ahead of it; 2: never committed (starts at the log
     # start by design); 3: log start unknown; 4: no commit known at all.
     assert expired_ranges(committed, starts) == {("cdc", 0): range(100, 500)}
+
+
+def test_a_heartbeat_that_stops_beating_calls_its_stall_once() -> None:
+    heart = Heartbeat(limit_s=0.2)
+    stalls: list[str] = []
+    thread = heart.watch(stalls.append, every_s=0.05)
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert len(stalls) == 1 and "made no turn" in stalls[0] and "--stall-timeout 0.2 s" in stalls[0]
+
+
+def test_a_heartbeat_that_beats_is_never_a_stall_and_stops_with_its_loop() -> None:
+    heart = Heartbeat(limit_s=0.3)
+    stalls: list[str] = []
+    thread = heart.watch(stalls.append, every_s=0.05)
+    for _ in range(20):  # 1 s of turns, each well within the limit
+        heart.beat()
+        time.sleep(0.05)
+    heart.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and stalls == []
