@@ -31,9 +31,9 @@ from pathlib import Path
 
 __all__ = ["MODULES", "NativeBuildError", "build", "built", "digest", "root", "search", "status"]
 
-# `streams.<name>`: the per-change path. Not `streams.pending` (mypyc's methods on a pydantic
+# `streams.<name>`: the per-change path. Not `streams.item` (mypyc's methods on a pydantic
 # model are objects pydantic refuses as fields) nor the modules a change does not go through.
-MODULES = ("dedupe", "echo", "effects", "engine", "factview", "gatekeeper", "handlers", "ingest",
+MODULES = ("dedupe", "echo", "effects", "engine", "factview", "gatekeeper", "handlers", "ingest", "pending",
            "published", "route", "store", "transform")
 OFF_ENV = "DUALWRITE_NATIVE"
 DIR_ENV = "DUALWRITE_NATIVE_DIR"

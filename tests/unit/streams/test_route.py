@@ -165,6 +165,7 @@ def test_a_change_whose_fields_the_map_refuses_is_refused_at_the_gate_not_at_ing
         planned(msg.item, MAPS)
 
 
+@pytest.mark.interpreted  # patches what compiled code calls directly (streams.native)
 def test_the_gate_takes_the_step_ingest_planned_for_the_same_change_without_planning_again(monkeypatch):
     """The batch engine hands the gate the very objects ingest routed: the full step ingest
     planned is the gate's, once; a copy of the change (from the gate topic) is planned anew."""
@@ -243,6 +244,7 @@ RESOURCE_ROW = row_fact("dataverse", "bookableresources", RESOURCE)
 KNOWN_CHAINED = {**KNOWN, MANAGER_PRESENT: {"target_id": RESOURCE}, RESOURCE_ROW: {"msdyn_personnelnumber": "000101"}}
 
 
+@pytest.mark.interpreted  # patches what compiled code calls directly (streams.native)
 def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
     """A project's company and customer, both known: added before the one plan of the change,
     not a plan more per lookup (an actual has six)."""
@@ -254,6 +256,7 @@ def test_the_lookup_rows_the_view_knows_are_added_in_one_step(monkeypatch):
     assert [set(item.facts) for item, _kw in plans] == [{rows.COMPANY_FACT, rows.ACCOUNT_FACT}]
 
 
+@pytest.mark.interpreted  # patches what compiled code calls directly (streams.native)
 def test_a_chained_lookup_the_view_knows_is_added_with_the_row_it_reads_through(monkeypatch):
     """A project manager's personnel number is read through their bookable resource: both rows
     known, the change is planned once, with both."""
@@ -268,6 +271,7 @@ def test_a_chained_lookup_the_view_knows_is_added_with_the_row_it_reads_through(
     assert planned(msg.item, MAPS).mapped.fields["ProjectManagerPersonnelNumber"] == "000101"  # type: ignore[union-attr]
 
 
+@pytest.mark.interpreted  # patches what compiled code calls directly (streams.native)
 def test_a_plan_given_the_lookups_worked_out_at_ingest_is_given_those_of_the_item_it_plans(monkeypatch):
     """Ingest works out a change's lookups to find the rows the view knows, and hands them to
     the change's first plan, which would work them out again: they must be the lookups of the
