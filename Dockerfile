@@ -15,13 +15,7 @@ RUN pip install --no-cache-dir . "mypy>=1.13" && dualwrite compile
 
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY topics ./topics
-COPY connectors ./connectors
-COPY streams ./streams
-COPY emulators ./emulators
-COPY dualwrite ./dualwrite
-COPY bench ./bench
+COPY --from=native /app /app
 RUN pip install --no-cache-dir .
 COPY --from=native /usr/local/share/dualwrite-native /usr/local/share/dualwrite-native
 ENV DUALWRITE_STATE_DIR=/var/lib/dualwrite
